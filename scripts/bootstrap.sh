@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: Debian packages, .venv with the package
+# (compiled extensions included), and the npm tools (anvil, solc) pinned in package-lock.json.
+# Safe to run every time: each step is skipped when its stamp is newer than its inputs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+STAMPS="$ROOT/.venv/.stamps"
+
+need_apt=()
+[ -f /usr/include/secp256k1_recovery.h ] || need_apt+=(libsecp256k1-dev)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "bootstrap: installing Debian packages: ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "bootstrap: creating .venv"
+    "$PY" -m venv .venv
+fi
+mkdir -p "$STAMPS"
+
+if [ ! -f "$STAMPS/pip" ] || [ pyproject.toml -nt "$STAMPS/pip" ] || [ setup.py -nt "$STAMPS/pip" ]; then
+    echo "bootstrap: pip install -e .[test]"
+    .venv/bin/python -m pip install -q --upgrade pip setuptools wheel "Cython>=3.0"
+    .venv/bin/python -m pip install -q -e ".[test]"
+    touch "$STAMPS/pip"
+fi
+
+# Rebuild the extension whenever a cext source is newer than the built module.
+if [ -n "$(find cext -name '*.pyx' -newer "$STAMPS/pip" -o -name '*.pxd' -newer "$STAMPS/pip" -o -name '*.h' -newer "$STAMPS/pip" -o -name '*.c' ! -name '_*.c' -newer "$STAMPS/pip" 2>/dev/null | head -1)" ]; then
+    echo "bootstrap: rebuilding cext"
+    .venv/bin/python setup.py -q build_ext --inplace >/dev/null
+    touch "$STAMPS/pip"
+fi
+
+if [ -f package.json ]; then
+    if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+        echo "bootstrap: npm ci"
+        npm ci --no-audit --no-fund --loglevel=error
+    fi
+fi
