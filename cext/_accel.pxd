@@ -1,0 +1,17 @@
+# C declarations for the native primitives in cext/src (see optr.h for contracts).
+from libc.stdint cimport uint8_t
+
+cdef extern from "src/optr.h" nogil:
+    int OPTR_OK
+    int OPTR_ENOMEM
+    int OPTR_ETHREAD
+    int OPTR_ECONTEXT
+    int OPTR_ORDER_RECORD_SIZE
+    void optr_keccak256(const uint8_t *data, size_t length, uint8_t *out)
+    int optr_keccak256_many(const uint8_t *const *ptrs, const size_t *lens, size_t n,
+                            uint8_t *out, int threads)
+    int optr_merkle_root(const uint8_t *leaves, size_t n, uint8_t *out, int threads)
+    int optr_recover_many(const uint8_t *digests, const uint8_t *sigs, size_t n,
+                          uint8_t *addrs, uint8_t *ok, int threads)
+    int optr_order_digests(const uint8_t *domain, const uint8_t *typehash,
+                           const uint8_t *records, size_t n, uint8_t *out, int threads)

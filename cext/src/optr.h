@@ -1,0 +1,43 @@
+/* optrollup native primitives. All functions are GIL-free C; callers hold no Python objects.
+ * Return codes: OPTR_OK or a negative OPTR_E* value, turned into exceptions in one place
+ * (cext/_accel.pyx: _check). */
+#ifndef OPTR_H
+#define OPTR_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define OPTR_OK 0
+#define OPTR_ENOMEM -1
+#define OPTR_ETHREAD -2
+#define OPTR_ECONTEXT -3
+
+/* Keccak-256 (the original Keccak padding used by Ethereum, not SHA3-256). */
+void optr_keccak256(const uint8_t *in, size_t len, uint8_t out[32]);
+
+/* out[32*i .. 32*i+31] = keccak256(ptrs[i][0 .. lens[i]-1]); threads <= 0: all online cores. */
+int optr_keccak256_many(const uint8_t *const *ptrs, const size_t *lens, size_t n,
+                        uint8_t *out, int threads);
+
+/* Merkle root of n 32-byte leaves (design.md rule: pad with zero leaves to a power of two,
+ * parent = keccak256(left || right), n == 0 gives 32 zero bytes). leaves is not modified. */
+int optr_merkle_root(const uint8_t *leaves, size_t n, uint8_t out[32], int threads);
+
+/* Recover Ethereum addresses. digests: n*32 bytes; sigs: n*65 bytes r||s||v, v in {0,1,27,28}.
+ * addrs: n*20 bytes out; ok[i] = 1 when recovered, 0 for any invalid signature
+ * (bad v, r or s zero or >= n, s > n/2, no point). */
+int optr_recover_many(const uint8_t *digests, const uint8_t *sigs, size_t n,
+                      uint8_t *addrs, uint8_t *ok, int threads);
+
+/* EIP-712 digests of Order structs. Each record is ORDER_RECORD_SIZE bytes, laid out as the
+ * ABI-encoded struct body minus the typehash and with the instrument already hashed:
+ *   [0..31] account (left-padded), [32..63] keccak(instrument), then isBuy, price, amount, nonce,
+ *   expiry, timeInForce, postOnly, reduceOnly as 32-byte words.
+ * out[32*i..] = keccak256(0x1901 || domain || keccak256(typehash || record_i)). */
+#define OPTR_ORDER_WORDS 10
+#define OPTR_ORDER_RECORD_SIZE (32 * OPTR_ORDER_WORDS)
+int optr_order_digests(const uint8_t domain[32], const uint8_t typehash[32],
+                       const uint8_t *records, size_t n, uint8_t *out, int threads);
+
+/* Number of worker threads for a batch of n items given the caller's request. */
+int optr_threads_for(size_t n, int requested, size_t min_per_thread);
+#endif
