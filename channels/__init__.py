@@ -1,0 +1,1 @@
+"""optrollup channels (see design.md)."""

@@ -1,0 +1,1 @@
+"""optrollup prover (see design.md)."""

@@ -1,0 +1,1 @@
+"""optrollup's L2 node: trading core, persistence, blocks, HTTP API, client and CLI."""
