@@ -1,0 +1,116 @@
+"""The input log: every accepted request, in order, as opaque bytes under an 8-byte sequence.
+
+`InputLog` is the storage; `GroupCommitter` is the write path: callers submit records in
+processing order and get a future per record; one writer thread drains whatever is pending
+into a single synced LevelDB write batch, so concurrent requests share one fsync. A future
+resolves only after its record is on disk: acknowledge a request only then.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+
+import plyvel
+
+from sequencer.store.db import StoreError
+
+PREFIX = b"log/"
+
+
+def _key(seq: int) -> bytes:
+    return PREFIX + seq.to_bytes(8, "big")
+
+
+class InputLog:
+    """Append-only records keyed by sequence number (from 0, contiguous)."""
+
+    def __init__(self, db: plyvel.DB) -> None:
+        self._db = db
+        last = next(self._db.iterator(prefix=PREFIX, reverse=True, include_value=False), None)
+        self.next_seq = int.from_bytes(last[len(PREFIX):], "big") + 1 if last else 0
+
+    def write(self, first_seq: int, records: list[bytes], *, sync: bool = True) -> None:
+        """Write `records` at first_seq.. in one atomic batch (synced by default)."""
+        if first_seq != self.next_seq:
+            raise StoreError(f"log gap: writing at {first_seq}, next is {self.next_seq}")
+        with self._db.write_batch(sync=sync) as wb:
+            for i, rec in enumerate(records):
+                wb.put(_key(first_seq + i), rec)
+        self.next_seq += len(records)
+
+    def read(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
+        """(seq, record) from `start` to the end, in order."""
+        for key, value in self._db.iterator(start=_key(start), stop=_key(2**64 - 1) + b"\xff"):
+            yield int.from_bytes(key[len(PREFIX):], "big"), value
+
+
+class GroupCommitter:
+    """Batches appends from any thread into synced writes by one writer thread.
+
+    `submit` assigns sequence numbers in call order (callers serialise processing, so log
+    order is processing order) and returns a Future that resolves to the seq once durable, or
+    to the write's exception. `on_sync(seconds, records)` observes each fsync (for metrics).
+    """
+
+    def __init__(self, log: InputLog, *, max_batch: int = 8192,
+                 on_sync: Callable[[float, int], None] | None = None) -> None:
+        self._log = log
+        self._max_batch = max_batch
+        self._on_sync = on_sync
+        self._cond = threading.Condition()
+        self._pending: list[tuple[bytes, Future[int]]] = []
+        self._next = log.next_seq
+        self._closed = False
+        self._error: BaseException | None = None
+        self.syncs = 0
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, record: bytes) -> Future[int]:
+        fut: Future[int] = Future()
+        with self._cond:
+            if self._closed:
+                raise StoreError("input log is closed")
+            if self._error is not None:
+                raise StoreError(f"input log failed earlier: {self._error}")
+            self._pending.append((record, fut))
+            self._next += 1
+            self._cond.notify()
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending and self._closed:
+                    return
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+            first = self._log.next_seq
+            t0 = time.perf_counter()
+            try:
+                self._log.write(first, [r for r, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - every waiter must learn of it
+                with self._cond:
+                    self._error = exc
+                    failed = batch + self._pending
+                    self._pending = []
+                for _, fut in failed:
+                    fut.set_exception(StoreError(f"input log write failed: {exc}"))
+                continue
+            self.syncs += 1
+            if self._on_sync is not None:
+                self._on_sync(time.perf_counter() - t0, len(batch))
+            for i, (_, fut) in enumerate(batch):
+                fut.set_result(first + i)
+
+    def close(self) -> None:
+        """Flush what is pending, then stop the writer."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
