@@ -1,0 +1,76 @@
+"""Block headers and the leaf encodings of docs/encoding.md (withdrawal and tx leaves, tags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import encode as abi_encode
+
+from cext import keccak256, parse_address
+
+WITHDRAWAL_TAG = keccak256(b"optrollup.withdrawal.v1")
+ACCOUNT_TAG = keccak256(b"optrollup.account.v1")
+TX_TAG = keccak256(b"optrollup.tx.v1")
+ZERO32 = b"\0" * 32
+
+HEADER_TYPES = ["uint64", "bytes32", "uint64", "bytes32", "bytes32", "bytes32", "uint64"]
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """An L2 block header. `timestamp` is unix seconds; `l1_deposit_cursor` counts the L1
+    deposits (Bridge nonces) credited up to and including this block."""
+
+    number: int
+    parent_hash: bytes
+    timestamp: int
+    tx_root: bytes
+    state_root: bytes
+    withdrawal_root: bytes
+    l1_deposit_cursor: int
+
+    def encode(self) -> bytes:
+        """Standard ABI encoding, the preimage of `hash()` (same as Solidity's abi.encode)."""
+        return abi_encode(HEADER_TYPES, [self.number, self.parent_hash, self.timestamp,
+                                         self.tx_root, self.state_root, self.withdrawal_root,
+                                         self.l1_deposit_cursor])
+
+    def hash(self) -> bytes:
+        return keccak256(self.encode())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "parentHash": "0x" + self.parent_hash.hex(),
+            "timestamp": self.timestamp,
+            "txRoot": "0x" + self.tx_root.hex(),
+            "stateRoot": "0x" + self.state_root.hex(),
+            "withdrawalRoot": "0x" + self.withdrawal_root.hex(),
+            "l1DepositCursor": self.l1_deposit_cursor,
+            "hash": "0x" + self.hash().hex(),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Header":
+        def b32(k: str) -> bytes:
+            raw = bytes.fromhex(d[k][2:])
+            if len(raw) != 32:
+                raise ValueError(f"{k} must be 32 bytes")
+            return raw
+
+        return cls(int(d["number"]), b32("parentHash"), int(d["timestamp"]), b32("txRoot"),
+                   b32("stateRoot"), b32("withdrawalRoot"), int(d["l1DepositCursor"]))
+
+
+def withdrawal_leaf(account: bytes | str, recipient: bytes | str, amount: int, nonce: int) -> bytes:
+    """H(abi.encode(WITHDRAWAL_TAG, account, recipient, uint256 amount, uint64 nonce))."""
+    return keccak256(abi_encode(
+        ["bytes32", "address", "address", "uint256", "uint64"],
+        [WITHDRAWAL_TAG, parse_address(account, "account"), parse_address(recipient, "recipient"),
+         amount, nonce]))
+
+
+def tx_leaf(tx_bytes: bytes) -> bytes:
+    """H(abi.encode(TX_TAG, bytes txBytes))."""
+    return keccak256(abi_encode(["bytes32", "bytes"], [TX_TAG, tx_bytes]))
