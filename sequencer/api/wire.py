@@ -1,0 +1,118 @@
+"""Decoding JSON request bodies into typed values, with errors that name the field.
+
+design.md: numbers that can exceed 2^53 are accepted as a decimal string or a JSON integer;
+addresses are 0x hex (mixed case must be valid EIP-55); signatures are 0x + 65 bytes r‖s‖v.
+Unknown fields are rejected so a typo never silently changes an order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cext import Order, parse_address
+from sequencer.errors import InvalidRequest
+
+ORDER_KEYS = ("account", "instrument", "isBuy", "price", "amount", "nonce", "expiry",
+              "timeInForce", "postOnly", "reduceOnly")
+
+
+def require_object(value: Any, field: str, keys: Sequence[str], optional: Sequence[str] = ()) -> Mapping[str, Any]:
+    """`value` must be a JSON object with exactly `keys` (plus any of `optional`)."""
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{field} must be a JSON object", code="invalid_type")
+    missing = [k for k in keys if k not in value]
+    if missing:
+        raise InvalidRequest(f"{field} is missing {', '.join(missing)}", code="missing_field")
+    unknown = [k for k in value if k not in keys and k not in optional]
+    if unknown:
+        raise InvalidRequest(f"{field} has unknown field(s) {', '.join(sorted(unknown))}",
+                             code="unknown_field")
+    return value
+
+
+def uint(value: Any, field: str, bits: int = 256) -> int:
+    """A JSON integer or decimal string in [0, 2**bits)."""
+    if type(value) is int:
+        n = value
+    elif isinstance(value, str) and value.isdigit() and value.isascii() and len(value) <= 78:
+        n = int(value)
+    else:
+        raise InvalidRequest(f"{field} must be a non-negative integer or decimal string, got {value!r}",
+                             code="invalid_number")
+    if n >> bits:
+        raise InvalidRequest(f"{field} does not fit in uint{bits}: {value}", code="invalid_number")
+    return n
+
+
+def boolean(value: Any, field: str) -> bool:
+    if type(value) is not bool:
+        raise InvalidRequest(f"{field} must be true or false, got {value!r}", code="invalid_type")
+    return value
+
+
+def string(value: Any, field: str, max_len: int = 64) -> str:
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{field} must be a string, got {value!r}", code="invalid_type")
+    if len(value) > max_len:
+        raise InvalidRequest(f"{field} is longer than {max_len} characters", code="invalid_value")
+    return value
+
+
+def address(value: Any, field: str) -> bytes:
+    """20 raw bytes from 0x hex; mixed case must be a valid EIP-55 checksum."""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{field} must be a 0x-hex address string, got {value!r}",
+                             code="invalid_address")
+    try:
+        return parse_address(value, field)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), code="invalid_address") from None
+
+
+def hex_bytes(value: Any, field: str, length: int) -> bytes:
+    if not isinstance(value, str) or value[:2] not in ("0x", "0X"):
+        raise InvalidRequest(f"{field} must be 0x-prefixed hex", code="invalid_hex")
+    try:
+        raw = bytes.fromhex(value[2:])
+    except ValueError:
+        raise InvalidRequest(f"{field} is not valid hex", code="invalid_hex") from None
+    if len(raw) != length:
+        raise InvalidRequest(f"{field} must be {length} bytes, got {len(raw)}", code="invalid_length")
+    return raw
+
+
+def signature(value: Any, field: str = "signature") -> bytes:
+    """65 bytes r‖s‖v; v must be 0, 1, 27 or 28 (range and low-s are checked at recovery)."""
+    sig = hex_bytes(value, field, 65)
+    if sig[64] not in (0, 1, 27, 28):
+        raise InvalidRequest(f"{field} has v = {sig[64]}; expected 27 or 28 (or 0/1)",
+                             code="invalid_signature_v")
+    return sig
+
+
+def order(value: Any, field: str = "order") -> Order:
+    """An Order message (EIP-712 field names) from JSON."""
+    o = require_object(value, field, ORDER_KEYS)
+    tif = uint(o["timeInForce"], f"{field}.timeInForce", 8)
+    if tif > 2:
+        raise InvalidRequest(f"{field}.timeInForce must be 0 (GTC), 1 (IOC) or 2 (FOK), got {tif}",
+                             code="invalid_value")
+    return Order(
+        address(o["account"], f"{field}.account"),
+        string(o["instrument"], f"{field}.instrument"),
+        boolean(o["isBuy"], f"{field}.isBuy"),
+        uint(o["price"], f"{field}.price"),
+        uint(o["amount"], f"{field}.amount"),
+        uint(o["nonce"], f"{field}.nonce", 64),
+        uint(o["expiry"], f"{field}.expiry", 64),
+        tif,
+        boolean(o["postOnly"], f"{field}.postOnly"),
+        boolean(o["reduceOnly"], f"{field}.reduceOnly"),
+    )
+
+
+def signed(body: Any, primary: str) -> tuple[Mapping[str, Any], bytes]:
+    """Split a signed write `{"<primary>": {...}, "signature": "0x.."}`."""
+    obj = require_object(body, "body", (primary, "signature"))
+    return obj[primary], signature(obj["signature"])
