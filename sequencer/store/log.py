@@ -32,13 +32,19 @@ class InputLog:
         last = next(self._db.iterator(prefix=PREFIX, reverse=True, include_value=False), None)
         self.next_seq = int.from_bytes(last[len(PREFIX):], "big") + 1 if last else 0
 
-    def write(self, first_seq: int, records: list[bytes], *, sync: bool = True) -> None:
-        """Write `records` at first_seq.. in one atomic batch (synced by default)."""
+    def write(self, first_seq: int, records: list[bytes], *, sync: bool = True,
+              extra: list[tuple[bytes, bytes]] = ()) -> None:
+        """Write `records` at first_seq.. and the `extra` puts (keys outside the log prefix,
+        e.g. a sealed block) in one atomic batch, synced by default."""
         if first_seq != self.next_seq:
             raise StoreError(f"log gap: writing at {first_seq}, next is {self.next_seq}")
         with self._db.write_batch(sync=sync) as wb:
             for i, rec in enumerate(records):
                 wb.put(_key(first_seq + i), rec)
+            for key, value in extra:
+                if key.startswith(PREFIX):
+                    raise StoreError("extra puts may not write into the log")
+                wb.put(key, value)
         self.next_seq += len(records)
 
     def read(self, start: int = 0) -> Iterator[tuple[int, bytes]]:
@@ -61,7 +67,7 @@ class GroupCommitter:
         self._max_batch = max_batch
         self._on_sync = on_sync
         self._cond = threading.Condition()
-        self._pending: list[tuple[bytes, Future[int]]] = []
+        self._pending: list[tuple[bytes, list[tuple[bytes, bytes]], Future[int]]] = []
         self._next = log.next_seq
         self._closed = False
         self._error: BaseException | None = None
@@ -69,14 +75,16 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, record: bytes) -> Future[int]:
+    def submit(self, record: bytes, extra: list[tuple[bytes, bytes]] = ()) -> Future[int]:
+        """Queue `record` (and `extra` puts to land atomically with it); the future resolves
+        to its seq once durable."""
         fut: Future[int] = Future()
         with self._cond:
             if self._closed:
                 raise StoreError("input log is closed")
             if self._error is not None:
                 raise StoreError(f"input log failed earlier: {self._error}")
-            self._pending.append((record, fut))
+            self._pending.append((record, list(extra), fut))
             self._next += 1
             self._cond.notify()
         return fut
@@ -93,19 +101,20 @@ class GroupCommitter:
             first = self._log.next_seq
             t0 = time.perf_counter()
             try:
-                self._log.write(first, [r for r, _ in batch])
+                self._log.write(first, [r for r, _, _ in batch],
+                                extra=[kv for _, ex, _ in batch for kv in ex])
             except BaseException as exc:  # noqa: BLE001 - every waiter must learn of it
                 with self._cond:
                     self._error = exc
                     failed = batch + self._pending
                     self._pending = []
-                for _, fut in failed:
+                for _, _, fut in failed:
                     fut.set_exception(StoreError(f"input log write failed: {exc}"))
                 continue
             self.syncs += 1
             if self._on_sync is not None:
                 self._on_sync(time.perf_counter() - t0, len(batch))
-            for i, (_, fut) in enumerate(batch):
+            for i, (_, _, fut) in enumerate(batch):
                 fut.set_result(first + i)
 
     def close(self) -> None:

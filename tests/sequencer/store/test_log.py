@@ -80,7 +80,7 @@ def test_group_commit_shares_syncs_and_keeps_order(tmp_path: Path) -> None:
 def test_write_failure_fails_every_waiter(tmp_path: Path) -> None:
     db = open_db(tmp_path / "db")
     log = InputLog(db)
-    log.write = lambda first, records, sync=True: (_ for _ in ()).throw(OSError("disk full"))  # injected fault
+    log.write = lambda first, records, **kw: (_ for _ in ()).throw(OSError("disk full"))  # injected fault
     gc = GroupCommitter(log)
     fut = gc.submit(b"x")
     with pytest.raises(StoreError, match="disk full"):
@@ -119,4 +119,17 @@ def test_sigkill_keeps_every_acknowledged_record(tmp_path: Path) -> None:
     # every acknowledged record is there, with its content, and the log has no holes
     assert all(stored[s] == b"rec-%d" % s for s in acked)
     assert sorted(stored) == list(range(len(stored)))
+    db.close()
+
+
+def test_extra_puts_land_atomically_with_the_record(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "db")
+    log = InputLog(db)
+    gc = GroupCommitter(log)
+    assert gc.submit(b"seal", extra=[(b"blk/x", b"block")]).result(timeout=10) == 0
+    gc.close()
+    assert db.get(b"blk/x") == b"block"
+    with pytest.raises(StoreError, match="into the log"):
+        log.write(1, [b"r"], extra=[(b"log/evil", b"x")])
+    assert log.next_seq == 1 and db.get(b"log/evil") is None
     db.close()
