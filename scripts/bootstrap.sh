@@ -41,6 +41,6 @@ fi
 if [ -f package.json ]; then
     if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
         echo "bootstrap: npm ci"
-        npm ci --no-audit --no-fund --loglevel=error
+        npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
     fi
 fi
