@@ -1,0 +1,172 @@
+"""Deploying optrollup's L1 contracts and describing a deployment.
+
+`deploy(...)` deploys MockUSDC (unless a collateral token is given) and the Rollup, whose
+constructor creates the Bridge. The result is a `Deployment`, JSON-serialisable, which the
+devnet writes to its data dir. `read_deployment(client, rollup)` rebuilds the same record from
+the Rollup alone, which is all a replay verifier is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from sequencer.l1.abi import checksum_address
+from sequencer.l1.client import L1Client
+from sequencer.l1.contracts import Contract, deploy_contract
+from sequencer.l1.errors import L1Error
+
+FORMAT_VERSION = 1
+
+
+def _hex32(b: bytes) -> str:
+    if len(b) != 32:
+        raise L1Error(f"expected 32 bytes, got {len(b)}")
+    return "0x" + b.hex()
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where optrollup lives on L1 and how it was configured. Addresses are EIP-55."""
+
+    l1_chain_id: int
+    rollup: str
+    bridge: str
+    collateral_token: str
+    deployment_block: int
+    poster: str
+    guardians: tuple[str, ...]
+    guardian_threshold: int
+    challenge_window: int
+    escape_delay: int
+    l2_chain_id: int
+    genesis_header_hash: bytes
+    genesis_state_root: bytes
+    deployer: str | None = field(default=None, compare=False)  # provenance, not identity
+    tx_hashes: dict[str, str] = field(default_factory=dict, compare=False)  # provenance, not identity
+
+    # -- bindings -------------------------------------------------------------------------------
+
+    def rollup_contract(self, client: L1Client) -> Contract:
+        return Contract.at(client, "Rollup", self.rollup)
+
+    def bridge_contract(self, client: L1Client) -> Contract:
+        return Contract.at(client, "Bridge", self.bridge)
+
+    def token_contract(self, client: L1Client) -> Contract:
+        """The collateral token bound with the MockUSDC ABI (a superset of the ERC-20 we use)."""
+        return Contract.at(client, "MockUSDC", self.collateral_token)
+
+    # -- JSON -----------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["format"] = FORMAT_VERSION
+        d["guardians"] = list(self.guardians)
+        d["genesis_header_hash"] = _hex32(self.genesis_header_hash)
+        d["genesis_state_root"] = _hex32(self.genesis_state_root)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Deployment:
+        if d.get("format", FORMAT_VERSION) != FORMAT_VERSION:
+            raise L1Error(f"unsupported deployment format {d.get('format')}")
+        try:
+            return cls(
+                l1_chain_id=int(d["l1_chain_id"]),
+                rollup=checksum_address(d["rollup"]),
+                bridge=checksum_address(d["bridge"]),
+                collateral_token=checksum_address(d["collateral_token"]),
+                deployment_block=int(d["deployment_block"]),
+                poster=checksum_address(d["poster"]),
+                guardians=tuple(checksum_address(g) for g in d["guardians"]),
+                guardian_threshold=int(d["guardian_threshold"]),
+                challenge_window=int(d["challenge_window"]),
+                escape_delay=int(d["escape_delay"]),
+                l2_chain_id=int(d["l2_chain_id"]),
+                genesis_header_hash=bytes.fromhex(d["genesis_header_hash"].removeprefix("0x")),
+                genesis_state_root=bytes.fromhex(d["genesis_state_root"].removeprefix("0x")),
+                deployer=checksum_address(d["deployer"]) if d.get("deployer") else None,
+                tx_hashes=dict(d.get("tx_hashes") or {}),
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise L1Error(f"malformed deployment record: {exc!r}") from exc
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Writes the JSON atomically (temp file + rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.to_json(), f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Deployment:
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def deploy(
+    client: L1Client,
+    deployer: LocalAccount,
+    *,
+    poster: str,
+    guardians: Sequence[str],
+    threshold: int,
+    challenge_window: int = 60,
+    escape_delay: int = 7 * 24 * 3600,
+    l2_chain_id: int,
+    genesis_header_hash: bytes,
+    genesis_state_root: bytes,
+    collateral_token: str | None = None,
+) -> Deployment:
+    """Deploys MockUSDC (when `collateral_token` is None) and the Rollup (+ its Bridge).
+
+    `challenge_window` and `escape_delay` are seconds (escape_delay > challenge_window).
+    Constructor checks revert with ContractRevert (e.g. InvalidThreshold) before anything is
+    sent for the Rollup."""
+    txs: dict[str, str] = {}
+    if collateral_token is None:
+        token, receipt = deploy_contract(client, deployer, "MockUSDC")
+        collateral_token = token.address
+        txs["MockUSDC"] = receipt.tx_hash
+    rollup, receipt = deploy_contract(
+        client, deployer, "Rollup",
+        poster, list(guardians), threshold, challenge_window, escape_delay, l2_chain_id,
+        bytes(genesis_header_hash), bytes(genesis_state_root), collateral_token,
+    )
+    txs["Rollup"] = receipt.tx_hash
+    d = read_deployment(client, rollup.address)
+    return Deployment(**{**asdict(d), "guardians": d.guardians, "deployer": deployer.address, "tx_hashes": txs})
+
+
+def read_deployment(client: L1Client, rollup_address: str) -> Deployment:
+    """The Deployment of the Rollup at `rollup_address`, read from L1 alone."""
+    r = Contract.at(client, "Rollup", rollup_address)
+    if not client.get_code(r.address):
+        raise L1Error(f"no contract at {r.address}")
+    return Deployment(
+        l1_chain_id=client.chain_id,
+        rollup=r.address,
+        bridge=r.call("bridge"),
+        collateral_token=r.call("collateralToken"),
+        deployment_block=r.call("deploymentBlock"),
+        poster=r.call("poster"),
+        guardians=tuple(r.call("guardians")),
+        guardian_threshold=r.call("guardianThreshold"),
+        challenge_window=r.call("challengeWindow"),
+        escape_delay=r.call("escapeDelay"),
+        l2_chain_id=r.call("l2ChainId"),
+        genesis_header_hash=r.call("genesisHeaderHash"),
+        genesis_state_root=r.call("genesisStateRoot"),
+    )
