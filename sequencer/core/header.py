@@ -7,7 +7,7 @@ from typing import Any
 
 from eth_abi import encode as abi_encode
 
-from cext import keccak256, parse_address
+from cext import keccak256, merkle_root, parse_address
 
 WITHDRAWAL_TAG = keccak256(b"optrollup.withdrawal.v1")
 ACCOUNT_TAG = keccak256(b"optrollup.account.v1")
@@ -74,3 +74,16 @@ def withdrawal_leaf(account: bytes | str, recipient: bytes | str, amount: int, n
 def tx_leaf(tx_bytes: bytes) -> bytes:
     """H(abi.encode(TX_TAG, bytes txBytes))."""
     return keccak256(abi_encode(["bytes32", "bytes"], [TX_TAG, tx_bytes]))
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """A sealed block: its header and its transactions as canonical tx bytes (txs.encode_tx)."""
+
+    header: Header
+    txs: tuple[bytes, ...]
+
+
+def tx_root(txs: "tuple[bytes, ...] | list[bytes]") -> bytes:
+    """Merkle root over the tx leaves of a block, in block order."""
+    return merkle_root([tx_leaf(t) for t in txs])
