@@ -1,0 +1,64 @@
+"""Genesis configuration of the trading core: immutable, identical for sequencer and verifier.
+
+Rates are parts per million (ppm) so that every rule is integer arithmetic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from cext import domain_separator
+
+
+@dataclass(frozen=True)
+class UnderlyingParams:
+    """Per-underlying risk and fee parameters, all in ppm.
+
+    Short option margin per contract: initial = max(im_rate·S − OTM, im_floor·S),
+    maintenance = mm_rate·S, both capped at K for puts. Fees: rate x notional (spot x amount),
+    capped at fee_cap x premium."""
+
+    im_rate: int = 150_000
+    im_floor: int = 100_000
+    mm_rate: int = 75_000
+    maker_fee: int = 100
+    taker_fee: int = 300
+    fee_cap: int = 125_000
+
+
+@dataclass(frozen=True)
+class OracleParams:
+    """Oracle rules: `keys` are the 20-byte addresses allowed to sign feeds; a price needs
+    `quorum` keys whose freshest feed is at most `max_age` s old; a feed more than
+    `max_deviation` ppm from the median of the other fresh keys is rejected (checked when at least
+    `quorum` other keys are fresh); feeds may be at most `max_future` s ahead of block time."""
+
+    keys: tuple[bytes, ...] = ()
+    quorum: int = 1
+    max_age: int = 60
+    max_deviation: int = 100_000
+    max_future: int = 5
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Everything the state transition depends on besides state and transactions.
+
+    `verifying_contract` is the L1 Rollup address (20 bytes); `operator` signs `List`;
+    `fee_account` receives fees and settlement dust. Time bounds are seconds."""
+
+    chain_id: int
+    verifying_contract: bytes
+    operator: bytes
+    fee_account: bytes
+    oracle: OracleParams = OracleParams()
+    underlyings: dict[str, UnderlyingParams] = field(default_factory=lambda: {"ETH": UnderlyingParams()})
+    max_order_ttl: int = 30 * 86_400
+    cancel_all_window: int = 60
+    settlement_window: int = 1_800
+
+    @cached_property
+    def domain(self) -> bytes:
+        """EIP-712 domain separator of (optrollup, 1, chain_id, verifying_contract)."""
+        return domain_separator(self.chain_id, self.verifying_contract)

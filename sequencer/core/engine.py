@@ -1,0 +1,467 @@
+"""The matching engine: processes input-log requests (orders, cancels, cancel-alls, withdrawals,
+feeds, session keys, listings, deposits) at a block time and proposes block transactions.
+
+Every state change goes through `transition.apply`; a resting order whose fill would fail apply
+is cancelled instead. Signatures are recovered in batches (`recover`) before processing. The
+engine's own data (books, open orders, seen digests, last cancel-all) is rebuilt by replaying
+the input log; only `state` is committed.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from cext import Order, recover_addresses
+from sequencer.core import eip712
+from sequencer.core.book import Book, Resting
+from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
+from sequencer.core.margin import RiskRow, mm_of, orders_requirement, value
+from sequencer.core.marks import Marks
+from sequencer.core.pricing import Mark
+from sequencer.core.state import State, set_position
+from sequencer.core.transition import (BlockContext, apply, check_order, require_signer)
+from sequencer.core.txs import (DepositTx, FillTx, ListTx, OracleTx, SessionKeyTx, SettleTx,
+                                SignedOrder, Tx, WithdrawTx)
+from sequencer.errors import Conflict, InvalidRequest, NotFound, OptrollupError, Rejected
+
+GTC, IOC, FOK = 0, 1, 2
+
+
+class OrderResult(NamedTuple):
+    """Answer to an order: status open|filled|partially_filled|cancelled, `filledAmount`
+    contracts x 10^6, and the Fill transactions it produced."""
+
+    orderHash: bytes
+    status: str
+    filledAmount: int
+    fills: list[FillTx]
+
+
+class PositionView(NamedTuple):
+    """A position: signed `amount` and its Mark (None while the oracle is stale)."""
+
+    instrument: str
+    amount: int
+    mark: Mark | None
+
+
+class OpenOrderView(NamedTuple):
+    """An open order and what is left of it."""
+
+    orderHash: bytes
+    order: Order
+    remaining: int
+
+
+class AccountView(NamedTuple):
+    """Account figures in base units. `initialMargin` includes open orders (as if filled at
+    their limits, with no credit for gains); `available` = min(collateral, equity − IM), ≥ 0;
+    `halted` lists instruments without a valid oracle price (left out of the figures)."""
+
+    collateral: int
+    equity: int
+    initialMargin: int
+    maintenanceMargin: int
+    available: int
+    positions: list[PositionView]
+    openOrders: list[OpenOrderView]
+    withdrawalNonce: int
+    halted: list[str]
+
+
+class _Risk:
+    """Per-account cache of per-instrument (value, requirement) at one Marks."""
+
+    __slots__ = ("marks", "parts", "value", "req", "dirty")
+
+    def __init__(self, marks: Marks) -> None:
+        self.marks = marks
+        self.parts: dict[str, tuple[int, int]] = {}
+        self.value = self.req = 0
+        self.dirty: set[str] = set()
+
+
+class Engine:
+    """Matching engine over a committed `state`. Call `begin_block(t)`, then requests, then
+    `end_block()` to take the block's transactions."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.books: dict[str, Book] = {n: Book() for n in state.instruments}
+        self.open: dict[bytes, Resting] = {}
+        self.by_account: dict[bytes, dict[str, dict[bytes, Resting]]] = {}
+        self.seen: set[bytes] = set()
+        self.expiring: list[tuple[int, bytes]] = []
+        self.last_cancel_all: dict[bytes, int] = {}
+        self.ctx = BlockContext(0)
+        self.txs: list[Tx] = []
+        self._risk: dict[bytes, _Risk] = {}
+
+    # -- blocks -------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        """Block time, unix s."""
+        return self.ctx.timestamp
+
+    def begin_block(self, timestamp: int) -> list[Tx]:
+        """Start a block at `timestamp` (non-decreasing): drop expired orders and digests, cancel
+        the orders of expired instruments and settle those that can be. Returns the Settle txs."""
+        if timestamp < self.ctx.timestamp:
+            raise InvalidRequest(f"block time {timestamp} before {self.ctx.timestamp}",
+                                 code="time_went_backwards")
+        self.ctx = BlockContext(timestamp)
+        self.txs = []
+        while self.expiring and self.expiring[0][0] <= timestamp:
+            _, d = heapq.heappop(self.expiring)
+            self.seen.discard(d)
+            r = self.open.get(d)
+            if r is not None:
+                self._drop(r)
+        settled: list[Tx] = []
+        for name, ins in list(self.state.instruments.items()):
+            if ins.expiry <= timestamp:
+                for r in [r for lvl in (*self.books[name].bids.values(),
+                                        *self.books[name].asks.values()) for r in lvl.values()]:
+                    self._drop(r)
+                try:
+                    settled.append(self.submit(SettleTx(name)))
+                except Rejected:
+                    continue
+        return settled
+
+    def end_block(self) -> list[Tx]:
+        """The block transactions proposed since begin_block, in apply order."""
+        txs, self.txs = self.txs, []
+        return txs
+
+    def recover(self, items: Sequence[tuple[Order | eip712.Message, bytes]]) -> list[bytes]:
+        """Digest every (message, signature) and recover all signers in one batch into the block
+        context; returns the digests. Call before processing the requests."""
+        ds = eip712.digests(self.state.config.domain, [m for m, _ in items])
+        self.ctx.digests.update(zip([m for m, _ in items], ds))
+        sigs = [s for _, s in items]
+        self.ctx.signers.update(zip(zip(ds, sigs), recover_addresses(ds, sigs)))
+        return ds
+
+    def submit(self, tx: Tx) -> Tx:
+        """Apply a block transaction that needs no matching (Deposit, Oracle, SessionKey, List,
+        Settle, Withdraw) and record it."""
+        if isinstance(tx, WithdrawTx):
+            self._check_withdraw(tx.withdraw)
+        apply(self.state, tx, self.ctx)
+        self.txs.append(tx)
+        if isinstance(tx, ListTx):
+            self.books[tx.listing.instrument] = Book()
+        elif isinstance(tx, SettleTx):
+            self.books.pop(tx.instrument, None)
+            for risk in self._risk.values():
+                risk.marks = None  # type: ignore[assignment]
+        return tx
+
+    def deposit(self, account: bytes, amount: int, l1_nonce: int) -> Tx:
+        """Credit an L1 deposit."""
+        return self.submit(DepositTx(account, amount, l1_nonce))
+
+    def feed(self, feed: Feed, signature: bytes) -> Tx:
+        """Accept a signed oracle feed."""
+        return self.submit(OracleTx(feed, signature))
+
+    def session_key(self, msg: SessionKey, signature: bytes) -> Tx:
+        """Register or revoke a session key."""
+        return self.submit(SessionKeyTx(msg, signature))
+
+    def list_instrument(self, msg: Listing, signature: bytes) -> Tx:
+        """List an instrument (operator-signed)."""
+        return self.submit(ListTx(msg, signature))
+
+    def withdraw(self, msg: Withdraw, signature: bytes) -> Tx:
+        """Withdraw collateral; with open orders counted, as for a new order."""
+        return self.submit(WithdrawTx(msg, signature))
+
+    # -- orders -------------------------------------------------------------------------------
+
+    def place_order(self, order: Order, signature: bytes) -> OrderResult:
+        """Validate, margin-check and match one order; raises OptrollupError (with a code) if it is
+        rejected before any fill."""
+        st, now = self.state, self.ctx.timestamp
+        ins = check_order(st, order, now)
+        d = self.ctx.digest(st.config.domain, order)
+        acct = st.accounts[order.account]
+        require_signer(acct, order.account, self.ctx.signer(d, signature), now, "order")
+        if d in self.seen or d in st.orders:
+            raise Conflict(f"order {d.hex()} was already submitted", code="duplicate_order")
+        marks = self.ctx.marks(st)
+        if marks.row(ins.name) is None:
+            raise Rejected(f"trading in {ins.underlying} is halted: no valid oracle price",
+                           code="oracle_stale")
+        name, is_buy, amount = ins.name, order.isBuy, order.amount
+        q = acct.positions.get(name, 0)
+        mine = self.by_account.get(order.account, {}).get(name, {})
+        same_side = sum(r.remaining for r in mine.values() if r.order.isBuy == is_buy)
+        closing = -q if is_buy else q
+        if order.reduceOnly:
+            room = max(0, closing - same_side)
+            amount = min(amount, room - room % ins.amount_step)
+            if amount <= 0:
+                raise Rejected("reduce-only order has no position left to reduce",
+                               code="reduce_only_nothing")
+        book = self.books[name]
+        if order.postOnly and book.crosses(is_buy, order.price):
+            raise Rejected("post-only order would cross the book", code="post_only_would_cross")
+        if amount + same_side > closing:
+            self._check_margin(order.account, name, [(is_buy, order.price, amount)])
+        if order.timeInForce == FOK:
+            avail = 0
+            for r in book.matches(is_buy, order.price):
+                if r.order.account != order.account:
+                    avail += r.remaining
+                    if avail >= amount:
+                        break
+            if avail < amount:
+                raise Rejected(f"FOK order for {amount} can fill only {avail}", code="fok_unfilled")
+        taker = Resting(d, order, signature, amount)
+        fills, stopped = self._match(taker, book)
+        filled = amount - taker.remaining
+        if order.timeInForce == FOK and taker.remaining:
+            raise Rejected("FOK order could not fill completely", code="fok_unfilled")
+        self.seen.add(d)
+        heapq.heappush(self.expiring, (order.expiry, d))
+        if taker.remaining and order.timeInForce == GTC and not stopped:
+            self._rest(taker, book)
+            return OrderResult(d, "partially_filled" if filled else "open", filled, fills)
+        return OrderResult(d, "filled" if not taker.remaining else "cancelled", filled, fills)
+
+    def _match(self, taker: Resting, book: Book) -> tuple[list[FillTx], bool]:
+        """Fill `taker` against the book; (fills, stopped early by a taker-side failure)."""
+        st, o = self.state, taker.order
+        fok = o.timeInForce == FOK
+        undo = _Undo(st, o.instrument) if fok else None
+        fills: list[FillTx] = []
+        stopped = False
+        done: list[tuple[Resting, int]] = []
+        for maker in book.matches(o.isBuy, o.price):
+            if not taker.remaining:
+                break
+            mo = maker.order
+            if mo.account == o.account:
+                self._drop(maker)  # self-trade prevention: cancel the resting order
+                continue
+            amt = min(taker.remaining, maker.remaining)
+            if mo.reduceOnly:
+                q = st.accounts[mo.account].positions.get(mo.instrument, 0)
+                room = max(0, -q if mo.isBuy else q)
+                amt = min(amt, room)
+                if amt <= 0:
+                    self._drop(maker)
+                    continue
+            fill = FillTx(SignedOrder(mo, maker.signature) if maker.digest not in st.orders
+                          else maker.digest,
+                          SignedOrder(o, taker.signature) if taker.digest not in st.orders
+                          else taker.digest, amt, mo.price)
+            if undo is not None:
+                undo.save(mo.account, o.account, maker.digest, taker.digest)
+            try:
+                apply(st, fill, self.ctx)
+            except OptrollupError as exc:
+                if getattr(exc, "party", None) == "maker":
+                    self._drop(maker)
+                    continue
+                if not fills:
+                    raise
+                stopped = True
+                break
+            fills.append(fill)
+            done.append((maker, amt))
+            taker.remaining -= amt
+            self._touch(o.account, o.instrument)
+            self._touch(mo.account, mo.instrument)
+        if undo is not None and taker.remaining:
+            undo.restore()
+            self.ctx.marks(st).forget()
+            for a in undo.accounts:
+                self._touch(a, o.instrument)
+            return [], stopped
+        for maker, amt in done:
+            maker.remaining -= amt
+            if not maker.remaining:
+                self._drop(maker)
+        self.txs.extend(fills)
+        return fills, stopped
+
+    def cancel(self, msg: Cancel, signature: bytes) -> OpenOrderView:
+        """Cancel one open order of the signing account."""
+        st = self.state
+        d = self.ctx.digest(st.config.domain, msg)
+        require_signer(st.accounts.get(msg.account), msg.account, self.ctx.signer(d, signature),
+                       self.now, "cancel")
+        r = self.open.get(msg.orderHash)
+        if r is None or r.order.account != msg.account:
+            raise NotFound(f"no open order {msg.orderHash.hex()} of this account",
+                           code="unknown_order")
+        self._drop(r)
+        return OpenOrderView(r.digest, r.order, r.remaining)
+
+    def cancel_all(self, msg: CancelAll, signature: bytes) -> int:
+        """Cancel the account's open orders in `msg.instrument` ("" = all); returns how many."""
+        st, now = self.state, self.now
+        d = self.ctx.digest(st.config.domain, msg)
+        require_signer(st.accounts.get(msg.account), msg.account, self.ctx.signer(d, signature),
+                       now, "cancel-all")
+        if abs(msg.timestamp - now) > st.config.cancel_all_window:
+            raise Rejected(f"cancel-all timestamp {msg.timestamp} not within "
+                           f"{st.config.cancel_all_window}s of {now}", code="cancel_all_stale")
+        last = self.last_cancel_all.get(msg.account)
+        if last is not None and msg.timestamp <= last:
+            raise Conflict(f"cancel-all timestamp {msg.timestamp} not after the last {last}",
+                           code="cancel_all_replayed")
+        self.last_cancel_all[msg.account] = msg.timestamp
+        per = self.by_account.get(msg.account, {})
+        names = [msg.instrument] if msg.instrument else list(per)
+        victims = [r for n in names for r in per.get(n, {}).values()]
+        for r in victims:
+            self._drop(r)
+        return len(victims)
+
+    # -- risk ---------------------------------------------------------------------------------
+
+    def _rest(self, r: Resting, book: Book) -> None:
+        book.add(r)
+        self.open[r.digest] = r
+        a, n = r.order.account, r.order.instrument
+        self.by_account.setdefault(a, {}).setdefault(n, {})[r.digest] = r
+        self._touch(a, n)
+
+    def _drop(self, r: Resting) -> None:
+        """Remove an open order from the book and indexes (cancel, expiry, full fill)."""
+        if self.open.pop(r.digest, None) is None:
+            return
+        a, n = r.order.account, r.order.instrument
+        book = self.books.get(n)
+        if book is not None:
+            book.remove(r)
+        per = self.by_account[a]
+        del per[n][r.digest]
+        if not per[n]:
+            del per[n]
+        self._touch(a, n)
+
+    def _touch(self, account: bytes, name: str) -> None:
+        risk = self._risk.get(account)
+        if risk is not None:
+            part = risk.parts.pop(name, None)
+            if part is not None:
+                risk.value -= part[0]
+                risk.req -= part[1]
+            risk.dirty.add(name)
+
+    def _part(self, account: bytes, name: str, marks: Marks,
+              extra: Iterable[tuple[bool, int, int]] = ()) -> tuple[int, int]:
+        row: RiskRow | None = marks.row(name)
+        if row is None:
+            raise Rejected(f"no valid oracle price for {name}", code="oracle_stale")
+        q = self.state.accounts[account].positions.get(name, 0)
+        per = self.by_account.get(account)
+        orders = per.get(name) if per else None
+        if orders:
+            its = [(r.order.isBuy, r.order.price, r.remaining) for r in orders.values()]
+            its.extend(extra)
+        else:
+            its = extra  # type: ignore[assignment]
+        return value(q, row), orders_requirement(q, its, row)
+
+    def _totals(self, account: bytes, skip: str = "") -> _Risk:
+        """Risk sums of `account` at the current marks, every instrument but `skip` up to date."""
+        marks = self.ctx.marks(self.state)
+        risk = self._risk.get(account)
+        if risk is None or risk.marks is not marks:
+            risk = self._risk[account] = _Risk(marks)
+            names: Iterable[str] = {*self.state.accounts[account].positions,
+                                    *self.by_account.get(account, ())}
+        else:
+            names, risk.dirty = risk.dirty, set()
+        for n in names:
+            if n == skip:
+                risk.dirty.add(n)
+            elif n not in risk.parts:
+                part = risk.parts[n] = self._part(account, n, marks)
+                risk.value += part[0]
+                risk.req += part[1]
+        return risk
+
+    def _check_margin(self, account: bytes, name: str, extra: list[tuple[bool, int, int]],
+                      withdraw: int = 0) -> None:
+        risk = self._totals(account, skip=name)
+        old = risk.parts.get(name, (0, 0))
+        new = self._part(account, name, risk.marks, extra) if extra else old
+        equity = self.state.accounts[account].collateral - withdraw + risk.value - old[0] + new[0]
+        req = risk.req - old[1] + new[1]
+        if equity < req:
+            raise Rejected(f"equity {equity} below initial margin {req} with open orders",
+                           code="insufficient_margin")
+
+    def _check_withdraw(self, w: Withdraw) -> None:
+        if w.account in self.state.accounts and self.by_account.get(w.account):
+            self._check_margin(w.account, "", [], withdraw=w.amount)
+
+    # -- views --------------------------------------------------------------------------------
+
+    def account_view(self, address: bytes) -> AccountView:
+        """Equity, margins, positions with marks and greeks, and open orders of an account."""
+        acct = self.state.accounts.get(address)
+        if acct is None:
+            raise NotFound("unknown account", code="unknown_account")
+        marks = self.ctx.marks(self.state)
+        per = self.by_account.get(address, {})
+        equity, im, mm, halted = acct.collateral, 0, 0, []
+        for n in dict.fromkeys([*acct.positions, *per]):
+            row = marks.row(n)
+            if row is None:
+                halted.append(n)
+                continue
+            v, req = self._part(address, n, marks)
+            q = acct.positions.get(n, 0)
+            equity += v
+            im += req
+            mm += mm_of(q, row)
+        positions = [PositionView(n, q, marks.mark(n)) for n, q in acct.positions.items()]
+        orders = [OpenOrderView(r.digest, r.order, r.remaining) for o in per.values()
+                  for r in o.values()]
+        return AccountView(acct.collateral, equity, im, mm,
+                           max(0, min(acct.collateral, equity - im)), positions, orders,
+                           acct.withdrawal_nonce, halted)
+
+
+class _Undo:
+    """Journal of what fills of one instrument may change, to roll back a failed FOK."""
+
+    def __init__(self, state: State, name: str) -> None:
+        self.state, self.name = state, name
+        self.accounts: dict[bytes, tuple[int, int]] = {}
+        self.orders: dict[bytes, int | None] = {}
+        self.save(state.config.fee_account)
+
+    def save(self, *keys: bytes) -> None:
+        st = self.state
+        for k in keys:
+            if len(k) == 20 and k not in self.accounts:
+                a = st.accounts[k]
+                self.accounts[k] = (a.collateral, a.positions.get(self.name, 0))
+            elif len(k) == 32 and k not in self.orders:
+                fo = st.orders.get(k)
+                self.orders[k] = None if fo is None else fo.filled
+
+    def restore(self) -> None:
+        st = self.state
+        for k, (c, q) in self.accounts.items():
+            a = st.accounts[k]
+            a.collateral = c
+            set_position(st, k, a, self.name, q)
+        for d, f in self.orders.items():
+            if f is None:
+                st.orders.pop(d, None)
+            else:
+                st.orders[d].filled = f
+

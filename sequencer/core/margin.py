@@ -1,0 +1,100 @@
+"""Standard margin in integers. Amounts are contracts x 10^6 (signed for positions), prices
+and results collateral base units.
+
+Equity E = collateral + Σ value(q); value(q) = floor(q·mark_lo/10^6) for longs and
+-ceil(|q|·mark_hi/10^6) for shorts. Initial/maintenance margin: Σ over shorts of
+ceil(|q|·per_contract/10^6). Everything rounds against the account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import NamedTuple
+
+from sequencer.core.config import UnderlyingParams
+from sequencer.core.instruments import UNIT
+
+PPM = 10**6
+
+
+class RiskRow(NamedTuple):
+    """What margin needs of one instrument at the current marks (base units per contract)."""
+
+    mark_lo: int
+    mark_hi: int
+    im: int
+    mm: int
+
+
+class Margin(NamedTuple):
+    """Account-level figures, base units. `im` includes open orders when computed with them."""
+
+    equity: int
+    im: int
+    mm: int
+
+
+def short_margin(spot: int, strike: int, is_call: bool, p: UnderlyingParams) -> tuple[int, int]:
+    """(initial, maintenance) margin per short contract, rounded up:
+    initial = max(im_rate·S − OTM, im_floor·S), maintenance = mm_rate·S, puts capped at K."""
+    otm = max(strike - spot, 0) if is_call else max(spot - strike, 0)
+    im = max(-((otm * PPM - p.im_rate * spot) // PPM), -(-p.im_floor * spot // PPM))
+    mm = -(-p.mm_rate * spot // PPM)
+    if not is_call:
+        im, mm = min(im, strike), min(mm, strike)
+    return im, mm
+
+
+def value(q: int, row: RiskRow) -> int:
+    """Mark value of a signed position q, rounded against the holder."""
+    return q * row.mark_lo // UNIT if q >= 0 else q * row.mark_hi // UNIT
+
+
+def im_of(q: int, row: RiskRow) -> int:
+    """Initial margin of a signed position (shorts only), rounded up."""
+    return -(q * row.im // UNIT) if q < 0 else 0
+
+
+def mm_of(q: int, row: RiskRow) -> int:
+    """Maintenance margin of a signed position (shorts only), rounded up."""
+    return -(q * row.mm // UNIT) if q < 0 else 0
+
+
+def positions_margin(collateral: int, positions: Iterable[tuple[int, RiskRow]]) -> Margin:
+    """Margin of (q, row) positions with no open orders."""
+    e, im, mm = collateral, 0, 0
+    for q, row in positions:
+        if q >= 0:
+            e += q * row.mark_lo // UNIT
+        else:
+            e += q * row.mark_hi // UNIT
+            im -= q * row.im // UNIT
+            mm -= q * row.mm // UNIT
+    return Margin(e, im, mm)
+
+
+def orders_requirement(q: int, orders: Iterable[tuple[bool, int, int]], row: RiskRow) -> int:
+    """Initial requirement of one instrument with open orders (is_buy, price, remaining) as if
+    all filled at their limits: max(IM(q + bids), IM(q − asks)) plus, per order, the loss
+    against the mark it would book (a gain is never credited)."""
+    bids = asks = loss = 0
+    for is_buy, price, amount in orders:
+        premium = price * amount // UNIT
+        if is_buy:
+            bids += amount
+            loss += max(0, premium - amount * row.mark_lo // UNIT)
+        else:
+            asks += amount
+            loss += max(0, -(-amount * row.mark_hi // UNIT) - premium)
+    return max(im_of(q + bids, row), im_of(q - asks, row)) + loss
+
+
+def fee(premium: int, amount: int, spot: int, rate: int, cap: int) -> int:
+    """min(rate·spot·amount, cap·premium) in base units, rounded up; rate and cap in ppm."""
+    return min(-(-rate * spot * amount // (PPM * UNIT)), -(-cap * premium // PPM))
+
+
+def reduces(q: int, delta: int) -> bool:
+    """True iff moving a position from q by delta never increases |q| nor flips its sign."""
+    n = q + delta
+    return (q >= 0 and 0 <= n <= q) or (q <= 0 and q <= n <= 0)

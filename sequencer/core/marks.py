@@ -1,0 +1,96 @@
+"""Marks of every instrument at one block time and oracle version: derived data, cached per
+(oracle_version, timestamp) and rebuilt when either changes."""
+
+from __future__ import annotations
+
+from sequencer.core.margin import RiskRow, im_of, positions_margin, short_margin, value
+from sequencer.core.oracle import Price, current_price
+from sequencer.core.pricing import Mark, interpolate_vol, mark
+from sequencer.core.state import Account, State
+from sequencer.errors import Rejected
+
+
+class Marks:
+    """Lazily computed marks at block time `now`. `row`/`mark` return None when the
+    underlying has no valid oracle price (trading halts)."""
+
+    __slots__ = ("state", "now", "version", "_prices", "_rows", "_marks", "_pos")
+
+    def __init__(self, state: State, now: int) -> None:
+        self.state, self.now, self.version = state, now, state.oracle_version
+        self._prices: dict[str, Price | None] = {}
+        self._rows: dict[str, RiskRow | None] = {}
+        self._marks: dict[str, Mark | None] = {}
+        self._pos: dict[bytes, list[int]] = {}
+
+    def current(self, state: State, now: int) -> bool:
+        """True iff these marks are still valid for `state` at `now`."""
+        return state is self.state and now == self.now and state.oracle_version == self.version
+
+    def price(self, underlying: str) -> Price | None:
+        """Median oracle price of `underlying` at `now`, or None (stale / no quorum)."""
+        try:
+            return self._prices[underlying]
+        except KeyError:
+            p = current_price(self.state.oracle.get(underlying), self.now, self.state.config.oracle)
+            self._prices[underlying] = p
+            return p
+
+    def mark(self, name: str) -> Mark | None:
+        """Integer mark and greeks of a listed instrument."""
+        try:
+            return self._marks[name]
+        except KeyError:
+            pass
+        ins = self.state.instruments[name]
+        p = self.price(ins.underlying)
+        m = None
+        if p is not None:
+            vol = interpolate_vol(p.expiries, p.vols, ins.expiry, self.now)
+            m = mark(p.spot, ins.strike, ins.expiry, self.now, vol, ins.is_call)
+        self._marks[name] = m
+        return m
+
+    def row(self, name: str) -> RiskRow | None:
+        """Margin inputs of a listed instrument."""
+        try:
+            return self._rows[name]
+        except KeyError:
+            pass
+        m = self.mark(name)
+        r = None
+        if m is not None:
+            ins = self.state.instruments[name]
+            params = self.state.config.underlyings[ins.underlying]
+            im, mm = short_margin(m.spot, ins.strike, ins.is_call, params)
+            r = RiskRow(m.mark_lo, m.mark_hi, im, mm)
+        self._rows[name] = r
+        return r
+
+    def positions(self, address: bytes, acct: Account) -> list[int]:
+        """[Σ value(q), Σ initial margin(q)] over the account's positions (cached; callers keep
+        it exact with `moved`/`forget`). Rejected oracle_stale if a position has no price."""
+        c = self._pos.get(address)
+        if c is None:
+            rows = []
+            for n, q in acct.positions.items():
+                r = self.row(n)
+                if r is None:
+                    raise Rejected(f"no valid oracle price for {n}", code="oracle_stale")
+                rows.append((q, r))
+            m = positions_margin(0, rows)
+            c = self._pos[address] = [m.equity, m.im]
+        return c
+
+    def moved(self, address: bytes, name: str, old: int, new: int) -> None:
+        """Update the cached sums after a position changed from `old` to `new`."""
+        c = self._pos.get(address)
+        if c is not None:
+            r = self.row(name)
+            assert r is not None
+            c[0] += value(new, r) - value(old, r)
+            c[1] += im_of(new, r) - im_of(old, r)
+
+    def forget(self) -> None:
+        """Drop the cached sums (after positions changed outside `moved`)."""
+        self._pos.clear()

@@ -1,0 +1,120 @@
+"""The committed state of the rollup and its leaf encodings (docs/encoding.md).
+
+State is mutated in place by `transition.apply`. Iteration that affects results follows dict
+insertion order (deterministic for the same transaction list) or sorted keys, never set order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import msgpack
+from eth_abi import encode as abi_encode
+
+from cext import Order, keccak256
+from sequencer.core.config import CoreConfig
+from sequencer.core.header import ACCOUNT_TAG, ZERO32
+from sequencer.core.instruments import Instrument
+from sequencer.core.oracle import OracleState
+
+@dataclass
+class Account:
+    """`collateral` base units (never negative); `positions` instrument -> signed amount
+    (contracts x 10^6, no zeros); `session_keys` key -> expiry (unix s); `used_key_digests`
+    SessionKey digests already applied; `withdrawal_nonce` next Withdraw nonce."""
+
+    collateral: int = 0
+    positions: dict[str, int] = field(default_factory=dict)
+    session_keys: dict[bytes, int] = field(default_factory=dict)
+    used_key_digests: set[bytes] = field(default_factory=set)
+    withdrawal_nonce: int = 0
+
+
+@dataclass(slots=True)
+class FilledOrder:
+    """An order that has appeared in a Fill: the signed order and its cumulative filled amount
+    (never above order.amount)."""
+
+    order: Order
+    filled: int
+
+
+@dataclass
+class State:
+    """Committed state. `index` is the account-tree leaf index (order of first appearance; the
+    fee account is 0 at genesis); `holders` lists, per instrument, the accounts holding it;
+    `settled` maps settled (delisted) instruments to their settlement price; `deposit_cursor`
+    counts L1 deposits credited; `oracle_version` counts accepted feeds (cache key for marks)."""
+
+    config: CoreConfig
+    accounts: dict[bytes, Account] = field(default_factory=dict)
+    index: dict[bytes, int] = field(default_factory=dict)
+    instruments: dict[str, Instrument] = field(default_factory=dict)
+    settled: dict[str, int] = field(default_factory=dict)
+    orders: dict[bytes, FilledOrder] = field(default_factory=dict)
+    oracle: dict[str, OracleState] = field(default_factory=dict)
+    holders: dict[str, dict[bytes, None]] = field(default_factory=dict)
+    deposit_cursor: int = 0
+    oracle_version: int = 0
+
+
+def genesis(config: CoreConfig, instruments: Iterable[Instrument] = ()) -> State:
+    """Genesis state: the fee account at leaf 0 and the config-file instruments."""
+    state = State(config)
+    account(state, config.fee_account)
+    for ins in instruments:
+        state.instruments[ins.name] = ins
+        state.holders[ins.name] = {}
+    return state
+
+
+def account(state: State, address: bytes) -> Account:
+    """The account at `address`, created (and given the next leaf index) if new."""
+    acct = state.accounts.get(address)
+    if acct is None:
+        acct = state.accounts[address] = Account()
+        state.index[address] = len(state.index)
+    return acct
+
+
+def set_position(state: State, address: bytes, acct: Account, name: str, q: int) -> None:
+    """Set a position (removing it at zero) and keep `holders` in step."""
+    if q:
+        acct.positions[name] = q
+        state.holders[name][address] = None
+    else:
+        acct.positions.pop(name, None)
+        state.holders[name].pop(address, None)
+
+
+def positions_hash(positions: dict[str, int]) -> bytes:
+    """H(abi.encode(string[] instruments, int256[] amounts)) over non-zero positions sorted by
+    name; bytes32(0) when there are none."""
+    names = sorted(n for n, q in positions.items() if q)
+    if not names:
+        return ZERO32
+    return keccak256(abi_encode(["string[]", "int256[]"], [names, [positions[n] for n in names]]))
+
+
+def account_leaf(address: bytes, acct: Account) -> bytes:
+    """H(abi.encode(ACCOUNT_TAG, address, uint256 collateral, bytes32 positionsHash))."""
+    return keccak256(abi_encode(["bytes32", "address", "uint256", "bytes32"],
+                                [ACCOUNT_TAG, address, acct.collateral, positions_hash(acct.positions)]))
+
+
+def state_bytes(state: State) -> bytes:
+    """Canonical msgpack serialisation of the whole committed state (keys sorted): equal states
+    give equal bytes. For determinism checks and snapshots."""
+    accts = [[a, state.index[a], x.collateral, sorted(x.positions.items()),
+              sorted(x.session_keys.items()), sorted(x.used_key_digests), x.withdrawal_nonce]
+             for a, x in sorted(state.accounts.items())]
+    return msgpack.packb([
+        accts,
+        sorted([list(i) for i in state.instruments.values()]),
+        sorted(state.settled.items()),
+        [[d, list(f.order[:]), f.filled] for d, f in sorted(state.orders.items())],
+        [[u, [[k, list(f[:3]), list(f.expiries), list(f.vols)] for k, f in o.feeds.items()],
+          o.history] for u, o in sorted(state.oracle.items())],
+        state.deposit_cursor,
+    ], use_bin_type=True)

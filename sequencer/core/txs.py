@@ -1,0 +1,186 @@
+"""Block transactions and their canonical bytes.
+
+Encoding: msgpack (`use_bin_type=True`) of `[tag, field...]`, fields in the order below;
+addresses/digests/signatures as bin (20/32/65 bytes), strings as str, integers as msgpack ints
+(so every integer is < 2^64), bools as bools. An order reference in a Fill is either
+`[order fields..., signature]` (first time the order fills) or its 32-byte digest. `decode_tx`
+accepts only canonical bytes: decode(b) re-encodes to exactly b.
+
+| tag | type | fields |
+|---|---|---|
+| 1 | DepositTx | account, amount, l1Nonce |
+| 2 | FillTx | maker, taker, amount, price |
+| 3 | WithdrawTx | account, recipient, amount, nonce, signature |
+| 4 | OracleTx | underlying, spot, timestamp, expiries[], vols[], signature |
+| 5 | SettleTx | instrument |
+| 6 | SessionKeyTx | account, key, expiry, signature |
+| 7 | ListTx | instrument, tickSize, amountStep, minAmount, signature |
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import msgpack
+
+from cext import ORDER_FIELDS, Order
+from sequencer.core.eip712 import FIELDS, Feed, Listing, SessionKey, Withdraw
+from sequencer.errors import InvalidRequest
+
+
+class SignedOrder(NamedTuple):
+    """An order with its 65-byte r‖s‖v signature."""
+
+    order: Order
+    signature: bytes
+
+
+OrderRef = SignedOrder | bytes
+"""A Fill side: the signed order the first time it fills, afterwards its 32-byte digest."""
+
+
+class DepositTx(NamedTuple):
+    """Credit `amount` base units from L1 deposit number `l1Nonce` (= the deposit cursor)."""
+
+    account: bytes
+    amount: int
+    l1Nonce: int
+
+
+class FillTx(NamedTuple):
+    """Trade `amount` (contracts x 10^6) at `price` (the maker's limit) between a resting maker
+    order and a taker order; the taker's side decides who buys."""
+
+    maker: OrderRef
+    taker: OrderRef
+    amount: int
+    price: int
+
+
+class WithdrawTx(NamedTuple):
+    """A signed Withdraw."""
+
+    withdraw: Withdraw
+    signature: bytes
+
+
+class OracleTx(NamedTuple):
+    """A signed Feed."""
+
+    feed: Feed
+    signature: bytes
+
+
+class SettleTx(NamedTuple):
+    """Cash-settle and delist an expired instrument."""
+
+    instrument: str
+
+
+class SessionKeyTx(NamedTuple):
+    """A signed SessionKey registration or revocation."""
+
+    sessionKey: SessionKey
+    signature: bytes
+
+
+class ListTx(NamedTuple):
+    """An operator-signed listing."""
+
+    listing: Listing
+    signature: bytes
+
+
+Tx = DepositTx | FillTx | WithdrawTx | OracleTx | SettleTx | SessionKeyTx | ListTx
+TAGS: dict[type, int] = {DepositTx: 1, FillTx: 2, WithdrawTx: 3, OracleTx: 4, SettleTx: 5,
+                         SessionKeyTx: 6, ListTx: 7}
+_SIGNED_MSG = {3: (Withdraw, "Withdraw"), 4: (Feed, "Feed"), 6: (SessionKey, "SessionKey"),
+               7: (Listing, "List")}
+
+
+def _ref(ref: OrderRef) -> Any:
+    if isinstance(ref, SignedOrder):
+        return [*ref.order, ref.signature]
+    return ref
+
+
+def encode_tx(tx: Tx) -> bytes:
+    """Canonical bytes of a block transaction (InvalidRequest if a value does not fit)."""
+    tag = TAGS[type(tx)]
+    if tag == 2:
+        body = [_ref(tx.maker), _ref(tx.taker), tx.amount, tx.price]
+    elif tag in _SIGNED_MSG:
+        msg, sig = tx
+        body = [list(v) if isinstance(v, tuple) else v for v in msg] + [sig]
+    else:
+        body = list(tx)
+    try:
+        return msgpack.packb([tag, *body], use_bin_type=True)
+    except (OverflowError, TypeError, ValueError) as exc:
+        raise InvalidRequest(f"transaction does not encode: {exc}", code="bad_tx") from None
+
+
+def _check(value: Any, typ: str, name: str) -> Any:
+    ok = True
+    if typ == "address":
+        ok = type(value) is bytes and len(value) == 20
+    elif typ in ("bytes32", "sig"):
+        ok = type(value) is bytes and len(value) == (32 if typ == "bytes32" else 65)
+    elif typ == "string":
+        ok = type(value) is str
+    elif typ == "bool":
+        ok = type(value) is bool
+    elif typ.endswith("[]"):
+        if type(value) is not list:
+            ok = False
+        else:
+            return tuple(_check(v, typ[:-2], f"{name}[{i}]") for i, v in enumerate(value))
+    else:
+        ok = type(value) is int and value >= 0 and not value >> int(typ[4:])
+    if not ok:
+        raise InvalidRequest(f"tx field {name} is not a valid {typ}", code="bad_tx")
+    return value
+
+
+def _fields(values: Any, fields: tuple[tuple[str, str], ...], where: str) -> list[Any]:
+    if type(values) is not list or len(values) != len(fields):
+        raise InvalidRequest(f"{where} must have {len(fields)} fields", code="bad_tx")
+    return [_check(v, t, f"{where}.{n}") for v, (n, t) in zip(values, fields)]
+
+
+def _decode_ref(value: Any, name: str) -> OrderRef:
+    if type(value) is bytes:
+        return _check(value, "bytes32", name)
+    f = _fields(value, ORDER_FIELDS + (("signature", "sig"),), name)
+    return SignedOrder(Order(*f[:-1]), f[-1])
+
+
+def decode_tx(data: bytes) -> Tx:
+    """Parse canonical tx bytes; InvalidRequest(code="bad_tx") on anything else."""
+    try:
+        raw = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types
+        raise InvalidRequest(f"transaction is not msgpack: {exc}", code="bad_tx") from None
+    if type(raw) is not list or not raw or type(raw[0]) is not int:
+        raise InvalidRequest("transaction must be [tag, fields...]", code="bad_tx")
+    tag, body = raw[0], raw[1:]
+    tx: Tx
+    if tag == 1:
+        tx = DepositTx(*_fields(body, (("account", "address"), ("amount", "uint64"),
+                                       ("l1Nonce", "uint64")), "deposit"))
+    elif tag == 2:
+        if len(body) != 4:
+            raise InvalidRequest("fill must have 4 fields", code="bad_tx")
+        amount, price = _fields(body[2:], (("amount", "uint64"), ("price", "uint64")), "fill")
+        tx = FillTx(_decode_ref(body[0], "maker"), _decode_ref(body[1], "taker"), amount, price)
+    elif tag == 5:
+        tx = SettleTx(*_fields(body, (("instrument", "string"),), "settle"))
+    elif tag in _SIGNED_MSG:
+        cls, primary = _SIGNED_MSG[tag]
+        f = _fields(body, FIELDS[primary] + (("signature", "sig"),), primary)
+        tx = {3: WithdrawTx, 4: OracleTx, 6: SessionKeyTx, 7: ListTx}[tag](cls(*f[:-1]), f[-1])
+    else:
+        raise InvalidRequest(f"unknown transaction tag {tag}", code="bad_tx")
+    if encode_tx(tx) != data:
+        raise InvalidRequest("transaction bytes are not canonical", code="bad_tx")
+    return tx

@@ -1,0 +1,70 @@
+"""Oracle feeds: quorum, median, staleness, ordering, deviation, TWAP."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sequencer.core.core_world import EXPIRY, ORACLES, SPOT, T0, USERS, World
+from sequencer.core import OracleParams, OracleState, current_price, twap
+from sequencer.core.eip712 import Feed, digest
+from sequencer.core.oracle import median
+from sequencer.errors import OptrollupError
+
+P = OracleParams(keys=(b"a" * 20, b"b" * 20, b"c" * 20), quorum=2, max_age=60)
+
+
+def feed(spot: int, ts: int, vols: tuple[int, ...] = (500_000, 700_000)) -> Feed:
+    return Feed("ETH", spot, ts, (1000, 2000)[:len(vols)], vols)
+
+
+def test_median_and_quorum() -> None:
+    o = OracleState({b"a" * 20: feed(100, 10), b"b" * 20: feed(104, 20, (600_000, 800_000))})
+    p = current_price(o, 30, P)
+    assert p is not None and p.spot == 102 and p.vols == (550_000, 750_000)
+    assert current_price(o, 71, P) is None  # a is stale -> no quorum
+    assert median([5, 1, 3]) == 3
+
+
+def err(fn, *a) -> str:
+    with pytest.raises(OptrollupError) as e:
+        fn(*a)
+    return e.value.code
+
+
+def test_feed_rejections() -> None:
+    w = World()
+    eng, dom = w.engine, w.config.domain
+
+    def submit(key, f):
+        return eng.feed(f, key.sign(digest(dom, f)))
+
+    good = Feed("ETH", SPOT, T0, (EXPIRY,), (800_000,))
+    assert err(submit, USERS[0], good) == "oracle_unknown_key"
+    assert err(submit, ORACLES[0], good) == "oracle_out_of_order"  # same ts as its last feed
+    assert err(submit, ORACLES[0], good._replace(timestamp=T0 - 61)) == "oracle_stale"
+    assert err(submit, ORACLES[0], good._replace(timestamp=T0 + 60)) == "oracle_future"
+    eng.begin_block(T0 + 10)
+    assert err(submit, ORACLES[0], good._replace(timestamp=T0 + 10, spot=SPOT * 12 // 10)) == \
+        "oracle_deviation"
+    assert err(submit, ORACLES[0], good._replace(timestamp=T0 + 10, expiries=(2, 1),
+                                                 vols=(1, 1))) == "invalid_feed"
+    assert err(submit, ORACLES[0], good._replace(underlying="BTC")) == "unknown_underlying"
+    submit(ORACLES[0], good._replace(timestamp=T0 + 10, spot=SPOT * 105 // 100))
+
+
+def test_halt_when_stale() -> None:
+    w = World()
+    w.engine.begin_block(T0 + 61)
+    with pytest.raises(OptrollupError) as e:
+        w.place(USERS[0], expiry=T0 + 3600)
+    assert e.value.code == "oracle_stale"
+    w.feed_all(SPOT, T0 + 61)
+    assert w.place(USERS[0], expiry=T0 + 3600).status == "open"
+
+
+def test_twap() -> None:
+    h = [(0, 100), (10, 200), (30, 300)]
+    assert twap(h, 0, 40) == (100 * 10 + 200 * 20 + 300 * 10) // 40
+    assert twap(h, 5, 20) == (100 * 5 + 200 * 10) // 15
+    assert twap(h, 31, 40) is None
+    assert twap([(50, 7)], 0, 60) == 7

@@ -1,0 +1,74 @@
+"""Expiry: TWAP settlement price, cash flows, cancellation, delisting, idempotence."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sequencer.core.core_world import CALL, EXPIRY, PUT, SPOT, USERS, World
+from sequencer.core import settle
+from sequencer.errors import OptrollupError
+
+A, B = USERS[0], USERS[1]
+U = 10**6
+
+
+def near_expiry() -> World:
+    w = World()
+    w.engine.begin_block(EXPIRY - 86400)
+    w.feed_all(SPOT, EXPIRY - 86400)
+    return w
+
+
+def test_settlement_at_twap_and_idempotent() -> None:
+    w = near_expiry()
+    w.place(A, is_buy=False, price=300 * U, amount=2 * U, expiry=EXPIRY)
+    w.place(B, price=300 * U, amount=2 * U, expiry=EXPIRY)
+    resting = w.place(A, is_buy=False, price=900 * U, amount=U, instrument=PUT, nonce=2,
+                      expiry=EXPIRY)
+    total = w.total()
+    # feeds over the last 30 minutes: 3200 for 20 minutes, then 3500 for 10 minutes
+    w.engine.begin_block(EXPIRY - 1800)
+    w.feed_all(3200 * U, EXPIRY - 1800)
+    w.engine.begin_block(EXPIRY - 600)
+    w.feed_all(3500 * U, EXPIRY - 600)
+    w.engine.begin_block(EXPIRY)
+    assert resting.orderHash not in w.engine.open          # orders of expired instruments go
+    with pytest.raises(OptrollupError) as e:
+        settle(w.state, CALL, EXPIRY)
+    assert e.value.code == "settlement_too_early"
+    a0, b0 = (w.state.accounts[x.address].collateral for x in (A, B))
+    txs = w.engine.begin_block(EXPIRY + 60)
+    assert len(txs) == 2                                    # both instruments settled
+    s = (3200 * 1200 + 3500 * 600) * U // 1800
+    assert w.state.settled[CALL] == s
+    pay = 2 * (s - 3000 * U)
+    assert w.state.accounts[A.address].collateral == a0 - pay
+    assert w.state.accounts[B.address].collateral == b0 + pay
+    assert CALL not in w.state.instruments and not w.state.accounts[B.address].positions
+    assert w.total() == total
+    settle(w.state, CALL, EXPIRY + 120)                     # idempotent no-op
+    assert w.total() == total and w.state.settled[CALL] == s
+
+
+def test_short_that_cannot_pay_is_capped_and_longs_share() -> None:
+    w = near_expiry()
+    w.place(A, is_buy=False, price=300 * U, amount=U, expiry=EXPIRY)
+    w.place(B, price=300 * U, amount=U, expiry=EXPIRY)
+    w.state.accounts[A.address].collateral = 10 * U        # A lost its cash elsewhere
+    total = w.total()
+    w.engine.begin_block(EXPIRY - 1800)
+    w.feed_all(SPOT + 100 * U, EXPIRY - 1800)
+    b0 = w.state.accounts[B.address].collateral
+    w.engine.begin_block(EXPIRY + 60)
+    assert w.state.accounts[A.address].collateral == 0
+    assert w.state.accounts[B.address].collateral == b0 + 10 * U
+    assert w.total() == total
+
+
+def test_no_price_in_window_waits() -> None:
+    w = World()
+    w.engine.begin_block(EXPIRY + 60)
+    assert CALL in w.state.instruments
+    with pytest.raises(OptrollupError) as e:
+        settle(w.state, CALL, EXPIRY + 60)
+    assert e.value.code == "settlement_price_unavailable"
