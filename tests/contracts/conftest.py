@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from eth_account.signers.local import LocalAccount
 
-from l1_testkit import System, deploy_system
+from tests.contracts.l1_testkit import System, deploy_system
 from sequencer.l1 import Anvil, AnvilError, L1Client, find_anvil
 
 
@@ -87,6 +87,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     target = os.environ.get("OPTROLLUP_GAS_REPORT")
     if not target or not _GAS.rows:
         return
-    from l1_gas_report import render
+    from tests.contracts.l1_gas_report import render
 
     Path(target).write_text(render(_GAS.rows))

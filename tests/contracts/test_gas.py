@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from l1_testkit import (
+from tests.contracts.l1_testkit import (
     CHALLENGE_WINDOW,
     ESCAPE_DELAY,
     USDC,

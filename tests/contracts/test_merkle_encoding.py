@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from l1_testkit import (
+from tests.contracts.l1_testkit import (
     ACCOUNT_TAG,
     H,
     TX_TAG,

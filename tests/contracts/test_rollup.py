@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from l1_testkit import (
+from tests.contracts.l1_testkit import (
     CHALLENGE_WINDOW,
     ESCAPE_DELAY,
     H,
