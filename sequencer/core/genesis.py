@@ -1,0 +1,78 @@
+"""Genesis: the configuration every replica must agree on, its canonical bytes, and block 0.
+
+The canonical genesis bytes carry everything in `CoreConfig` except what the L1 Rollup already
+holds (chain id, and its own address as EIP-712 verifyingContract), plus the genesis timestamp
+and the instruments listed at genesis. Block 0's txRoot commits to those bytes, and the Rollup
+emits them at deployment, so a verifier rebuilds the exact genesis from L1 alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+
+import msgpack
+
+from sequencer.core.accounttree import AccountTree
+from sequencer.core.config import CoreConfig, OracleParams, UnderlyingParams
+from sequencer.core.header import ZERO32, Header, tx_root
+from sequencer.core.instruments import Instrument
+from sequencer.core.state import State, account_leaf, genesis
+from sequencer.errors import InvalidRequest
+
+GENESIS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Genesis:
+    """The genesis of one L2 chain. `timestamp` is unix seconds."""
+
+    config: CoreConfig
+    timestamp: int
+    instruments: tuple[Instrument, ...] = ()
+
+    def to_bytes(self) -> bytes:
+        """Canonical msgpack of the genesis (chain id and Rollup address excluded)."""
+        c = self.config
+        return msgpack.packb([
+            GENESIS_VERSION, self.timestamp, c.operator, c.fee_account,
+            [list(c.oracle.keys), c.oracle.quorum, c.oracle.max_age, c.oracle.max_deviation,
+             c.oracle.max_future],
+            [[name, list(astuple(p))] for name, p in sorted(c.underlyings.items())],
+            [c.max_order_ttl, c.cancel_all_window, c.settlement_window],
+            [list(i) for i in self.instruments],
+        ], use_bin_type=True)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, chain_id: int, rollup: bytes) -> "Genesis":
+        """Inverse of to_bytes for the chain `chain_id` whose Rollup is at `rollup` (20 bytes)."""
+        try:
+            (version, ts, operator, fee_account, oracle, unders, limits,
+             instruments) = msgpack.unpackb(data, raw=False)
+            if version != GENESIS_VERSION:
+                raise ValueError(f"unknown genesis version {version}")
+            keys, quorum, max_age, max_dev, max_future = oracle
+            config = CoreConfig(
+                chain_id=chain_id, verifying_contract=rollup, operator=operator,
+                fee_account=fee_account,
+                oracle=OracleParams(tuple(keys), quorum, max_age, max_dev, max_future),
+                underlyings={name: UnderlyingParams(*vals) for name, vals in unders},
+                max_order_ttl=limits[0], cancel_all_window=limits[1], settlement_window=limits[2])
+            g = cls(config, ts, tuple(Instrument(*i) for i in instruments))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InvalidRequest(f"genesis bytes do not decode: {exc}", code="bad_genesis") from None
+        if g.to_bytes() != data:
+            raise InvalidRequest("genesis bytes are not canonical", code="bad_genesis")
+        return g
+
+    def state(self) -> State:
+        """The genesis state (fee account at leaf 0, genesis instruments listed)."""
+        return genesis(self.config, self.instruments)
+
+    def block0(self) -> tuple[State, AccountTree, Header]:
+        """Genesis state, its account tree, and the header of block 0."""
+        state = self.state()
+        tree = AccountTree()
+        tree.update({state.index[a]: account_leaf(a, acct) for a, acct in state.accounts.items()})
+        header = Header(0, ZERO32, self.timestamp, tx_root([self.to_bytes()]), tree.root(),
+                        ZERO32, 0)
+        return state, tree, header
