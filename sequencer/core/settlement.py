@@ -45,6 +45,8 @@ def settle(state: State, name: str, now: int) -> None:
     holders = sorted(state.holders[name])
     collected = owed = 0
     credits: list[tuple[bytes, int]] = []
+    state.touched.update(holders)
+    state.touched.add(state.config.fee_account)
     for addr in holders:
         acct = state.accounts[addr]
         q = acct.positions.pop(name)

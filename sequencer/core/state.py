@@ -45,7 +45,9 @@ class State:
     """Committed state. `index` is the account-tree leaf index (order of first appearance; the
     fee account is 0 at genesis); `holders` lists, per instrument, the accounts holding it;
     `settled` maps settled (delisted) instruments to their settlement price; `deposit_cursor`
-    counts L1 deposits credited; `oracle_version` counts accepted feeds (cache key for marks)."""
+    counts L1 deposits credited; `oracle_version` counts accepted feeds (cache key for marks).
+    `touched` is not committed state: the accounts whose leaf may have changed since the last
+    seal (created, or collateral/positions written); sealing rehashes only their leaves."""
 
     config: CoreConfig
     accounts: dict[bytes, Account] = field(default_factory=dict)
@@ -57,6 +59,7 @@ class State:
     holders: dict[str, dict[bytes, None]] = field(default_factory=dict)
     deposit_cursor: int = 0
     oracle_version: int = 0
+    touched: set[bytes] = field(default_factory=set)
 
 
 def genesis(config: CoreConfig, instruments: Iterable[Instrument] = ()) -> State:
@@ -75,11 +78,13 @@ def account(state: State, address: bytes) -> Account:
     if acct is None:
         acct = state.accounts[address] = Account()
         state.index[address] = len(state.index)
+        state.touched.add(address)
     return acct
 
 
 def set_position(state: State, address: bytes, acct: Account, name: str, q: int) -> None:
     """Set a position (removing it at zero) and keep `holders` in step."""
+    state.touched.add(address)
     if q:
         acct.positions[name] = q
         state.holders[name][address] = None

@@ -177,6 +177,7 @@ def _deposit(state: State, tx: DepositTx, ctx: BlockContext) -> None:
         raise Conflict(f"deposit nonce {tx.l1Nonce}, expected {state.deposit_cursor}",
                        code="bad_deposit_nonce")
     account(state, tx.account).collateral += tx.amount
+    state.touched.add(tx.account)
     state.deposit_cursor += 1
 
 
@@ -277,6 +278,7 @@ def _apply_fill(state: State, tx: FillTx, ctx: BlockContext) -> None:
         set_position(state, address, acct, name, q)
         marks.moved(address, name, old, q)
         state.accounts[state.config.fee_account].collateral += f
+        state.touched.add(state.config.fee_account)
     for d, fo in ((md, mf), (td, tf)):
         fo.filled += tx.amount
         state.orders[d] = fo
@@ -305,6 +307,7 @@ def _withdraw(state: State, tx: WithdrawTx, ctx: BlockContext) -> None:
                            code="insufficient_margin")
     acct.collateral = coll
     acct.withdrawal_nonce += 1
+    state.touched.add(w.account)
 
 
 def _oracle(state: State, tx: OracleTx, ctx: BlockContext) -> None:

@@ -1,4 +1,4 @@
-"""Genesis: the configuration every replica must agree on, its canonical bytes, and block 0.
+"""Chain spec: the genesis configuration every replica must agree on, its canonical bytes, and block 0.
 
 The canonical genesis bytes carry everything in `CoreConfig` except what the L1 Rollup already
 holds (chain id, and its own address as EIP-712 verifyingContract), plus the genesis timestamp

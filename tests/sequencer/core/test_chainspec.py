@@ -5,7 +5,7 @@ import pytest
 import cext
 from sequencer.core.accounttree import AccountTree
 from sequencer.core.config import CoreConfig, OracleParams, UnderlyingParams
-from sequencer.core.genesis import Genesis
+from sequencer.core.chainspec import Genesis
 from sequencer.core.header import ZERO32, tx_leaf
 from sequencer.core.instruments import make_instrument
 from sequencer.core.state import Account, account_leaf

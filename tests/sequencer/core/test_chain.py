@@ -1,0 +1,109 @@
+"""seal_header/replay_block: sequencer sealing and verifier replay agree; roots stay exact."""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sequencer.core import encode_tx, genesis, make_instrument
+from sequencer.core.accounttree import AccountTree
+from sequencer.core.chain import BadBlock, replay_block, seal_header
+from sequencer.core.header import Header
+from sequencer.core.state import account_leaf
+from sequencer.errors import Rejected
+from tests.sequencer.core.core_world import CALL, PUT, SPOT, T0, USERS, World, make_config
+from tests.sequencer.core.test_properties import random_flow, run
+
+
+def full_root(state) -> bytes:
+    tree = AccountTree()
+    tree.update({state.index[a]: account_leaf(a, x) for a, x in state.accounts.items()})
+    return tree.root()
+
+
+def genesis_world():
+    cfg = make_config()
+    state = genesis(cfg, [make_instrument(CALL), make_instrument(PUT)])
+    tree = AccountTree()
+    tree.update({state.index[a]: account_leaf(a, x) for a, x in state.accounts.items()})
+    state.touched.clear()
+    return state, tree, Header(0, b"\0" * 32, T0 - 1, b"\0" * 32, tree.root(), b"\0" * 32, 0)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32), st.integers(50, 200))
+def test_incremental_root_equals_full_recompute_after_every_block(seed: int, n: int) -> None:
+    _, blocks, _ = run(random_flow(seed, n))
+    state, tree, head = genesis_world()
+    for ts, txs in blocks:
+        head = replay_block(state, tree, head, ts, [encode_tx(t) for t in txs])
+        assert head.state_root == full_root(state)
+        assert not state.touched
+
+
+def sequencer_blocks():
+    """Blocks made by the engine and sealed as the node does, with their headers."""
+    w = World()
+    state, eng = w.state, w.engine
+    tree = AccountTree()
+    tree.update({state.index[a]: account_leaf(a, x) for a, x in state.accounts.items()})
+    # block 1 = what World did at T0 (deposits, feeds); sealed like the node seals
+    parent = Header(0, b"\0" * 32, T0 - 1, b"\0" * 32, b"\0" * 32, b"\0" * 32, 0)
+    out = []
+
+    def seal(next_ts: int) -> None:
+        nonlocal parent
+        ts, txs = eng.now, eng.end_block()
+        tx_bytes = [encode_tx(t) for t in txs]
+        parent = seal_header(state, tree, parent, ts, txs, tx_bytes)
+        assert parent.state_root == full_root(state)
+        out.append((parent, tx_bytes))
+        eng.begin_block(next_ts)
+
+    seal(T0 + 1)
+    a, b, c = USERS[:3]
+    w.place(a, instrument=CALL, is_buy=False, price=100 * 10**6, amount=20_000, nonce=1, expiry=T0 + 900)
+    w.place(c, instrument=CALL, is_buy=False, price=110 * 10**6, amount=10_000, nonce=2, expiry=T0 + 900)
+    w.place(b, instrument=CALL, is_buy=True, price=105 * 10**6, amount=10_000, nonce=3, expiry=T0 + 900)
+    seal(T0 + 2)
+    w.fund(USERS[5], 7 * 10**6)  # a deposit alone into an existing account must reach the root
+    # FOK larger than the book: refused, changes nothing
+    with pytest.raises(Rejected, match="FOK"):
+        w.place(b, instrument=CALL, is_buy=True, price=120 * 10**6, amount=90_000, nonce=4,
+                expiry=T0 + 900, tif=2)
+    w.place(b, instrument=CALL, is_buy=True, price=120 * 10**6, amount=20_000, nonce=5, expiry=T0 + 900)
+    seal(T0 + 3)
+    return w, out
+
+
+def test_sequencer_sealing_and_replay_agree_header_for_header() -> None:
+    w, blocks = sequencer_blocks()
+    state, tree, _ = genesis_world()
+    parent = Header(0, b"\0" * 32, T0 - 1, b"\0" * 32, b"\0" * 32, b"\0" * 32, 0)
+    for header, tx_bytes in blocks:
+        got = replay_block(state, tree, parent, header.timestamp, tx_bytes)
+        assert got == header
+        parent = got
+    assert any(len(t) > 2 for _, t in blocks)  # trades happened
+    assert blocks[-1][0].state_root == full_root(w.state)
+
+
+def test_replay_names_the_first_bad_transaction() -> None:
+    _, blocks = sequencer_blocks()
+    state, tree, _ = genesis_world()
+    parent = Header(0, b"\0" * 32, T0 - 1, b"\0" * 32, b"\0" * 32, b"\0" * 32, 0)
+    parent = replay_block(state, tree, parent, blocks[0][0].timestamp, blocks[0][1])
+    header, txs = blocks[1]
+    fill_i = next(i for i, t in enumerate(txs) if t[1] == 2)
+    raw = msgpack.unpackb(txs[fill_i], raw=False)
+    raw[3] += 10_000  # claim a larger fill than the maker signed for... or than is left
+    tampered = list(txs)
+    tampered[fill_i] = msgpack.packb(raw, use_bin_type=True)
+    with pytest.raises(BadBlock) as info:
+        replay_block(state, tree, parent, header.timestamp, tampered)
+    assert info.value.number == 2 and info.value.tx_index == fill_i
+    assert "FillTx rejected" in info.value.message
+    with pytest.raises(BadBlock, match="does not decode"):
+        replay_block(state, tree, parent, header.timestamp, [b"\xc1garbage"])
