@@ -75,6 +75,12 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
 
+    @property
+    def next_seq(self) -> int:
+        """The seq the next submitted record will get."""
+        with self._cond:
+            return self._next
+
     def submit(self, record: bytes, extra: list[tuple[bytes, bytes]] = ()) -> Future[int]:
         """Queue `record` (and `extra` puts to land atomically with it); the future resolves
         to its seq once durable."""

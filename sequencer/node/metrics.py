@@ -1,0 +1,27 @@
+"""Prometheus metrics of one node (own registry, so several nodes can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.accepted = Counter("optrollup_requests_accepted_total", "Accepted requests", ["kind"], registry=r)
+        self.rejected = Counter("optrollup_requests_rejected_total", "Rejected requests by error code",
+                                ["kind", "code"], registry=r)
+        self.fsync = Histogram("optrollup_log_fsync_seconds", "Input-log synced write latency",
+                               buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .5), registry=r)
+        self.fsync_batch = Histogram("optrollup_log_fsync_records", "Records per synced write",
+                                     buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000), registry=r)
+        self.height = Gauge("optrollup_block_height", "Newest sealed L2 block", registry=r)
+        self.book_depth = Gauge("optrollup_book_orders", "Open orders per instrument", ["instrument"], registry=r)
+        self.latency = Histogram("optrollup_http_request_seconds", "HTTP request latency", ["route"],
+                                 buckets=(.001, .002, .005, .01, .02, .05, .1, .25, 1), registry=r)
+        self.l1_deposits = Counter("optrollup_l1_deposits_credited_total", "L1 deposits credited", registry=r)
+
+    def on_sync(self, seconds: float, records: int) -> None:
+        self.fsync.observe(seconds)
+        self.fsync_batch.observe(records)

@@ -1,0 +1,321 @@
+"""The sequencer node: the trading engine behind a durable input log, sealing blocks.
+
+Threading: every method that touches `core` runs on one thread (the asyncio loop); signature
+recovery runs in an executor (cext releases the GIL). Durability: a request is processed, its
+record submitted to the group-committed log in processing order, and the caller answers only
+once the record's future resolves. A `Seal` record closes the open block (if it has txs) and
+opens the next; the block, its withdrawal index and, periodically, a snapshot of `core` are
+written atomically with it, so snapshot S is exactly the state after record S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from cext import Order, recover_addresses
+from sequencer.core import eip712
+from sequencer.core.accounttree import AccountTree
+from sequencer.core.chain import seal_header, withdrawal_leaves
+from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
+from sequencer.core.engine import Engine, OrderResult
+from sequencer.core.header import Block, Header
+from sequencer.core.txs import FillTx, SignedOrder, WithdrawTx, decode_tx, encode_tx
+from sequencer.errors import Conflict, OptrollupError, Unavailable
+from sequencer.node.config import NodeConfig
+from sequencer.node.metrics import Metrics
+from sequencer.node.records import Deposit, Record, Seal, Signed, decode_record, encode_record
+from sequencer.store import BlockStore, GroupCommitter, InputLog, StoreError, block_puts, open_db, snapshot_puts
+
+log = logging.getLogger("optrollup.node")
+
+WITHDRAWAL = b"wd/"
+
+
+@dataclass
+class Core:
+    """Everything replay rebuilds: the engine (committed state inside), the account tree, the
+    head header and the read-side indexes. Pickled as a whole for snapshots."""
+
+    engine: Engine
+    tree: AccountTree
+    head: Header
+    orders: dict[bytes, Order] = field(default_factory=dict)      # accepted orders by digest
+    trades: deque = field(default_factory=lambda: deque(maxlen=1000))
+    book_seq: dict[str, int] = field(default_factory=dict)
+    l1_block: int = 0                                               # L1 block of the last deposit
+
+
+def genesis_core(cfg: NodeConfig) -> tuple[Core, Block]:
+    state, tree, header0 = cfg.genesis.block0()
+    state.touched.clear()
+    engine = Engine(state)
+    engine.begin_block(cfg.genesis.timestamp)
+    return Core(engine, tree, header0), Block(header0, (cfg.genesis.to_bytes(),))
+
+
+class Node:
+    """One node over one data dir (LevelDB's lock makes it the only one)."""
+
+    def __init__(self, data_dir: str | Path, cfg: NodeConfig, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.domain = cfg.genesis.config.domain
+        self.metrics = Metrics()
+        self.listeners: list[Callable[[str, Any], None]] = []
+        self.db = open_db(Path(data_dir) / "db")
+        try:
+            self.store = BlockStore(self.db)
+            self.log = InputLog(self.db)
+            self._since_snapshot = 0
+            self.core = self._recover()
+            self.committer = GroupCommitter(self.log, on_sync=self.metrics.on_sync)
+        except BaseException:
+            self.db.close()
+            raise
+        self.metrics.height.set(self.core.head.number)
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def _recover(self) -> Core:
+        """Latest snapshot (if it loads) plus the log after it; checks every re-sealed block."""
+        start, core = 0, None
+        snap = self.store.latest_snapshot()
+        if snap is not None:
+            try:
+                core = pickle.loads(snap[1])
+                start = snap[0] + 1
+            except Exception as exc:  # a snapshot from other code: the log is the truth
+                log.warning("snapshot at record %d unusable (%s); replaying the whole log", snap[0], exc)
+        if core is None:
+            core, block0 = genesis_core(self.cfg)
+            stored = self.store.get(0)
+            if stored is None:
+                with self.db.write_batch(sync=True) as wb:
+                    for k, v in block_puts(block0):
+                        wb.put(k, v)
+            elif stored[0].header != block0.header:
+                raise StoreError("data dir belongs to another chain: stored genesis header "
+                                 f"{stored[0].header.hash().hex()} != {block0.header.hash().hex()}")
+        self.core = core
+        t0, n = time.perf_counter(), 0
+        for _, raw in self.log.read(start):
+            self._apply(decode_record(raw), replay=True)
+            n += 1
+        log.info("recovered: %d records replayed after record %d in %.2fs; head block %d",
+                 n, start - 1, time.perf_counter() - t0, core.head.number)
+        return core
+
+    def close(self) -> None:
+        self.committer.close()
+        self.db.close()
+
+    # -- the one path for live requests and replay -----------------------------------------
+
+    def _apply(self, rec: Record, *, replay: bool = False) -> Any:
+        """Apply one record to `core`; raises OptrollupError if the request is rejected (live
+        only: a logged record never fails on replay)."""
+        core, eng = self.core, self.core.engine
+        if isinstance(rec, Seal):
+            return self._seal(rec.next_timestamp, replay=replay)
+        if isinstance(rec, Deposit):
+            tx = eng.deposit(rec.account, rec.amount, rec.l1_nonce)
+            core.l1_block = max(core.l1_block, rec.l1_block)
+            return tx
+        msg = rec.msg
+        eng.ctx.digests[msg] = rec.digest
+        eng.ctx.signers[(rec.digest, rec.signature)] = rec.signer
+        if isinstance(msg, Order):
+            result = eng.place_order(msg, rec.signature)
+            core.orders[rec.digest] = msg
+            self._bump(msg.instrument)
+            for fill in result.fills:
+                self._record_trade(fill, msg)
+            return result
+        if isinstance(msg, Cancel):
+            view = eng.cancel(msg, rec.signature)
+            self._bump(view.order.instrument)
+            return view
+        if isinstance(msg, CancelAll):
+            n = eng.cancel_all(msg, rec.signature)
+            for name in ([msg.instrument] if msg.instrument else list(core.book_seq)):
+                self._bump(name)
+            return n
+        if isinstance(msg, Withdraw):
+            return eng.withdraw(msg, rec.signature)
+        if isinstance(msg, SessionKey):
+            return eng.session_key(msg, rec.signature)
+        if isinstance(msg, Feed):
+            return eng.feed(msg, rec.signature)
+        if isinstance(msg, Listing):
+            tx = eng.list_instrument(msg, rec.signature)
+            self._bump(msg.instrument)
+            return tx
+        raise TypeError(f"unknown record message {type(msg).__name__}")
+
+    def _bump(self, instrument: str) -> None:
+        seq = self.core.book_seq
+        seq[instrument] = seq.get(instrument, 0) + 1
+        for cb in self.listeners:
+            cb("book", instrument)
+
+    def _record_trade(self, fill: FillTx, taker: Order) -> None:
+        eng = self.core.engine
+        maker = fill.maker
+        maker_hash = eng.ctx.digest(self.domain, maker.order) if isinstance(maker, SignedOrder) else maker
+        taker_hash = eng.ctx.digest(self.domain, taker)
+        trade = {"instrument": taker.instrument, "price": fill.price, "amount": fill.amount,
+                 "takerSide": "buy" if taker.isBuy else "sell", "timestamp": eng.now,
+                 "makerOrder": maker_hash, "takerOrder": taker_hash}
+        self.core.trades.append(trade)
+        for cb in self.listeners:
+            cb("trade", trade)
+
+    def _seal(self, next_ts: int, *, replay: bool) -> tuple[Block | None, list[tuple[bytes, bytes]]]:
+        core, eng = self.core, self.core.engine
+        txs = eng.end_block()
+        block, puts = None, []
+        if txs:
+            tx_bytes = [encode_tx(t) for t in txs]
+            header = seal_header(eng.state, core.tree, core.head, eng.now, txs, tx_bytes)
+            block = Block(header, tuple(tx_bytes))
+            core.head = header
+            if replay:
+                stored = self.store.get(header.number)
+                if stored is None or stored[0] != block:
+                    raise StoreError(f"replay diverged at block {header.number}: the stored block "
+                                     "differs from the re-sealed one (corrupt data dir or changed code)")
+            else:
+                puts = block_puts(block) + self._withdrawal_puts(header.number, txs)
+        eng.begin_block(next_ts)
+        if block is not None:
+            self.metrics.height.set(block.header.number)
+            for cb in self.listeners:
+                cb("block", block.header)
+        return block, puts
+
+    def _withdrawal_puts(self, number: int, txs: Sequence[Any]) -> list[tuple[bytes, bytes]]:
+        puts = []
+        for i, tx in enumerate(t for t in txs if isinstance(t, WithdrawTx)):
+            w = tx.withdraw
+            puts.append((WITHDRAWAL + eip712.digest(self.domain, w),
+                         msgpack.packb([number, i, w.account, w.recipient, w.amount, w.nonce])))
+        return puts
+
+    # -- live: time, sealing, logging ---------------------------------------------------------
+
+    def _log(self, rec: Record, extra: list[tuple[bytes, bytes]] = ()) -> Future[int]:
+        self._since_snapshot += 1
+        return self.committer.submit(encode_record(rec), extra)
+
+    def seal(self, next_ts: int | None = None) -> Future[int]:
+        """Close the open block (if it has txs) and open the next at `next_ts` (default now)."""
+        eng = self.core.engine
+        ts = max(int(self.clock()), eng.now) if next_ts is None else max(next_ts, eng.now)
+        seq = self.committer.next_seq
+        _, puts = self._seal(ts, replay=False)
+        if self._since_snapshot + 1 >= self.cfg.snapshot_every_records:
+            puts += snapshot_puts(seq, pickle.dumps(self.core, protocol=pickle.HIGHEST_PROTOCOL))
+            self._since_snapshot = -1  # this seal record itself
+        return self._log(Seal(ts), puts)
+
+    def tick(self) -> Future[int] | None:
+        """Keep block time fresh: seal (or re-time an empty block) once `block_time` has passed."""
+        eng = self.core.engine
+        now = int(self.clock())
+        if now - eng.now >= max(1.0, self.cfg.block_time) or len(eng.txs) >= self.cfg.max_block_txs:
+            return self.seal(now)
+        return None
+
+    # -- live: requests -----------------------------------------------------------------------
+
+    def verify(self, items: Sequence[tuple[Any, bytes]]) -> tuple[list[bytes], list[bytes | None]]:
+        """Digests and recovered signers of (message, signature) pairs. Thread-safe, GIL-free."""
+        digests = eip712.digests(self.domain, [m for m, _ in items])
+        return digests, recover_addresses(digests, [s for _, s in items])
+
+    def process(self, items: Sequence[tuple[Any, bytes]], digests: Sequence[bytes],
+                signers: Sequence[bytes | None]) -> list[tuple[Any, Future[int] | None]]:
+        """Apply verified requests in order; each result is (value or OptrollupError, future)."""
+        self.tick()
+        out: list[tuple[Any, Future[int] | None]] = []
+        for (msg, sig), d, signer in zip(items, digests, signers):
+            rec = Signed(msg, sig, d, signer)
+            kind = type(msg).__name__
+            try:
+                value = self._apply(rec)
+            except OptrollupError as exc:
+                self.metrics.rejected.labels(kind, exc.code).inc()
+                out.append((exc, None))
+                continue
+            self.metrics.accepted.labels(kind).inc()
+            out.append((value, self._log(rec)))
+            if len(self.core.engine.txs) >= self.cfg.max_block_txs:
+                self.seal()
+        return out
+
+    async def submit(self, items: Sequence[tuple[Any, bytes]]) -> list[Any]:
+        """Verify off-thread, process in order, and return once every accepted one is durable.
+        Each result is the engine's answer or the OptrollupError that rejected it."""
+        loop = asyncio.get_running_loop()
+        digests, signers = await loop.run_in_executor(None, self.verify, items)
+        done = self.process(items, digests, signers)
+        futs = [asyncio.wrap_future(f) for _, f in done if f is not None]
+        if futs:
+            try:
+                await asyncio.gather(*futs)
+            except StoreError as exc:
+                raise Unavailable(f"could not make the request durable: {exc}") from exc
+        return [v for v, _ in done]
+
+    def credit_deposit(self, account: bytes, amount: int, l1_nonce: int, l1_block: int) -> Future[int] | None:
+        """Credit L1 deposit `l1_nonce` once, in nonce order (earlier nonces are ignored)."""
+        cursor = self.core.engine.state.deposit_cursor
+        if l1_nonce < cursor:
+            return None
+        if l1_nonce > cursor:
+            raise Conflict(f"deposit nonce {l1_nonce} arrived before {cursor}", code="deposit_gap")
+        self.tick()
+        rec = Deposit(account, amount, l1_nonce, l1_block)
+        self._apply(rec)
+        self.metrics.l1_deposits.inc()
+        return self._log(rec)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def withdrawal(self, digest: bytes) -> tuple[int, int, bytes, bytes, int, int] | None:
+        """(block, leaf index, account, recipient, amount, nonce) of a sealed withdrawal."""
+        raw = self.db.get(WITHDRAWAL + digest)
+        return None if raw is None else tuple(msgpack.unpackb(raw))  # type: ignore[return-value]
+
+    def block_withdrawal_leaves(self, number: int) -> list[bytes]:
+        got = self.store.get(number)
+        if got is None:
+            return []
+        return withdrawal_leaves([decode_tx(t) for t in got[0].txs])
+
+    def order_status(self, digest: bytes) -> tuple[Order, str, int] | None:
+        """(order, status, filled amount) of an order this node accepted."""
+        order = self.core.orders.get(digest)
+        if order is None:
+            return None
+        fo = self.core.engine.state.orders.get(digest)
+        filled = fo.filled if fo is not None else 0
+        if digest in self.core.engine.open:
+            status = "partially_filled" if filled else "open"
+        else:
+            status = "filled" if filled >= order.amount else "cancelled"
+        return order, status, filled
+
+

@@ -1,0 +1,82 @@
+"""Input-log records: every accepted request, with what replay needs to redo it exactly.
+
+A signed request carries its EIP-712 digest and the recovered signer so that replay skips
+signature recovery (the log is the node's own, written after verification). A `Seal` closes
+the open block and opens the next one at `next_timestamp`; replaying it re-seals the block
+and checks the header against the stored one. msgpack: `[kind, ...fields]`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import msgpack
+
+from cext import Order
+from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
+from sequencer.errors import InvalidRequest
+
+Message = Order | Cancel | CancelAll | SessionKey | Withdraw | Feed | Listing
+
+KINDS: dict[type, int] = {Order: 1, Cancel: 2, CancelAll: 3, SessionKey: 4, Withdraw: 5,
+                          Feed: 6, Listing: 7}
+_BY_KIND = {v: k for k, v in KINDS.items()}
+DEPOSIT, SEAL = 8, 9
+
+
+class Signed(NamedTuple):
+    """An accepted signed request: the message, its signature, digest and recovered signer."""
+
+    msg: Message
+    signature: bytes
+    digest: bytes
+    signer: bytes
+
+
+class Deposit(NamedTuple):
+    """An L1 deposit credited: Bridge nonce `l1_nonce`, seen in L1 block `l1_block`."""
+
+    account: bytes
+    amount: int
+    l1_nonce: int
+    l1_block: int
+
+
+class Seal(NamedTuple):
+    """Close the open block; the next block starts at `next_timestamp` (unix s)."""
+
+    next_timestamp: int
+
+
+Record = Signed | Deposit | Seal
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def encode_record(rec: Record) -> bytes:
+    if isinstance(rec, Signed):
+        body = [KINDS[type(rec.msg)], [_plain(v) for v in rec.msg], rec.signature, rec.digest,
+                rec.signer]
+    elif isinstance(rec, Deposit):
+        body = [DEPOSIT, *rec]
+    else:
+        body = [SEAL, rec.next_timestamp]
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def decode_record(data: bytes) -> Record:
+    try:
+        raw = msgpack.unpackb(data, raw=False)
+        kind = raw[0]
+        if kind == SEAL:
+            return Seal(raw[1])
+        if kind == DEPOSIT:
+            return Deposit(*raw[1:])
+        cls = _BY_KIND[kind]
+        fields, sig, digest, signer = raw[1:]
+        msg = cls(*[tuple(v) if isinstance(v, list) else v for v in fields])
+        return Signed(msg, sig, digest, signer)
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise InvalidRequest(f"corrupt input-log record: {exc}", code="corrupt_log") from None

@@ -1,0 +1,137 @@
+"""The node on a real LevelDB: trading, sealing, restart from the log and from snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cext import merkle_verify
+from sequencer.core import state_bytes
+from sequencer.core.chainspec import Genesis
+from sequencer.core.header import Header
+from sequencer.core.state import account_leaf
+from sequencer.errors import OptrollupError
+from sequencer.node import NodeConfig
+from sequencer.node.node import Node
+from sequencer.store import DataDirLocked, StoreError
+from tests.sequencer.node.kit import CALL, T0, USERS, Kit, order
+
+A, B, C = USERS[:3]
+U = 10**6
+
+
+def trade_some(k: Kit, n: int = 5) -> None:
+    for u in (A, B, C):
+        k.fund(u, 100_000 * U)
+    k.feeds()
+    for i in range(n):
+        r = k.place(A, instrument=CALL, is_buy=False, price=(100 + i) * U, amount=10_000, nonce=i,
+                    expiry=T0 + 3600)
+        assert r.status == "open", r
+    k.clock.t += 1
+    r = k.place(B, instrument=CALL, is_buy=True, price=102 * U, amount=30_000, nonce=100,
+                expiry=T0 + 3600, tif=1)
+    assert r.filledAmount == 30_000 and len(r.fills) == 3
+
+
+def seal(k: Kit) -> None:
+    k.clock.t += 1
+    k.node.seal().result(timeout=10)
+
+
+def test_trading_seals_a_chained_block(tmp_path: Path) -> None:
+    k = Kit(tmp_path)
+    trade_some(k)
+    seal(k)
+    node = k.node
+    head = node.core.head
+    assert head.number >= 1
+    blocks = [node.store.get(n)[0] for n in range(head.number + 1)]
+    for parent, child in zip(blocks, blocks[1:]):
+        assert child.header.parent_hash == parent.header.hash()
+        assert child.header.number == parent.header.number + 1
+    assert blocks[0].header == k.cfg.genesis.block0()[2]
+    # an account proof against the head's state root
+    state = node.core.engine.state
+    idx = state.index[B.address]
+    assert merkle_verify(head.state_root, account_leaf(B.address, state.accounts[B.address]), idx,
+                         node.core.tree.proof(idx))
+    assert state.accounts[B.address].positions[CALL] == 30_000
+    assert len(node.core.trades) == 3
+    k.node.close()
+
+
+def test_rejected_requests_are_not_logged(tmp_path: Path) -> None:
+    k = Kit(tmp_path)
+    k.fund(A, 1_000 * U)
+    k.feeds()
+    before = k.node.committer.next_seq
+    bad = k.place(A, instrument=CALL, is_buy=False, price=100 * U + 1, amount=10_000, nonce=1)
+    assert isinstance(bad, OptrollupError) and bad.code == "price_not_on_tick"
+    o = order(A, nonce=2)
+    forged = k.run([(o, B.sign(b"\0" * 32))])[0]   # a signature by someone else over another digest
+    assert isinstance(forged, OptrollupError) and forged.code in ("signer_mismatch", "bad_signature")
+    assert k.node.committer.next_seq == before
+    k.node.close()
+
+
+def restart_matches(k: Kit) -> None:
+    node = k.node
+    want = (state_bytes(node.core.engine.state), node.core.head, node.core.tree.root(),
+            set(node.core.engine.open), node.core.engine.now, list(node.core.trades))
+    node = k.reopen()
+    got = (state_bytes(node.core.engine.state), node.core.head, node.core.tree.root(),
+           set(node.core.engine.open), node.core.engine.now, list(node.core.trades))
+    assert got == want
+
+
+def test_restart_replays_log_to_the_same_state(tmp_path: Path) -> None:
+    k = Kit(tmp_path)
+    trade_some(k)
+    seal(k)
+    k.place(C, instrument=CALL, is_buy=True, price=90 * U, amount=10_000, nonce=7, expiry=T0 + 3600)
+    restart_matches(k)   # open block with pending state, resting orders
+    # and the node keeps working after the restart
+    r = k.place(C, instrument=CALL, is_buy=True, price=104 * U, amount=10_000, nonce=8,
+                expiry=T0 + 3600)
+    assert r.filledAmount == 10_000
+    seal(k)
+    restart_matches(k)
+    k.node.close()
+
+
+def test_restart_from_snapshot(tmp_path: Path) -> None:
+    k = Kit(tmp_path, snapshot_every_records=5)
+    trade_some(k)
+    seal(k)
+    k.place(C, instrument=CALL, is_buy=True, price=90 * U, amount=10_000, nonce=7, expiry=T0 + 3600)
+    assert k.node.store.latest_snapshot() is not None
+    restart_matches(k)
+    k.node.close()
+
+
+def test_corrupt_snapshot_falls_back_to_full_replay(tmp_path: Path) -> None:
+    k = Kit(tmp_path, snapshot_every_records=3)
+    trade_some(k)
+    seal(k)
+    seq, _ = k.node.store.latest_snapshot()
+    k.node.db.put(b"snap/" + seq.to_bytes(8, "big"), b"not a pickle")
+    restart_matches(k)
+    k.node.close()
+
+
+def test_second_node_on_same_dir_is_refused(tmp_path: Path) -> None:
+    k = Kit(tmp_path)
+    with pytest.raises(DataDirLocked):
+        Node(tmp_path, k.cfg)
+    k.node.close()
+
+
+def test_data_dir_of_another_chain_is_refused(tmp_path: Path) -> None:
+    k = Kit(tmp_path)
+    k.node.close()
+    g = k.cfg.genesis
+    other = NodeConfig(k.cfg.chain_id, k.cfg.rollup, Genesis(g.config, g.timestamp + 1, g.instruments))
+    with pytest.raises(StoreError, match="another chain"):
+        Node(tmp_path, other)

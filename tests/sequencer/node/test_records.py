@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from cext import Order
+from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
+from sequencer.errors import InvalidRequest
+from sequencer.node.records import Deposit, Seal, Signed, decode_record, encode_record
+
+A = b"\x01" * 20
+SIG, D = b"\x02" * 65, b"\x03" * 32
+
+
+@pytest.mark.parametrize("msg", [
+    Order(A, "ETH-27DEC26-3000-C", True, 100_000, 10_000, 1, 2, 0, False, True),
+    Cancel(A, D),
+    CancelAll(A, "", 5),
+    SessionKey(A, b"\x04" * 20, 9),
+    Withdraw(A, b"\x05" * 20, 7, 0),
+    Feed("ETH", 3_000_000_000, 10, (100, 200), (800_000, 700_000)),
+    Listing("ETH-27DEC26-3000-C", 100_000, 10_000, 10_000),
+])
+def test_signed_round_trip(msg) -> None:
+    rec = Signed(msg, SIG, D, A)
+    out = decode_record(encode_record(rec))
+    assert out == rec and type(out.msg) is type(msg)
+
+
+def test_deposit_and_seal() -> None:
+    for rec in (Deposit(A, 5, 0, 17), Seal(1_800_000_000)):
+        assert decode_record(encode_record(rec)) == rec
+
+
+def test_corrupt() -> None:
+    for bad in (b"\x93\x63\x01\x02", b"\x91\x01", b""):
+        with pytest.raises(InvalidRequest):
+            decode_record(bad)
