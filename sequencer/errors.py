@@ -65,3 +65,9 @@ class Unavailable(OptrollupError):
     """The node cannot serve this now (HTTP 503): shutting down, L1 unreachable."""
 
     code = "unavailable"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """Request body over the size limit (HTTP 413)."""
+
+    code = "body_too_large"

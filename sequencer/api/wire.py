@@ -116,3 +116,25 @@ def signed(body: Any, primary: str) -> tuple[Mapping[str, Any], bytes]:
     """Split a signed write `{"<primary>": {...}, "signature": "0x.."}`."""
     obj = require_object(body, "body", (primary, "signature"))
     return obj[primary], signature(obj["signature"])
+
+
+def _field(typ: str, value: Any, name: str) -> Any:
+    if typ == "address":
+        return address(value, name)
+    if typ == "string":
+        return string(value, name)
+    if typ == "bool":
+        return boolean(value, name)
+    if typ == "bytes32":
+        return hex_bytes(value, name, 32)
+    if typ.endswith("[]"):
+        if not isinstance(value, list) or len(value) > 64:
+            raise InvalidRequest(f"{name} must be a list of at most 64 items", code="invalid_type")
+        return tuple(_field(typ[:-2], v, f"{name}[{i}]") for i, v in enumerate(value))
+    return uint(value, name, int(typ[4:]))
+
+
+def message(value: Any, field: str, fields: Sequence[tuple[str, str]], cls: type) -> Any:
+    """An EIP-712 message of `cls` with the given (name, type) `fields`, from JSON."""
+    o = require_object(value, field, [n for n, _ in fields])
+    return cls(*[_field(t, o[n], f"{field}.{n}") for n, t in fields])

@@ -54,6 +54,7 @@ class Core:
     trades: deque = field(default_factory=lambda: deque(maxlen=1000))
     book_seq: dict[str, int] = field(default_factory=dict)
     l1_block: int = 0                                               # L1 block of the last deposit
+    pending_withdrawals: dict[bytes, Withdraw] = field(default_factory=dict)  # accepted, unsealed
 
 
 def genesis_core(cfg: NodeConfig) -> tuple[Core, Block]:
@@ -153,7 +154,9 @@ class Node:
                 self._bump(name)
             return n
         if isinstance(msg, Withdraw):
-            return eng.withdraw(msg, rec.signature)
+            tx = eng.withdraw(msg, rec.signature)
+            core.pending_withdrawals[rec.digest] = msg
+            return tx
         if isinstance(msg, SessionKey):
             return eng.session_key(msg, rec.signature)
         if isinstance(msg, Feed):
@@ -198,6 +201,7 @@ class Node:
                                      "differs from the re-sealed one (corrupt data dir or changed code)")
             else:
                 puts = block_puts(block) + self._withdrawal_puts(header.number, txs)
+            core.pending_withdrawals.clear()
         eng.begin_block(next_ts)
         if block is not None:
             self.metrics.height.set(block.header.number)

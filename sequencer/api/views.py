@@ -1,0 +1,72 @@
+"""JSON views of node objects (design.md: EIP-55 addresses, 0x hashes, money as decimal strings)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cext import Order, to_checksum
+from sequencer.core.engine import AccountView, OrderResult
+from sequencer.core.instruments import Instrument
+from sequencer.core.pricing import Mark
+from sequencer.core.txs import FillTx, SignedOrder
+
+
+def h(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def money(x: int) -> str:
+    return str(x)
+
+
+def order_json(o: Order) -> dict[str, Any]:
+    return {"account": to_checksum(o.account), "instrument": o.instrument, "isBuy": o.isBuy,
+            "price": money(o.price), "amount": money(o.amount), "nonce": str(o.nonce),
+            "expiry": o.expiry, "timeInForce": o.timeInForce, "postOnly": o.postOnly,
+            "reduceOnly": o.reduceOnly}
+
+
+def fill_json(fill: FillTx, maker_hash: bytes, taker_hash: bytes) -> dict[str, Any]:
+    return {"price": money(fill.price), "amount": money(fill.amount), "makerOrder": h(maker_hash),
+            "takerOrder": h(taker_hash)}
+
+
+def order_result_json(r: OrderResult, digest_of: Any) -> dict[str, Any]:
+    """`digest_of(order)` gives the EIP-712 digest of a maker order carried in full."""
+    fills = []
+    for f in r.fills:
+        maker = digest_of(f.maker.order) if isinstance(f.maker, SignedOrder) else f.maker
+        fills.append(fill_json(f, maker, r.orderHash))
+    return {"orderHash": h(r.orderHash), "status": r.status, "filledAmount": money(r.filledAmount),
+            "fills": fills}
+
+
+def mark_json(m: Mark | None) -> dict[str, Any]:
+    if m is None:
+        return {"spot": None, "iv": None, "mark": None, "greeks": None}
+    return {"spot": money(m.spot), "iv": m.iv, "mark": money(m.mark_lo), "markHigh": money(m.mark_hi),
+            "greeks": {"delta": m.delta, "gamma": m.gamma, "vega": m.vega, "theta": m.theta}}
+
+
+def instrument_json(ins: Instrument, m: Mark | None = None, with_mark: bool = False) -> dict[str, Any]:
+    out = {"name": ins.name, "underlying": ins.underlying, "expiry": ins.expiry,
+           "strike": money(ins.strike), "type": "call" if ins.is_call else "put",
+           "tickSize": money(ins.tick_size), "amountStep": money(ins.amount_step),
+           "minAmount": money(ins.min_amount)}
+    if with_mark:
+        out.update(mark_json(m))
+    return out
+
+
+def account_json(address: bytes, v: AccountView) -> dict[str, Any]:
+    return {
+        "account": to_checksum(address),
+        "collateral": money(v.collateral), "equity": money(v.equity),
+        "initialMargin": money(v.initialMargin), "maintenanceMargin": money(v.maintenanceMargin),
+        "available": money(v.available), "withdrawalNonce": str(v.withdrawalNonce),
+        "halted": list(v.halted),
+        "positions": [{"instrument": p.instrument, "amount": money(p.amount), **mark_json(p.mark)}
+                      for p in v.positions],
+        "openOrders": [{"orderHash": h(o.orderHash), "remaining": money(o.remaining),
+                        **order_json(o.order)} for o in v.openOrders],
+    }
