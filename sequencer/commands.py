@@ -1,9 +1,12 @@
-"""sequencer's subcommands of `optrollup` (serve, devnet, keys, order)."""
+"""sequencer's subcommands of `optrollup` (each defined next to what it runs)."""
 
 from __future__ import annotations
 
 import argparse
 
+from sequencer import serve
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
     """Add the node's subcommands to the `optrollup` parser."""
+    serve.register(sub)

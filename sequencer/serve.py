@@ -1,0 +1,40 @@
+"""`optrollup serve`: one node over a data dir, its HTTP API on uvicorn, and the L1 follower."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from sequencer.api.app import create_app
+from sequencer.node import Node, NodeConfig
+from sequencer.node.l1follower import L1Follower
+
+
+def build_app(data_dir: str | Path, config: str | Path):  # noqa: ANN201 - FastAPI
+    cfg = NodeConfig.load(config)
+    node = Node(data_dir, cfg)
+    follower = L1Follower(cfg.l1, cfg.rollup) if cfg.l1 is not None else None
+    return create_app(node, l1=follower)
+
+
+def serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    app = build_app(args.data_dir, args.config)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                access_log=args.access_log, timeout_graceful_shutdown=5)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
+    p = sub.add_parser("serve", help="run a sequencer node and its HTTP API")
+    p.add_argument("--data-dir", required=True, help="the node's data dir (LevelDB lives in DIR/db)")
+    p.add_argument("--config", required=True, help="node config JSON (see sequencer/node/config.py)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(func=serve)
