@@ -24,7 +24,8 @@ import {Bridge} from "./Bridge.sol";
 /// state becomes the basis of the Bridge's escape withdrawals (see Bridge.sol).
 ///
 /// Everything a replay verifier needs is readable from this contract alone: the L2 chain id,
-/// genesis header hash and state root, the Bridge and collateral token, the deployment block.
+/// genesis header hash and state root, the Bridge and collateral token, the deployment block,
+/// and (in the RollupDeployed event of that block) the canonical genesis configuration bytes.
 contract Rollup {
     // ------------------------------------------------------------------------------------------
     // Types
@@ -110,7 +111,8 @@ contract Rollup {
         address indexed collateralToken,
         uint256 l2ChainId,
         bytes32 genesisHeaderHash,
-        bytes32 genesisStateRoot
+        bytes32 genesisStateRoot,
+        bytes genesisConfig
     );
     event BatchSubmitted(
         uint256 indexed batchIndex,
@@ -177,6 +179,9 @@ contract Rollup {
     /// @param genesisHeaderHash_ header hash of L2 block 0; the first batch chains from it.
     /// @param genesisStateRoot_ state root of L2 block 0 (the escape state if nothing is final).
     /// @param collateralToken_ the ERC-20 collateral held by the Bridge.
+    /// @param genesisConfig_ the canonical genesis bytes (`Genesis.to_bytes()` in
+    ///        sequencer/core/chainspec.py): emitted in RollupDeployed, not stored, so a verifier
+    ///        rebuilds block 0 from L1 alone and checks it against `genesisHeaderHash`.
     constructor(
         address poster_,
         address[] memory guardians_,
@@ -186,7 +191,8 @@ contract Rollup {
         uint256 l2ChainId_,
         bytes32 genesisHeaderHash_,
         bytes32 genesisStateRoot_,
-        address collateralToken_
+        address collateralToken_,
+        bytes memory genesisConfig_
     ) {
         if (poster_ == address(0) || collateralToken_ == address(0)) revert ZeroAddress();
         if (collateralToken_.code.length == 0) revert NotAContract(collateralToken_);
@@ -217,7 +223,7 @@ contract Rollup {
         // The Bridge is created here so that `bridge` is provably the Bridge of this Rollup.
         address b = address(new Bridge(address(this), collateralToken_));
         bridge = b;
-        emit RollupDeployed(b, collateralToken_, l2ChainId_, genesisHeaderHash_, genesisStateRoot_);
+        emit RollupDeployed(b, collateralToken_, l2ChainId_, genesisHeaderHash_, genesisStateRoot_, genesisConfig_);
     }
 
     // ------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ Later pieces (batch poster, devnet command, deposits follower, replay verifier) 
   naming the Solidity custom error);
 - `Contract` to encode/decode calls (`encode`, `decode_input` for batch calldata), read state
   (`call`) and events (`events`, `decode_logs`);
-- `deploy` / `read_deployment` / `Deployment` for addresses and configuration;
+- `deploy` / `read_deployment` / `read_genesis_config` / `Deployment` for addresses and
+  configuration (the genesis bytes come from the RollupDeployed event);
 - `sign_reject` / `sign_pause` / `sign_unpause` for guardian quorums.
 """
 
@@ -25,7 +26,7 @@ from sequencer.l1.abi import (
 from sequencer.l1.anvil import DEFAULT_CHAIN_ID, DEFAULT_MNEMONIC, Anvil, find_anvil
 from sequencer.l1.client import L1Client, Log, Receipt
 from sequencer.l1.contracts import Contract, Event, deploy_contract
-from sequencer.l1.deploy import Deployment, deploy, read_deployment
+from sequencer.l1.deploy import Deployment, deploy, read_deployment, read_genesis_config
 from sequencer.l1.errors import (
     AnvilError,
     ContractRevert,
@@ -77,6 +78,7 @@ __all__ = [
     "guardian_domain",
     "load_artifact",
     "read_deployment",
+    "read_genesis_config",
     "sign_action",
     "sign_pause",
     "sign_reject",

@@ -3,7 +3,9 @@
 `deploy(...)` deploys MockUSDC (unless a collateral token is given) and the Rollup, whose
 constructor creates the Bridge. The result is a `Deployment`, JSON-serialisable, which the
 devnet writes to its data dir. `read_deployment(client, rollup)` rebuilds the same record from
-the Rollup alone, which is all a replay verifier is given.
+the Rollup alone, which is all a replay verifier is given: the immutables by eth_call, and the
+canonical genesis configuration bytes (`sequencer.core.chainspec.Genesis.to_bytes()`) from the
+`RollupDeployed` event of the deployment block (the Rollup emits them but does not store them).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class Deployment:
     l2_chain_id: int
     genesis_header_hash: bytes
     genesis_state_root: bytes
+    genesis_config: bytes = b""  # canonical Genesis.to_bytes() (from the RollupDeployed event)
     deployer: str | None = field(default=None, compare=False)  # provenance, not identity
     tx_hashes: dict[str, str] = field(default_factory=dict, compare=False)  # provenance, not identity
 
@@ -72,6 +75,7 @@ class Deployment:
         d["guardians"] = list(self.guardians)
         d["genesis_header_hash"] = _hex32(self.genesis_header_hash)
         d["genesis_state_root"] = _hex32(self.genesis_state_root)
+        d["genesis_config"] = "0x" + self.genesis_config.hex()
         return d
 
     @classmethod
@@ -93,6 +97,7 @@ class Deployment:
                 l2_chain_id=int(d["l2_chain_id"]),
                 genesis_header_hash=bytes.fromhex(d["genesis_header_hash"].removeprefix("0x")),
                 genesis_state_root=bytes.fromhex(d["genesis_state_root"].removeprefix("0x")),
+                genesis_config=bytes.fromhex(str(d.get("genesis_config") or "").removeprefix("0x")),
                 deployer=checksum_address(d["deployer"]) if d.get("deployer") else None,
                 tx_hashes=dict(d.get("tx_hashes") or {}),
             )
@@ -128,9 +133,14 @@ def deploy(
     l2_chain_id: int,
     genesis_header_hash: bytes,
     genesis_state_root: bytes,
+    genesis_config: bytes,
     collateral_token: str | None = None,
 ) -> Deployment:
     """Deploys MockUSDC (when `collateral_token` is None) and the Rollup (+ its Bridge).
+
+    `genesis_config` is the canonical genesis (`Genesis.to_bytes()`) whose block 0 has header
+    hash `genesis_header_hash` and state root `genesis_state_root`; the Rollup emits it in
+    `RollupDeployed` (not stored) so that `optrollup verify` needs only the Rollup address.
 
     `challenge_window` and `escape_delay` are seconds (escape_delay > challenge_window).
     Constructor checks revert with ContractRevert (e.g. InvalidThreshold) before anything is
@@ -144,6 +154,7 @@ def deploy(
         client, deployer, "Rollup",
         poster, list(guardians), threshold, challenge_window, escape_delay, l2_chain_id,
         bytes(genesis_header_hash), bytes(genesis_state_root), collateral_token,
+        bytes(genesis_config),
     )
     txs["Rollup"] = receipt.tx_hash
     d = read_deployment(client, rollup.address)
@@ -151,16 +162,18 @@ def deploy(
 
 
 def read_deployment(client: L1Client, rollup_address: str) -> Deployment:
-    """The Deployment of the Rollup at `rollup_address`, read from L1 alone."""
+    """The Deployment of the Rollup at `rollup_address`, read from L1 alone (the genesis
+    configuration bytes from the `RollupDeployed` event of the deployment block)."""
     r = Contract.at(client, "Rollup", rollup_address)
     if not client.get_code(r.address):
         raise L1Error(f"no contract at {r.address}")
+    deployment_block = r.call("deploymentBlock")
     return Deployment(
         l1_chain_id=client.chain_id,
         rollup=r.address,
         bridge=r.call("bridge"),
         collateral_token=r.call("collateralToken"),
-        deployment_block=r.call("deploymentBlock"),
+        deployment_block=deployment_block,
         poster=r.call("poster"),
         guardians=tuple(r.call("guardians")),
         guardian_threshold=r.call("guardianThreshold"),
@@ -169,4 +182,17 @@ def read_deployment(client: L1Client, rollup_address: str) -> Deployment:
         l2_chain_id=r.call("l2ChainId"),
         genesis_header_hash=r.call("genesisHeaderHash"),
         genesis_state_root=r.call("genesisStateRoot"),
+        genesis_config=read_genesis_config(client, r.address, deployment_block),
     )
+
+
+def read_genesis_config(client: L1Client, rollup_address: str, deployment_block: int | None = None) -> bytes:
+    """The canonical genesis bytes the Rollup emitted in `RollupDeployed` at its deployment."""
+    r = Contract.at(client, "Rollup", rollup_address)
+    if deployment_block is None:
+        deployment_block = r.call("deploymentBlock")
+    events = r.events("RollupDeployed", from_block=deployment_block, to_block=deployment_block)
+    if len(events) != 1:
+        raise L1Error(f"expected one RollupDeployed event of {r.address} in L1 block "
+                      f"{deployment_block}, found {len(events)}")
+    return bytes(events[0]["genesisConfig"])

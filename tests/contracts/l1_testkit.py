@@ -224,6 +224,11 @@ class System:
         self.client.mine()
 
 
+# The contracts never interpret the genesis bytes (they are only emitted in RollupDeployed);
+# the replay verifier's tests (tests/prover) use a real `Genesis.to_bytes()`.
+GENESIS_CONFIG = b"\x91\x01optrollup-contract-tests"
+
+
 def genesis_header() -> Header:
     empty_state = SparseTree().root()
     return Header(0, ZERO32, 1_700_000_000, ZERO32, empty_state, ZERO32, 0)
@@ -243,6 +248,7 @@ def deploy_system(client: L1Client, accounts: list[LocalAccount], **overrides) -
         l2_chain_id=L2_CHAIN_ID,
         genesis_header_hash=gen.hash(),
         genesis_state_root=gen.stateRoot,
+        genesis_config=GENESIS_CONFIG,
     )
     kwargs.update(overrides)
     d = deploy(client, deployer, **kwargs)

@@ -6,6 +6,7 @@ import pytest
 from tests.contracts.l1_testkit import (
     CHALLENGE_WINDOW,
     ESCAPE_DELAY,
+    GENESIS_CONFIG,
     H,
     L2_CHAIN_ID,
     THRESHOLD,
@@ -18,7 +19,8 @@ from tests.contracts.l1_testkit import (
 )
 
 import cext
-from sequencer.l1 import ContractRevert, Deployment, read_deployment, sign_pause, sign_reject, sign_unpause
+from sequencer.l1 import (ContractRevert, Deployment, read_deployment, read_genesis_config, sign_pause,
+                          sign_reject, sign_unpause)
 from sequencer.l1.guardians import _SECP256K1_N
 
 # ---------------------------------------------------------------------------------------------
@@ -87,6 +89,8 @@ def test_deployment_reads_back_from_rollup_alone(system: System, tmp_path):
     assert 0 < d.deployment_block <= system.client.block_number()
     deployed = system.rollup.events("RollupDeployed", from_block=d.deployment_block, to_block=d.deployment_block)
     assert deployed and deployed[0]["bridge"] == d.bridge
+    assert deployed[0]["genesisConfig"] == d.genesis_config == GENESIS_CONFIG
+    assert read_genesis_config(system.client, d.rollup) == GENESIS_CONFIG
     p = tmp_path / "deployment.json"
     d.save(p)
     assert Deployment.load(p) == d
