@@ -1,9 +1,111 @@
-"""prover's subcommands of `optrollup` (registered through the optrollup.commands entry point)."""
+"""prover's subcommands of `optrollup` (registered through the optrollup.commands entry point).
+
+    optrollup verify --l1-rpc URL --rollup ADDRESS [--watch] [--poll SECONDS]
+    optrollup post-batches --sequencer URL --l1-rpc URL --rollup ADDRESS --keystore FILE
+        [--password-file F] [--once] [--max-blocks N] [--max-bytes N] [--confirmations N]
+        [--lock-dir DIR] [--poll SECONDS]
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from prover.verifier import VerificationFailed, Verifier
+    from sequencer.l1 import L1Client, L1Unavailable
+
+    with L1Client(args.l1_rpc) as client:
+        try:
+            v = Verifier(client, args.rollup, log=_err)
+        except VerificationFailed as exc:
+            print(f"MISMATCH: {exc.message}", flush=True)
+            return 1
+
+        def summary() -> str:
+            h = v.head
+            return (f"OK: {len(v.verified)} batches, L2 blocks 0..{h.number} replayed from L1; "
+                    f"header 0x{h.hash().hex()} state root 0x{h.state_root.hex()}")
+
+        if not args.watch:
+            try:
+                v.sync()
+            except VerificationFailed as exc:
+                print(f"MISMATCH: {exc.message}", flush=True)
+                return 1
+            print(summary(), flush=True)
+            return 0
+
+        bad: str | None = None
+        try:
+            while True:
+                try:
+                    if v.sync():
+                        print(summary(), flush=True)
+                    if bad is not None:
+                        _err("the mismatching batch is gone from L1; all live batches match")
+                    bad = None
+                except VerificationFailed as exc:
+                    if exc.message != bad:
+                        print(f"MISMATCH: {exc.message}", flush=True)
+                    bad = exc.message
+                except L1Unavailable as exc:
+                    _err(f"L1 unavailable, retrying: {exc.message}")
+                time.sleep(args.poll)
+        except KeyboardInterrupt:
+            return 1 if bad is not None else 0
+
+
+def _post(args: argparse.Namespace) -> int:
+    from prover.poster import run_cli
+
+    return run_cli(args)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
     """Add prover's subcommands (post-batches, verify) to the `optrollup` parser."""
+    v = sub.add_parser(
+        "verify", help="rebuild the L2 chain from L1 data alone and check every root",
+        description="Replays every live batch posted to the Rollup from L1 data only (deposit "
+                    "events + batch calldata) and checks every state/withdrawal root and header "
+                    "hash. Exit 0 only if all match; otherwise 1 with one line naming the first "
+                    "bad L2 block and transaction.")
+    v.add_argument("--l1-rpc", required=True, metavar="URL", help="L1 JSON-RPC endpoint")
+    v.add_argument("--rollup", required=True, metavar="ADDRESS", help="the Rollup contract")
+    v.add_argument("--watch", action="store_true", help="keep following new batches")
+    v.add_argument("--poll", type=float, default=5.0, metavar="SECONDS",
+                   help="poll interval with --watch (default 5)")
+    v.set_defaults(func=_verify)
+
+    p = sub.add_parser(
+        "post-batches", help="post sealed L2 blocks missing on L1 as batches (cron-friendly)",
+        description="Reads sealed blocks from the sequencer's HTTP API and posts what L1 lacks "
+                    "with Rollup.submitBatch, waiting for confirmations; idempotent and "
+                    "lock-protected, so overlapping runs never double-post.")
+    p.add_argument("--sequencer", required=True, metavar="URL", help="sequencer HTTP API base URL")
+    p.add_argument("--l1-rpc", required=True, metavar="URL", help="L1 JSON-RPC endpoint")
+    p.add_argument("--rollup", required=True, metavar="ADDRESS", help="the Rollup contract")
+    p.add_argument("--keystore", required=True, metavar="FILE",
+                   help="encrypted JSON keystore of the poster key")
+    p.add_argument("--password-file", metavar="FILE",
+                   help="keystore password file (else env OPTROLLUP_KEYSTORE_PASSWORD)")
+    p.add_argument("--once", action="store_true", help="post what is missing, then exit")
+    p.add_argument("--max-blocks", type=int, default=1000, metavar="N",
+                   help="at most N L2 blocks per batch (default 1000)")
+    p.add_argument("--max-bytes", type=int, default=120_000, metavar="N",
+                   help="at most N bytes of batch data per transaction (default 120000)")
+    p.add_argument("--confirmations", type=int, default=1, metavar="N",
+                   help="L1 confirmations before a batch counts as posted (default 1)")
+    p.add_argument("--lock-dir", default=None, metavar="DIR",
+                   help="directory of the run lock (default: the system temp dir)")
+    p.add_argument("--poll", type=float, default=5.0, metavar="SECONDS",
+                   help="pause between rounds without --once (default 5)")
+    p.add_argument("--fee-bump-after", type=float, default=30.0, metavar="SECONDS",
+                   help="replace a pending batch transaction with higher fees after this long")
+    p.set_defaults(func=_post)

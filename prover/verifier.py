@@ -1,0 +1,309 @@
+"""Replay verifier: rebuild the L2 chain from L1 data alone and check every commitment.
+
+Given only an L1 JSON-RPC endpoint and the Rollup address, the verifier reads the deployment
+(immutables + the genesis bytes of the `RollupDeployed` event), rebuilds block 0 and checks it
+against the Rollup's genesis header hash and state root, then for every live batch (the batches
+`0..batchCount-1` as they stand now: a batch dropped by a guardian rejection or by the freeze
+is skipped, its index reused by the batch that replaced it):
+
+- fetches the `submitBatch` transaction, decodes its arguments, checks `keccak(data)` against
+  the stored `dataHash` and the arguments against the stored batch;
+- decodes the batch data (prover.batch) and replays each block with the sequencer's own pure
+  code (`sequencer.core.chain.replay_block`: every signature, limit and margin check);
+- checks block numbers are contiguous from `firstBlock`, each block's posted state root,
+  withdrawal root and deposit cursor against the recomputed header, the header chain (the
+  batch's `prevHeaderHash` is the previous batch's recomputed last header hash, the genesis
+  header hash for the first), and the batch's `lastHeaderHash`, `stateRoot` and
+  `withdrawalRoots[]` against the recomputed ones;
+- checks every `DepositTx(account, amount, l1Nonce)` against the Bridge's `Deposited` event with
+  that nonce (otherwise a sequencer could mint collateral).
+
+The first mismatch raises `VerificationFailed` naming the batch, the L2 block and (when one
+transaction is to blame) the transaction index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cext import keccak256, merkle_root
+from sequencer.core.accounttree import AccountTree
+from sequencer.core.chain import BadBlock, replay_block
+from sequencer.core.chainspec import Genesis
+from sequencer.core.header import Header
+from sequencer.core.state import State
+from sequencer.core.txs import DepositTx, decode_tx
+from sequencer.errors import OptrollupError
+from sequencer.l1 import Contract, Deployment, Event, L1Client, read_deployment
+
+from prover.batch import BatchFormatError, decode_batch
+
+
+class VerificationFailed(OptrollupError):
+    """L1 data does not re-execute to the committed roots. `block`/`tx_index` locate the first
+    mismatch (None when it is not about one block/transaction), `batch` is the batch index."""
+
+    code = "verification_failed"
+
+    def __init__(self, reason: str, *, batch: int | None = None, block: int | None = None,
+                 tx_index: int | None = None) -> None:
+        parts = []
+        if batch is not None:
+            parts.append(f"batch {batch}")
+        parts.append(f"L2 block {block}" if block is not None else "L2 block -")
+        parts.append(f"transaction {tx_index}" if tx_index is not None else "transaction -")
+        super().__init__(", ".join(parts) + f": {reason}")
+        self.batch, self.block, self.tx_index, self.reason = batch, block, tx_index, reason
+
+
+@dataclass(frozen=True)
+class BatchRef:
+    """A live batch as L1 has it: the BatchSubmitted event of its current occupant."""
+
+    index: int
+    first_block: int
+    last_block: int
+    last_header_hash: bytes
+    state_root: bytes
+    withdrawals_root: bytes
+    data_hash: bytes
+    tx_hash: str
+    l1_block: int
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+class Verifier:
+    """Incremental replay of the rollup at `rollup_address`. `sync()` checks every live batch
+    not yet checked and returns how many it checked; it raises VerificationFailed at the first
+    mismatch. If batches already checked are dropped (guardian rejection, freeze) the replay
+    restarts from genesis on the next `sync()`."""
+
+    def __init__(self, client: L1Client, rollup_address: str,
+                 log: Callable[[str], None] | None = None) -> None:
+        self.client = client
+        self.log = log or (lambda _msg: None)
+        self.deployment: Deployment = read_deployment(client, rollup_address)
+        self.rollup: Contract = self.deployment.rollup_contract(client)
+        self.bridge: Contract = self.deployment.bridge_contract(client)
+        self.genesis = self._check_genesis()
+        self._deposits: dict[int, tuple[bytes, int]] = {}
+        self._deposits_scanned_to = self.deployment.deployment_block - 1
+        self._failed: tuple[list[BatchRef], VerificationFailed] | None = None
+        self._reset()
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _check_genesis(self) -> Genesis:
+        d = self.deployment
+        rollup20 = bytes.fromhex(d.rollup[2:])
+        try:
+            g = Genesis.from_bytes(d.genesis_config, d.l2_chain_id, rollup20)
+        except OptrollupError as exc:
+            raise VerificationFailed(f"genesis configuration from RollupDeployed: {exc.message}",
+                                     block=0) from None
+        _, _, h0 = g.block0()
+        if h0.hash() != d.genesis_header_hash:
+            raise VerificationFailed(
+                f"genesis configuration rebuilds header hash {_hex(h0.hash())}, the Rollup has "
+                f"genesisHeaderHash {_hex(d.genesis_header_hash)}", block=0)
+        if h0.state_root != d.genesis_state_root:
+            raise VerificationFailed(
+                f"genesis configuration rebuilds state root {_hex(h0.state_root)}, the Rollup has "
+                f"genesisStateRoot {_hex(d.genesis_state_root)}", block=0)
+        return g
+
+    def _reset(self) -> None:
+        self.state: State
+        self.tree: AccountTree
+        self.state, self.tree, self.head = self.genesis.block0()
+        self.verified: list[BatchRef] = []  # batches checked, in order
+
+    @property
+    def domain(self) -> bytes:
+        return self.state.config.domain
+
+    # -- L1 reads -------------------------------------------------------------------------------
+
+    def live_batches(self, at: int) -> list[BatchRef]:
+        """The live batches at L1 block `at`: for each index < batchCount, the latest
+        BatchSubmitted event with that index (earlier ones were dropped and overwritten)."""
+        count = self.rollup.call("batchCount", block=at)
+        latest: dict[int, Event] = {}
+        if count:
+            for ev in self.rollup.events("BatchSubmitted", from_block=self.deployment.deployment_block,
+                                         to_block=at):
+                latest[ev["batchIndex"]] = ev  # logs come in chain order
+        out = []
+        for i in range(count):
+            ev = latest.get(i)
+            if ev is None:
+                raise VerificationFailed(f"Rollup has batch {i} but no BatchSubmitted event for it",
+                                         batch=i)
+            out.append(BatchRef(i, ev["firstBlock"], ev["lastBlock"], ev["lastHeaderHash"],
+                                ev["stateRoot"], ev["withdrawalsRoot"], ev["dataHash"], ev.tx_hash,
+                                ev.block_number))
+        return out
+
+    def _scan_deposits(self, to_block: int) -> None:
+        if to_block <= self._deposits_scanned_to:
+            return
+        for ev in self.bridge.events("Deposited", from_block=self._deposits_scanned_to + 1,
+                                     to_block=to_block):
+            self._deposits[ev["nonce"]] = (bytes.fromhex(ev["l2Account"][2:]), ev["amount"])
+        self._deposits_scanned_to = to_block
+
+    def _batch_args(self, ref: BatchRef) -> dict[str, Any]:
+        tx = self.client.get_transaction(ref.tx_hash)
+        if tx is None:
+            raise VerificationFailed(f"L1 transaction {ref.tx_hash} of the batch not found",
+                                     batch=ref.index, block=ref.first_block)
+        to = (tx.get("to") or "").lower()
+        calldata = bytes.fromhex((tx.get("input") or tx.get("data") or "0x")[2:])
+        if to != self.rollup.address.lower():
+            raise VerificationFailed(
+                f"batch was not submitted by a direct call to the Rollup (tx {ref.tx_hash} to "
+                f"{to}): its data cannot be read from calldata", batch=ref.index, block=ref.first_block)
+        try:
+            args = self.rollup.decode_input(calldata)
+        except Exception as exc:  # noqa: BLE001 - any decoding failure is a finding
+            raise VerificationFailed(f"calldata of {ref.tx_hash} does not decode: {exc}",
+                                     batch=ref.index, block=ref.first_block) from None
+        if "data" not in args or "withdrawalRoots" not in args:
+            raise VerificationFailed(f"{ref.tx_hash} is not a submitBatch call", batch=ref.index,
+                                     block=ref.first_block)
+        return args
+
+    # -- checking -------------------------------------------------------------------------------
+
+    def sync(self, at: int | None = None) -> int:
+        """Check the live batches not yet checked, as of L1 block `at` (default: latest)."""
+        at = self.client.block_number() if at is None else at
+        live = self.live_batches(at)
+        if self._failed is not None:
+            failed_live, failure = self._failed
+            if live[:len(failed_live)] == failed_live:
+                raise failure  # the bad batch is still live: nothing to re-check
+            self._failed = None
+            self.log("the failing batch was dropped on L1: replaying from genesis")
+            self._reset()
+        if any(i >= len(live) or live[i] != ref for i, ref in enumerate(self.verified)):
+            self.log(f"batches were dropped or replaced on L1 since the last check "
+                     f"({len(self.verified)} checked, {len(live)} live): replaying from genesis")
+            self._reset()
+        todo = live[len(self.verified):]
+        if todo:
+            self._scan_deposits(at)
+        for ref in todo:
+            try:
+                self.check_batch(ref)
+            except VerificationFailed as exc:
+                # the state is part-way through the bad batch: keep the finding until L1 drops it
+                self._failed = (live[:ref.index + 1], exc)
+                raise
+            self.verified.append(ref)
+            self.log(f"batch {ref.index}: L2 blocks {ref.first_block}..{ref.last_block} OK "
+                     f"(state root {_hex(ref.state_root)})")
+        return len(todo)
+
+    def check_batch(self, ref: BatchRef) -> None:
+        """Replay one batch on top of the current head; VerificationFailed on a mismatch."""
+        i = ref.index
+
+        def fail(reason: str, block: int | None = None, tx: int | None = None) -> VerificationFailed:
+            return VerificationFailed(reason, batch=i, block=block, tx_index=tx)
+
+        args = self._batch_args(ref)
+        data: bytes = args["data"]
+        first, last = args["firstBlock"], args["lastBlock"]
+        if keccak256(data) != ref.data_hash:
+            raise fail(f"keccak256(data) {_hex(keccak256(data))} != stored dataHash "
+                       f"{_hex(ref.data_hash)}", first)
+        if (first, last, args["lastHeaderHash"], args["stateRoot"]) != (
+                ref.first_block, ref.last_block, ref.last_header_hash, ref.state_root):
+            raise fail("submitBatch arguments differ from the BatchSubmitted event", first)
+        wroots: list[bytes] = list(args["withdrawalRoots"])
+        if merkle_root(wroots) != ref.withdrawals_root:
+            raise fail("merkle(withdrawalRoots) != stored withdrawalsRoot", first)
+        if first != self.head.number + 1:
+            raise fail(f"batch starts at L2 block {first}, expected {self.head.number + 1}", first)
+        if args["prevHeaderHash"] != self.head.hash():
+            raise fail(f"prevHeaderHash {_hex(args['prevHeaderHash'])} does not link to the "
+                       f"recomputed header of L2 block {self.head.number} "
+                       f"({_hex(self.head.hash())})", first)
+        try:
+            blocks = decode_batch(data, self.domain)
+        except BatchFormatError as exc:
+            raise fail(f"batch data: {exc}", first) from None
+        if not blocks or blocks[0].number != first:
+            got = blocks[0].number if blocks else "nothing"
+            raise fail(f"batch data starts at L2 block {got}, the batch at {first} "
+                       f"(block numbers not contiguous)", first)
+        if blocks[-1].number != last:
+            raise fail(f"batch data covers L2 blocks {first}..{blocks[-1].number}, the batch "
+                       f"{first}..{last}", min(last, blocks[-1].number) + 1)
+        if len(wroots) != len(blocks):
+            raise fail(f"{len(wroots)} withdrawal roots for {len(blocks)} blocks", first)
+
+        for k, blk in enumerate(blocks):
+            n = blk.number
+            bad_deposit = self._first_bad_deposit(blk.txs)
+            try:
+                header = replay_block(self.state, self.tree, self.head, blk.timestamp, blk.txs)
+            except BadBlock as exc:
+                if bad_deposit is not None and (exc.tx_index is None or bad_deposit[0] < exc.tx_index):
+                    raise fail(bad_deposit[1], n, bad_deposit[0]) from None
+                reason = exc.message.split(": ", 1)[1] if ": " in exc.message else exc.message
+                raise fail(reason, n, exc.tx_index) from None
+            if bad_deposit is not None:
+                raise fail(bad_deposit[1], n, bad_deposit[0])
+            if header.state_root != blk.state_root:
+                raise fail(f"posted stateRoot {_hex(blk.state_root)} != recomputed "
+                           f"{_hex(header.state_root)}", n)
+            if header.withdrawal_root != blk.withdrawal_root:
+                raise fail(f"posted withdrawalRoot {_hex(blk.withdrawal_root)} != recomputed "
+                           f"{_hex(header.withdrawal_root)}", n)
+            if header.l1_deposit_cursor != blk.deposit_cursor:
+                raise fail(f"posted l1DepositCursor {blk.deposit_cursor} != recomputed "
+                           f"{header.l1_deposit_cursor}", n)
+            if wroots[k] != header.withdrawal_root:
+                raise fail(f"withdrawalRoots[{k}] {_hex(wroots[k])} != recomputed "
+                           f"{_hex(header.withdrawal_root)}", n)
+            self.head = header
+        if self.head.hash() != args["lastHeaderHash"]:
+            raise fail(f"lastHeaderHash {_hex(args['lastHeaderHash'])} != recomputed header hash "
+                       f"{_hex(self.head.hash())} (header chain broken)", self.head.number)
+        if self.head.state_root != args["stateRoot"]:
+            raise fail(f"batch stateRoot {_hex(args['stateRoot'])} != recomputed "
+                       f"{_hex(self.head.state_root)}", self.head.number)
+
+    def _first_bad_deposit(self, txs: tuple[bytes, ...]) -> tuple[int, str] | None:
+        for j, raw in enumerate(txs):
+            try:
+                tx = decode_tx(raw)
+            except OptrollupError:
+                continue  # replay_block reports it
+            if not isinstance(tx, DepositTx):
+                continue
+            seen = self._deposits.get(tx.l1Nonce)
+            if seen is None:
+                return j, (f"DepositTx credits L1 deposit nonce {tx.l1Nonce}, but the Bridge has no "
+                           f"Deposited event with that nonce (forged deposit)")
+            account, amount = seen
+            if (bytes(tx.account), tx.amount) != (account, amount):
+                return j, (f"DepositTx(account={_hex(bytes(tx.account))}, amount={tx.amount}, "
+                           f"l1Nonce={tx.l1Nonce}) differs from the Bridge's Deposited event "
+                           f"(l2Account={_hex(account)}, amount={amount})")
+        return None
+
+
+def verify(client: L1Client, rollup_address: str, log: Callable[[str], None] | None = None) -> Verifier:
+    """Verify everything on L1 now; returns the verifier (its `head` is the last checked L2
+    header). Raises VerificationFailed."""
+    v = Verifier(client, rollup_address, log)
+    v.sync()
+    return v
