@@ -194,7 +194,10 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
     @app.get("/v1/blocks/latest")
     async def latest_block(request: Request) -> Any:
         api.limit_ip(request)
-        return block_json(node.core.head.number)
+        # the newest *durable* block: core.head moves at seal time, before the seal's write is
+        # synced, so between the two a lookup of core.head.number would 404
+        durable = node.store.head()
+        return block_json(node.core.head.number if durable is None else durable)
 
     @app.get("/v1/blocks/{number}")
     async def get_block(number: int, request: Request) -> Any:
