@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from sequencer import serve
+from sequencer import devnet, serve
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
     """Add the node's subcommands to the `optrollup` parser."""
     serve.register(sub)
+    devnet.register(sub)

@@ -23,6 +23,7 @@ def build_app(data_dir: str | Path, config: str | Path):  # noqa: ANN201 - FastA
 def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app = build_app(args.data_dir, args.config)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 access_log=args.access_log, timeout_graceful_shutdown=5)

@@ -1,0 +1,301 @@
+"""`optrollup devnet`: anvil + contracts + sequencer node + oracle feed + batch poster on loopback.
+
+First run: deploys MockUSDC, Rollup and Bridge on a fresh anvil, lists a default set of ETH
+options at genesis, funds the dev accounts through the real path (mint on L1, deposit through
+the Bridge, credited by the node after confirmations). Later runs resume from the data dir
+(anvil's --state, the node's LevelDB). Ctrl-C stops every child. Dev keys only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from eth_account import Account
+
+from cext import keccak256, to_checksum
+from sequencer.core.chainspec import Genesis
+from sequencer.core.config import CoreConfig, OracleParams
+from sequencer.core.instruments import MONTHS, make_instrument
+from sequencer.feeder import Feeder
+from sequencer.l1 import Anvil, Deployment, L1Client, deploy
+from sequencer.node.config import L1Settings, NodeConfig
+
+log = logging.getLogger("optrollup.devnet")
+
+L2_CHAIN_ID = 412346
+SPOT_USD = 3000
+STRIKES = (2600, 2800, 3000, 3200, 3400)
+FUND_USDC = 100_000
+POSTER_PASSWORD = "devnet"  # the poster keystore's password on the devnet (dev keys only)
+
+
+def dev_key(role: str, i: int = 0) -> str:
+    """Deterministic devnet-only private key for an L2 role (operator, fee, oracle i)."""
+    return "0x" + keccak256(f"optrollup devnet {role} {i}".encode()).hex()
+
+
+def expiries(now: int, n_weekly: int = 3) -> list[int]:
+    """08:00 UTC on the next `n_weekly` Fridays at least a day away, plus the last Friday of the
+    month after."""
+    out: list[int] = []
+    day = now - now % 86400 + 8 * 3600
+    while len(out) < n_weekly:
+        day += 86400
+        if time.gmtime(day).tm_wday == 4 and day - now > 86400:
+            out.append(day)
+    t = time.gmtime(out[-1] + 40 * 86400)
+    last = calendar.monthrange(t.tm_year, t.tm_mon)[1]
+    d = calendar.timegm((t.tm_year, t.tm_mon, last, 8, 0, 0))
+    while time.gmtime(d).tm_wday != 4:
+        d -= 86400
+    out.append(d)
+    return out
+
+
+def instrument_name(expiry: int, strike: int, call: bool) -> str:
+    t = time.gmtime(expiry)
+    return f"ETH-{t.tm_mday}{MONTHS[t.tm_mon - 1]}{t.tm_year % 100:02d}-{strike}-{'C' if call else 'P'}"
+
+
+def default_genesis(now: int) -> Genesis:
+    acct = lambda k: bytes.fromhex(Account.from_key(k).address[2:])  # noqa: E731
+    config = CoreConfig(
+        chain_id=L2_CHAIN_ID, verifying_contract=b"\0" * 20, operator=acct(dev_key("operator")),
+        fee_account=acct(dev_key("fee")),
+        oracle=OracleParams(keys=tuple(acct(dev_key("oracle", i)) for i in range(3)), quorum=2,
+                            max_age=60))
+    instruments = tuple(make_instrument(instrument_name(e, k, c))
+                        for e in expiries(now) for k in STRIKES for c in (True, False))
+    return Genesis(config, now, instruments)
+
+
+@dataclass
+class DevnetFiles:
+    root: Path
+
+    @property
+    def deployment(self) -> Path:
+        return self.root / "deployment.json"
+
+    @property
+    def node_config(self) -> Path:
+        return self.root / "node.json"
+
+    @property
+    def keys(self) -> Path:
+        return self.root / "devnet-keys.json"
+
+    @property
+    def poster_keystore(self) -> Path:
+        return self.root / "poster-keystore.json"
+
+    @property
+    def password(self) -> Path:
+        return self.root / "poster-password.txt"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def faucet(client: L1Client, dep: Deployment, account, usdc: int) -> None:  # noqa: ANN001
+    """Mint `usdc` (whole USDC) of mock collateral on L1 and deposit it through the Bridge."""
+    amount = usdc * 10**6
+    token, bridge = dep.token_contract(client), dep.bridge_contract(client)
+    token.transact("mint", account.address, amount, sender=account)
+    token.transact("approve", bridge.address, amount, sender=account)
+    bridge.transact("deposit", amount, account.address, sender=account)
+
+
+def first_run(files: DevnetFiles, client: L1Client, accounts: list) -> Deployment:  # noqa: ANN001
+    now = int(time.time())
+    genesis = default_genesis(now)
+    _, _, header0 = genesis.block0()
+    deployer, poster, guardians = accounts[0], accounts[1], accounts[2:5]
+    dep = deploy(client, deployer, poster=poster.address, guardians=sorted(a.address for a in guardians),
+                 threshold=2, challenge_window=60, escape_delay=7 * 86400, l2_chain_id=L2_CHAIN_ID,
+                 genesis_header_hash=header0.hash(), genesis_state_root=header0.state_root,
+                 genesis_config=genesis.to_bytes())
+    dep.save(files.deployment)
+    files.password.write_text(POSTER_PASSWORD)
+    files.poster_keystore.write_text(json.dumps(Account.encrypt(poster.key, POSTER_PASSWORD)))
+    files.keys.write_text(json.dumps({
+        "warning": "devnet keys: never use them anywhere else",
+        "operator": dev_key("operator"), "fee": dev_key("fee"),
+        "oracles": [dev_key("oracle", i) for i in range(3)],
+        "traders": ["0x" + bytes(a.key).hex() for a in accounts[5:]],
+    }, indent=2))
+    for a in accounts[5:]:
+        faucet(client, dep, a, FUND_USDC)
+    return dep
+
+
+def node_config(dep: Deployment, l1_url: str) -> NodeConfig:
+    genesis = Genesis.from_bytes(dep.genesis_config, dep.l2_chain_id, bytes.fromhex(dep.rollup[2:]))
+    return NodeConfig(chain_id=dep.l2_chain_id, rollup=dep.rollup, genesis=genesis,
+                      l1=L1Settings(rpc=l1_url, bridge=dep.bridge, collateral_token=dep.collateral_token,
+                                    chain_id=dep.l1_chain_id, deployment_block=dep.deployment_block,
+                                    confirmations=1, poll_seconds=1.0))
+
+
+def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with code {proc.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def poster_available() -> bool:
+    from importlib.util import find_spec
+    return find_spec("prover.poster") is not None
+
+
+class PosterLoop(threading.Thread):
+    """Runs `optrollup post-batches --once` every `every` seconds, like cron would."""
+
+    def __init__(self, cmd: list[str], every: float, log_file: Path) -> None:
+        super().__init__(name="poster-cron", daemon=True)
+        self.cmd, self.every, self.log_file = cmd, every, log_file
+        self.stop = threading.Event()
+        self.proc: subprocess.Popen | None = None
+
+    def run(self) -> None:
+        with open(self.log_file, "ab") as out:
+            while not self.stop.is_set():
+                self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT)
+                self.proc.wait()
+                self.stop.wait(self.every)
+
+
+def devnet(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    files = DevnetFiles(Path(args.data_dir).resolve())
+    files.root.mkdir(parents=True, exist_ok=True)
+    logs = files.root / "logs"
+    logs.mkdir(exist_ok=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    children: list[subprocess.Popen] = []
+    anvil = Anvil(state_path=files.root / "l1-state.json", state_interval=5,
+                  log_path=logs / "anvil.log", port=args.l1_port)
+    feeder = poster = None
+    try:
+        anvil.start()
+        client = anvil.client()
+        fresh = not files.deployment.exists()
+        dep = first_run(files, client, anvil.accounts) if fresh else Deployment.load(files.deployment)
+        cfg = node_config(dep, anvil.url)
+        files.node_config.write_text(json.dumps(cfg.to_json(), indent=2))
+        port = args.port or free_port()
+        api = f"http://127.0.0.1:{port}"
+        cli = [sys.executable, "-m", "sequencer.cli"]
+        with open(logs / "node.log", "ab") as node_log:
+            node = subprocess.Popen([*cli, "serve", "--data-dir", str(files.root / "node"),
+                                     "--config", str(files.node_config), "--port", str(port)],
+                                    stdout=node_log, stderr=subprocess.STDOUT)
+        children.append(node)
+        wait_http(f"{api}/health", 60, node)
+        keys = json.loads(files.keys.read_text())
+        feeder = Feeder(api, cfg.genesis.config.domain, keys["oracles"], "ETH", float(SPOT_USD),
+                        sorted({i.expiry for i in cfg.genesis.instruments}), interval=args.feed_seconds)
+        feeder.start()
+        if poster_available():
+            poster = PosterLoop([*cli, "post-batches", "--once", "--sequencer", api, "--l1-rpc", anvil.url,
+                                 "--rollup", dep.rollup, "--keystore", str(files.poster_keystore),
+                                 "--password-file", str(files.password), "--lock-dir", str(files.root)],
+                                args.post_seconds, logs / "poster.log")
+            poster.start()
+        traders = keys["traders"]
+        sample_ins = next(i.name for i in cfg.genesis.instruments if i.strike == 3000 * 10**6 and i.is_call)
+        print(f"""
+optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
+  L2 API     {api}   (OpenAPI docs: {api}/docs)
+  L1 RPC     {anvil.url}   (anvil, chain id {dep.l1_chain_id})
+  Rollup     {dep.rollup}
+  Bridge     {dep.bridge}
+  USDC       {dep.collateral_token}   (mock, 6 decimals; `optrollup faucet` mints and deposits more)
+  poster     {'optrollup post-batches --once every %gs (log: logs/poster.log)' % args.post_seconds if poster else 'not available in this build'}
+  dev accounts (devnet keys: never use them elsewhere; {FUND_USDC} USDC deposited each on first run):""")
+        for k in traders:
+            print(f"    {to_checksum(bytes.fromhex(Account.from_key(k).address[2:]))}  key {k}")
+        print(f"""  try:
+    optrollup order place --url {api} --key {traders[0]} --instrument {sample_ins} --side sell --price 150 --amount 0.1
+    curl {api}/v1/book/{sample_ins}
+  Ctrl-C stops everything; run again to resume.
+""", flush=True)
+        while not stop.is_set():
+            for c in children:
+                if c.poll() is not None:
+                    raise RuntimeError(f"a devnet process exited with code {c.returncode}; see {logs}")
+            stop.wait(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if feeder is not None:
+            feeder.stop.set()
+        if poster is not None:
+            poster.stop.set()
+            if poster.proc is not None and poster.proc.poll() is None:
+                poster.proc.terminate()
+        for c in children:
+            if c.poll() is None:
+                c.send_signal(signal.SIGINT)
+        for c in children:
+            try:
+                c.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                c.kill()
+        anvil.stop()
+        print("optrollup devnet stopped", flush=True)
+    return 0
+
+
+def faucet_command(args: argparse.Namespace) -> int:
+    files = DevnetFiles(Path(args.data_dir).resolve())
+    dep = Deployment.load(files.deployment)
+    client = L1Client(args.l1_rpc)
+    account = Account.from_key(args.key)
+    faucet(client, dep, account, args.amount)
+    print(f"minted and deposited {args.amount} USDC for {account.address}; the node credits it "
+          "after one L1 confirmation")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
+    p = sub.add_parser("devnet", help="run a local devnet: anvil + contracts + node + oracle feed + poster")
+    p.add_argument("--data-dir", default=os.environ.get("OPTROLLUP_DEVNET_DIR", ".devnet"))
+    p.add_argument("--port", type=int, default=8080, help="L2 API port (0: any free port)")
+    p.add_argument("--l1-port", type=int, default=8545, help="anvil port (0: any free port)")
+    p.add_argument("--feed-seconds", type=float, default=5.0,
+                   help="oracle feed interval (every feed is an L1-posted block tx)")
+    p.add_argument("--post-seconds", type=float, default=10.0)
+    p.set_defaults(func=devnet)
+    f = sub.add_parser("faucet", help="devnet: mint mock USDC on L1 and deposit it through the Bridge")
+    f.add_argument("--data-dir", default=os.environ.get("OPTROLLUP_DEVNET_DIR", ".devnet"))
+    f.add_argument("--l1-rpc", required=True)
+    f.add_argument("--key", required=True, help="the L1 account's private key (an anvil dev key)")
+    f.add_argument("--amount", type=int, default=10_000, help="whole USDC")
+    f.set_defaults(func=faucet_command)
