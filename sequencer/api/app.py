@@ -5,6 +5,7 @@ by the exception handlers at the bottom, through sequencer.api.errors.STATUS."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import time
@@ -30,6 +31,10 @@ from sequencer.node.l1follower import L1Follower, withdrawal_proof
 from sequencer.node.node import Node
 
 log = logging.getLogger("optrollup.api")
+
+# EIP-55 of an account, memoised: it keys the per-account rate limiter on every order and costs
+# a keccak in Python (cext's to_checksum is pure); a market maker sends from a few accounts.
+checksum = functools.lru_cache(maxsize=1 << 16)(to_checksum)
 
 SIGNED_WRITES: dict[str, tuple[str, type]] = {
     "/v1/cancel": ("cancel", Cancel),
@@ -94,7 +99,7 @@ class Api:
 
     async def submit_one(self, msg: Any, sig: bytes, account: bytes | None) -> Any:
         if account is not None:
-            self.per_account.take(to_checksum(account), time.monotonic())
+            self.per_account.take(checksum(account), time.monotonic())
         [result] = await self.node.submit([(msg, sig)])
         if isinstance(result, OptrollupError):
             raise result
@@ -121,6 +126,9 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
                   description="Signed option orders in, Merkle-committed rollup blocks out. "
                               "Errors: `{\"error\": {\"code\", \"message\"}}` with a 4xx status.")
     app.state.api = api
+    app.add_middleware(_Timing, metrics=node.metrics)
+    from sequencer.api.stream import add_stream  # WebSocket /v1/stream (sequencer/api/stream.py)
+    add_stream(app, api)
 
     # -- public reads ---------------------------------------------------------------------------
 
@@ -272,7 +280,7 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
             try:
                 msg, sig = wire.signed(item, "order")
                 order = wire.order(msg, f"orders[{i}].order")
-                api.per_account.take(to_checksum(order.account), now)
+                api.per_account.take(checksum(order.account), now)
                 good.append((i, order, sig))
             except OptrollupError as exc:
                 results[i] = exc
@@ -335,6 +343,7 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
 
     @app.exception_handler(OptrollupError)
     async def on_ours(request: Request, exc: OptrollupError) -> JSONResponse:
+        node.metrics.rejected.labels("http", exc.code).inc()
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -400,6 +409,25 @@ async def withdrawal_status(api: Api, d: bytes) -> Any:
         out.update(status="paid" if paid else "final",
                    finalize={"to": to_checksum(parse_address(l1.bridge.address)), "data": views.h(data)})
     return out
+
+
+class _Timing:
+    """ASGI middleware: request latency per route template into the node's histogram."""
+
+    def __init__(self, app: Any, metrics: Any) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
 
 
 async def _ticker(node: Node, seconds: float) -> None:

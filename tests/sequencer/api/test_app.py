@@ -216,8 +216,11 @@ def test_health_metrics_openapi(env) -> None:
     k, client, info = env
     assert client.get("/health").json()["status"] == "ok"
     post_order(client, info, A, nonce=6)
+    client.get("/v1/blocks/99999")
     text = client.get("/metrics").text
     assert "optrollup_requests_accepted_total" in text and "optrollup_log_fsync_seconds" in text
+    assert 'optrollup_http_request_seconds_count{route="/v1/orders"}' in text
+    assert 'optrollup_requests_rejected_total{code="block_not_found",kind="http"} 1.0' in text
     spec = client.get("/openapi.json").json()
     schema = spec["paths"]["/v1/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert schema["required"] == ["order", "signature"]
