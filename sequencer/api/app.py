@@ -442,16 +442,19 @@ async def _ticker(node: Node, seconds: float) -> None:
 async def _follow_l1(node: Node, l1: L1Follower) -> None:
     loop = asyncio.get_running_loop()
     while True:
-        view, deposits = await loop.run_in_executor(None, l1.poll, node.core.l1_block)
-        futs = []
-        for d in deposits:
-            try:
-                f = node.credit_deposit(d.account, d.amount, d.nonce, d.l1_block)
-            except OptrollupError as exc:
-                log.warning("deposit %d not credited: %s", d.nonce, exc)
-                break
-            if f is not None:
-                futs.append(asyncio.wrap_future(f))
-        if futs:
-            await asyncio.gather(*futs)
+        try:
+            _, deposits = await loop.run_in_executor(None, l1.poll, node.core.l1_block)
+            futs = []
+            for d in deposits:
+                try:
+                    f = node.credit_deposit(d.account, d.amount, d.nonce, d.l1_block)
+                except OptrollupError as exc:
+                    log.warning("deposit %d not credited: %s", d.nonce, exc)
+                    break
+                if f is not None:
+                    futs.append(asyncio.wrap_future(f))
+            if futs:
+                await asyncio.gather(*futs)
+        except Exception:  # noqa: BLE001 - one bad round must not end the follower
+            log.exception("L1 follower round failed; retrying")
         await asyncio.sleep(l1.settings.poll_seconds)

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from cext import merkle_proof, merkle_root, parse_address
-from sequencer.l1 import Contract, L1Client, L1Error
+from sequencer.l1 import Contract, L1Client, L1Error, L1Unavailable
 from sequencer.node.config import L1Settings
 
 log = logging.getLogger("optrollup.l1")
@@ -113,7 +113,7 @@ class L1Follower:
             final = int(self.rollup.call("finalizedBatchCount"))
             self.view = L1View(head, sorted(self._batches.values(), key=lambda b: b.index), final)
             return self.view, deps
-        except (L1Error, OSError) as exc:
+        except (L1Error, L1Unavailable, OSError) as exc:
             log.warning("L1 poll failed (will retry): %s", exc)
             self.view = L1View(self.view.head, self.view.batches, self.view.final_count, str(exc))
             return self.view, []
