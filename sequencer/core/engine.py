@@ -334,6 +334,14 @@ class Engine:
         self.by_account.setdefault(a, {}).setdefault(n, {})[r.digest] = r
         self._touch(a, n)
 
+    def drop_account_orders(self, account: bytes) -> list[Resting]:
+        """Remove every open order of `account` (an operator action, e.g. cancel-on-disconnect);
+        returns what was removed."""
+        victims = [r for per in self.by_account.get(account, {}).values() for r in list(per.values())]
+        for r in victims:
+            self._drop(r)
+        return victims
+
     def _drop(self, r: Resting) -> None:
         """Remove an open order from the book and indexes (cancel, expiry, full fill)."""
         if self.open.pop(r.digest, None) is None:

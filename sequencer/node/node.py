@@ -34,7 +34,8 @@ from sequencer.core.txs import FillTx, SignedOrder, WithdrawTx, decode_tx, encod
 from sequencer.errors import Conflict, OptrollupError, Unavailable
 from sequencer.node.config import NodeConfig
 from sequencer.node.metrics import Metrics
-from sequencer.node.records import Deposit, Record, Seal, Signed, decode_record, encode_record
+from sequencer.node.records import (Deposit, OperatorCancel, Record, Seal, Signed, decode_record,
+                                    encode_record)
 from sequencer.store import BlockStore, GroupCommitter, InputLog, StoreError, block_puts, open_db, snapshot_puts
 
 log = logging.getLogger("optrollup.node")
@@ -75,6 +76,8 @@ class Node:
         self.domain = cfg.genesis.config.domain
         self.metrics = Metrics()
         self.listeners: list[Callable[[str, Any], None]] = []
+        self._events: list[tuple[str, Any]] = []  # fired once the record that caused them is durable
+        self.loop: asyncio.AbstractEventLoop | None = None  # where listeners run (bind_loop)
         self.db = open_db(Path(data_dir) / "db")
         try:
             self.store = BlockStore(self.db)
@@ -130,6 +133,11 @@ class Node:
         core, eng = self.core, self.core.engine
         if isinstance(rec, Seal):
             return self._seal(rec.next_timestamp, replay=replay)
+        if isinstance(rec, OperatorCancel):
+            victims = eng.drop_account_orders(rec.account)
+            for name in sorted({r.order.instrument for r in victims}):
+                self._bump(name)
+            return len(victims)
         if isinstance(rec, Deposit):
             tx = eng.deposit(rec.account, rec.amount, rec.l1_nonce)
             core.l1_block = max(core.l1_block, rec.l1_block)
@@ -167,11 +175,34 @@ class Node:
             return tx
         raise TypeError(f"unknown record message {type(msg).__name__}")
 
+    def _emit(self, kind: str, payload: Any) -> None:
+        if self.listeners:
+            self._events.append((kind, payload))
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run listeners on `loop` (the thread that owns `core`), one callback per durable record."""
+        self.loop = loop
+
+    def _durable(self, fut: Future[int], events: list[tuple[str, Any]]) -> None:
+        if fut.exception() is not None:
+            return
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._fire, events)
+        else:
+            self._fire(events)
+
+    def _fire(self, events: list[tuple[str, Any]]) -> None:
+        for kind, payload in events:
+            for cb in self.listeners:
+                try:
+                    cb(kind, payload)
+                except Exception:  # noqa: BLE001 - a listener must not break the log writer
+                    log.exception("listener failed on %s", kind)
+
     def _bump(self, instrument: str) -> None:
         seq = self.core.book_seq
         seq[instrument] = seq.get(instrument, 0) + 1
-        for cb in self.listeners:
-            cb("book", instrument)
+        self._emit("book", instrument)
 
     def _record_trade(self, fill: FillTx, taker: Order) -> None:
         eng = self.core.engine
@@ -182,8 +213,7 @@ class Node:
                  "takerSide": "buy" if taker.isBuy else "sell", "timestamp": eng.now,
                  "makerOrder": maker_hash, "takerOrder": taker_hash}
         self.core.trades.append(trade)
-        for cb in self.listeners:
-            cb("trade", trade)
+        self._emit("trade", trade)
 
     def _seal(self, next_ts: int, *, replay: bool) -> tuple[Block | None, list[tuple[bytes, bytes]]]:
         core, eng = self.core, self.core.engine
@@ -202,11 +232,14 @@ class Node:
             else:
                 puts = block_puts(block) + self._withdrawal_puts(header.number, txs)
             core.pending_withdrawals.clear()
+        open_before = len(eng.open)
         eng.begin_block(next_ts)
+        if len(eng.open) != open_before:  # orders expired: every book may have changed
+            for name in sorted(eng.books):
+                self._bump(name)
         if block is not None:
             self.metrics.height.set(block.header.number)
-            for cb in self.listeners:
-                cb("block", block.header)
+            self._emit("block", block.header)
         return block, puts
 
     def _withdrawal_puts(self, number: int, txs: Sequence[Any]) -> list[tuple[bytes, bytes]]:
@@ -220,8 +253,13 @@ class Node:
     # -- live: time, sealing, logging ---------------------------------------------------------
 
     def _log(self, rec: Record, extra: list[tuple[bytes, bytes]] = ()) -> Future[int]:
+        """Submit `rec`; the events its processing produced fire once it is durable."""
         self._since_snapshot += 1
-        return self.committer.submit(encode_record(rec), extra)
+        fut = self.committer.submit(encode_record(rec), extra)
+        if self._events:
+            events, self._events = self._events, []
+            fut.add_done_callback(lambda f: self._durable(f, events))
+        return fut
 
     def seal(self, next_ts: int | None = None) -> Future[int]:
         """Close the open block (if it has txs) and open the next at `next_ts` (default now)."""
@@ -260,6 +298,7 @@ class Node:
             try:
                 value = self._apply(rec)
             except OptrollupError as exc:
+                self._events.clear()  # nothing happened
                 self.metrics.rejected.labels(kind, exc.code).inc()
                 out.append((exc, None))
                 continue
@@ -294,6 +333,17 @@ class Node:
         rec = Deposit(account, amount, l1_nonce, l1_block)
         self._apply(rec)
         self.metrics.l1_deposits.inc()
+        return self._log(rec)
+
+    def operator_cancel_all(self, account: bytes, reason: str) -> Future[int] | None:
+        """Cancel every open order of `account` without its signature (an operator action,
+        logged so replay repeats it); None when it has no open orders. Loop thread only."""
+        if not self.core.engine.by_account.get(account):
+            return None
+        self.tick()
+        rec = OperatorCancel(account, reason)
+        n = self._apply(rec)
+        log.info("operator cancel of %d open orders of 0x%s (%s)", n, account.hex(), reason)
         return self._log(rec)
 
     # -- reads --------------------------------------------------------------------------------

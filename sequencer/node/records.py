@@ -21,7 +21,7 @@ Message = Order | Cancel | CancelAll | SessionKey | Withdraw | Feed | Listing
 KINDS: dict[type, int] = {Order: 1, Cancel: 2, CancelAll: 3, SessionKey: 4, Withdraw: 5,
                           Feed: 6, Listing: 7}
 _BY_KIND = {v: k for k, v in KINDS.items()}
-DEPOSIT, SEAL = 8, 9
+DEPOSIT, SEAL, OPERATOR_CANCEL = 8, 9, 10
 
 
 class Signed(NamedTuple):
@@ -48,7 +48,15 @@ class Seal(NamedTuple):
     next_timestamp: int
 
 
-Record = Signed | Deposit | Seal
+class OperatorCancel(NamedTuple):
+    """Operator action: cancel every open order of `account` (no user signature; `reason` says
+    why, e.g. cancel_on_disconnect). Logged so that replay repeats it."""
+
+    account: bytes
+    reason: str
+
+
+Record = Signed | Deposit | Seal | OperatorCancel
 
 
 def _plain(v: Any) -> Any:
@@ -61,6 +69,8 @@ def encode_record(rec: Record) -> bytes:
                 rec.signer]
     elif isinstance(rec, Deposit):
         body = [DEPOSIT, *rec]
+    elif isinstance(rec, OperatorCancel):
+        body = [OPERATOR_CANCEL, rec.account, rec.reason]
     else:
         body = [SEAL, rec.next_timestamp]
     return msgpack.packb(body, use_bin_type=True)
@@ -74,6 +84,8 @@ def decode_record(data: bytes) -> Record:
             return Seal(raw[1])
         if kind == DEPOSIT:
             return Deposit(*raw[1:])
+        if kind == OPERATOR_CANCEL:
+            return OperatorCancel(raw[1], raw[2])
         cls = _BY_KIND[kind]
         fields, sig, digest, signer = raw[1:]
         msg = cls(*[tuple(v) if isinstance(v, list) else v for v in fields])

@@ -135,3 +135,30 @@ def test_data_dir_of_another_chain_is_refused(tmp_path: Path) -> None:
     other = NodeConfig(k.cfg.chain_id, k.cfg.rollup, Genesis(g.config, g.timestamp + 1, g.instruments))
     with pytest.raises(StoreError, match="another chain"):
         Node(tmp_path, other)
+
+
+def test_operator_cancel_is_logged_and_replayed(tmp_path: Path) -> None:
+    k = Kit(tmp_path)
+    trade_some(k)
+    k.place(C, instrument=CALL, is_buy=True, price=90 * U, amount=10_000, nonce=7, expiry=T0 + 3600)
+    assert any(r.order.account == C.address for r in k.node.core.engine.open.values())
+    k.node.operator_cancel_all(C.address, "cancel_on_disconnect").result(timeout=10)
+    assert not any(r.order.account == C.address for r in k.node.core.engine.open.values())
+    assert k.node.operator_cancel_all(C.address, "again") is None
+    restart_matches(k)   # replay repeats the cancel: the order does not come back
+    assert not any(r.order.account == C.address for r in k.node.core.engine.open.values())
+    k.node.close()
+
+
+def test_listeners_fire_only_after_durability_and_never_for_rejections(tmp_path: Path) -> None:
+    k = Kit(tmp_path)
+    trade_some(k)
+    seen: list[tuple[str, object]] = []
+    k.node.listeners.append(lambda kind, payload: seen.append((kind, payload)))
+    bad = k.place(A, instrument=CALL, is_buy=False, price=100 * U + 1, amount=10_000, nonce=50)
+    assert isinstance(bad, OptrollupError) and seen == []
+    k.place(C, instrument=CALL, is_buy=True, price=110 * U, amount=10_000, nonce=51, expiry=T0 + 3600,
+            tif=1)  # Kit.run waits for durability before returning
+    kinds = [kind for kind, _ in seen]
+    assert "trade" in kinds and "book" in kinds
+    k.node.close()
