@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 from sequencer import devnet, serve
+from sequencer.client import cli as client_cli
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
     """Add the node's subcommands to the `optrollup` parser."""
     serve.register(sub)
+    client_cli.register(sub)  # keys new|show, order place|cancel|list
     devnet.register(sub)

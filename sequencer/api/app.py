@@ -23,6 +23,7 @@ from sequencer.api import schemas, views, wire
 from sequencer.api.auth import authenticate
 from sequencer.api.errors import error_response, plain_error
 from sequencer.api.ratelimit import RateLimiter
+from sequencer.api.stream import add_stream
 from sequencer.core.eip712 import FIELDS, Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw, eip712_types
 from sequencer.core.engine import OrderResult
 from sequencer.core.state import account_leaf, positions_hash
@@ -111,6 +112,7 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
+        node.bind_loop(asyncio.get_running_loop())
         tasks = [asyncio.create_task(_ticker(node, tick_seconds))]
         if l1 is not None:
             tasks.append(asyncio.create_task(_follow_l1(node, l1)))
@@ -127,8 +129,7 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
                               "Errors: `{\"error\": {\"code\", \"message\"}}` with a 4xx status.")
     app.state.api = api
     app.add_middleware(_Timing, metrics=node.metrics)
-    from sequencer.api.stream import add_stream  # WebSocket /v1/stream (sequencer/api/stream.py)
-    add_stream(app, api)
+    add_stream(app, api)  # WebSocket /v1/stream
 
     # -- public reads ---------------------------------------------------------------------------
 

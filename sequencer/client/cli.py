@@ -1,0 +1,231 @@
+"""`optrollup keys new|show` and `optrollup order place|cancel|list`, for a person at a terminal.
+
+Human units in, exact integers out: `--price` in USDC (up to 6 decimals, converted to base
+units), `--amount` in contracts (up to 6 decimals, converted to contracts × 10^6); anything that
+does not convert exactly is refused. Errors are OptrollupErrors: `optrollup` prints
+`error [code]: message` and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account as EthAccount
+from eth_utils import to_checksum_address
+
+from sequencer.client.client import Client
+from sequencer.client.errors import ClientError
+from sequencer.client.types import OrderAck
+from sequencer.errors import InvalidRequest
+
+__all__ = ["format_units", "parse_units", "register"]
+
+DECIMALS = 6
+CLOCK: Callable[[], float] = time.time   # unix seconds; tests replace it
+_PLAIN = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def parse_units(text: str, what: str, decimals: int = DECIMALS) -> int:
+    """'12.5' -> 12_500_000 (decimals=6); refuses signs, exponents and inexact values."""
+    if not _PLAIN.fullmatch(text):
+        raise InvalidRequest(f"{what} must be a plain decimal number like 12.5, got {text!r}",
+                             code="invalid_number")
+    scaled = Decimal(text).scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise InvalidRequest(f"{what} {text} has more than {decimals} decimals; it would not be exact",
+                             code="inexact_amount")
+    n = int(scaled)
+    if n <= 0:
+        raise InvalidRequest(f"{what} must be positive, got {text}", code="invalid_number")
+    return n
+
+
+def format_units(n: int, decimals: int = DECIMALS) -> str:
+    """12_500_000 -> '12.5' (decimals=6)."""
+    sign, n = ("-" if n < 0 else ""), abs(n)
+    whole, frac = divmod(n, 10**decimals)
+    return sign + (f"{whole}.{frac:0{decimals}d}".rstrip("0").rstrip(".") if frac else str(whole))
+
+
+# -- passwords and keys ---------------------------------------------------------------------------
+
+def _read_password(path: str | None, *, confirm: bool) -> str:
+    if path is not None:
+        try:
+            lines = Path(path).read_text().splitlines()
+        except OSError as exc:
+            raise ClientError(f"cannot read password file: {exc}", code="invalid_argument") from None
+        if not lines or not lines[0]:
+            raise ClientError(f"password file {path} is empty", code="invalid_argument")
+        return lines[0]
+    pw = getpass.getpass("Keystore password: ")
+    if confirm and getpass.getpass("Repeat password: ") != pw:
+        raise ClientError("the passwords do not match", code="password_mismatch")
+    if not pw:
+        raise ClientError("an empty password is not allowed", code="invalid_argument")
+    return pw
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    acct = EthAccount.create()
+    out = Path(args.out) if args.out else Path(f"{acct.address}.json")
+    if out.exists():
+        raise ClientError(f"{out} exists; not overwriting a keystore", code="file_exists")
+    blob = EthAccount.encrypt(acct.key, _read_password(args.password_file, confirm=True))
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(blob, f)
+    print(acct.address)
+    print(f"keystore written to {out}", file=sys.stderr)
+    return 0
+
+
+def _load_keystore(path: str) -> dict[str, Any]:
+    try:
+        blob = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ClientError(f"cannot read keystore {path}: {exc}", code="invalid_keystore") from None
+    if not isinstance(blob, dict) or ("crypto" not in blob and "Crypto" not in blob):
+        raise ClientError(f"{path} is not an encrypted JSON keystore", code="invalid_keystore")
+    return blob
+
+
+def _keys_show(args: argparse.Namespace) -> int:
+    blob = _load_keystore(args.file)
+    if args.private and not args.yes_show_private_key:
+        raise ClientError("--private prints the secret key; add --yes-show-private-key to confirm",
+                          code="confirmation_required")
+    if args.private or "address" not in blob:
+        try:
+            key = EthAccount.decrypt(blob, _read_password(args.password_file, confirm=False))
+        except ValueError as exc:
+            raise ClientError(f"cannot decrypt {args.file}: {exc}", code="wrong_password") from None
+        acct = EthAccount.from_key(key)
+        print(acct.address)
+        if args.private:
+            print("0x" + bytes(key).hex())
+        return 0
+    print(to_checksum_address("0x" + str(blob["address"]).removeprefix("0x")))
+    return 0
+
+
+# -- orders ---------------------------------------------------------------------------------------
+
+def _client(args: argparse.Namespace) -> Client:
+    if args.keystore is not None:
+        return Client(args.url, keystore=args.keystore, account=args.account,
+                      password=_read_password(args.password_file, confirm=False),
+                      clock=lambda: CLOCK(), timeout=args.timeout)
+    return Client(args.url, private_key=args.key, account=args.account, clock=lambda: CLOCK(),
+                  timeout=args.timeout)
+
+
+def _print_ack(ack: OrderAck, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"orderHash": ack.order_hash, "status": ack.status,
+                          "filledAmount": str(ack.filled_amount),
+                          "fills": [{"price": str(f.price), "amount": str(f.amount),
+                                     "makerOrder": f.maker_order} for f in ack.fills]}))
+        return
+    print(f"{ack.order_hash} {ack.status}, filled {format_units(ack.filled_amount)} contracts")
+    for f in ack.fills:
+        print(f"  fill {format_units(f.amount)} @ {format_units(f.price)} USDC (maker {f.maker_order})")
+
+
+def _order_place(args: argparse.Namespace) -> int:
+    price = parse_units(args.price, "--price (USDC)")
+    amount = parse_units(args.amount, "--amount (contracts)")
+    with _client(args) as c:
+        expiry = None if args.expiry_seconds is None else int(CLOCK()) + args.expiry_seconds
+        ack = c.place_order(args.instrument, args.side, price, amount, time_in_force=args.tif,
+                            post_only=args.post_only, reduce_only=args.reduce_only, expiry=expiry)
+    _print_ack(ack, args.json)
+    return 0
+
+
+def _order_cancel(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        r = c.cancel(args.hash)
+    if args.json:
+        print(json.dumps({"orderHash": r.order_hash, "status": r.status, "remaining": str(r.remaining)}))
+    else:
+        print(f"{r.order_hash} {r.status} ({format_units(r.remaining)} contracts were open)")
+    return 0
+
+
+def _order_list(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        orders = c.open_orders()
+    if args.json:
+        print(json.dumps([{"orderHash": o.order_hash, "instrument": o.order.instrument,
+                           "side": "buy" if o.order.is_buy else "sell", "price": str(o.order.price),
+                           "amount": str(o.order.amount), "remaining": str(o.remaining)} for o in orders]))
+        return 0
+    if not orders:
+        print("no open orders")
+        return 0
+    print(f"{'order hash':<66}  {'instrument':<20} {'side':<4} {'price USDC':>12} {'remaining':>12} {'amount':>12}")
+    for o in orders:
+        print(f"{o.order_hash:<66}  {o.order.instrument:<20} {'buy' if o.order.is_buy else 'sell':<4} "
+              f"{format_units(o.order.price):>12} {format_units(o.remaining):>12} "
+              f"{format_units(o.order.amount):>12}")
+    return 0
+
+
+def _conn_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", required=True, help="the node's HTTP API, e.g. http://127.0.0.1:8080")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--key", help="private key, 0x hex (visible to other local users: prefer --keystore)")
+    who.add_argument("--keystore", help="encrypted JSON keystore (optrollup keys new)")
+    p.add_argument("--password-file", help="keystore password in the first line of FILE (else prompted)")
+    p.add_argument("--account", help="act for this account with a registered session key")
+    p.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout, seconds")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
+    """Add `keys` and `order` to the `optrollup` parser."""
+    keys = sub.add_parser("keys", help="create and inspect encrypted JSON keystores")
+    ks = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    new = ks.add_parser("new", help="create a key, write it encrypted, print its address")
+    new.add_argument("--out", help="keystore file to write (default: ./<address>.json)")
+    new.add_argument("--password-file", help="password in the first line of FILE (else prompted twice)")
+    new.set_defaults(func=_keys_new)
+    show = ks.add_parser("show", help="print a keystore's address")
+    show.add_argument("file")
+    show.add_argument("--private", action="store_true", help="also print the secret key")
+    show.add_argument("--yes-show-private-key", action="store_true", help="confirm --private")
+    show.add_argument("--password-file", help="password in the first line of FILE (else prompted)")
+    show.set_defaults(func=_keys_show)
+
+    order = sub.add_parser("order", help="place, cancel and list orders")
+    os_ = order.add_subparsers(dest="order_command", required=True, metavar="ACTION")
+    place = os_.add_parser("place", help="sign and place one order")
+    _conn_args(place)
+    place.add_argument("--instrument", required=True, help="e.g. ETH-27DEC26-3000-C")
+    place.add_argument("--side", required=True, choices=("buy", "sell"))
+    place.add_argument("--price", required=True, help="USDC per contract, up to 6 decimals, e.g. 125.5")
+    place.add_argument("--amount", required=True, help="contracts, up to 6 decimals, e.g. 0.25")
+    place.add_argument("--tif", choices=("gtc", "ioc", "fok"), default="gtc", help="time in force")
+    place.add_argument("--post-only", action="store_true")
+    place.add_argument("--reduce-only", action="store_true")
+    place.add_argument("--expiry-seconds", type=int, help="order lifetime in seconds (default 3600 or "
+                                                            "the node's maximum, whichever is less)")
+    place.set_defaults(func=_order_place)
+    cancel = os_.add_parser("cancel", help="cancel one open order by its hash")
+    _conn_args(cancel)
+    cancel.add_argument("hash", help="order hash, 0x + 64 hex digits")
+    cancel.set_defaults(func=_order_cancel)
+    lst = os_.add_parser("list", help="list the account's open orders")
+    _conn_args(lst)
+    lst.set_defaults(func=_order_list)

@@ -1,0 +1,528 @@
+"""`Client` (sync, httpx) and `AsyncClient` (asyncio) for the optrollup HTTP API and stream.
+
+Both share one sans-I/O core: every operation is a generator that yields `_Req`s and receives
+the decoded JSON answers, so the sync and async drivers differ only in how they send. Signed
+writes use the EIP-712 domain and types fetched once from `GET /v1/info`.
+
+Units: `price` collateral base units (USDC × 10^6) per contract; `amount` contracts × 10^6;
+balances collateral base units; times unix seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import httpx
+
+from sequencer.client.errors import ApiError, ClientError, ConflictError, TransportError, error_from_answer
+from sequencer.errors import OptrollupError
+from sequencer.client.signing import Signer, message_json
+from sequencer.client.stream import AsyncStream, Stream, stream_url
+from sequencer.client.types import (Account, Block, Book, CancelResult, Info, Instrument, NewOrder,
+                                    OpenOrder, OrderAck, OrderStatus, TimeInForce, Trade, Withdrawal,
+                                    WithdrawalAck)
+
+__all__ = ["AsyncClient", "Client", "DEFAULT_ORDER_TTL"]
+
+DEFAULT_ORDER_TTL = 3600          # seconds an order lives unless `expiry` is given
+T = TypeVar("T")
+Op = Generator["_Req", Any, T]
+
+
+@dataclass
+class _Req:
+    method: str
+    path: str
+    json: Any = None
+    params: dict[str, Any] | None = None
+    auth: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _uint(value: Any, name: str) -> int:
+    if type(value) is not int or value < 0:
+        raise ClientError(f"{name} must be a non-negative int (base units), got {value!r}",
+                          code="invalid_argument")
+    return value
+
+
+def _side(side: str | bool) -> bool:
+    if isinstance(side, bool):
+        return side
+    s = str(side).lower()
+    if s not in ("buy", "sell"):
+        raise ClientError(f"side must be 'buy' or 'sell', got {side!r}", code="invalid_argument")
+    return s == "buy"
+
+
+def _hash32(value: str, name: str) -> str:
+    raw = value[2:] if value[:2] in ("0x", "0X") else value
+    try:
+        ok = len(bytes.fromhex(raw)) == 32
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ClientError(f"{name} must be 32 bytes of hex, got {value!r}", code="invalid_argument")
+    return "0x" + raw.lower()
+
+
+class _Core:
+    """Signing, request building and answer parsing shared by both clients."""
+
+    def __init__(self, url: str, *, private_key: str | bytes | None = None,
+                 keystore: str | Path | None = None, password: str | None = None,
+                 account: str | None = None, clock: Callable[[], float] = time.time,
+                 order_ttl: int = DEFAULT_ORDER_TTL) -> None:
+        if private_key is not None and keystore is not None:
+            raise ClientError("give private_key or keystore, not both", code="invalid_argument")
+        if keystore is not None:
+            if password is None:
+                raise ClientError("a keystore needs its password", code="invalid_argument")
+            self.signer: Signer | None = Signer.from_keystore(keystore, password, account)
+        elif private_key is not None:
+            self.signer = Signer.from_private_key(private_key, account)
+        else:
+            self.signer = None
+            if account is not None:
+                raise ClientError("account= needs a key that signs for it", code="invalid_argument")
+        self.url = url.rstrip("/")
+        self.clock = clock
+        self.order_ttl = order_ttl
+        self._info: Info | None = None
+        self._nonce = 0
+        self._last_cancel_all = 0
+
+    # -- identity -----------------------------------------------------------------------------
+
+    @property
+    def account_address(self) -> str:
+        """The account this client acts for (EIP-55); ClientError if it has no key."""
+        return self._signer().account
+
+    def _signer(self) -> Signer:
+        if self.signer is None:
+            raise ClientError("this client has no key: pass private_key= or keystore=",
+                              code="no_key")
+        return self.signer
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    def next_nonce(self) -> int:
+        """A fresh order nonce: microseconds of the clock, strictly increasing per client."""
+        self._nonce = max(self._nonce + 1, int(self.clock() * 1_000_000))
+        return self._nonce
+
+    # -- answers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _answer(status: int, headers: Any, content: bytes) -> Any:
+        try:
+            body = json.loads(content) if content else None
+        except ValueError:
+            body = None
+            if status < 400:
+                raise ClientError(f"HTTP {status} answer is not JSON: {content[:200]!r}",
+                                  code="bad_answer") from None
+        if status >= 400:
+            raise error_from_answer(status, body, headers)
+        return body
+
+    def _headers(self, req: _Req) -> dict[str, str]:
+        h = dict(req.headers)
+        if req.auth:
+            h.update(self._signer().auth_headers(self._now()))
+        return h
+
+    # -- operations (sans-I/O) ------------------------------------------------------------------
+
+    def _op_info(self, refresh: bool = False) -> Op[Info]:
+        if self._info is None or refresh:
+            self._info = Info.from_json((yield _Req("GET", "/v1/info")))
+        return self._info
+
+    def _signed(self, primary: str, message: dict[str, Any]) -> Op[dict[str, Any]]:
+        """The body `{"<lowerCamel primary>": {...}, "signature"}` of a signed write."""
+        info = yield from self._op_info()
+        sig = self._signer().sign_typed(info.domain, info.types, primary, message)
+        key = primary[0].lower() + primary[1:]
+        return {key: message_json(info.types, primary, message), "signature": sig}
+
+    def _order_message(self, info: Info, o: NewOrder) -> dict[str, Any]:
+        now = self._now()
+        ttl = min(self.order_ttl, int(info.limits.get("maxOrderTtl", self.order_ttl)))
+        return {"account": self._signer().account, "instrument": o.instrument,
+                "isBuy": _side(o.side), "price": _uint(o.price, "price"),
+                "amount": _uint(o.amount, "amount"),
+                "nonce": self.next_nonce() if o.nonce is None else _uint(o.nonce, "nonce"),
+                "expiry": now + ttl if o.expiry is None else _uint(o.expiry, "expiry"),
+                "timeInForce": int(TimeInForce.parse(o.time_in_force)),
+                "postOnly": bool(o.post_only), "reduceOnly": bool(o.reduce_only)}
+
+    def _op_place_order(self, o: NewOrder) -> Op[OrderAck]:
+        info = yield from self._op_info()
+        body = yield from self._signed("Order", self._order_message(info, o))
+        return OrderAck.from_json((yield _Req("POST", "/v1/orders", json=body)))
+
+    def _op_place_orders(self, orders: Sequence[NewOrder]) -> Op[list[OrderAck | ApiError]]:
+        info = yield from self._op_info()
+        bodies = []
+        for o in orders:
+            bodies.append((yield from self._signed("Order", self._order_message(info, o))))
+        cap = max(1, int(info.limits.get("maxBatch", 500)))
+        out: list[OrderAck | ApiError] = []
+        for i in range(0, len(bodies), cap):
+            answer = yield _Req("POST", "/v1/orders/batch", json={"orders": bodies[i:i + cap]})
+            for r in answer["results"]:
+                if "error" in r:
+                    # A per-item error has no HTTP status of its own: status 0.
+                    out.append(error_from_answer(0, r))
+                else:
+                    out.append(OrderAck.from_json(r))
+        return out
+
+    def _op_cancel(self, order_hash: str) -> Op[CancelResult]:
+        msg = {"account": self._signer().account, "orderHash": _hash32(order_hash, "order_hash")}
+        body = yield from self._signed("Cancel", msg)
+        return CancelResult.from_json((yield _Req("POST", "/v1/cancel", json=body)))
+
+    def _op_cancel_all(self, instrument: str) -> Op[int]:
+        # CancelAll timestamps must increase per account; another client of the same account
+        # may have used this second already, so a replayed timestamp is retried one later.
+        for attempt in range(4):
+            ts = max(self._now(), self._last_cancel_all + 1)
+            self._last_cancel_all = ts
+            msg = {"account": self._signer().account, "instrument": instrument, "timestamp": ts}
+            body = yield from self._signed("CancelAll", msg)
+            try:
+                return int((yield _Req("POST", "/v1/cancel_all", json=body))["cancelled"])
+            except ConflictError as exc:
+                if exc.code != "cancel_all_replayed" or attempt == 3:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _op_account(self, address: str | None = None) -> Op[Account]:
+        who = address or self._signer().account
+        return Account.from_json((yield _Req("GET", f"/v1/accounts/{who}", auth=True)))
+
+    def _op_withdraw(self, amount: int, recipient: str | None) -> Op[WithdrawalAck]:
+        acct = yield from self._op_account()
+        msg = {"account": self._signer().account, "recipient": recipient or self._signer().account,
+               "amount": _uint(amount, "amount"), "nonce": acct.withdrawal_nonce}
+        body = yield from self._signed("Withdraw", msg)
+        return WithdrawalAck.from_json((yield _Req("POST", "/v1/withdrawals", json=body)))
+
+    def _op_session_key(self, key: str, expiry: int) -> Op[None]:
+        msg = {"account": self._signer().account, "key": key, "expiry": _uint(expiry, "expiry")}
+        body = yield from self._signed("SessionKey", msg)
+        yield _Req("POST", "/v1/session_keys", json=body)
+
+    def _op_get(self, path: str, parse: Callable[[Any], T], params: dict[str, Any] | None = None,
+                auth: bool = False) -> Op[T]:
+        return parse((yield _Req("GET", path, params=params, auth=auth)))
+
+    # plain reads as request plans
+    def _op_order(self, order_hash: str) -> Op[OrderStatus]:
+        return (yield from self._op_get(f"/v1/orders/{_hash32(order_hash, 'order_hash')}",
+                                        OrderStatus.from_json, auth=True))
+
+    def _op_open_orders(self) -> Op[list[OpenOrder]]:
+        return (yield from self._op_get(f"/v1/accounts/{self._signer().account}/orders",
+                                        lambda d: [OpenOrder.from_json(o) for o in d["openOrders"]],
+                                        auth=True))
+
+    def _op_book(self, instrument: str, depth: int) -> Op[Book]:
+        return (yield from self._op_get(f"/v1/book/{instrument}", Book.from_json, {"depth": depth}))
+
+    def _op_trades(self, instrument: str | None, limit: int) -> Op[list[Trade]]:
+        params: dict[str, Any] = {"limit": limit}
+        if instrument is not None:
+            params["instrument"] = instrument
+        return (yield from self._op_get("/v1/trades", lambda d: [Trade.from_json(t) for t in d["trades"]],
+                                        params))
+
+    def _op_instruments(self) -> Op[list[Instrument]]:
+        return (yield from self._op_get("/v1/instruments",
+                                        lambda d: [Instrument.from_json(i) for i in d["instruments"]]))
+
+    def _op_instrument(self, name: str) -> Op[Instrument]:
+        return (yield from self._op_get(f"/v1/instruments/{name}", Instrument.from_json))
+
+    def _op_block(self, n: int | Literal["latest"]) -> Op[Block]:
+        if n != "latest" and (type(n) is not int or n < 0):
+            raise ClientError(f"block must be an int >= 0 or 'latest', got {n!r}", code="invalid_argument")
+        return (yield from self._op_get(f"/v1/blocks/{n}", Block.from_json))
+
+    def _op_withdrawal(self, withdrawal_hash: str) -> Op[Withdrawal]:
+        return (yield from self._op_get(f"/v1/withdrawals/{_hash32(withdrawal_hash, 'withdrawal_hash')}",
+                                        Withdrawal.from_json))
+
+    def _stream_auth(self) -> dict[str, str] | None:
+        return None if self.signer is None else self.signer.auth_object(self._now())
+
+    def _channels(self, channels: Sequence[str]) -> list[str]:
+        """`orders` alone means `orders.<this client's account>`."""
+        return [f"orders.{self._signer().account}" if c == "orders" else c for c in channels]
+
+
+class Client(_Core):
+    """Synchronous client. `Client(url, private_key="0x..")` or `keystore=PATH, password=..`;
+    `account=` makes the key a session key signing for that account. `http` injects an httpx
+    client (tests); `clock` gives unix seconds (auth timestamps, default expiries, nonces)."""
+
+    def __init__(self, url: str, *, private_key: str | bytes | None = None,
+                 keystore: str | Path | None = None, password: str | None = None,
+                 account: str | None = None, timeout: float = 10.0,
+                 http: httpx.Client | None = None, clock: Callable[[], float] = time.time,
+                 order_ttl: int = DEFAULT_ORDER_TTL) -> None:
+        super().__init__(url, private_key=private_key, keystore=keystore, password=password,
+                         account=account, clock=clock, order_ttl=order_ttl)
+        self._own_http = http is None
+        self.http = http if http is not None else httpx.Client(base_url=self.url, timeout=timeout)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP connection pool (if this client created it)."""
+        if self._own_http:
+            self.http.close()
+
+    def _send(self, req: _Req) -> Any:
+        try:
+            r = self.http.request(req.method, req.path, json=req.json, params=req.params,
+                                  headers=self._headers(req))
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{req.method} {req.path}: {exc}") from exc
+        return self._answer(r.status_code, r.headers, r.content)
+
+    def _run(self, op: Op[T]) -> T:
+        try:
+            req = next(op)
+            while True:
+                try:
+                    answer = self._send(req)
+                except OptrollupError as exc:   # the operation may handle it (retries)
+                    req = op.throw(exc)
+                    continue
+                req = op.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+
+    # -- public API -----------------------------------------------------------------------------
+
+    def info(self, refresh: bool = False) -> Info:
+        """`GET /v1/info` (cached; `refresh=True` fetches again)."""
+        return self._run(self._op_info(refresh))
+
+    def place_order(self, instrument: str, side: str, price: int, amount: int, *,
+                    time_in_force: TimeInForce | int | str = TimeInForce.GTC, post_only: bool = False,
+                    reduce_only: bool = False, expiry: int | None = None,
+                    nonce: int | None = None) -> OrderAck:
+        """Sign and place one order: `price` base units per contract, `amount` contracts × 10^6,
+        `expiry` unix s (default now + order_ttl). Returns once the order is durable."""
+        return self._run(self._op_place_order(NewOrder(instrument, side, price, amount, time_in_force,
+                                                       post_only, reduce_only, expiry, nonce)))
+
+    def place_orders(self, orders: Sequence[NewOrder]) -> list[OrderAck | ApiError]:
+        """Sign and place many orders through /v1/orders/batch (split at the server's maxBatch).
+        One result per order, in order: an OrderAck, or the ApiError (not raised) that refused it."""
+        return self._run(self._op_place_orders(orders))
+
+    def cancel(self, order_hash: str) -> CancelResult:
+        """Cancel one open order by its hash."""
+        return self._run(self._op_cancel(order_hash))
+
+    def cancel_all(self, instrument: str = "") -> int:
+        """Cancel the account's open orders in `instrument` ("" = all); returns how many."""
+        return self._run(self._op_cancel_all(instrument))
+
+    def withdraw(self, amount: int, recipient: str | None = None) -> WithdrawalAck:
+        """Withdraw `amount` collateral base units to L1 `recipient` (default: the account),
+        with the account's current withdrawalNonce."""
+        return self._run(self._op_withdraw(amount, recipient))
+
+    def register_session_key(self, key: str, expiry: int) -> None:
+        """Let address `key` sign orders and cancels for this account until `expiry` (unix s)."""
+        self._run(self._op_session_key(key, expiry))
+
+    def account(self, address: str | None = None) -> Account:
+        """The account view (auth headers signed by this client's key)."""
+        return self._run(self._op_account(address))
+
+    def order(self, order_hash: str) -> OrderStatus:
+        """Status of one of this account's orders."""
+        return self._run(self._op_order(order_hash))
+
+    def open_orders(self) -> list[OpenOrder]:
+        """This account's resting orders."""
+        return self._run(self._op_open_orders())
+
+    def book(self, instrument: str, depth: int = 20) -> Book:
+        """Aggregated levels (best first) and the book's sequence number."""
+        return self._run(self._op_book(instrument, depth))
+
+    def trades(self, instrument: str | None = None, limit: int = 100) -> list[Trade]:
+        """Recent trades, newest first."""
+        return self._run(self._op_trades(instrument, limit))
+
+    def instruments(self) -> list[Instrument]:
+        """Every listed instrument with its mark."""
+        return self._run(self._op_instruments())
+
+    def instrument(self, name: str) -> Instrument:
+        """One listed instrument with its mark."""
+        return self._run(self._op_instrument(name))
+
+    def block(self, n: int | Literal["latest"] = "latest") -> Block:
+        """A sealed block by number, or the latest."""
+        return self._run(self._op_block(n))
+
+    def withdrawal(self, withdrawal_hash: str) -> Withdrawal:
+        """Status (and, once final, the L1 finalize call) of a withdrawal."""
+        return self._run(self._op_withdrawal(withdrawal_hash))
+
+    def stream(self, *channels: str, cancel_on_disconnect: bool = False, heartbeats: bool = False,
+               check_gaps: bool = True, open_timeout: float = 10.0) -> Stream:
+        """Open `/v1/stream` and subscribe to `channels` ("book.<instrument>", "trades.<instrument>",
+        "blocks", "orders.<account>" or just "orders" for this client's account). Use as a
+        context manager and iterate for StreamMessages."""
+        chans = self._channels(channels)
+        return Stream(stream_url(self.url), chans, auth=self._stream_auth,
+                      cancel_on_disconnect=cancel_on_disconnect, heartbeats=heartbeats,
+                      check_gaps=check_gaps, open_timeout=open_timeout)
+
+
+class AsyncClient(_Core):
+    """The asyncio twin of `Client`: the same constructor and methods, as coroutines."""
+
+    def __init__(self, url: str, *, private_key: str | bytes | None = None,
+                 keystore: str | Path | None = None, password: str | None = None,
+                 account: str | None = None, timeout: float = 10.0,
+                 http: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.time,
+                 order_ttl: int = DEFAULT_ORDER_TTL) -> None:
+        super().__init__(url, private_key=private_key, keystore=keystore, password=password,
+                         account=account, clock=clock, order_ttl=order_ttl)
+        self._own_http = http is None
+        self.http = http if http is not None else httpx.AsyncClient(base_url=self.url, timeout=timeout)
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool (if this client created it)."""
+        if self._own_http:
+            await self.http.aclose()
+
+    async def _send(self, req: _Req) -> Any:
+        try:
+            r = await self.http.request(req.method, req.path, json=req.json, params=req.params,
+                                        headers=self._headers(req))
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{req.method} {req.path}: {exc}") from exc
+        return self._answer(r.status_code, r.headers, r.content)
+
+    async def _run(self, op: Op[T]) -> T:
+        try:
+            req = next(op)
+            while True:
+                try:
+                    answer = await self._send(req)
+                except OptrollupError as exc:   # the operation may handle it (retries)
+                    req = op.throw(exc)
+                    continue
+                req = op.send(answer)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            op.close()
+
+    async def info(self, refresh: bool = False) -> Info:
+        """`GET /v1/info` (cached; `refresh=True` fetches again)."""
+        return await self._run(self._op_info(refresh))
+
+    async def place_order(self, instrument: str, side: str, price: int, amount: int, *,
+                          time_in_force: TimeInForce | int | str = TimeInForce.GTC,
+                          post_only: bool = False, reduce_only: bool = False,
+                          expiry: int | None = None, nonce: int | None = None) -> OrderAck:
+        """See `Client.place_order`."""
+        return await self._run(self._op_place_order(NewOrder(instrument, side, price, amount,
+                                                             time_in_force, post_only, reduce_only,
+                                                             expiry, nonce)))
+
+    async def place_orders(self, orders: Sequence[NewOrder]) -> list[OrderAck | ApiError]:
+        """See `Client.place_orders`."""
+        return await self._run(self._op_place_orders(orders))
+
+    async def cancel(self, order_hash: str) -> CancelResult:
+        """See `Client.cancel`."""
+        return await self._run(self._op_cancel(order_hash))
+
+    async def cancel_all(self, instrument: str = "") -> int:
+        """See `Client.cancel_all`."""
+        return await self._run(self._op_cancel_all(instrument))
+
+    async def withdraw(self, amount: int, recipient: str | None = None) -> WithdrawalAck:
+        """See `Client.withdraw`."""
+        return await self._run(self._op_withdraw(amount, recipient))
+
+    async def register_session_key(self, key: str, expiry: int) -> None:
+        """See `Client.register_session_key`."""
+        await self._run(self._op_session_key(key, expiry))
+
+    async def account(self, address: str | None = None) -> Account:
+        """See `Client.account`."""
+        return await self._run(self._op_account(address))
+
+    async def order(self, order_hash: str) -> OrderStatus:
+        """See `Client.order`."""
+        return await self._run(self._op_order(order_hash))
+
+    async def open_orders(self) -> list[OpenOrder]:
+        """See `Client.open_orders`."""
+        return await self._run(self._op_open_orders())
+
+    async def book(self, instrument: str, depth: int = 20) -> Book:
+        """See `Client.book`."""
+        return await self._run(self._op_book(instrument, depth))
+
+    async def trades(self, instrument: str | None = None, limit: int = 100) -> list[Trade]:
+        """See `Client.trades`."""
+        return await self._run(self._op_trades(instrument, limit))
+
+    async def instruments(self) -> list[Instrument]:
+        """See `Client.instruments`."""
+        return await self._run(self._op_instruments())
+
+    async def instrument(self, name: str) -> Instrument:
+        """See `Client.instrument`."""
+        return await self._run(self._op_instrument(name))
+
+    async def block(self, n: int | Literal["latest"] = "latest") -> Block:
+        """See `Client.block`."""
+        return await self._run(self._op_block(n))
+
+    async def withdrawal(self, withdrawal_hash: str) -> Withdrawal:
+        """See `Client.withdrawal`."""
+        return await self._run(self._op_withdrawal(withdrawal_hash))
+
+    def stream(self, *channels: str, cancel_on_disconnect: bool = False, heartbeats: bool = False,
+               check_gaps: bool = True, open_timeout: float = 10.0) -> AsyncStream:
+        """See `Client.stream`; use with `async with` and `async for`."""
+        chans = self._channels(channels)
+        return AsyncStream(stream_url(self.url), chans, auth=self._stream_auth,
+                           cancel_on_disconnect=cancel_on_disconnect, heartbeats=heartbeats,
+                           check_gaps=check_gaps, open_timeout=open_timeout)

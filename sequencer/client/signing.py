@@ -1,0 +1,124 @@
+"""Signing with eth-account from what `GET /v1/info` publishes (no types are hard-coded here).
+
+`Signer` holds one secp256k1 key. It signs EIP-712 messages given the domain and `types` of
+/v1/info, and the EIP-191 auth text of private reads. A signer may act for another `account`
+(a session key registered by that account).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_defunct, encode_typed_data
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+
+from sequencer.client.errors import ClientError
+
+__all__ = ["Signer", "auth_text", "message_json", "typed_data"]
+
+
+def auth_text(account: str, timestamp: int) -> str:
+    """The EIP-191 text of the auth headers: `optrollup auth <EIP-55 account> <unix s>`."""
+    return f"optrollup auth {to_checksum_address(account)} {timestamp}"
+
+
+def _deps(types: dict[str, list[dict[str, str]]], primary: str) -> list[str]:
+    """`primary` and every struct type it references (EIP-712 dependency closure)."""
+    out, todo = [], [primary]
+    while todo:
+        t = todo.pop()
+        if t in out:
+            continue
+        if t not in types:
+            raise ClientError(f"server's /v1/info has no EIP-712 type {t!r}", code="unknown_type")
+        out.append(t)
+        for f in types[t]:
+            base = f["type"].split("[", 1)[0]
+            if base in types and base not in out:
+                todo.append(base)
+    return out
+
+
+def typed_data(domain: dict[str, Any], types: dict[str, list[dict[str, str]]], primary: str,
+               message: dict[str, Any]) -> dict[str, Any]:
+    """The full EIP-712 typed-data object (domain, types subset, primaryType, message)."""
+    sub = {t: types[t] for t in _deps(types, primary)}
+    if "EIP712Domain" in types:
+        sub["EIP712Domain"] = [f for f in types["EIP712Domain"] if f["name"] in domain]
+    return {"types": sub, "primaryType": primary, "domain": domain, "message": message}
+
+
+def _json_value(typ: str, value: Any, types: dict[str, list[dict[str, str]]]) -> Any:
+    if typ.endswith("]"):
+        inner = typ[: typ.rindex("[")]
+        return [_json_value(inner, v, types) for v in value]
+    if typ in types:
+        return message_json(types, typ, value)
+    if typ.startswith(("uint", "int")):
+        return str(int(value))                     # design.md: decimal strings for numbers
+    if typ.startswith("bytes") and isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if typ == "address":
+        return to_checksum_address(value)
+    return value
+
+
+def message_json(types: dict[str, list[dict[str, str]]], primary: str, message: dict[str, Any]) -> dict[str, Any]:
+    """A message as the HTTP body carries it: fields in type order, integers as decimal strings."""
+    return {f["name"]: _json_value(f["type"], message[f["name"]], types) for f in types[primary]}
+
+
+class Signer:
+    """One private key; `account` (EIP-55) is whom it signs for (itself unless a session key)."""
+
+    def __init__(self, key: LocalAccount, account: str | None = None) -> None:
+        self.key = key
+        self.account = to_checksum_address(account) if account is not None else key.address
+
+    @classmethod
+    def from_private_key(cls, private_key: str | bytes, account: str | None = None) -> "Signer":
+        """From a 32-byte key (0x hex or raw bytes)."""
+        try:
+            return cls(Account.from_key(private_key), account)
+        except (ValueError, TypeError) as exc:
+            raise ClientError(f"not a valid secp256k1 private key: {exc}", code="invalid_key") from None
+
+    @classmethod
+    def from_keystore(cls, path: str | Path, password: str, account: str | None = None) -> "Signer":
+        """From an encrypted JSON keystore (eth-account / geth format)."""
+        try:
+            blob = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ClientError(f"cannot read keystore {path}: {exc}", code="invalid_keystore") from None
+        try:
+            secret = Account.decrypt(blob, password)
+        except ValueError as exc:
+            raise ClientError(f"cannot decrypt keystore {path}: {exc}", code="wrong_password") from None
+        return cls(Account.from_key(secret), account)
+
+    @property
+    def address(self) -> str:
+        """The signing key's own address (EIP-55)."""
+        return self.key.address
+
+    def sign_typed(self, domain: dict[str, Any], types: dict[str, list[dict[str, str]]],
+                   primary: str, message: dict[str, Any]) -> str:
+        """EIP-712 signature (0x, 65 bytes r‖s‖v) of `message` of type `primary`."""
+        msg = encode_typed_data(full_message=typed_data(domain, types, primary, message))
+        return "0x" + bytes(self.key.sign_message(msg).signature).hex()
+
+    def auth_headers(self, timestamp: int) -> dict[str, str]:
+        """The three X-Optrollup-* headers for a private read at `timestamp` (unix s)."""
+        sig = self.key.sign_message(encode_defunct(text=auth_text(self.account, timestamp))).signature
+        return {"X-Optrollup-Account": self.account, "X-Optrollup-Timestamp": str(timestamp),
+                "X-Optrollup-Signature": "0x" + bytes(sig).hex()}
+
+    def auth_object(self, timestamp: int) -> dict[str, str]:
+        """The same three values for a WebSocket `auth` object: account, timestamp, signature."""
+        h = self.auth_headers(timestamp)
+        return {"account": h["X-Optrollup-Account"], "timestamp": h["X-Optrollup-Timestamp"],
+                "signature": h["X-Optrollup-Signature"]}
