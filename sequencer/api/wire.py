@@ -59,15 +59,28 @@ def string(value: Any, field: str, max_len: int = 64) -> str:
     return value
 
 
+# Valid address strings already parsed (EIP-55 checking costs a keccak in Python, per order on
+# the batch path; clients send the same few addresses over and over). Bounded: cleared when full.
+_ADDRESSES: dict[str, bytes] = {}
+_ADDRESSES_MAX = 1 << 16
+
+
 def address(value: Any, field: str) -> bytes:
     """20 raw bytes from 0x hex; mixed case must be a valid EIP-55 checksum."""
     if not isinstance(value, str):
         raise InvalidRequest(f"{field} must be a 0x-hex address string, got {value!r}",
                              code="invalid_address")
+    raw = _ADDRESSES.get(value)
+    if raw is not None:
+        return raw
     try:
-        return parse_address(value, field)
+        raw = parse_address(value, field)
     except ValueError as exc:
         raise InvalidRequest(str(exc), code="invalid_address") from None
+    if len(_ADDRESSES) >= _ADDRESSES_MAX:
+        _ADDRESSES.clear()
+    _ADDRESSES[value] = raw
+    return raw
 
 
 def hex_bytes(value: Any, field: str, length: int) -> bytes:
