@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import msgpack
-from eth_abi import encode as abi_encode
 
 from cext import Order, keccak256
 from sequencer.core.config import CoreConfig
@@ -93,19 +92,40 @@ def set_position(state: State, address: bytes, acct: Account, name: str, q: int)
         state.holders[name].pop(address, None)
 
 
+def _word(n: int) -> bytes:
+    """A 32-byte ABI word of an int (two's complement for negatives)."""
+    return (n % (1 << 256)).to_bytes(32, "big")
+
+
+def abi_strings_ints(names: list[str], amounts: list[int]) -> bytes:
+    """abi.encode(string[] names, int256[] amounts), written out by hand: this runs for every
+    touched account at every seal, where eth_abi costs ~10x more (checked equal in tests)."""
+    elems = []
+    for s in names:
+        b = s.encode()
+        elems.append(_word(len(b)) + b + b"\0" * (-len(b) % 32))
+    offsets, at = [], 32 * len(names)
+    for e in elems:
+        offsets.append(_word(at))
+        at += len(e)
+    tail_a = _word(len(names)) + b"".join(offsets) + b"".join(elems)
+    tail_b = _word(len(amounts)) + b"".join(_word(q) for q in amounts)
+    return _word(64) + _word(64 + len(tail_a)) + tail_a + tail_b
+
+
 def positions_hash(positions: dict[str, int]) -> bytes:
     """H(abi.encode(string[] instruments, int256[] amounts)) over non-zero positions sorted by
     name; bytes32(0) when there are none."""
     names = sorted(n for n, q in positions.items() if q)
     if not names:
         return ZERO32
-    return keccak256(abi_encode(["string[]", "int256[]"], [names, [positions[n] for n in names]]))
+    return keccak256(abi_strings_ints(names, [positions[n] for n in names]))
 
 
 def account_leaf(address: bytes, acct: Account) -> bytes:
     """H(abi.encode(ACCOUNT_TAG, address, uint256 collateral, bytes32 positionsHash))."""
-    return keccak256(abi_encode(["bytes32", "address", "uint256", "bytes32"],
-                                [ACCOUNT_TAG, address, acct.collateral, positions_hash(acct.positions)]))
+    return keccak256(ACCOUNT_TAG + address.rjust(32, b"\0") + _word(acct.collateral)
+                     + positions_hash(acct.positions))
 
 
 def state_bytes(state: State) -> bytes:

@@ -107,3 +107,19 @@ def test_replay_names_the_first_bad_transaction() -> None:
     assert "FillTx rejected" in info.value.message
     with pytest.raises(BadBlock, match="does not decode"):
         replay_block(state, tree, parent, header.timestamp, [b"\xc1garbage"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=70), st.integers(-(2**255), 2**255 - 1)), max_size=6),
+       st.binary(min_size=20, max_size=20), st.integers(0, 2**256 - 1))
+def test_hand_written_leaf_encoding_equals_eth_abi(rows, address, collateral) -> None:
+    from eth_abi import encode as abi_encode
+
+    from cext import keccak256
+    from sequencer.core.state import ACCOUNT_TAG, Account, abi_strings_ints, positions_hash
+    names, amounts = [n for n, _ in rows], [q for _, q in rows]
+    assert abi_strings_ints(names, amounts) == abi_encode(["string[]", "int256[]"], [names, amounts])
+    acct = Account(collateral=collateral, positions={n: q for n, q in rows if q})
+    want = keccak256(abi_encode(["bytes32", "address", "uint256", "bytes32"],
+                                [ACCOUNT_TAG, address, collateral, positions_hash(acct.positions)]))
+    assert account_leaf(address, acct) == want
