@@ -1,7 +1,7 @@
 """Node configuration: a JSON file (written by `optrollup devnet`, or by an operator).
 
     {"chainId": 412346, "rollup": "0x..", "genesis": "0x<Genesis.to_bytes() hex>",
-     "blockTime": 1.0, "maxBlockTxs": 5000, "snapshotEveryRecords": 100000,
+     "blockTime": 1.0, "maxBlockTxs": 5000, "snapshotEveryRecords": 50000,
      "l1": {"rpc": "http://127.0.0.1:8545", "bridge": "0x..", "collateralToken": "0x..",
             "chainId": 31337, "deploymentBlock": 1, "confirmations": 1, "pollSeconds": 1.0},
      "limits": {"ordersPerSecond": 2000, "burst": 4000, "ipRequestsPerSecond": 500,
@@ -57,7 +57,7 @@ class NodeConfig:
     genesis: Genesis
     block_time: float = 1.0
     max_block_txs: int = 5000
-    snapshot_every_records: int = 100_000
+    snapshot_every_records: int = 50_000
     l1: L1Settings | None = None
     limits: Limits = field(default_factory=Limits)
 
@@ -74,7 +74,7 @@ class NodeConfig:
                 chain_id=chain_id, rollup=rollup, genesis=genesis,
                 block_time=float(d.get("blockTime", 1.0)),
                 max_block_txs=int(d.get("maxBlockTxs", 5000)),
-                snapshot_every_records=int(d.get("snapshotEveryRecords", 100_000)),
+                snapshot_every_records=int(d.get("snapshotEveryRecords", 50_000)),
                 l1=None if l1 is None else L1Settings(
                     rpc=l1["rpc"], bridge=l1["bridge"], collateral_token=l1["collateralToken"],
                     chain_id=int(l1["chainId"]), deployment_block=int(l1.get("deploymentBlock", 0)),

@@ -22,6 +22,15 @@ class Metrics:
                                  buckets=(.001, .002, .005, .01, .02, .05, .1, .25, 1), registry=r)
         self.l1_deposits = Counter("optrollup_l1_deposits_credited_total", "L1 deposits credited", registry=r)
 
+        self._accepted: dict[str, Counter] = {}
+
+    def accepted_kind(self, kind: str) -> Counter:
+        """The accepted counter of `kind` (labels() per order showed up in profiles)."""
+        c = self._accepted.get(kind)
+        if c is None:
+            c = self._accepted[kind] = self.accepted.labels(kind)
+        return c
+
     def on_sync(self, seconds: float, records: int) -> None:
         self.fsync.observe(seconds)
         self.fsync_batch.observe(records)

@@ -302,7 +302,7 @@ class Node:
                 self.metrics.rejected.labels(kind, exc.code).inc()
                 out.append((exc, None))
                 continue
-            self.metrics.accepted.labels(kind).inc()
+            self.metrics.accepted_kind(kind).inc()
             out.append((value, self._log(rec)))
             if len(self.core.engine.txs) >= self.cfg.max_block_txs:
                 self.seal()
@@ -314,10 +314,12 @@ class Node:
         loop = asyncio.get_running_loop()
         digests, signers = await loop.run_in_executor(None, self.verify, items)
         done = self.process(items, digests, signers)
-        futs = [asyncio.wrap_future(f) for _, f in done if f is not None]
-        if futs:
+        # Records become durable in log order and a failed write fails every later one, so
+        # the last accepted record's future stands for all of them.
+        last = next((f for _, f in reversed(done) if f is not None), None)
+        if last is not None:
             try:
-                await asyncio.gather(*futs)
+                await asyncio.wrap_future(last)
             except StoreError as exc:
                 raise Unavailable(f"could not make the request durable: {exc}") from exc
         return [v for v, _ in done]
