@@ -41,6 +41,7 @@ from sequencer.store import BlockStore, GroupCommitter, InputLog, StoreError, bl
 log = logging.getLogger("optrollup.node")
 
 WITHDRAWAL = b"wd/"
+SNAPSHOTS_KEPT = 2  # the newest, and one to fall back on
 
 
 @dataclass
@@ -267,10 +268,15 @@ class Node:
         ts = max(int(self.clock()), eng.now) if next_ts is None else max(next_ts, eng.now)
         seq = self.committer.next_seq
         _, puts = self._seal(ts, replay=False)
-        if self._since_snapshot + 1 >= self.cfg.snapshot_every_records:
+        snapshot = self._since_snapshot + 1 >= self.cfg.snapshot_every_records
+        if snapshot:
             puts += snapshot_puts(seq, pickle.dumps(self.core, protocol=pickle.HIGHEST_PROTOCOL))
             self._since_snapshot = -1  # this seal record itself
-        return self._log(Seal(ts), puts)
+        fut = self._log(Seal(ts), puts)
+        if snapshot:  # once the new one is durable, older snapshots are dead weight
+            fut.add_done_callback(lambda f: f.exception() is None
+                                  and self.store.prune_snapshots(keep=SNAPSHOTS_KEPT))
+        return fut
 
     def tick(self) -> Future[int] | None:
         """Keep block time fresh: seal (or re-time an empty block) once `block_time` has passed."""

@@ -107,6 +107,7 @@ def test_restart_from_snapshot(tmp_path: Path) -> None:
     seal(k)
     k.place(C, instrument=CALL, is_buy=True, price=90 * U, amount=10_000, nonce=7, expiry=T0 + 3600)
     assert k.node.store.latest_snapshot() is not None
+    assert len(list(k.node.db.iterator(prefix=b"snap/", include_value=False))) <= 2  # pruned
     restart_matches(k)
     k.node.close()
 
