@@ -70,6 +70,17 @@ def _post(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
     """Add prover's subcommands (post-batches, verify) to the `optrollup` parser."""
+    e = sub.add_parser(
+        "escape",
+        help="escape hatch: prove an account's collateral in the last final state from L1 data",
+        description="Replays the final batches from L1 (no sequencer needed), checks the state root "
+                    "against Rollup.lastFinalState(), and prints Bridge.escape's arguments and calldata. "
+                    "With --key, sends it (the Bridge pays the account, once).")
+    e.add_argument("--l1-rpc", required=True, metavar="URL")
+    e.add_argument("--rollup", required=True, metavar="ADDRESS")
+    e.add_argument("--account", required=True, metavar="ADDRESS")
+    e.add_argument("--key", metavar="HEX", help="send the escape transaction from this L1 key")
+    e.set_defaults(func=_escape)
     v = sub.add_parser(
         "verify", help="rebuild the L2 chain from L1 data alone and check every root",
         description="Replays every live batch posted to the Rollup from L1 data only (deposit "
@@ -109,3 +120,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
     p.add_argument("--fee-bump-after", type=float, default=30.0, metavar="SECONDS",
                    help="replace a pending batch transaction with higher fees after this long")
     p.set_defaults(func=_post)
+
+
+def _escape(args: argparse.Namespace) -> int:
+    import json
+
+    from eth_account import Account
+
+    from prover.escape import escape_claim
+    from sequencer.l1 import L1Client, read_deployment
+
+    client = L1Client(args.l1_rpc)
+    claim = escape_claim(client, args.rollup, args.account)
+    bridge = read_deployment(client, args.rollup).bridge_contract(client)
+    data = bridge.encode("escape", *claim.args())
+    print(json.dumps({"account": claim.args()[0], "collateral": str(claim.collateral),
+                      "positionsHash": "0x" + claim.positions_hash.hex(), "accountIndex": claim.index,
+                      "proof": ["0x" + p.hex() for p in claim.proof],
+                      "stateRoot": "0x" + claim.state_root.hex(), "finalBatches": claim.final_batches,
+                      "escape": {"to": bridge.address, "data": "0x" + data.hex()}}, indent=2))
+    if args.key:
+        receipt = bridge.transact("escape", *claim.args(), sender=Account.from_key(args.key))
+        print(f"escape paid in L1 tx {receipt.tx_hash}")
+    return 0

@@ -180,10 +180,13 @@ class Verifier:
 
     # -- checking -------------------------------------------------------------------------------
 
-    def sync(self, at: int | None = None) -> int:
-        """Check the live batches not yet checked, as of L1 block `at` (default: latest)."""
+    def sync(self, at: int | None = None, limit: int | None = None) -> int:
+        """Check the live batches not yet checked, as of L1 block `at` (default: latest);
+        with `limit`, only the first `limit` live batches (e.g. the final ones)."""
         at = self.client.block_number() if at is None else at
         live = self.live_batches(at)
+        if limit is not None:
+            live = live[:limit]
         if self._failed is not None:
             failed_live, failure = self._failed
             if live[:len(failed_live)] == failed_live:
