@@ -9,7 +9,6 @@ STAMPS="$ROOT/.venv/.stamps"
 
 need_apt=()
 [ -f /usr/include/secp256k1_recovery.h ] || need_apt+=(libsecp256k1-dev)
-command -v pkg-config >/dev/null || need_apt+=(pkg-config)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing Debian packages: ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
