@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from sequencer.api.app import create_app
+from sequencer.gctune import tune_gc
 from sequencer.node import Node, NodeConfig
 from sequencer.node.l1follower import L1Follower
 
@@ -40,11 +40,7 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = build_app(args.data_dir, args.config)
-    # The recovered state is long-lived: keep full collections from rescanning it (they paused
-    # the event loop for 30-50 ms under load), and collect the young generation less often.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    tune_gc()  # after recovery: the recovered state is long-lived
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                 access_log=args.access_log, timeout_graceful_shutdown=5)
     return 0

@@ -55,6 +55,15 @@ def im_of(q: int, row: RiskRow) -> int:
     return -(q * row.im // UNIT) if q < 0 else 0
 
 
+def position_delta(old: int, new: int, row: RiskRow) -> tuple[int, int]:
+    """(Δ value, Δ initial margin) when a position goes from `old` to `new`: the same
+    roundings as value() and im_of(), in one call (this runs for every fill and margin check)."""
+    lo, hi, im = row.mark_lo, row.mark_hi, row.im
+    dv = (new * lo // UNIT if new >= 0 else new * hi // UNIT) - (old * lo // UNIT if old >= 0 else old * hi // UNIT)
+    dim = (-(new * im // UNIT) if new < 0 else 0) - (-(old * im // UNIT) if old < 0 else 0)
+    return dv, dim
+
+
 def mm_of(q: int, row: RiskRow) -> int:
     """Maintenance margin of a signed position (shorts only), rounded up."""
     return -(q * row.mm // UNIT) if q < 0 else 0
@@ -86,7 +95,9 @@ def orders_requirement(q: int, orders: Iterable[tuple[bool, int, int]], row: Ris
         else:
             asks += amount
             loss += max(0, -(-amount * row.mark_hi // UNIT) - premium)
-    return max(im_of(q + bids, row), im_of(q - asks, row)) + loss
+    long_side, short_side = q + bids, q - asks  # IM is charged on shorts only, rounded up
+    return max(-(long_side * row.im // UNIT) if long_side < 0 else 0,
+               -(short_side * row.im // UNIT) if short_side < 0 else 0) + loss
 
 
 def fee(premium: int, amount: int, spot: int, rate: int, cap: int) -> int:

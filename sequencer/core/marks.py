@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from sequencer.core.margin import RiskRow, im_of, positions_margin, short_margin, value
+from sequencer.core.margin import RiskRow, position_delta, positions_margin, short_margin
 from sequencer.core.oracle import Price, current_price
 from sequencer.core.pricing import Mark, interpolate_vol, mark
 from sequencer.core.state import Account, State
@@ -88,8 +88,9 @@ class Marks:
         if c is not None:
             r = self.row(name)
             assert r is not None
-            c[0] += value(new, r) - value(old, r)
-            c[1] += im_of(new, r) - im_of(old, r)
+            dv, dim = position_delta(old, new, r)
+            c[0] += dv
+            c[1] += dim
 
     def forget(self) -> None:
         """Drop the cached sums (after positions changed outside `moved`)."""

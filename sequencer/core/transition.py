@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from cext import Order, order_digests, recover_addresses, to_checksum
 from sequencer.core import eip712
 from sequencer.core.instruments import UNIT, Instrument, make_instrument
-from sequencer.core.margin import Margin, fee, im_of, reduces, value
+from sequencer.core.margin import Margin, fee, position_delta, reduces
 from sequencer.core.marks import Marks
 from sequencer.core.oracle import OracleState, accept_feed, check_feed, prune_history
 from sequencer.core.settlement import settle
@@ -157,8 +157,9 @@ def margin_after(marks: Marks, address: bytes, acct: Account, collateral: int,
         if r is None:
             raise Rejected(f"no valid oracle price for {name}", code="oracle_stale")
         old = acct.positions.get(name, 0)
-        v += value(q, r) - value(old, r)
-        im += im_of(q, r) - im_of(old, r)
+        dv, dim = position_delta(old, q, r)
+        v += dv
+        im += dim
     return Margin(collateral + v, im, 0)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sequencer.core import RiskRow, UnderlyingParams, fee, positions_margin, short_margin
 from sequencer.core.margin import orders_requirement, reduces
+from hypothesis import given
+from hypothesis import strategies as st
 
 P = UnderlyingParams()
 U = 10**6
@@ -41,3 +43,12 @@ def test_fee_cap_and_rounding() -> None:
 
 def test_reduces() -> None:
     assert reduces(5, -5) and reduces(-5, 2) and not reduces(5, -6) and not reduces(0, 1)
+
+
+@given(st.integers(-10**12, 10**12), st.integers(-10**12, 10**12),
+       st.integers(0, 10**10), st.integers(0, 10**10), st.integers(0, 10**10))
+def test_position_delta_equals_value_and_im_differences(old, new, lo, extra, im) -> None:
+    from sequencer.core.margin import RiskRow, im_of, position_delta, value
+    row = RiskRow(lo, lo + extra, im, im // 2)
+    assert position_delta(old, new, row) == (value(new, row) - value(old, row),
+                                             im_of(new, row) - im_of(old, row))
