@@ -17,7 +17,7 @@ from cext import Order, recover_addresses
 from sequencer.core import eip712
 from sequencer.core.book import Book, Resting
 from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
-from sequencer.core.margin import RiskRow, mm_of, orders_requirement, value
+from sequencer.core.margin import RiskRow, im_of, mm_of, orders_requirement, value
 from sequencer.core.marks import Marks
 from sequencer.core.pricing import Mark
 from sequencer.core.state import State, set_position
@@ -373,6 +373,8 @@ class Engine:
         q = self.state.accounts[account].positions.get(name, 0)
         per = self.by_account.get(account)
         orders = per.get(name) if per else None
+        if not orders and not extra:  # the common case: a position alone (same as with no orders)
+            return value(q, row), im_of(q, row)
         if orders:
             its = [(r.order.isBuy, r.order.price, r.remaining) for r in orders.values()]
             its.extend(extra)
