@@ -232,7 +232,10 @@ class Node:
                                      "differs from the re-sealed one (corrupt data dir or changed code)")
             else:
                 puts = block_puts(block) + self._withdrawal_puts(header.number, txs)
-            core.pending_withdrawals.clear()
+        # A sealed withdrawal is findable in the DB only once its seal's write is synced: until
+        # then it stays pending, so a lookup never falls into the gap between the two.
+        for d in [d for d in core.pending_withdrawals if self.db.get(WITHDRAWAL + d) is not None]:
+            del core.pending_withdrawals[d]
         open_before = len(eng.open)
         eng.begin_block(next_ts)
         if len(eng.open) != open_before:  # orders expired: every book may have changed

@@ -163,3 +163,32 @@ def test_listeners_fire_only_after_durability_and_never_for_rejections(tmp_path:
     kinds = [kind for kind, _ in seen]
     assert "trade" in kinds and "book" in kinds
     k.node.close()
+
+
+def test_a_sealed_withdrawal_is_never_unfindable(tmp_path: Path) -> None:
+    """Between sealing and the seal's synced write, a withdrawal must still answer (pending)."""
+    from sequencer.core.eip712 import Withdraw
+    k = Kit(tmp_path)
+    k.fund(A, 1_000 * U)
+    w = Withdraw(A.address, A.address, 5 * U, 0)
+    assert not isinstance(k.run([(w, k.sign(A, w))])[0], OptrollupError)
+    d = k.node.core.engine.ctx.digest(k.node.domain, w)
+    release = __import__("threading").Event()
+    real_write = k.node.log.write
+
+    def slow_write(*args, **kw):  # injected fault: hold the seal's write until we have looked
+        release.wait(10)
+        return real_write(*args, **kw)
+
+    k.node.log.write = slow_write
+    k.clock.t += 2
+    fut = k.node.seal()
+    assert k.node.withdrawal(d) is None and d in k.node.core.pending_withdrawals  # still findable
+    release.set()
+    fut.result(timeout=10)
+    assert k.node.withdrawal(d)[0] == k.node.core.head.number
+    k.node.log.write = real_write
+    k.clock.t += 2
+    k.node.seal().result(timeout=10)
+    assert d not in k.node.core.pending_withdrawals   # dropped once durable
+    k.node.close()
