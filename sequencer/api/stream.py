@@ -168,7 +168,7 @@ class StreamHub:
                     c.push_raw("trades." + payload["instrument"], data)
             if self.orders:
                 for d in (payload["makerOrder"], payload["takerOrder"]):
-                    o = self.node.core.orders.get(d)
+                    o = self.node.order(d)
                     if o is not None and o.account in self.orders:
                         self.dirty_orders.add(d)
                         self._schedule()

@@ -15,7 +15,7 @@ import logging
 import pickle
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, 
 from sequencer.core.engine import Engine, OrderResult
 from sequencer.core.header import Block, Header
 from sequencer.core.txs import FillTx, SignedOrder, WithdrawTx, decode_tx, encode_tx
-from sequencer.errors import Conflict, OptrollupError, Unavailable
+from sequencer.errors import Conflict, InvalidRequest, OptrollupError, Unavailable
 from sequencer.node.config import NodeConfig
 from sequencer.node.metrics import Metrics
 from sequencer.node.records import (Deposit, OperatorCancel, Record, Seal, Signed, decode_record,
@@ -41,6 +41,7 @@ from sequencer.store import BlockStore, GroupCommitter, InputLog, StoreError, bl
 log = logging.getLogger("optrollup.node")
 
 WITHDRAWAL = b"wd/"
+ORDER = b"ord/"  # every accepted order by digest (written with its log record; not in memory)
 SNAPSHOTS_KEPT = 2  # the newest, and one to fall back on
 
 
@@ -52,7 +53,6 @@ class Core:
     engine: Engine
     tree: AccountTree
     head: Header
-    orders: dict[bytes, Order] = field(default_factory=dict)      # accepted orders by digest
     trades: deque = field(default_factory=lambda: deque(maxlen=1000))
     book_seq: dict[str, int] = field(default_factory=dict)
     l1_block: int = 0                                               # L1 block of the last deposit
@@ -148,7 +148,6 @@ class Node:
         eng.ctx.signers[(rec.digest, rec.signature)] = rec.signer
         if isinstance(msg, Order):
             result = eng.place_order(msg, rec.signature)
-            core.orders[rec.digest] = msg
             self._bump(msg.instrument)
             for fill in result.fills:
                 self._record_trade(fill, msg)
@@ -256,10 +255,14 @@ class Node:
 
     # -- live: time, sealing, logging ---------------------------------------------------------
 
-    def _log(self, rec: Record, extra: list[tuple[bytes, bytes]] = ()) -> Future[int]:
-        """Submit `rec`; the events its processing produced fire once it is durable."""
+    def _log(self, rec: Record, extra: list[tuple[bytes, bytes]] = (),
+             raw: bytes | None = None) -> Future[int]:
+        """Submit `rec` (already encoded as `raw`, if given); the events its processing produced
+        fire once it is durable. An accepted order is indexed by digest in the same write."""
         self._since_snapshot += 1
-        fut = self.committer.submit(encode_record(rec), extra)
+        if isinstance(rec, Signed) and type(rec.msg) is Order:
+            extra = [*extra, (ORDER + rec.digest, msgpack.packb(list(rec.msg), use_bin_type=True))]
+        fut = self.committer.submit(encode_record(rec) if raw is None else raw, extra)
         if self._events:
             events, self._events = self._events, []
             fut.add_done_callback(lambda f: self._durable(f, events))
@@ -305,6 +308,11 @@ class Node:
             rec = Signed(msg, sig, d, signer)
             kind = type(msg).__name__
             try:
+                raw = encode_record(rec)  # before applying: what cannot be logged never applies
+            except (OverflowError, TypeError, ValueError) as exc:
+                out.append((InvalidRequest(f"request cannot be recorded: {exc}", code="unencodable"), None))
+                continue
+            try:
                 value = self._apply(rec)
             except OptrollupError as exc:
                 self._events.clear()  # nothing happened
@@ -312,7 +320,7 @@ class Node:
                 out.append((exc, None))
                 continue
             self.metrics.accepted_kind(kind).inc()
-            out.append((value, self._log(rec)))
+            out.append((value, self._log(rec, raw=raw)))
             if len(self.core.engine.txs) >= self.cfg.max_block_txs:
                 self.seal()
         return out
@@ -370,9 +378,22 @@ class Node:
             return []
         return withdrawal_leaves([decode_tx(t) for t in got[0].txs])
 
+    def order(self, digest: bytes) -> Order | None:
+        """An order this node accepted (open ones from the book, others from the DB index)."""
+        r = self.core.engine.open.get(digest)
+        if r is not None:
+            return r.order
+        raw = self.db.get(ORDER + digest)
+        return None if raw is None else Order(*msgpack.unpackb(raw, raw=False))
+
+    def accepted_order_hashes(self) -> Iterator[bytes]:
+        """Digests of every order this node accepted and made durable."""
+        for key in self.db.iterator(prefix=ORDER, include_value=False):
+            yield key[len(ORDER):]
+
     def order_status(self, digest: bytes) -> tuple[Order, str, int] | None:
         """(order, status, filled amount) of an order this node accepted."""
-        order = self.core.orders.get(digest)
+        order = self.order(digest)
         if order is None:
             return None
         fo = self.core.engine.state.orders.get(digest)

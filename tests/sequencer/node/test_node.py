@@ -192,3 +192,22 @@ def test_a_sealed_withdrawal_is_never_unfindable(tmp_path: Path) -> None:
     k.node.seal().result(timeout=10)
     assert d not in k.node.core.pending_withdrawals   # dropped once durable
     k.node.close()
+
+
+def test_order_status_of_finished_orders_survives_restart(tmp_path: Path) -> None:
+    k = Kit(tmp_path)
+    for u in (A, B):
+        k.fund(u, 100_000 * U)
+    k.feeds()
+    maker = k.place(A, instrument=CALL, is_buy=False, price=100 * U, amount=10_000, nonce=1, expiry=T0 + 3600)
+    resting = k.place(A, instrument=CALL, is_buy=False, price=120 * U, amount=10_000, nonce=2, expiry=T0 + 3600)
+    taker = k.place(B, instrument=CALL, is_buy=True, price=100 * U, amount=10_000, nonce=3, expiry=T0 + 3600, tif=1)
+    assert taker.filledAmount == 10_000
+    k.reopen()
+    node = k.node
+    assert node.order_status(maker.orderHash)[1:] == ("filled", 10_000)
+    assert node.order_status(resting.orderHash)[1:] == ("open", 0)
+    assert node.order_status(taker.orderHash)[1:] == ("filled", 10_000)
+    assert node.order_status(b"\1" * 32) is None
+    assert set(node.accepted_order_hashes()) == {maker.orderHash, resting.orderHash, taker.orderHash}
+    k.node.close()
