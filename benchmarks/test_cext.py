@@ -6,7 +6,6 @@ Each group's summary line reports accel's speed-up over every other entry.
 
 from __future__ import annotations
 
-import os
 import random
 
 import coincurve

@@ -32,7 +32,6 @@ from cext import keccak256, merkle_root
 from sequencer.core.accounttree import AccountTree
 from sequencer.core.chain import BadBlock, replay_block
 from sequencer.core.chainspec import Genesis
-from sequencer.core.header import Header
 from sequencer.core.state import State
 from sequencer.core.txs import DepositTx, decode_tx
 from sequencer.errors import OptrollupError

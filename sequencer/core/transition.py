@@ -212,7 +212,6 @@ def _blame(exc: OptrollupError, party: str) -> OptrollupError:
 
 
 def _apply_fill(state: State, tx: FillTx, ctx: BlockContext) -> None:
-    now = ctx.timestamp
     try:
         md, mf = _resolve(state, tx.maker, ctx, "maker")
     except OptrollupError as exc:

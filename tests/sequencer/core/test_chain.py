@@ -13,7 +13,7 @@ from sequencer.core.chain import BadBlock, replay_block, seal_header
 from sequencer.core.header import Header
 from sequencer.core.state import account_leaf
 from sequencer.errors import Rejected
-from tests.sequencer.core.core_world import CALL, PUT, SPOT, T0, USERS, World, make_config
+from tests.sequencer.core.core_world import CALL, PUT, T0, USERS, World, make_config
 from tests.sequencer.core.test_properties import random_flow, run
 
 

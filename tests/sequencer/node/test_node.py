@@ -9,7 +9,6 @@ import pytest
 from cext import merkle_verify
 from sequencer.core import state_bytes
 from sequencer.core.chainspec import Genesis
-from sequencer.core.header import Header
 from sequencer.core.state import account_leaf
 from sequencer.errors import OptrollupError
 from sequencer.node import NodeConfig
