@@ -11,6 +11,7 @@ written atomically with it, so snapshot S is exactly the state after record S.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import pickle
 import time
@@ -28,7 +29,7 @@ from sequencer.core import eip712
 from sequencer.core.accounttree import AccountTree
 from sequencer.core.chain import seal_header, withdrawal_leaves
 from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
-from sequencer.core.engine import Engine, OrderResult
+from sequencer.core.engine import Engine
 from sequencer.core.header import Block, Header
 from sequencer.core.txs import FillTx, SignedOrder, WithdrawTx, decode_tx, encode_tx
 from sequencer.errors import Conflict, InvalidRequest, OptrollupError, Unavailable
@@ -94,7 +95,18 @@ class Node:
     # -- start-up ---------------------------------------------------------------------------
 
     def _recover(self) -> Core:
-        """Latest snapshot (if it loads) plus the log after it; checks every re-sealed block."""
+        """Latest snapshot (if it loads) plus the log after it; checks every re-sealed block.
+        The cyclic GC is paused meanwhile: unpickling and replay allocate ~10^6 long-lived
+        objects, and full collections rescanning them cost seconds of a restart."""
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._load_and_replay()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _load_and_replay(self) -> Core:
         start, core = 0, None
         snap = self.store.latest_snapshot()
         if snap is not None:
