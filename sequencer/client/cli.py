@@ -25,6 +25,7 @@ from eth_utils import to_checksum_address
 
 from sequencer.client.client import Client
 from sequencer.client.errors import ClientError
+from sequencer.client.signing import Signer
 from sequencer.client.types import OrderAck
 from sequencer.errors import InvalidRequest
 
@@ -106,14 +107,10 @@ def _keys_show(args: argparse.Namespace) -> int:
         raise ClientError("--private prints the secret key; add --yes-show-private-key to confirm",
                           code="confirmation_required")
     if args.private or "address" not in blob:
-        try:
-            key = EthAccount.decrypt(blob, _read_password(args.password_file, confirm=False))
-        except ValueError as exc:
-            raise ClientError(f"cannot decrypt {args.file}: {exc}", code="wrong_password") from None
-        acct = EthAccount.from_key(key)
+        acct = Signer.from_keystore(args.file, _read_password(args.password_file, confirm=False)).key
         print(acct.address)
         if args.private:
-            print("0x" + bytes(key).hex())
+            print("0x" + bytes(acct.key).hex())
         return 0
     print(to_checksum_address("0x" + str(blob["address"]).removeprefix("0x")))
     return 0
