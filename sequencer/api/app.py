@@ -27,6 +27,7 @@ from sequencer.api.stream import add_stream
 from sequencer.core.eip712 import FIELDS, Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw, eip712_types
 from sequencer.core.engine import OrderResult
 from sequencer.core.state import account_leaf, positions_hash
+from sequencer.core.transition import authorized
 from sequencer.errors import InvalidRequest, NotFound, OptrollupError, PayloadTooLarge
 from sequencer.node.l1follower import L1Follower, withdrawal_proof
 from sequencer.node.node import Node
@@ -80,10 +81,11 @@ class Api:
             raise InvalidRequest(f"body is not valid JSON: {exc}", code="malformed_json") from None
 
     def may_sign_for(self, account: bytes, signer: bytes) -> bool:
-        if signer == account:
-            return True
+        """The core's rule: the account itself, or one of its session keys live at block time."""
         acct = self.node.core.engine.state.accounts.get(account)
-        return acct is not None and acct.session_keys.get(signer, 0) > self.node.core.engine.now
+        if acct is None:
+            return signer == account
+        return authorized(acct, account, signer, self.node.core.engine.now)
 
     def authed(self, request: Request) -> bytes:
         return authenticate(request.headers, int(self.node.clock()), self.may_sign_for)
