@@ -2,7 +2,10 @@
 feeds, session keys, listings, deposits) at a block time and proposes block transactions.
 
 Every state change goes through `transition.apply`; a resting order whose fill would fail apply
-is cancelled instead. Signatures are recovered in batches (`recover`) before processing. The
+is cancelled instead. Every request is a transaction (`_Txn`): its cancels of resting orders are
+staged and its state changes journalled, so a request either commits all of its effects or,
+when it raises, none: a rejected request leaves books, state and caches exactly as they were,
+which is what lets the input log (accepted requests only) replay to the same node. Signatures are recovered in batches (`recover`) before processing. The
 engine's own data (books, open orders, seen digests, last cancel-all) is rebuilt by replaying
 the input log; only `state` is committed.
 """
@@ -98,6 +101,7 @@ class Engine:
         self.ctx = BlockContext(0)
         self.txs: list[Tx] = []
         self._risk: dict[bytes, _Risk] = {}
+        self._txn: _Txn | None = None  # the request in progress, if any
 
     # -- blocks -------------------------------------------------------------------------------
 
@@ -185,7 +189,17 @@ class Engine:
 
     def place_order(self, order: Order, signature: bytes) -> OrderResult:
         """Validate, margin-check and match one order; raises OptrollupError (with a code) if it is
-        rejected before any fill."""
+        rejected, and then nothing of it remains (see `_Txn`)."""
+        txn = self._begin()
+        try:
+            result = self._place(order, signature, txn)
+        except BaseException:
+            self._rollback(txn)
+            raise
+        self._commit(txn)
+        return result
+
+    def _place(self, order: Order, signature: bytes, txn: _Txn) -> OrderResult:
         st, now = self.state, self.ctx.timestamp
         ins = check_order(st, order, now)
         d = self.ctx.digest(st.config.domain, order)
@@ -223,31 +237,30 @@ class Engine:
             if avail < amount:
                 raise Rejected(f"FOK order for {amount} can fill only {avail}", code="fok_unfilled")
         taker = Resting(d, order, signature, amount)
-        fills, stopped = self._match(taker, book)
+        fills, stopped = self._match(taker, book, txn)
         filled = amount - taker.remaining
         if order.timeInForce == FOK and taker.remaining:
-            raise Rejected("FOK order could not fill completely", code="fok_unfilled")
-        self.seen.add(d)
-        heapq.heappush(self.expiring, (order.expiry, d))
+            raise Rejected(f"FOK order for {amount} could fill only {filled}", code="fok_unfilled")
+        txn.seen = (order.expiry, d)
         if taker.remaining and order.timeInForce == GTC and not stopped:
-            self._rest(taker, book)
+            txn.rest = taker
             return OrderResult(d, "partially_filled" if filled else "open", filled, fills)
         return OrderResult(d, "filled" if not taker.remaining else "cancelled", filled, fills)
 
-    def _match(self, taker: Resting, book: Book) -> tuple[list[FillTx], bool]:
-        """Fill `taker` against the book; (fills, stopped early by a taker-side failure)."""
+    def _match(self, taker: Resting, book: Book, txn: _Txn) -> tuple[list[FillTx], bool]:
+        """Fill `taker` against the book into `txn`; (fills, stopped early by a taker-side
+        failure). Resting orders met that cannot trade (self-trade prevention, a reduce-only
+        maker with nothing left to reduce, a maker whose fill fails apply) are cancelled when,
+        and only when, the request commits."""
         st, o = self.state, taker.order
-        fok = o.timeInForce == FOK
-        undo = _Undo(st, o.instrument) if fok else None
         fills: list[FillTx] = []
         stopped = False
-        done: list[tuple[Resting, int]] = []
         for maker in book.matches(o.isBuy, o.price):
             if not taker.remaining:
                 break
             mo = maker.order
             if mo.account == o.account:
-                self._drop(maker)  # self-trade prevention: cancel the resting order
+                txn.drops.append(maker)  # self-trade prevention: cancel the resting order
                 continue
             amt = min(taker.remaining, maker.remaining)
             if mo.reduceOnly:
@@ -255,41 +268,63 @@ class Engine:
                 room = max(0, -q if mo.isBuy else q)
                 amt = min(amt, room)
                 if amt <= 0:
-                    self._drop(maker)
+                    txn.drops.append(maker)
                     continue
             fill = FillTx(SignedOrder(mo, maker.signature) if maker.digest not in st.orders
                           else maker.digest,
                           SignedOrder(o, taker.signature) if taker.digest not in st.orders
                           else taker.digest, amt, mo.price)
-            if undo is not None:
-                undo.save(mo.account, o.account, maker.digest, taker.digest)
+            txn.journal.save(o.instrument, mo.account, o.account, maker.digest, taker.digest)
             try:
                 apply(st, fill, self.ctx)
             except OptrollupError as exc:
                 if getattr(exc, "party", None) == "maker":
-                    self._drop(maker)
+                    txn.drops.append(maker)
                     continue
                 if not fills:
                     raise
                 stopped = True
                 break
             fills.append(fill)
-            done.append((maker, amt))
+            txn.filled.append((maker, amt))
             taker.remaining -= amt
             self._touch(o.account, o.instrument)
             self._touch(mo.account, mo.instrument)
-        if undo is not None and taker.remaining:
-            undo.restore()
-            self.ctx.marks(st).forget()
-            for a in undo.accounts:
-                self._touch(a, o.instrument)
-            return [], stopped
-        for maker, amt in done:
+        txn.txs.extend(fills)
+        return fills, stopped
+
+    # -- requests as transactions --------------------------------------------------------------
+
+    def _begin(self) -> _Txn:
+        if self._txn is not None:
+            raise RuntimeError("a request is already in progress")  # a bug, never user input
+        txn = self._txn = _Txn(self.state)
+        return txn
+
+    def _commit(self, txn: _Txn) -> None:
+        """Make a request's staged effects real (nothing here can fail)."""
+        self._txn = None
+        self.txs.extend(txn.txs)
+        for maker, amt in txn.filled:
             maker.remaining -= amt
             if not maker.remaining:
                 self._drop(maker)
-        self.txs.extend(fills)
-        return fills, stopped
+        for r in txn.drops:
+            self._drop(r)
+        if txn.seen is not None:
+            self.seen.add(txn.seen[1])
+            heapq.heappush(self.expiring, txn.seen)
+        if txn.rest is not None:
+            self._rest(txn.rest, self.books[txn.rest.order.instrument])
+
+    def _rollback(self, txn: _Txn) -> None:
+        """Undo a request that raised: state back from the journal, caches invalidated."""
+        self._txn = None
+        changed = txn.journal.restore()
+        if changed:
+            self.ctx.marks(self.state).forget()
+            for a, name in changed:
+                self._touch(a, name)
 
     def cancel(self, msg: Cancel, signature: bytes) -> OpenOrderView:
         """Cancel one open order of the signing account."""
@@ -436,7 +471,7 @@ class Engine:
             equity += v
             im += req
             mm += mm_of(q, row)
-        positions = [PositionView(n, q, marks.mark(n)) for n, q in acct.positions.items()]
+        positions = [PositionView(n, q, marks.mark(n)) for n, q in sorted(acct.positions.items())]
         orders = [OpenOrderView(r.digest, r.order, r.remaining) for o in per.values()
                   for r in o.values()]
         return AccountView(acct.collateral, equity, im, mm,
@@ -444,34 +479,57 @@ class Engine:
                            acct.withdrawal_nonce, halted)
 
 
-class _Undo:
-    """Journal of what fills of one instrument may change, to roll back a failed FOK."""
+class _Journal:
+    """Before-images of what the fills of a request change (collateral and one position per
+    account, cumulative fills per order), to roll the state back if the request is rejected."""
 
-    def __init__(self, state: State, name: str) -> None:
-        self.state, self.name = state, name
-        self.accounts: dict[bytes, tuple[int, int]] = {}
+    __slots__ = ("state", "accounts", "orders")
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.accounts: dict[tuple[bytes, str], tuple[int, int]] = {}
         self.orders: dict[bytes, int | None] = {}
-        self.save(state.config.fee_account)
 
-    def save(self, *keys: bytes) -> None:
-        st = self.state
-        for k in keys:
-            if len(k) == 20 and k not in self.accounts:
-                a = st.accounts[k]
-                self.accounts[k] = (a.collateral, a.positions.get(self.name, 0))
-            elif len(k) == 32 and k not in self.orders:
-                fo = st.orders.get(k)
-                self.orders[k] = None if fo is None else fo.filled
+    def save(self, name: str, maker: bytes, taker: bytes, maker_order: bytes,
+             taker_order: bytes) -> None:
+        """Remember the accounts (and the fee account) and orders a fill in `name` may change."""
+        st, accounts = self.state, self.accounts
+        for a in (maker, taker, st.config.fee_account):
+            if (a, name) not in accounts:
+                acct = st.accounts[a]
+                accounts[(a, name)] = (acct.collateral, acct.positions.get(name, 0))
+        for d in (maker_order, taker_order):
+            if d not in self.orders:
+                fo = st.orders.get(d)
+                self.orders[d] = None if fo is None else fo.filled
 
-    def restore(self) -> None:
+    def restore(self) -> list[tuple[bytes, str]]:
+        """Put every saved value back; returns the (account, instrument) pairs saved."""
         st = self.state
-        for k, (c, q) in self.accounts.items():
-            a = st.accounts[k]
-            a.collateral = c
-            set_position(st, k, a, self.name, q)
+        for (a, name), (c, q) in self.accounts.items():
+            acct = st.accounts[a]
+            acct.collateral = c
+            if acct.positions.get(name, 0) != q:
+                set_position(st, a, acct, name, q)
         for d, f in self.orders.items():
             if f is None:
                 st.orders.pop(d, None)
             else:
                 st.orders[d].filled = f
+        return list(self.accounts)
 
+
+class _Txn:
+    """One request in progress: its journal, the block txs it proposes, the resting orders it
+    fills (maker, amount) or cancels, and what it adds (digest to `seen`, an order to rest).
+    Nothing outside `state` changes until `Engine._commit`."""
+
+    __slots__ = ("journal", "txs", "filled", "drops", "seen", "rest")
+
+    def __init__(self, state: State) -> None:
+        self.journal = _Journal(state)
+        self.txs: list[Tx] = []
+        self.filled: list[tuple[Resting, int]] = []
+        self.drops: list[Resting] = []
+        self.seen: tuple[int, bytes] | None = None
+        self.rest: Resting | None = None

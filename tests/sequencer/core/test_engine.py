@@ -9,7 +9,7 @@ from tests.sequencer.core.core_world import CALL, EXPIRY, OPERATOR, PUT, T0, USE
 from sequencer.core import Cancel, CancelAll, Listing, SessionKey, Withdraw
 from sequencer.errors import OptrollupError
 
-A, B, C = USERS[0], USERS[1], USERS[2]
+A, B, C, D, E = USERS[:5]
 U = 10**6
 
 
@@ -208,3 +208,54 @@ def test_listing(world: World) -> None:
     assert code(w.engine.list_instrument, bad, w.sign(OPERATOR, bad)) == "bad_instrument_name"
     assert w.place(A, instrument="ETH-27DEC26-3500-C").status == "open"
     assert EXPIRY == w.state.instruments["ETH-27DEC26-3500-C"].expiry
+
+
+# -- a rejected request changes nothing ---------------------------------------------------------
+
+def _engine_picture(w: World) -> tuple:
+    """Everything a request may change, as plain comparable data."""
+    e = w.engine
+    books = {n: ([(p, [(r.digest, r.remaining) for r in lvl.values()]) for p, lvl in b.bids.items()],
+                 [(p, [(r.digest, r.remaining) for r in lvl.values()]) for p, lvl in b.asks.items()])
+             for n, b in e.books.items()}
+    accts = {a: (x.collateral, sorted(x.positions.items())) for a, x in w.state.accounts.items()}
+    orders = {d: fo.filled for d, fo in w.state.orders.items()}
+    return books, sorted(e.open), sorted(e.seen), sorted(e.expiring), accts, orders, len(e.txs)
+
+
+def test_rejected_taker_keeps_the_resting_orders_it_met() -> None:
+    """The attack of issue 10: A rests a small ask, then sends a buy that crosses its own ask
+    (self-trade prevention) and then fails on its own collateral against B's ask. The buy is
+    rejected; A's ask must still be there (before the fix it was silently dropped, and a restart
+    replayed to a different book)."""
+    w = World(funds=1)
+    w.fund(A, 50 * U)
+    w.fund(B, 100_000 * U)
+    w.fund(C, 100_000 * U)
+    own = w.place(A, is_buy=False, price=290 * U, amount=10_000, nonce=1)
+    assert own.status == "open"
+    assert w.place(B, is_buy=False, price=300 * U, amount=U, nonce=1).status == "open"
+    before = _engine_picture(w)
+    assert code(w.place, A, is_buy=True, price=300 * U, amount=U, nonce=2) == "insufficient_collateral"
+    assert _engine_picture(w) == before
+    # and the ask trades later exactly as a replay of the accepted requests would have it
+    r = w.place(C, is_buy=True, price=290 * U, amount=10_000, nonce=1, tif=1)
+    assert r.filledAmount == 10_000 and r.fills[0].price == 290 * U
+
+
+def test_rejected_fok_keeps_state_books_and_dropped_makers() -> None:
+    """A FOK that meets a reduce-only maker with nothing left to reduce, its own order and a
+    real maker it fills, and then cannot complete: everything, state included, is as before."""
+    w = World()
+    w.place(C, is_buy=True, price=300 * U, amount=20_000, nonce=1)
+    assert w.place(B, is_buy=False, price=300 * U, amount=20_000, nonce=1, tif=1).filledAmount == 20_000
+    assert w.place(B, is_buy=True, price=290 * U, amount=20_000, nonce=2, reduce_only=True).status == "open"
+    w.place(D, is_buy=False, price=295 * U, amount=20_000, nonce=1)
+    assert w.place(B, is_buy=True, price=295 * U, amount=20_000, nonce=3, tif=1).filledAmount == 20_000
+    assert CALL not in w.state.accounts[B.address].positions  # the reduce-only bid has nothing to reduce
+    w.place(A, is_buy=True, price=285 * U, amount=10_000, nonce=2)            # A's own bid
+    w.place(D, is_buy=True, price=280 * U, amount=10_000, nonce=3)            # a real bid
+    picture = _engine_picture(w)
+    total = w.total()
+    assert code(w.place, A, is_buy=False, price=280 * U, amount=30_000, nonce=9, tif=2) == "fok_unfilled"
+    assert _engine_picture(w) == picture and w.total() == total
