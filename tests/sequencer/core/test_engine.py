@@ -259,3 +259,17 @@ def test_rejected_fok_keeps_state_books_and_dropped_makers() -> None:
     total = w.total()
     assert code(w.place, A, is_buy=False, price=280 * U, amount=30_000, nonce=9, tif=2) == "fok_unfilled"
     assert _engine_picture(w) == picture and w.total() == total
+
+
+def test_a_refused_margin_check_leaves_no_half_built_risk_cache() -> None:
+    """Found by the model test: with the oracle stale, a withdrawal by an account with open
+    orders in two instruments was refused (oracle_stale) but left a risk cache with no parts
+    behind, so the same withdrawal sent again was accepted without counting the open orders,
+    and a replay of the log (which never saw the refused one) rejected it."""
+    w = World()
+    w.place(A, instrument=CALL, is_buy=True, price=300 * U, amount=10_000, nonce=1, expiry=T0 + 86400)
+    w.place(A, instrument=PUT, is_buy=True, price=300 * U, amount=10_000, nonce=2, expiry=T0 + 86400)
+    w.engine.begin_block(T0 + 10_000)  # every feed is stale now
+    wd = Withdraw(A.address, A.address, U, 0)
+    for _ in range(2):
+        assert code(w.engine.withdraw, wd, w.sign(A, wd)) == "oracle_stale"
