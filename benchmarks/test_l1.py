@@ -1,6 +1,6 @@
 """L1 cost of batches (issue 6, "Figures to report"): gas per batch and per trade at 10, 100 and
 1,000 trades per batch, and batch bytes per trade before and after compression, on a real anvil
-with the real poster path (Poster + TxSender -> Rollup.submitBatch) and the real verifier.
+with the real poster path (Poster + TxManager -> Rollup.submitBatch) and the real verifier.
 
 Flow: 4 market makers quote both instruments with large resting orders (re-quoted now and then)
 and 30 takers hit them with small IOC orders, 50 fills per L2 block at most; so a maker order
@@ -20,9 +20,8 @@ import msgpack
 import zstandard
 
 from prover.poster import Poster
-from prover.sender import TxSender
 from prover.verifier import verify
-from sequencer.l1 import Anvil
+from sequencer.l1 import Anvil, TxConfig, TxManager
 from tests.contracts.l1_testkit import L2_CHAIN_ID, USDC, deploy_system
 from tests.prover.l2chain import L2Chain, make_genesis, market_flow
 
@@ -59,7 +58,7 @@ def figures() -> list[dict]:
             system.bridge.transact("deposit", amount, "0x" + addr.hex(), sender=dep)
 
         chain = L2Chain(L2_CHAIN_ID, bytes.fromhex(system.deployment.rollup[2:]), on_deposit)
-        sender = TxSender(client, system.poster, poll=0.02)
+        sender = TxManager(client, system.poster, TxConfig(poll=0.02, label="poster"))
 
         def post_upto(head: int):
             p = Poster(client, system.deployment.rollup, Upto(chain, head), sender,

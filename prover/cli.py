@@ -2,8 +2,13 @@
 
     optrollup verify --l1-rpc URL --rollup ADDRESS [--watch] [--poll SECONDS]
     optrollup post-batches --sequencer URL --l1-rpc URL --rollup ADDRESS --keystore FILE
-        [--password-file F] [--once] [--max-blocks N] [--max-bytes N] [--confirmations N]
-        [--lock-dir DIR] [--poll SECONDS]
+        [--password-file F | --password-env NAME] [--once] [--max-blocks N] [--max-bytes N]
+        [--confirmations N] [--lock-dir DIR] [--poll SECONDS]
+    optrollup escape --l1-rpc URL --rollup ADDRESS --account A
+        [--keystore FILE [--password-file F | --password-env NAME]]
+
+Keys follow sequencer.keys: an encrypted keystore, its password from --password-file, the
+variable named by --password-env, or OPTROLLUP_PASSWORD (PKCS#11 URIs: not supported yet).
 """
 
 from __future__ import annotations
@@ -68,18 +73,29 @@ def _post(args: argparse.Namespace) -> int:
     return run_cli(args)
 
 
+def _key_args(p: argparse.ArgumentParser, *, required: bool, what: str) -> None:
+    from sequencer.keys import PASSWORD_ENV, refuse_raw_key_option
+
+    p.add_argument("--keystore", required=required, metavar="FILE", help=f"encrypted JSON keystore of {what}")
+    refuse_raw_key_option(p)
+    p.add_argument("--password-file", metavar="FILE",
+                   help=f"keystore password: the first line of FILE (else --password-env, else ${PASSWORD_ENV})")
+    p.add_argument("--password-env", metavar="NAME",
+                   help="read the keystore password from the environment variable NAME")
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
-    """Add prover's subcommands (post-batches, verify) to the `optrollup` parser."""
+    """Add prover's subcommands (escape, post-batches, verify) to the `optrollup` parser."""
     e = sub.add_parser(
         "escape",
         help="escape hatch: prove an account's collateral in the last final state from L1 data",
         description="Replays the final batches from L1 (no sequencer needed), checks the state root "
                     "against Rollup.lastFinalState(), and prints Bridge.escape's arguments and calldata. "
-                    "With --key, sends it (the Bridge pays the account, once).")
+                    "With --keystore, sends it from that key (the Bridge pays the account, once).")
     e.add_argument("--l1-rpc", required=True, metavar="URL")
     e.add_argument("--rollup", required=True, metavar="ADDRESS")
     e.add_argument("--account", required=True, metavar="ADDRESS")
-    e.add_argument("--key", metavar="HEX", help="send the escape transaction from this L1 key")
+    _key_args(e, required=False, what="the L1 key that sends the escape transaction (optional)")
     e.set_defaults(func=_escape)
     v = sub.add_parser(
         "verify", help="rebuild the L2 chain from L1 data alone and check every root",
@@ -102,10 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
     p.add_argument("--sequencer", required=True, metavar="URL", help="sequencer HTTP API base URL")
     p.add_argument("--l1-rpc", required=True, metavar="URL", help="L1 JSON-RPC endpoint")
     p.add_argument("--rollup", required=True, metavar="ADDRESS", help="the Rollup contract")
-    p.add_argument("--keystore", required=True, metavar="FILE",
-                   help="encrypted JSON keystore of the poster key")
-    p.add_argument("--password-file", metavar="FILE",
-                   help="keystore password file (else env OPTROLLUP_KEYSTORE_PASSWORD)")
+    _key_args(p, required=True, what="the poster key")
     p.add_argument("--once", action="store_true", help="post what is missing, then exit")
     p.add_argument("--max-blocks", type=int, default=1000, metavar="N",
                    help="at most N L2 blocks per batch (default 1000)")
@@ -125,21 +138,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
 def _escape(args: argparse.Namespace) -> int:
     import json
 
-    from eth_account import Account
+    from prover.escape import escape_claim, send_escape
+    from sequencer.keys import load_key
+    from sequencer.l1 import L1Client, TxConfig, TxManager, read_deployment
 
-    from prover.escape import escape_claim
-    from sequencer.l1 import L1Client, read_deployment
-
-    client = L1Client(args.l1_rpc)
-    claim = escape_claim(client, args.rollup, args.account)
-    bridge = read_deployment(client, args.rollup).bridge_contract(client)
-    data = bridge.encode("escape", *claim.args())
-    print(json.dumps({"account": claim.args()[0], "collateral": str(claim.collateral),
-                      "positionsHash": "0x" + claim.positions_hash.hex(), "accountIndex": claim.index,
-                      "proof": ["0x" + p.hex() for p in claim.proof],
-                      "stateRoot": "0x" + claim.state_root.hex(), "finalBatches": claim.final_batches,
-                      "escape": {"to": bridge.address, "data": "0x" + data.hex()}}, indent=2))
-    if args.key:
-        receipt = bridge.transact("escape", *claim.args(), sender=Account.from_key(args.key))
-        print(f"escape paid in L1 tx {receipt.tx_hash}")
+    # open the key first: a wrong password should not cost a whole replay
+    account = None if args.keystore is None else load_key(
+        args.keystore, password_file=args.password_file, password_env=args.password_env)
+    with L1Client(args.l1_rpc) as client:
+        claim = escape_claim(client, args.rollup, args.account)
+        bridge = read_deployment(client, args.rollup).bridge_contract(client)
+        data = bridge.encode("escape", *claim.args())
+        print(json.dumps({"account": claim.args()[0], "collateral": str(claim.collateral),
+                          "positionsHash": "0x" + claim.positions_hash.hex(), "accountIndex": claim.index,
+                          "proof": ["0x" + p.hex() for p in claim.proof],
+                          "stateRoot": "0x" + claim.state_root.hex(), "finalBatches": claim.final_batches,
+                          "escape": {"to": bridge.address, "data": "0x" + data.hex()}}, indent=2))
+        if account is not None:
+            txm = TxManager(client, account, TxConfig(label="escape sender", timeout=300.0), log=_err)
+            receipt = send_escape(bridge, claim, txm)
+            print(f"escape paid in L1 tx {receipt.tx_hash}")
     return 0

@@ -4,7 +4,8 @@ When the rollup is frozen (no batch finalized for the escape delay) the sequence
 so nothing here asks it: the verifier replays the final batches from L1 calldata, its state
 root is checked against `Rollup.lastFinalState()`, and the account's leaf and depth-32 proof
 are read from the rebuilt tree. `Bridge.escape` pays the leaf's collateral once (open positions
-are valued at zero; contracts/README.md).
+are valued at zero; contracts/README.md). `send_escape` sends the claim through a TxManager
+(anyone may send it; the Bridge pays the account, once).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from cext import parse_address, to_checksum
 from prover.verifier import Verifier
 from sequencer.core.state import Account, positions_hash
 from sequencer.errors import NotFound, OptrollupError
-from sequencer.l1 import L1Client
+from sequencer.l1 import Contract, L1Client, Receipt, TxManager
 
 
 class EscapeError(OptrollupError):
@@ -56,3 +57,8 @@ def escape_claim(client: L1Client, rollup: str, account: bytes | str) -> EscapeC
     acct: Account = v.state.accounts[acct20]
     return EscapeClaim(acct20, acct.collateral, positions_hash(acct.positions), idx,
                        v.tree.proof(idx), bytes(state_root), int(final_count))
+
+
+def send_escape(bridge: Contract, claim: EscapeClaim, sender: TxManager) -> Receipt:
+    """Send `Bridge.escape(claim)` through `sender` and wait for its confirmations."""
+    return sender.transact(bridge.address, bridge.encode("escape", *claim.args()), context="Bridge.escape")

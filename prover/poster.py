@@ -1,11 +1,12 @@
-"""The batch poster's driver: wire a BlockSource, the Rollup and a TxSender, and tick.
+"""The batch poster's driver: wire a BlockSource, the Rollup and a TxManager, and tick.
 
 One round (`Poster.post_missing`), repeated until L1 has every sealed block:
 1. read the Rollup tip (next expected L2 block, last header hash) from L1;
 2. check that the sequencer's block before the range hashes to L1's last header hash (a wrong
    sequencer, chain or data dir is refused rather than posted against);
-3. plan with `missing_range` + `fit_batch`, send `submitBatch(...)` through the TxSender and wait
-   for its confirmations;
+3. plan with `missing_range` + `fit_batch`, send `submitBatch(...)` through the TxManager
+   (sequencer.l1.txmanager: nonces, fees and bumps, replacement, reorgs) and wait for its
+   confirmations;
 4. re-read the tip: what counts is what L1 has, never what we think we sent, so a crash between
    send and receipt, a reverted or replaced transaction, or an L1 reorg that drops a batch are
    all handled by posting again from the tip actually on L1.
@@ -17,7 +18,6 @@ post the same range twice; a second run finds the lock taken and leaves.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -26,20 +26,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from filelock import FileLock, Timeout
 
 from cext import domain_separator
 from sequencer.core.header import Header
 from sequencer.errors import OptrollupError, Unavailable
-from sequencer.l1 import Contract, ContractRevert, L1Client
+from sequencer.keys import load_key
+from sequencer.l1 import (
+    Contract,
+    ContractRevert,
+    L1Client,
+    NonceTaken,
+    ReceiptTimeout,
+    TransactionFailed,
+    TxConfig,
+    TxManager,
+)
 
 from prover.plan import fit_batch, missing_range
-from prover.sender import NonceTaken, SendTimeout, TxReverted, TxSender
 from prover.source import BlockSource
-
-PASSWORD_ENV = "OPTROLLUP_KEYSTORE_PASSWORD"
 
 
 class PosterError(OptrollupError):
@@ -60,30 +65,6 @@ class Posted:
     l1_block: int
 
 
-def load_keystore(path: str | os.PathLike[str], password_file: str | os.PathLike[str] | None = None,
-                  ) -> LocalAccount:
-    """The poster key from an encrypted JSON keystore (eth-account / geth format). The password
-    comes from `password_file` (trailing newline ignored) or the environment variable
-    OPTROLLUP_KEYSTORE_PASSWORD."""
-    if password_file is not None:
-        password = Path(password_file).read_text().rstrip("\r\n")
-    elif PASSWORD_ENV in os.environ:
-        password = os.environ[PASSWORD_ENV]
-    else:
-        raise PosterError(f"keystore {path}: no password (use --password-file or set {PASSWORD_ENV})",
-                          code="keystore_password_missing")
-    try:
-        keyfile = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise PosterError(f"keystore {path} unreadable: {exc}", code="keystore_unreadable") from None
-    try:
-        key = Account.decrypt(keyfile, password)
-    except ValueError as exc:
-        raise PosterError(f"keystore {path}: cannot decrypt ({exc}); wrong password?",
-                          code="keystore_bad_password") from None
-    return Account.from_key(key)
-
-
 def lock_path(lock_dir: str | os.PathLike[str] | None, rollup: str) -> Path:
     d = Path(lock_dir) if lock_dir is not None else Path(tempfile.gettempdir())
     d.mkdir(parents=True, exist_ok=True)
@@ -93,7 +74,7 @@ def lock_path(lock_dir: str | os.PathLike[str] | None, rollup: str) -> Path:
 class Poster:
     """Posts the sealed blocks L1 lacks, from `source` to the Rollup at `rollup_address`."""
 
-    def __init__(self, client: L1Client, rollup_address: str, source: BlockSource, sender: TxSender,
+    def __init__(self, client: L1Client, rollup_address: str, source: BlockSource, sender: TxManager,
                  *, max_blocks: int = 1000, max_bytes: int = 120_000, retry_pause: float = 1.0,
                  log: Callable[[str], None] | None = None) -> None:
         self.client, self.source, self.sender = client, source, sender
@@ -161,7 +142,7 @@ class Poster:
         for _ in range(max_rounds):
             try:
                 p = self.post_one()
-            except (NonceTaken, TxReverted) as exc:
+            except (NonceTaken, TransactionFailed) as exc:
                 # someone else moved L1 on (another poster run, a crashed run's transaction): the
                 # next round plans again from the tip actually on L1
                 failures += 1
@@ -171,8 +152,11 @@ class Poster:
                 time.sleep(self.retry_pause)
                 continue
             except ContractRevert as exc:
-                if exc.error in ("BlockGap", "PrevHeaderMismatch") and failures < 5:
-                    failures += 1  # the tip moved between our read and the estimate
+                # at estimate time (the tip moved between our read and the estimate) or mined
+                # (another transaction landed first): plan again from L1's tip
+                raced = exc.error in ("BlockGap", "PrevHeaderMismatch") or exc.receipt is not None
+                if raced and failures < 5:
+                    failures += 1
                     self.log(f"{exc.message}; re-reading the Rollup tip")
                     time.sleep(self.retry_pause)
                     continue
@@ -202,7 +186,7 @@ def run(poster: Poster, lock: Path, *, once: bool, poll: float = 5.0,
             time.sleep(poll)
             try:
                 posted += poster.post_missing()
-            except (Unavailable, SendTimeout) as exc:  # L1 or the sequencer down: next round
+            except (Unavailable, ReceiptTimeout) as exc:  # L1 or the sequencer down: next round
                 log(f"{exc.message}; retrying in {poll:.0f}s")
     finally:
         fl.release()
@@ -215,7 +199,7 @@ def run_cli(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(f"post-batches: {msg}", file=sys.stderr, flush=True)
 
-    account = load_keystore(args.keystore, args.password_file)
+    account = load_key(args.keystore, password_file=args.password_file, password_env=args.password_env)
     with L1Client(args.l1_rpc) as client, HttpBlockSource(args.sequencer) as source:
         info = source.info()
         rollup = Contract.at(client, "Rollup", args.rollup)
@@ -225,8 +209,9 @@ def run_cli(args: argparse.Namespace) -> int:
             raise PosterError(f"the sequencer at {args.sequencer} serves L2 chain {info.get('chainId')} "
                               f"for Rollup {l1_rollup or '?'}, not chain {want_l2} of {rollup.address}",
                               code="chain_mismatch")
-        sender = TxSender(client, account, confirmations=args.confirmations,
-                          resubmit_after=args.fee_bump_after, log=log)
+        sender = TxManager(client, account, TxConfig(confirmations=args.confirmations,
+                                                     resubmit_after=args.fee_bump_after, label="poster"),
+                           log=log)
         poster = Poster(client, rollup.address, source, sender, max_blocks=args.max_blocks,
                         max_bytes=args.max_bytes, log=log)
         try:

@@ -25,7 +25,6 @@ transaction is to blame) the transaction index.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from cext import keccak256, merkle_root
@@ -35,7 +34,7 @@ from sequencer.core.chainspec import Genesis
 from sequencer.core.state import State
 from sequencer.core.txs import DepositTx, decode_tx
 from sequencer.errors import OptrollupError
-from sequencer.l1 import Contract, Deployment, Event, L1Client, read_deployment
+from sequencer.l1 import Contract, Deployment, L1Client, RollupTracker, SubmittedBatch, read_deployment
 
 from prover.batch import BatchFormatError, decode_batch
 
@@ -57,19 +56,8 @@ class VerificationFailed(OptrollupError):
         self.batch, self.block, self.tx_index, self.reason = batch, block, tx_index, reason
 
 
-@dataclass(frozen=True)
-class BatchRef:
-    """A live batch as L1 has it: the BatchSubmitted event of its current occupant."""
-
-    index: int
-    first_block: int
-    last_block: int
-    last_header_hash: bytes
-    state_root: bytes
-    withdrawals_root: bytes
-    data_hash: bytes
-    tx_hash: str
-    l1_block: int
+#: a live batch as L1 has it: the BatchSubmitted event of its current occupant.
+BatchRef = SubmittedBatch
 
 
 def _hex(b: bytes) -> str:
@@ -80,18 +68,22 @@ class Verifier:
     """Incremental replay of the rollup at `rollup_address`. `sync()` checks every live batch
     not yet checked and returns how many it checked; it raises VerificationFailed at the first
     mismatch. If batches already checked are dropped (guardian rejection, freeze) the replay
-    restarts from genesis on the next `sync()`."""
+    restarts from genesis on the next `sync()`. L1 is read incrementally, in bounded block
+    ranges, by a `RollupTracker`; an L1 reorg it detects voids what it read from dropped blocks."""
 
     def __init__(self, client: L1Client, rollup_address: str,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None, *, confirmations: int = 1) -> None:
         self.client = client
         self.log = log or (lambda _msg: None)
         self.deployment: Deployment = read_deployment(client, rollup_address)
         self.rollup: Contract = self.deployment.rollup_contract(client)
         self.bridge: Contract = self.deployment.bridge_contract(client)
         self.genesis = self._check_genesis()
-        self._deposits: dict[int, tuple[bytes, int]] = {}
-        self._deposits_scanned_to = self.deployment.deployment_block - 1
+        # batches and deposits, read incrementally in bounded ranges (sequencer.l1.rolluptracker)
+        self.tracker = RollupTracker(client, self.rollup, self.bridge,
+                                     start_block=self.deployment.deployment_block,
+                                     confirmations=confirmations)
+        self._deposits: dict[int, tuple[bytes, int, int]] = {}  # nonce -> (account, amount, L1 block)
         self._failed: tuple[list[BatchRef], VerificationFailed] | None = None
         self._reset()
 
@@ -130,31 +122,26 @@ class Verifier:
 
     def live_batches(self, at: int) -> list[BatchRef]:
         """The live batches at L1 block `at`: for each index < batchCount, the latest
-        BatchSubmitted event with that index (earlier ones were dropped and overwritten)."""
+        BatchSubmitted event with that index (earlier ones were dropped and overwritten).
+        Reads the L1 blocks not read yet (batches and deposits) up to `at`."""
+        self._follow(at)
         count = self.rollup.call("batchCount", block=at)
-        latest: dict[int, Event] = {}
-        if count:
-            for ev in self.rollup.events("BatchSubmitted", from_block=self.deployment.deployment_block,
-                                         to_block=at):
-                latest[ev["batchIndex"]] = ev  # logs come in chain order
+        live = self.tracker.live_batches(at)
         out = []
         for i in range(count):
-            ev = latest.get(i)
-            if ev is None:
+            ref = live[i] if i < len(live) else None
+            if ref is None:
                 raise VerificationFailed(f"Rollup has batch {i} but no BatchSubmitted event for it",
                                          batch=i)
-            out.append(BatchRef(i, ev["firstBlock"], ev["lastBlock"], ev["lastHeaderHash"],
-                                ev["stateRoot"], ev["withdrawalsRoot"], ev["dataHash"], ev.tx_hash,
-                                ev.block_number))
+            out.append(ref)
         return out
 
-    def _scan_deposits(self, to_block: int) -> None:
-        if to_block <= self._deposits_scanned_to:
-            return
-        for ev in self.bridge.events("Deposited", from_block=self._deposits_scanned_to + 1,
-                                     to_block=to_block):
-            self._deposits[ev["nonce"]] = (bytes.fromhex(ev["l2Account"][2:]), ev["amount"])
-        self._deposits_scanned_to = to_block
+    def _follow(self, at: int) -> None:
+        up = self.tracker.poll(to_block=at)
+        if up.rewound_to is not None:  # an L1 reorg: deposits from the dropped blocks are void
+            self._deposits = {n: d for n, d in self._deposits.items() if d[2] <= up.rewound_to}
+        for d in up.deposits:
+            self._deposits[d.nonce] = (d.account, d.amount, d.l1_block)
 
     def _batch_args(self, ref: BatchRef) -> dict[str, Any]:
         tx = self.client.get_transaction(ref.tx_hash)
@@ -180,9 +167,10 @@ class Verifier:
     # -- checking -------------------------------------------------------------------------------
 
     def sync(self, at: int | None = None, limit: int | None = None) -> int:
-        """Check the live batches not yet checked, as of L1 block `at` (default: latest);
-        with `limit`, only the first `limit` live batches (e.g. the final ones)."""
-        at = self.client.block_number() if at is None else at
+        """Check the live batches not yet checked, as of L1 block `at` (default: the newest
+        block with `confirmations` confirmations, i.e. latest for 1); with `limit`, only the
+        first `limit` live batches (e.g. the final ones)."""
+        at = self.tracker.events.safe_head() if at is None else at
         live = self.live_batches(at)
         if limit is not None:
             live = live[:limit]
@@ -198,8 +186,6 @@ class Verifier:
                      f"({len(self.verified)} checked, {len(live)} live): replaying from genesis")
             self._reset()
         todo = live[len(self.verified):]
-        if todo:
-            self._scan_deposits(at)
         for ref in todo:
             try:
                 self.check_batch(ref)
@@ -295,7 +281,7 @@ class Verifier:
             if seen is None:
                 return j, (f"DepositTx credits L1 deposit nonce {tx.l1Nonce}, but the Bridge has no "
                            f"Deposited event with that nonce (forged deposit)")
-            account, amount = seen
+            account, amount, _ = seen
             if (bytes(tx.account), tx.amount) != (account, amount):
                 return j, (f"DepositTx(account={_hex(bytes(tx.account))}, amount={tx.amount}, "
                            f"l1Nonce={tx.l1Nonce}) differs from the Bridge's Deposited event "

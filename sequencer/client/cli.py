@@ -4,12 +4,15 @@ Human units in, exact integers out: `--price` in USDC (up to 6 decimals, convert
 units), `--amount` in contracts (up to 6 decimals, converted to contracts × 10^6); anything that
 does not convert exactly is refused. Errors are OptrollupErrors: `optrollup` prints
 `error [code]: message` and exits non-zero.
+
+Keys: `--keystore FILE` with the password rule of `sequencer.keys` (`--password-file`,
+`--password-env NAME`, `OPTROLLUP_PASSWORD`, else a prompt). No raw private key on the command
+line: these commands talk to any node, not only the devnet.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import re
@@ -18,7 +21,6 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from eth_account import Account as EthAccount
 from eth_utils import to_checksum_address
@@ -28,6 +30,7 @@ from sequencer.client.errors import ClientError
 from sequencer.client.signing import Signer
 from sequencer.client.types import OrderAck
 from sequencer.errors import InvalidRequest
+from sequencer.keys import PASSWORD_ENV, load_key, read_keystore, read_password, refuse_raw_key_option
 
 __all__ = ["format_units", "parse_units", "register"]
 
@@ -58,23 +61,20 @@ def format_units(n: int, decimals: int = DECIMALS) -> str:
     return sign + (f"{whole}.{frac:0{decimals}d}".rstrip("0").rstrip(".") if frac else str(whole))
 
 
-# -- passwords and keys ---------------------------------------------------------------------------
+# -- passwords and keys (the rule of sequencer.keys) ----------------------------------------------
 
-def _read_password(path: str | None, *, confirm: bool) -> str:
-    if path is not None:
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError as exc:
-            raise ClientError(f"cannot read password file: {exc}", code="invalid_argument") from None
-        if not lines or not lines[0]:
-            raise ClientError(f"password file {path} is empty", code="invalid_argument")
-        return lines[0]
-    pw = getpass.getpass("Keystore password: ")
-    if confirm and getpass.getpass("Repeat password: ") != pw:
-        raise ClientError("the passwords do not match", code="password_mismatch")
-    if not pw:
-        raise ClientError("an empty password is not allowed", code="invalid_argument")
-    return pw
+def _password(args: argparse.Namespace, *, confirm: bool = False) -> str:
+    """--password-file, else --password-env NAME, else OPTROLLUP_PASSWORD, else a prompt."""
+    return read_password(args.password_file, args.password_env, prompt="Keystore password: ",
+                              confirm=confirm)
+
+
+def _password_args(p: argparse.ArgumentParser, prompted: str = "prompted") -> None:
+    p.add_argument("--password-file", metavar="FILE",
+                   help=f"keystore password: the first line of FILE (else --password-env, else "
+                        f"${PASSWORD_ENV}, else {prompted})")
+    p.add_argument("--password-env", metavar="NAME",
+                   help="read the keystore password from the environment variable NAME")
 
 
 def _keys_new(args: argparse.Namespace) -> int:
@@ -82,7 +82,7 @@ def _keys_new(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(f"{acct.address}.json")
     if out.exists():
         raise ClientError(f"{out} exists; not overwriting a keystore", code="file_exists")
-    blob = EthAccount.encrypt(acct.key, _read_password(args.password_file, confirm=True))
+    blob = EthAccount.encrypt(acct.key, _password(args, confirm=True))
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(blob, f)
@@ -91,23 +91,13 @@ def _keys_new(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_keystore(path: str) -> dict[str, Any]:
-    try:
-        blob = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ClientError(f"cannot read keystore {path}: {exc}", code="invalid_keystore") from None
-    if not isinstance(blob, dict) or ("crypto" not in blob and "Crypto" not in blob):
-        raise ClientError(f"{path} is not an encrypted JSON keystore", code="invalid_keystore")
-    return blob
-
-
 def _keys_show(args: argparse.Namespace) -> int:
-    blob = _load_keystore(args.file)
+    blob = read_keystore(args.file)
     if args.private and not args.yes_show_private_key:
         raise ClientError("--private prints the secret key; add --yes-show-private-key to confirm",
                           code="confirmation_required")
     if args.private or "address" not in blob:
-        acct = Signer.from_keystore(args.file, _read_password(args.password_file, confirm=False)).key
+        acct = Signer.from_keystore(args.file, _password(args)).key
         print(acct.address)
         if args.private:
             print("0x" + bytes(acct.key).hex())
@@ -119,11 +109,9 @@ def _keys_show(args: argparse.Namespace) -> int:
 # -- orders ---------------------------------------------------------------------------------------
 
 def _client(args: argparse.Namespace) -> Client:
-    if args.keystore is not None:
-        return Client(args.url, keystore=args.keystore, account=args.account,
-                      password=_read_password(args.password_file, confirm=False),
-                      clock=lambda: CLOCK(), timeout=args.timeout)
-    return Client(args.url, private_key=args.key, account=args.account, clock=lambda: CLOCK(),
+    key = load_key(args.keystore, password_file=args.password_file, password_env=args.password_env,
+                        prompt="Keystore password: ")
+    return Client(args.url, private_key=bytes(key.key), account=args.account, clock=lambda: CLOCK(),
                   timeout=args.timeout)
 
 
@@ -181,10 +169,10 @@ def _order_list(args: argparse.Namespace) -> int:
 
 def _conn_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", required=True, help="the node's HTTP API, e.g. http://127.0.0.1:8080")
-    who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--key", help="private key, 0x hex (visible to other local users: prefer --keystore)")
-    who.add_argument("--keystore", help="encrypted JSON keystore (optrollup keys new)")
-    p.add_argument("--password-file", help="keystore password in the first line of FILE (else prompted)")
+    p.add_argument("--keystore", required=True, metavar="FILE",
+                   help="encrypted JSON keystore of the signing key (optrollup keys new)")
+    refuse_raw_key_option(p)
+    _password_args(p)
     p.add_argument("--account", help="act for this account with a registered session key")
     p.add_argument("--timeout", type=float, default=10.0, help="HTTP timeout, seconds")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -192,17 +180,17 @@ def _conn_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
     """Add `keys` and `order` to the `optrollup` parser."""
-    keys = sub.add_parser("keys", help="create and inspect encrypted JSON keystores")
-    ks = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys_cmd = sub.add_parser("keys", help="create and inspect encrypted JSON keystores")
+    ks = keys_cmd.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     new = ks.add_parser("new", help="create a key, write it encrypted, print its address")
     new.add_argument("--out", help="keystore file to write (default: ./<address>.json)")
-    new.add_argument("--password-file", help="password in the first line of FILE (else prompted twice)")
+    _password_args(new, "prompted twice")
     new.set_defaults(func=_keys_new)
     show = ks.add_parser("show", help="print a keystore's address")
     show.add_argument("file")
     show.add_argument("--private", action="store_true", help="also print the secret key")
     show.add_argument("--yes-show-private-key", action="store_true", help="confirm --private")
-    show.add_argument("--password-file", help="password in the first line of FILE (else prompted)")
+    _password_args(show)
     show.set_defaults(func=_keys_show)
 
     order = sub.add_parser("order", help="place, cancel and list orders")

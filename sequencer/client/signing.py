@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from sequencer.client.errors import ClientError
+from sequencer.keys import KeyLoadError, decrypt_keystore, load_key
 
 __all__ = ["Signer", "auth_text", "message_json", "typed_data"]
 
@@ -89,16 +89,24 @@ class Signer:
 
     @classmethod
     def from_keystore(cls, path: str | Path, password: str, account: str | None = None) -> "Signer":
-        """From an encrypted JSON keystore (eth-account / geth format)."""
+        """From an encrypted JSON keystore (eth-account / geth format); ClientError
+        `invalid_keystore` / `bad_password` (the codes of sequencer.keys)."""
         try:
-            blob = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise ClientError(f"cannot read keystore {path}: {exc}", code="invalid_keystore") from None
+            return cls(decrypt_keystore(path, password), account)
+        except KeyLoadError as exc:  # the SDK raises ClientErrors; same codes as sequencer.keys
+            raise ClientError(exc.message, code=exc.code) from None
+
+    @classmethod
+    def from_key_ref(cls, ref: str | Path, *, password_file: str | Path | None = None,
+                     password_env: str | None = None, prompt: str | None = None,
+                     account: str | None = None) -> "Signer":
+        """From a key reference (a keystore path), the password by the rule of sequencer.keys
+        (file, named environment variable, OPTROLLUP_PASSWORD, then `prompt` if given)."""
         try:
-            secret = Account.decrypt(blob, password)
-        except ValueError as exc:
-            raise ClientError(f"cannot decrypt keystore {path}: {exc}", code="wrong_password") from None
-        return cls(Account.from_key(secret), account)
+            return cls(load_key(ref, password_file=password_file, password_env=password_env,
+                                prompt=prompt), account)
+        except KeyLoadError as exc:
+            raise ClientError(exc.message, code=exc.code) from None
 
     @property
     def address(self) -> str:

@@ -1,8 +1,13 @@
-"""The one L1 client of optrollup: plain Ethereum JSON-RPC over httpx, signing with eth-account.
+"""The one L1 client of optrollup: plain Ethereum JSON-RPC over httpx.
 
 Everything that talks to an L1 node goes through `L1Client` (no other module opens an HTTP
 connection to L1), so retries, timeouts, error mapping and revert decoding live in one place.
-Transactions are EIP-1559 (type 2), signed locally; the node never holds a key.
+The HTTP transport is a constructor argument: `httpx.MockTransport` in unit tests, the default
+network transport otherwise.
+
+Sending is not done here: `sequencer.l1.txmanager.TxManager` owns nonces, fees, replacement
+and confirmations. `transact` is the short way to send through the client's manager for that
+key (one per key per client).
 
 Failures map to `sequencer.l1.errors`: transport problems -> `L1Unavailable`, JSON-RPC error
 objects -> `RpcError`, reverts (at estimate time, or of a mined transaction, replayed with
@@ -16,19 +21,16 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_account.signers.local import LocalAccount
 
 from sequencer.l1.abi import checksum_address
-from sequencer.l1.errors import (
-    ContractRevert,
-    L1Unavailable,
-    ReceiptTimeout,
-    RpcError,
-    TransactionFailed,
-)
+from sequencer.l1.errors import ContractRevert, L1Unavailable, RpcError, TransactionFailed
+
+if TYPE_CHECKING:
+    from sequencer.l1.txmanager import TxManager
 
 BlockId = int | str  # a number or "latest" / "pending" / "safe" / "finalized" / "earliest"
 
@@ -37,10 +39,14 @@ def _hex(n: int) -> str:
     return hex(n)
 
 
-def _int(x: str | int | None) -> int:
+def parse_quantity(x: str | int | None) -> int:
+    """A JSON-RPC quantity ("0x1a", or already an int; None is 0) as an int."""
     if x is None:
         return 0
     return x if isinstance(x, int) else int(x, 16)
+
+
+_int = parse_quantity
 
 
 def _bytes(x: str | None) -> bytes:
@@ -127,12 +133,9 @@ def _default_decoder(data: bytes) -> tuple[str, dict[str, Any]]:
 
 
 class L1Client:
-    """JSON-RPC client of one L1 node.
+    """JSON-RPC client of one L1 node. Thread-safe (one httpx connection pool).
 
-    Thread-safe: one httpx connection pool; nonces are assigned under a lock per client, from
-    `max(local next nonce, node's pending count)`, so concurrent senders in one process do not
-    collide and a restarted process picks up where the node is.
-    """
+    `transport` replaces the network (e.g. `httpx.MockTransport(handler)` in unit tests)."""
 
     def __init__(
         self,
@@ -141,13 +144,16 @@ class L1Client:
         timeout: float = 10.0,
         retries: int = 2,
         decode_revert: RevertDecoder | None = None,
+        transport: httpx.BaseTransport | None = None,
+        retry_pause: float = 0.1,
     ) -> None:
         self.url = url
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, transport=transport)
         self._retries = retries
+        self._retry_pause = retry_pause
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._next_nonce: dict[str, int] = {}
+        self._managers: dict[str, TxManager] = {}
         self._chain_id: int | None = None
         self._decode = decode_revert or _default_decoder
 
@@ -178,7 +184,7 @@ class L1Client:
             except (httpx.TransportError, httpx.HTTPStatusError, ValueError) as exc:
                 last = exc
                 if attempt < self._retries:
-                    time.sleep(0.1 * (attempt + 1))
+                    time.sleep(self._retry_pause * (attempt + 1))
         else:
             raise L1Unavailable(f"L1 node {self.url} unreachable ({method}): {last}") from last
         err = answer.get("error")
@@ -249,7 +255,7 @@ class L1Client:
 
     def call(
         self,
-        to: str,
+        to: str | None,
         data: bytes,
         *,
         sender: str | None = None,
@@ -257,8 +263,11 @@ class L1Client:
         block: BlockId = "latest",
         context: str = "",
     ) -> bytes:
-        """eth_call; a revert raises ContractRevert with the decoded custom error."""
-        tx: dict[str, Any] = {"to": to, "data": "0x" + data.hex()}
+        """eth_call (`to=None`: a contract creation); a revert raises ContractRevert with the
+        decoded custom error."""
+        tx: dict[str, Any] = {"data": "0x" + data.hex()}
+        if to is not None:
+            tx["to"] = to
         if sender:
             tx["from"] = sender
         if value:
@@ -268,92 +277,41 @@ class L1Client:
         except RpcError as exc:
             raise self._as_revert(exc, context) from exc
 
-    def estimate_gas(self, tx: dict[str, Any], *, context: str = "") -> int:
+    def estimate_gas(self, tx: dict[str, Any], *, block: BlockId = "latest", context: str = "") -> int:
+        """eth_estimateGas of `tx` (JSON-RPC fields) against `block`. A call that would revert
+        raises ContractRevert (when the node's answer has no revert data, the call is replayed
+        with eth_call to get it)."""
         try:
-            return _int(self.rpc("eth_estimateGas", [tx]))
+            return _int(self.rpc("eth_estimateGas", [tx, _block_id(block)]))
         except RpcError as exc:
-            raise self._as_revert(exc, context) from exc
+            revert = self._as_revert(exc, context)
+            if isinstance(revert, ContractRevert) and revert.data:
+                raise revert from exc
+            data = bytes.fromhex(str(tx.get("data", "0x"))[2:])
+            self.call(tx.get("to"), data, sender=tx.get("from"), value=_int(tx.get("value")),
+                      block=block, context=context)  # raises the decoded revert if it has one
+            if revert is exc:
+                raise
+            raise revert from exc
 
-    # -- sending --------------------------------------------------------------------------------
+    # -- sending (through the transaction manager) -------------------------------------------
 
-    def fees(self) -> tuple[int, int]:
-        """(maxFeePerGas, maxPriorityFeePerGas): 2 x base fee + tip, the usual safe default."""
-        base = _int((self.get_block("latest") or {}).get("baseFeePerGas"))
-        try:
-            tip = _int(self.rpc("eth_maxPriorityFeePerGas"))
-        except RpcError:
-            tip = 1_000_000_000
-        return 2 * base + tip, tip
+    def tx_manager(self, sender: LocalAccount | TxManager) -> TxManager:
+        """The transaction manager of `sender` on this client (created on first use with the
+        default `TxConfig`); a TxManager is returned as it is."""
+        from sequencer.l1.txmanager import TxManager
 
-    def send_transaction(
-        self,
-        account: LocalAccount,
-        to: str | None,
-        data: bytes = b"",
-        *,
-        value: int = 0,
-        gas: int | None = None,
-        nonce: int | None = None,
-        max_fee_per_gas: int | None = None,
-        max_priority_fee_per_gas: int | None = None,
-        context: str = "",
-    ) -> str:
-        """Signs and sends a type-2 transaction; returns its hash. Without `gas` the gas is
-        estimated first (+20%), which raises ContractRevert before anything is sent if the call
-        would revert. `to=None` creates a contract. Fee fields default to `fees()`; pass them
-        (and `nonce`) to replace a stuck transaction with a bumped fee."""
-        tx: dict[str, Any] = {"from": account.address, "data": "0x" + data.hex(), "value": _hex(value)}
-        if to is not None:
-            tx["to"] = to
-        if gas is None:
-            gas = self.estimate_gas(tx, context=context) * 6 // 5 + 10_000
-        if max_fee_per_gas is None or max_priority_fee_per_gas is None:
-            fee, tip = self.fees()
-            max_fee_per_gas = fee if max_fee_per_gas is None else max_fee_per_gas
-            max_priority_fee_per_gas = tip if max_priority_fee_per_gas is None else max_priority_fee_per_gas
+        if isinstance(sender, TxManager):
+            return sender
         with self._lock:
-            auto_nonce = nonce is None
-            if auto_nonce:
-                pending = self.get_transaction_count(account.address, "pending")
-                nonce = max(pending, self._next_nonce.get(account.address, 0))
-            fields: dict[str, Any] = {
-                "type": 2,
-                "chainId": self.chain_id,
-                "nonce": nonce,
-                "value": value,
-                "data": data,
-                "gas": gas,
-                "maxFeePerGas": max_fee_per_gas,
-                "maxPriorityFeePerGas": max_priority_fee_per_gas,
-            }
-            if to is not None:
-                fields["to"] = checksum_address(to)
-            signed = account.sign_transaction(fields)
-            try:
-                tx_hash = self.rpc("eth_sendRawTransaction", ["0x" + signed.raw_transaction.hex()])
-            except RpcError as exc:
-                if "already known" not in exc.rpc_message.lower():
-                    self._next_nonce.pop(account.address, None)  # re-read from the node next time
-                    raise
-                # a retried send whose first attempt did arrive: same bytes, same hash
-                tx_hash = "0x" + bytes(signed.hash).hex()
-            if auto_nonce:
-                self._next_nonce[account.address] = nonce + 1
-        return tx_hash
-
-    def wait_for_receipt(self, tx_hash: str, *, timeout: float = 30.0, poll: float = 0.05) -> Receipt:
-        deadline = time.monotonic() + timeout
-        while True:
-            r = self.get_receipt(tx_hash)
-            if r is not None:
-                return r
-            if time.monotonic() > deadline:
-                raise ReceiptTimeout(tx_hash, timeout)
-            time.sleep(poll)
+            m = self._managers.get(sender.address)
+            if m is None:
+                m = self._managers[sender.address] = TxManager(self, sender)
+            return m
 
     def transact(
         self,
-        account: LocalAccount,
+        sender: LocalAccount | TxManager,
         to: str | None,
         data: bytes = b"",
         *,
@@ -362,14 +320,28 @@ class L1Client:
         timeout: float = 30.0,
         context: str = "",
     ) -> Receipt:
-        """send_transaction + wait_for_receipt; a failed transaction raises ContractRevert
-        (reason recovered by replaying it with eth_call on the parent block) or
+        """Send through `sender`'s TxManager and wait for the receipt (`to=None` creates a
+        contract). A call that would revert raises ContractRevert before anything is sent; a
+        mined failure raises ContractRevert (reason recovered by replaying it) or
         TransactionFailed."""
-        tx_hash = self.send_transaction(account, to, data, value=value, gas=gas, context=context)
-        receipt = self.wait_for_receipt(tx_hash, timeout=timeout)
-        if not receipt.ok:
-            raise self._failure(receipt, account.address, to, data, value, context)
-        return receipt
+        m = self.tx_manager(sender)
+        return m.transact(to, data, value=value, gas=gas, timeout=timeout, context=context)
+
+    def explain_failure(
+        self, receipt: Receipt, sender: str, to: str | None, data: bytes, value: int = 0, context: str = ""
+    ) -> ContractRevert | TransactionFailed:
+        """The error for a mined transaction with status 0: its revert reason, recovered by
+        replaying it with eth_call on the parent block, else TransactionFailed."""
+        try:
+            self.call(to, data, sender=sender, value=value, block=receipt.block_number - 1, context=context)
+        except ContractRevert as exc:
+            return ContractRevert(exc.error, exc.error_args, data=exc.data, tx_hash=receipt.tx_hash,
+                                  context=context, receipt=receipt)
+        except RpcError:
+            pass
+        where = f"{context} " if context else ""
+        return TransactionFailed(f"{where}transaction {receipt.tx_hash} failed (status 0, gas "
+                                 f"{receipt.gas_used})", receipt=receipt)
 
     # -- development node helpers (anvil / hardhat) --------------------------------------------
 
@@ -378,10 +350,14 @@ class L1Client:
         return self.rpc("evm_snapshot")
 
     def revert_to(self, snapshot_id: str) -> bool:
-        """evm_revert. The snapshot is consumed; take a new one to revert again."""
+        """evm_revert. The snapshot is consumed; take a new one to revert again. The nonces of
+        this client's transaction managers are re-read from the node afterwards."""
+        ok = bool(self.rpc("evm_revert", [snapshot_id]))
         with self._lock:
-            self._next_nonce.clear()
-        return bool(self.rpc("evm_revert", [snapshot_id]))
+            managers = list(self._managers.values())
+        for m in managers:
+            m.reset_nonce()
+        return ok
 
     def increase_time(self, seconds: int) -> None:
         """evm_increaseTime: moves the next block's timestamp forward (mine to apply it)."""
@@ -404,17 +380,6 @@ class L1Client:
             return exc
         name, args = self._decode(data)
         return ContractRevert(name, args, data=data, context=context)
-
-    def _failure(
-        self, receipt: Receipt, sender: str, to: str | None, data: bytes, value: int, context: str
-    ) -> Exception:
-        try:
-            self.call(to or "", data, sender=sender, value=value, block=receipt.block_number - 1, context=context)
-        except ContractRevert as exc:
-            return ContractRevert(exc.error, exc.error_args, data=exc.data, tx_hash=receipt.tx_hash, context=context)
-        except RpcError:
-            pass
-        return TransactionFailed(f"{context} transaction {receipt.tx_hash} failed (status 0, gas {receipt.gas_used})")
 
 
 def _revert_data(exc: RpcError) -> bytes | None:

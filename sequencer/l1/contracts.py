@@ -2,7 +2,7 @@
 
     rollup = Contract.at(client, "Rollup", address)
     rollup.call("isFinal", 3)                          # eth_call, decoded result
-    rollup.transact("submitBatch", *args, sender=acct) # signed tx, Receipt (raises on revert)
+    rollup.transact("submitBatch", *args, sender=acct) # through acct's TxManager, Receipt (raises on revert)
     rollup.encode("submitBatch", *args)                # calldata (for the poster, wallets)
     rollup.decode_input(tx_input)                      # {"firstBlock": ..., ...} (verifier)
     rollup.events("BatchSubmitted", from_block=n)      # decoded logs
@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 
 from sequencer.l1.abi import Artifact, ContractAbi, checksum_address, load_artifact
 from sequencer.l1.client import BlockId, L1Client, Log, Receipt
 from sequencer.l1.errors import L1Error
+
+if TYPE_CHECKING:
+    from sequencer.l1.txmanager import TxManager
 
 
 @dataclass(frozen=True)
@@ -76,13 +79,14 @@ class Contract:
         self,
         fn: str,
         *args: Any,
-        sender: LocalAccount,
+        sender: LocalAccount | TxManager,
         value: int = 0,
         gas: int | None = None,
         timeout: float = 30.0,
     ) -> Receipt:
-        """Sends `fn(args)` from `sender` and waits for the receipt. Raises ContractRevert
-        (naming the custom error) if it would revert or did."""
+        """Sends `fn(args)` through `sender`'s TxManager (or `sender` itself when it is one)
+        and waits for the receipt. Raises ContractRevert (naming the custom error) if it would
+        revert or did."""
         return self.client.transact(
             sender, self.address, self.encode(fn, *args), value=value, gas=gas, timeout=timeout,
             context=f"{self.name}.{fn}",
@@ -126,7 +130,7 @@ class Contract:
 
 
 def deploy_contract(
-    client: L1Client, sender: LocalAccount, artifact: Artifact | str, *args: Any, gas: int | None = None
+    client: L1Client, sender: LocalAccount | TxManager, artifact: Artifact | str, *args: Any, gas: int | None = None
 ) -> tuple[Contract, Receipt]:
     """Deploys an artifact with constructor `args`; returns the bound contract and receipt."""
     art = load_artifact(artifact) if isinstance(artifact, str) else artifact

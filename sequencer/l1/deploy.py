@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account.signers.local import LocalAccount
 
@@ -24,6 +24,9 @@ from sequencer.l1.abi import checksum_address
 from sequencer.l1.client import L1Client
 from sequencer.l1.contracts import Contract, deploy_contract
 from sequencer.l1.errors import L1Error
+
+if TYPE_CHECKING:
+    from sequencer.l1.txmanager import TxManager
 
 FORMAT_VERSION = 1
 
@@ -123,7 +126,7 @@ class Deployment:
 
 def deploy(
     client: L1Client,
-    deployer: LocalAccount,
+    deployer: LocalAccount | TxManager,
     *,
     poster: str,
     guardians: Sequence[str],
@@ -144,21 +147,22 @@ def deploy(
 
     `challenge_window` and `escape_delay` are seconds (escape_delay > challenge_window).
     Constructor checks revert with ContractRevert (e.g. InvalidThreshold) before anything is
-    sent for the Rollup."""
+    sent for the Rollup. Transactions go through `deployer`'s TxManager."""
+    txm = client.tx_manager(deployer)
     txs: dict[str, str] = {}
     if collateral_token is None:
-        token, receipt = deploy_contract(client, deployer, "MockUSDC")
+        token, receipt = deploy_contract(client, txm, "MockUSDC")
         collateral_token = token.address
         txs["MockUSDC"] = receipt.tx_hash
     rollup, receipt = deploy_contract(
-        client, deployer, "Rollup",
+        client, txm, "Rollup",
         poster, list(guardians), threshold, challenge_window, escape_delay, l2_chain_id,
         bytes(genesis_header_hash), bytes(genesis_state_root), collateral_token,
         bytes(genesis_config),
     )
     txs["Rollup"] = receipt.tx_hash
     d = read_deployment(client, rollup.address)
-    return Deployment(**{**asdict(d), "guardians": d.guardians, "deployer": deployer.address, "tx_hashes": txs})
+    return Deployment(**{**asdict(d), "guardians": d.guardians, "deployer": txm.address, "tx_hashes": txs})
 
 
 def read_deployment(client: L1Client, rollup_address: str) -> Deployment:

@@ -1,5 +1,17 @@
 """Errors of the L1 layer. Every one derives from `sequencer.errors.OptrollupError` with a
-stable `code`, so callers (CLI, poster, HTTP layer) can map them without matching messages."""
+stable `code`, so callers (CLI, poster, HTTP layer) can map them without matching messages.
+
+    L1Error
+    ├── RpcError              the node answered with a JSON-RPC error object
+    ├── ContractRevert        a call or transaction reverted (custom error decoded)
+    ├── TransactionFailed     mined with status 0, no reason recoverable
+    ├── SendError             the transaction manager could not see a transaction through
+    │   ├── InsufficientFunds
+    │   ├── NonceTaken        another transaction used our nonce: re-read the chain, re-plan
+    │   └── ReceiptTimeout    not confirmed in time (may still be pending)
+    └── AnvilError
+    L1Unavailable (an `Unavailable`): the endpoint cannot be reached
+"""
 
 from __future__ import annotations
 
@@ -48,8 +60,10 @@ class ContractRevert(L1Error):
         data: bytes = b"",
         tx_hash: str | None = None,
         context: str = "",
+        receipt: Any = None,
     ) -> None:
         self.error = error
+        self.receipt = receipt  # the mined Receipt when the revert happened on chain
         self.error_args = dict(args or {})
         self.data = bytes(data)
         self.tx_hash = tx_hash
@@ -64,14 +78,37 @@ class TransactionFailed(L1Error):
 
     code = "l1_tx_failed"
 
+    def __init__(self, message: str, *, receipt: Any = None) -> None:
+        super().__init__(message)
+        self.receipt = receipt
 
-class ReceiptTimeout(L1Error):
-    """No receipt appeared within the wait time (the transaction may still be pending)."""
+
+class SendError(L1Error):
+    """The transaction manager could not see a transaction through."""
+
+    code = "l1_send_failed"
+
+
+class InsufficientFunds(SendError):
+    """The sender's ETH balance cannot pay for the transaction."""
+
+    code = "l1_insufficient_funds"
+
+
+class NonceTaken(SendError):
+    """Another transaction (none of ours) used the nonce: re-read the chain and re-plan."""
+
+    code = "l1_nonce_taken"
+
+
+class ReceiptTimeout(SendError):
+    """Not confirmed within the wait time (the transaction may still be pending; a later run
+    with the same key takes it over). `tx_hash` is the latest attempt."""
 
     code = "l1_receipt_timeout"
 
-    def __init__(self, tx_hash: str, seconds: float) -> None:
-        super().__init__(f"no receipt for {tx_hash} after {seconds:.1f}s")
+    def __init__(self, tx_hash: str, seconds: float, detail: str = "") -> None:
+        super().__init__(f"{detail or tx_hash} not confirmed after {seconds:.1f}s")
         self.tx_hash = tx_hash
 
 

@@ -5,18 +5,26 @@ The Rollup checks M-of-N guardian signatures over EIP-712 messages in the domain
 (deliberately not the L2 order domain). Each action carries the Rollup's `guardianNonce`, so a
 signature set is usable once. Signatures must be passed sorted by signer address (ascending).
 Any EIP-712 signer (hardware wallet, ethers, viem) can produce them from `typed_data(...)`.
+
+`send_reject` / `send_pause` / `send_unpause` read the nonce, sign with a quorum of keys and send
+the action through the sender's TxManager (anyone may send a signed action).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
 from sequencer.l1.abi import checksum_address
+from sequencer.l1.client import Receipt
+from sequencer.l1.contracts import Contract
+
+if TYPE_CHECKING:
+    from sequencer.l1.txmanager import TxManager
 
 GUARDIAN_DOMAIN_NAME = "optrollup.guardians"
 GUARDIAN_DOMAIN_VERSION = "1"
@@ -103,3 +111,29 @@ def sign_pause(keys: Iterable[LocalAccount | str | bytes], l1_chain_id: int, rol
 
 def sign_unpause(keys: Iterable[LocalAccount | str | bytes], l1_chain_id: int, rollup: str, nonce: int) -> list[bytes]:
     return sign_action(keys, l1_chain_id, rollup, "Unpause", {"nonce": nonce})
+
+
+# -- sending ---------------------------------------------------------------------------------------
+
+def send_reject(rollup: Contract, keys: Iterable[LocalAccount | str | bytes], batch_index: int, *,
+                sender: LocalAccount | TxManager) -> Receipt:
+    """Drop batch `batch_index` and every later one: signs Reject over the batch's stored
+    `lastHeaderHash` and the current `guardianNonce` with `keys`, and sends it."""
+    last_header_hash = bytes(rollup.call("getBatch", batch_index)["lastHeaderHash"])
+    sigs = sign_reject(keys, rollup.client.chain_id, rollup.address, batch_index, last_header_hash,
+                       rollup.call("guardianNonce"))
+    return rollup.transact("reject", batch_index, last_header_hash, sigs, sender=sender)
+
+
+def send_pause(rollup: Contract, keys: Iterable[LocalAccount | str | bytes], *,
+               sender: LocalAccount | TxManager) -> Receipt:
+    """Pause the Rollup with a quorum of guardian `keys`."""
+    sigs = sign_pause(keys, rollup.client.chain_id, rollup.address, rollup.call("guardianNonce"))
+    return rollup.transact("pause", sigs, sender=sender)
+
+
+def send_unpause(rollup: Contract, keys: Iterable[LocalAccount | str | bytes], *,
+                 sender: LocalAccount | TxManager) -> Receipt:
+    """Lift a pause with a quorum of guardian `keys`."""
+    sigs = sign_unpause(keys, rollup.client.chain_id, rollup.address, rollup.call("guardianNonce"))
+    return rollup.transact("unpause", sigs, sender=sender)

@@ -3,6 +3,10 @@
 `poll()` does all RPC work and is meant for a worker thread; it returns what it saw and never
 touches the node. The caller credits deposits on the node's thread. RPC errors are logged and
 retried on the next poll: a deposit is credited once, by nonce, whatever happens.
+
+L1 is read by a `sequencer.l1.RollupTracker` (the same reader as the replay verifier's): each
+poll reads only the blocks not read yet, in bounded ranges, up to `confirmations` deep; an L1
+reorg deeper than that voids what was read from the dropped blocks and they are read again.
 """
 
 from __future__ import annotations
@@ -10,13 +14,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from cext import merkle_proof, merkle_root, parse_address
-from sequencer.l1 import Contract, L1Client, L1Error, L1Unavailable
+from cext import merkle_proof, merkle_root
+from sequencer.l1 import Contract, L1Client, L1Error, L1Unavailable, RollupTracker, SubmittedBatch
 from sequencer.node.config import L1Settings
 
 log = logging.getLogger("optrollup.l1")
-
-CHUNK = 5_000  # L1 blocks per eth_getLogs
 
 
 @dataclass(frozen=True)
@@ -55,68 +57,53 @@ class L1View:
 
 
 class L1Follower:
-    def __init__(self, settings: L1Settings, rollup: str) -> None:
+    """The node's view of L1: confirmed deposits not yet credited, live batches, finality."""
+
+    def __init__(self, settings: L1Settings, rollup: str, *, client: L1Client | None = None) -> None:
         self.settings = settings
-        self.client = L1Client(settings.rpc)
+        self.client = client or L1Client(settings.rpc)
         self.rollup = Contract.at(self.client, "Rollup", rollup)
         self.bridge = Contract.at(self.client, "Bridge", settings.bridge)
+        self.tracker = RollupTracker(self.client, self.rollup, self.bridge,
+                                     start_block=settings.deployment_block,
+                                     confirmations=settings.confirmations)
         self.view = L1View()
-        self._batches: dict[int, Batch] = {}
-        self._batch_scan = settings.deployment_block
+        self._deposits: dict[int, SeenDeposit] = {}  # seen, maybe not credited yet, by nonce
+        self._roots: dict[str, tuple[bytes, ...]] = {}  # withdrawal roots by batch tx hash
 
     def safe_head(self) -> int:
-        return self.client.block_number() - (self.settings.confirmations - 1)
-
-    def deposits(self, from_block: int, to_block: int) -> list[SeenDeposit]:
-        """Deposited events in [from_block, to_block], by nonce."""
-        out = []
-        start = max(from_block, self.settings.deployment_block)
-        while start <= to_block:
-            end = min(to_block, start + CHUNK - 1)
-            for ev in self.bridge.events("Deposited", from_block=start, to_block=end):
-                out.append(SeenDeposit(int(ev.args["nonce"]), parse_address(ev.args["l2Account"]),
-                                       int(ev.args["amount"]), ev.block_number))
-            start = end + 1
-        return sorted(out, key=lambda d: d.nonce)
-
-    def scan_batches(self, to_block: int) -> None:
-        """Add BatchSubmitted and drop rejected batches up to `to_block` (uses getBatch for roots)."""
-        start = self._batch_scan
-        while start <= to_block:
-            end = min(to_block, start + CHUNK - 1)
-            events = (self.rollup.events("BatchSubmitted", from_block=start, to_block=end)
-                      + self.rollup.events("BatchesRejected", from_block=start, to_block=end))
-            events.sort(key=lambda e: (e.block_number, e.log_index))
-            for ev in events:
-                if ev.name == "BatchesRejected":
-                    first = int(ev.args["fromBatchIndex"])
-                    for i in [i for i in self._batches if i >= first]:
-                        del self._batches[i]
-                else:
-                    self._batches[int(ev.args["batchIndex"])] = self._batch_from_event(ev)
-            start = end + 1
-        self._batch_scan = to_block + 1
-
-    def _batch_from_event(self, ev) -> Batch:  # noqa: ANN001
-        tx = self.client.get_transaction(ev.tx_hash)
-        args = self.rollup.decode_input(bytes.fromhex(tx["input"][2:]))
-        roots = tuple(bytes(r) for r in args["withdrawalRoots"])
-        return Batch(int(ev.args["batchIndex"]), int(ev.args["firstBlock"]),
-                     int(ev.args["lastBlock"]), roots, ev.block_number)
+        """The newest L1 block with `confirmations` confirmations."""
+        return self.tracker.events.safe_head()
 
     def poll(self, deposits_from: int) -> tuple[L1View, list[SeenDeposit]]:
-        """One round: new confirmed deposits from `deposits_from`, batches, finality."""
+        """One round: the confirmed deposits from L1 block `deposits_from` on (the block of the
+        last credited one; earlier ones are credited and forgotten), the live batches and how
+        many are final. On an L1 error: the previous view with `error` set, and no deposits."""
         try:
-            head = self.safe_head()
-            deps = self.deposits(deposits_from, head)
-            self.scan_batches(head)
+            up = self.tracker.poll()
+            if up.rewound_to is not None:
+                self._deposits = {n: d for n, d in self._deposits.items() if d.l1_block <= up.rewound_to}
+            for d in up.deposits:
+                self._deposits[d.nonce] = SeenDeposit(d.nonce, d.account, d.amount, d.l1_block)
+            self._deposits = {n: d for n, d in self._deposits.items() if d.l1_block >= deposits_from}
+            batches = [self._batch(b) for b in self.tracker.live_batches() if b is not None]
             final = int(self.rollup.call("finalizedBatchCount"))
-            self.view = L1View(head, sorted(self._batches.values(), key=lambda b: b.index), final)
-            return self.view, deps
+            self.view = L1View(up.scanned_to, batches, final)
+            return self.view, sorted(self._deposits.values(), key=lambda d: d.nonce)
         except (L1Error, L1Unavailable, OSError) as exc:
             log.warning("L1 poll failed (will retry): %s", exc)
             self.view = L1View(self.view.head, self.view.batches, self.view.final_count, str(exc))
             return self.view, []
+
+    def _batch(self, b: SubmittedBatch) -> Batch:
+        roots = self._roots.get(b.tx_hash)
+        if roots is None:
+            tx = self.client.get_transaction(b.tx_hash)
+            if tx is None:
+                raise L1Error(f"L1 transaction {b.tx_hash} of batch {b.index} not found")
+            args = self.rollup.decode_input(bytes.fromhex(tx["input"][2:]))
+            roots = self._roots[b.tx_hash] = tuple(bytes(r) for r in args["withdrawalRoots"])
+        return Batch(b.index, b.first_block, b.last_block, roots, b.l1_block)
 
     def is_paid(self, account: bytes, nonce: int) -> bool:
         return bool(self.bridge.call("isWithdrawalPaid", "0x" + account.hex(), nonce))

@@ -19,8 +19,8 @@ from tests.contracts.l1_testkit import (
 )
 
 import cext
-from sequencer.l1 import (ContractRevert, Deployment, read_deployment, read_genesis_config, sign_pause,
-                          sign_reject, sign_unpause)
+from sequencer.l1 import (ContractRevert, Deployment, TxConfig, TxManager, read_deployment, read_genesis_config,
+                          send_pause, send_reject, send_unpause, sign_pause, sign_reject, sign_unpause)
 from sequencer.l1.guardians import _SECP256K1_N
 
 # ---------------------------------------------------------------------------------------------
@@ -58,17 +58,11 @@ def sigs_reject(s: System, batch_index: int, header_hash: bytes, keys=None, nonc
 
 
 def do_pause(s: System):
-    return s.rollup.transact(
-        "pause", sign_pause(s.guardians[:THRESHOLD], s.chain_id, s.rollup.address, s.rollup.call("guardianNonce")),
-        sender=s.outsider,
-    )
+    return send_pause(s.rollup, s.guardians[:THRESHOLD], sender=s.outsider)
 
 
 def do_unpause(s: System):
-    return s.rollup.transact(
-        "unpause", sign_unpause(s.guardians[:THRESHOLD], s.chain_id, s.rollup.address, s.rollup.call("guardianNonce")),
-        sender=s.outsider,
-    )
+    return send_unpause(s.rollup, s.guardians[:THRESHOLD], sender=s.outsider)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,6 +245,16 @@ def test_reject_drops_batch_and_later_then_repost(system: System, gas):
     reverts("BatchMismatch", system.rollup.transact, "reject", 1, b1.last_header_hash, sigs, sender=system.outsider)
     reverts("NotGuardian", system.rollup.transact, "reject", 1, b1x.last_header_hash, sigs_reject(
         system, 1, b1x.last_header_hash, nonce=0), sender=system.outsider)
+
+
+def test_send_reject_reads_signs_and_sends_through_a_tx_manager(system: System):
+    b0, b1 = chain_batches(system, 2)
+    txm = TxManager(system.client, system.outsider, TxConfig(confirmations=1, poll=0.02, label="guardian relay"))
+    r = send_reject(system.rollup, system.guardians[:THRESHOLD], 1, sender=txm)
+    assert r.sender == system.outsider.address and txm.current[-1].tx_hash == r.tx_hash
+    assert system.rollup.decode_logs(r, "BatchesRejected")[0]["fromBatchIndex"] == 1
+    assert system.rollup.call("batchCount") == 1 and system.rollup.call("guardianNonce") == 1
+    reverts("InsufficientSignatures", send_reject, system.rollup, system.guardians[:2], 0, sender=txm)
 
 
 def test_reject_with_all_guardians_and_threshold_exactly(system: System):

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from eth_account import Account
 
 from cext import merkle_verify, to_checksum
-from prover.escape import escape_claim
+from prover.escape import escape_claim, send_escape
 from sequencer.core.state import account_leaf
-from sequencer.l1 import ContractRevert
+from sequencer.l1 import ContractRevert, TxManager
 from tests.contracts.l1_testkit import CHALLENGE_WINDOW, ESCAPE_DELAY
 from tests.prover.conftest import World
 from tests.prover.test_verifier import run_cli, submit
 
 
-def test_escape_pays_the_leaf_collateral_once(world: World, capsys) -> None:
+def test_escape_pays_the_leaf_collateral_once(world: World, tmp_path, monkeypatch, capsys) -> None:
     ch, sys_ = world.chain, world.system
     head = ch.head()
     mid = head // 2
@@ -37,16 +40,25 @@ def test_escape_pays_the_leaf_collateral_once(world: World, capsys) -> None:
     leaf = account_leaf(rich, state.accounts[rich])
     assert merkle_verify(claim.state_root, leaf, claim.index, claim.proof)
 
-    before = sys_.token.call("balanceOf", to_checksum(rich))
+    # the CLI replays the same claim from L1 alone and sends it from a keystore (anyone may)
     payer = sys_.users[0]
-    sys_.bridge.transact("escape", *claim.args(), sender=payer)   # anyone may send it
+    ks = tmp_path / "payer.json"
+    ks.write_text(json.dumps(Account.encrypt(payer.key, "pw", kdf="pbkdf2", iterations=2)))
+    monkeypatch.setenv("PAYER_PW", "pw")
+    before = sys_.token.call("balanceOf", to_checksum(rich))
+    assert run_cli("escape", "--l1-rpc", world.client.url, "--rollup", sys_.deployment.rollup,
+                   "--account", to_checksum(rich), "--keystore", str(ks), "--password-env", "PAYER_PW") == 0
+    out = capsys.readouterr().out
+    assert f'"collateral": "{claim.collateral}"' in out and '"escape"' in out and "escape paid in L1 tx" in out
     assert sys_.token.call("balanceOf", to_checksum(rich)) == before + claim.collateral
     with pytest.raises(ContractRevert) as info:
-        sys_.bridge.transact("escape", *claim.args(), sender=payer)
+        send_escape(sys_.bridge, claim, TxManager(world.client, payer))
     assert info.value.error == "AlreadyEscaped"
+    assert sys_.token.call("balanceOf", to_checksum(rich)) == before + claim.collateral
 
-    # the CLI prints the same claim (and would send it with --key)
-    assert run_cli("escape", "--l1-rpc", world.client.url, "--rollup", sys_.deployment.rollup,
-                   "--account", to_checksum(rich)) == 0
-    out = capsys.readouterr().out
-    assert f'"collateral": "{claim.collateral}"' in out and '"escape"' in out
+
+def test_escape_takes_no_raw_key(capsys) -> None:
+    with pytest.raises(SystemExit):
+        run_cli("escape", "--l1-rpc", "http://127.0.0.1:1", "--rollup", "0x" + "11" * 20,
+                "--account", "0x" + "22" * 20, "--key", "0x" + "33" * 32)
+    assert "raw private keys on a command line are for the devnet only" in capsys.readouterr().err

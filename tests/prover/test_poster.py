@@ -13,13 +13,14 @@ from eth_account import Account
 from filelock import FileLock
 
 from prover.batch import BlockData
-from prover.poster import PosterError, Poster, load_keystore, lock_path, run
-from prover.sender import InsufficientFunds, SendTimeout, TxSender
+from prover.poster import PosterError, Poster, lock_path, run
 from prover.source import HttpBlockSource
 from prover.verifier import verify
 from sequencer.cli import main as optrollup
 from sequencer.core.header import Header
 from sequencer.errors import NotFound
+from sequencer.keys import load_key
+from sequencer.l1 import InsufficientFunds, ReceiptTimeout, TxConfig, TxManager
 from tests.prover.conftest import World
 from tests.prover.l2chain import L2Chain, serve_blocks
 
@@ -42,9 +43,10 @@ class Upto:
         return self.chain.header(n)
 
 
-def sender(world: World, **kw) -> TxSender:
+def sender(world: World, **kw) -> TxManager:
     kw.setdefault("poll", 0.02)
-    return TxSender(world.client, world.system.poster, **kw)
+    kw.setdefault("label", "poster")
+    return TxManager(world.client, world.system.poster, TxConfig(**kw))
 
 
 def poster(world: World, source=None, *, max_blocks: int = 3, **kw) -> Poster:
@@ -128,7 +130,7 @@ def test_overlapping_runs_hold_the_lock(world: World, tmp_path) -> None:
 def test_crash_after_send_then_mined_before_restart(world: World) -> None:
     n0 = nonce(world)
     world.client.rpc("evm_setAutomine", [False])
-    with pytest.raises(SendTimeout):  # stands for a crash: sent, no receipt seen
+    with pytest.raises(ReceiptTimeout):  # stands for a crash: sent, no receipt seen
         poster(world, timeout=0.2, resubmit_after=60).post_one()
     world.client.mine()
     world.client.rpc("evm_setAutomine", [True])
@@ -141,7 +143,7 @@ def test_crash_after_send_then_mined_before_restart(world: World) -> None:
 def test_crash_after_send_still_pending_at_restart(world: World) -> None:
     n0 = nonce(world)
     world.client.rpc("evm_setAutomine", [False])
-    with pytest.raises(SendTimeout):
+    with pytest.raises(ReceiptTimeout):
         poster(world, timeout=0.2, resubmit_after=60).post_one()
     assert batches(world) == 0
     with miner(world):  # the restarted run meets its predecessor's pending transaction
@@ -220,7 +222,7 @@ def test_insufficient_balance_is_a_clear_error(world: World) -> None:
 
 def test_wrong_key_and_wrong_chain_are_refused(world: World, accounts) -> None:
     with pytest.raises(PosterError, match="not the Rollup's poster"):
-        Poster(world.client, world.system.deployment.rollup, world.chain, TxSender(world.client, accounts[11]))
+        Poster(world.client, world.system.deployment.rollup, world.chain, TxManager(world.client, accounts[11]))
     poster(world, Upto(world.chain, 2)).post_missing()
     other = L2Chain(world.chain.config.chain_id, b"\x01" * 20)  # same genesis, other history
     other.deposit(b"\x05" * 20, 1, l1=False)
@@ -247,17 +249,23 @@ def test_cli_post_batches_once_from_http_keystore(world: World, tmp_path, monkey
     ks.write_text(json.dumps(Account.encrypt(world.system.poster.key, "s3cret", kdf="pbkdf2", iterations=2)))
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
-    assert load_keystore(ks, pw).address == world.system.poster.address
+    assert load_key(ks, password_file=pw).address == world.system.poster.address
     d = world.system.deployment
     info = {"chainId": d.l1_chain_id, "rollup": d.rollup, "bridge": d.bridge, "collateralToken": d.collateral_token}
     with serve_blocks(world.chain, info) as url:
         argv = ["post-batches", "--sequencer", url, "--l1-rpc", world.client.url, "--rollup", d.rollup,
                 "--keystore", str(ks), "--once", "--max-blocks", "4", "--lock-dir", str(tmp_path)]
-        monkeypatch.setenv("OPTROLLUP_KEYSTORE_PASSWORD", "wrong")
+        monkeypatch.delenv("OPTROLLUP_PASSWORD", raising=False)
         assert optrollup(argv) == 2
-        assert "keystore_bad_password" in capsys.readouterr().err
+        assert "error [password_missing]" in capsys.readouterr().err
+        monkeypatch.setenv("OPTROLLUP_PASSWORD", "wrong")
+        assert optrollup(argv) == 2
+        assert "error [bad_password]" in capsys.readouterr().err
+        monkeypatch.setenv("POSTER_PW", "s3cret")  # a named variable wins over OPTROLLUP_PASSWORD
+        assert optrollup([*argv, "--password-env", "POSTER_PW"]) == 0
         assert optrollup([*argv, "--password-file", str(pw)]) == 0
         assert optrollup([*argv, "--password-file", str(pw)]) == 0  # second cron run: nothing to do
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("posted ") and out[1].startswith("posted 0 batches")
+    assert out[0].startswith("posted ") and not out[0].startswith("posted 0 ")
+    assert out[1].startswith("posted 0 batches") and out[2].startswith("posted 0 batches")
     assert_all_posted_once(world, n0)

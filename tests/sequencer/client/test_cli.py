@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from pathlib import Path
 
@@ -23,6 +24,18 @@ A, B = USERS[:2]
 def live(tmp_path_factory: pytest.TempPathFactory):
     with live_node(tmp_path_factory.mktemp("cli")) as lv:
         yield lv
+
+
+@pytest.fixture(scope="module")
+def keyfiles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Keystores of A and B (cheap KDF) and their password file."""
+    d = tmp_path_factory.mktemp("keys")
+    (d / "pw").write_text("pw\n")
+    out = {"pw": str(d / "pw")}
+    for name, user in (("A", A), ("B", B)):
+        (d / f"{name}.json").write_text(json.dumps(EthAccount.encrypt(user.hex, "pw", kdf="pbkdf2", iterations=2)))
+        out[name] = str(d / f"{name}.json")
+    return out
 
 
 @pytest.fixture(autouse=True)
@@ -72,19 +85,20 @@ def test_keys_new_and_show(tmp_path: Path, capsys) -> None:
     bad.write_text("nope\n")
     assert main(["keys", "show", str(out), "--private", "--yes-show-private-key",
                  "--password-file", str(bad)]) == 2
-    assert "error [wrong_password]" in capsys.readouterr().err
+    assert "error [bad_password]" in capsys.readouterr().err
 
 
 def test_keys_new_prompts_twice(tmp_path: Path, monkeypatch, capsys) -> None:
     answers = iter(["a", "b"])
-    monkeypatch.setattr(client_cli.getpass, "getpass", lambda prompt="": next(answers))
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    monkeypatch.delenv("OPTROLLUP_PASSWORD", raising=False)
     assert main(["keys", "new", "--out", str(tmp_path / "x.json")]) == 2
     assert "error [password_mismatch]" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
 
 
-def test_order_place_list_cancel(live, tmp_path: Path, capsys) -> None:
-    base = ["--url", live.url, "--key", A.hex]
+def test_order_place_list_cancel(live, keyfiles, tmp_path: Path, monkeypatch, capsys) -> None:
+    base = ["--url", live.url, "--keystore", keyfiles["A"], "--password-file", keyfiles["pw"]]
     assert main(["order", "place", *base, "--instrument", CALL, "--side", "sell", "--price", "125.5",
                  "--amount", "0.02", "--post-only", "--expiry-seconds", "600", "--json"]) == 0
     ack = json.loads(capsys.readouterr().out)
@@ -94,12 +108,9 @@ def test_order_place_list_cancel(live, tmp_path: Path, capsys) -> None:
     assert main(["order", "list", *base]) == 0
     text = capsys.readouterr().out
     assert ack["orderHash"] in text and "125.5" in text and "0.02" in text
-    # keystore login for the taker; an IOC buy fills it partly
-    pw = tmp_path / "pw"
-    pw.write_text("pw\n")
-    ks = tmp_path / "b.json"
-    ks.write_text(json.dumps(EthAccount.encrypt(B.hex, "pw")))
-    assert main(["order", "place", "--url", live.url, "--keystore", str(ks), "--password-file", str(pw),
+    # the taker's password from a named environment variable; an IOC buy fills it partly
+    monkeypatch.setenv("B_PASSWORD", "pw")
+    assert main(["order", "place", "--url", live.url, "--keystore", keyfiles["B"], "--password-env", "B_PASSWORD",
                  "--instrument", CALL, "--side", "buy", "--price", "125.5", "--amount", "0.01",
                  "--tif", "ioc"]) == 0
     out = capsys.readouterr().out
@@ -110,16 +121,30 @@ def test_order_place_list_cancel(live, tmp_path: Path, capsys) -> None:
     assert "no open orders" in capsys.readouterr().out
 
 
-def test_order_errors_print_code_and_exit_nonzero(live, capsys) -> None:
-    base = ["order", "place", "--url", live.url, "--key", A.hex, "--instrument", CALL, "--side", "buy"]
+def test_order_errors_print_code_and_exit_nonzero(live, keyfiles, tmp_path: Path, monkeypatch, capsys) -> None:
+    who = ["--keystore", keyfiles["A"], "--password-file", keyfiles["pw"]]
+    base = ["order", "place", "--url", live.url, *who, "--instrument", CALL, "--side", "buy"]
     assert main([*base, "--price", "100.0000001", "--amount", "1"]) == 2
     assert "error [inexact_amount]" in capsys.readouterr().err
     assert main([*base, "--price", "100.05", "--amount", "0.01"]) == 2
     assert "error [price_not_on_tick]" in capsys.readouterr().err
-    assert main(["order", "place", "--url", live.url, "--key", A.hex, "--instrument", "ETH-1JAN27-1-C",
+    assert main(["order", "place", "--url", live.url, *who, "--instrument", "ETH-1JAN27-1-C",
                  "--side", "buy", "--price", "1", "--amount", "0.01"]) == 2
     assert "error [unknown_instrument]: " in capsys.readouterr().err
-    assert main(["order", "cancel", "--url", live.url, "--key", A.hex, "0x" + "00" * 32]) == 2
+    assert main(["order", "cancel", "--url", live.url, *who, "0x" + "00" * 32]) == 2
     assert "error [unknown_order]" in capsys.readouterr().err
-    assert main(["order", "list", "--url", live.url, "--key", "0x1234"]) == 2
-    assert "error [invalid_key]" in capsys.readouterr().err
+    not_a_keystore = tmp_path / "k.json"
+    not_a_keystore.write_text("{}")
+    assert main(["order", "list", "--url", live.url, "--keystore", str(not_a_keystore)]) == 2
+    assert "error [invalid_keystore]" in capsys.readouterr().err
+    monkeypatch.delenv("OPTROLLUP_PASSWORD", raising=False)
+    assert main(["order", "list", "--url", live.url, "--keystore", keyfiles["A"], "--password-env", "UNSET_PW"]) == 2
+    assert "error [password_missing]" in capsys.readouterr().err
+
+
+def test_order_takes_no_raw_key_on_the_command_line(keyfiles, capsys) -> None:
+    with pytest.raises(SystemExit):   # refused, not taken as an abbreviation of --keystore
+        main(["order", "list", "--url", "http://127.0.0.1:1", "--key", A.hex])
+    err = capsys.readouterr().err
+    assert "--key: raw private keys on a command line are for the devnet only" in err
+    assert A.hex.removeprefix("0x") not in err  # the key is not echoed

@@ -91,3 +91,48 @@ def test_out_of_order_deposit_is_refused(chain, tmp_path: Path) -> None:
         node.credit_deposit(parse_address(anvil.accounts[7].address), 5, 3, 1)
     assert info.value.code == "deposit_gap"
     node.close()
+
+
+def test_poll_reads_l1_incrementally_and_survives_a_reorg(chain) -> None:
+    """Each poll reads only new L1 blocks (bounded ranges); a deposit whose block a reorg takes
+    away is no longer reported, and the one that replaces it is."""
+    anvil, client, dep, cfg = chain
+    follower = L1Follower(cfg.l1, cfg.rollup)
+    follower.poll(0)
+    start = client.block_number() + 1     # deposits from here on
+    snap = client.snapshot()
+    faucet(client, dep, anvil.accounts[8], 7)
+    view, deps = follower.poll(start)
+    assert [d.amount for d in deps] == [7 * U] and view.head == client.block_number()
+    assert follower.tracker.scanned_to == client.block_number()
+
+    client.revert_to(snap)                  # an L1 reorg: the deposit's blocks are gone
+    client.mine(5)
+    view, deps = follower.poll(start)
+    assert deps == [] and view.error is None
+    faucet(client, dep, anvil.accounts[9], 3)  # the new chain has another deposit, same nonce
+    _, deps = follower.poll(start)
+    assert [(d.account, d.amount) for d in deps] == [(parse_address(anvil.accounts[9].address), 3 * U)]
+
+
+def test_faucet_command_takes_a_keystore(chain, tmp_path: Path, capsys) -> None:
+    """`optrollup faucet` (devnet only): a keystore, or a raw dev key with `--key`."""
+    import json
+
+    from eth_account import Account
+
+    from sequencer.cli import main
+
+    anvil, client, dep, cfg = chain
+    dep.save(tmp_path / "deployment.json")
+    who = anvil.accounts[7]
+    ks, pw = tmp_path / "k.json", tmp_path / "pw"
+    ks.write_text(json.dumps(Account.encrypt(who.key, "pw", kdf="pbkdf2", iterations=2)))
+    pw.write_text("pw\n")
+    base = ["faucet", "--data-dir", str(tmp_path), "--l1-rpc", anvil.url, "--amount", "2"]
+    assert main([*base, "--keystore", str(ks), "--password-file", str(pw)]) == 0
+    assert main([*base, "--key", "0x" + bytes(who.key).hex()]) == 0
+    assert capsys.readouterr().out.count(f"minted and deposited 2 USDC for {who.address}") == 2
+    follower = L1Follower(cfg.l1, cfg.rollup)
+    _, deps = follower.poll(client.block_number() - 5)
+    assert [d.amount for d in deps if d.account == parse_address(who.address)] == [2 * U, 2 * U]
