@@ -4,6 +4,11 @@ First run: deploys MockUSDC, Rollup and Bridge on a fresh anvil, lists a default
 options at genesis, funds the dev accounts through the real path (mint on L1, deposit through
 the Bridge, credited by the node after confirmations). Later runs resume from the data dir
 (anvil's --state, the node's LevelDB). Ctrl-C stops every child. Dev keys only.
+
+Children die with the supervisor even when it is killed hard (`sequencer.procs`: PDEATHSIG on
+Linux), and each has a pid file in DIR/run/; the next start stops any leftover that still runs
+(so fixed ports are free again) and removes stale files. DIR/devnet.lock keeps a second
+supervisor off a data dir in use. The oracle feed and the poster's cron loop are threads.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import httpx
 from eth_account import Account
 
 from cext import keccak256, to_checksum
+from sequencer import procs
 from sequencer.core.chainspec import Genesis
 from sequencer.core.config import CoreConfig, OracleParams
 from sequencer.core.instruments import MONTHS, make_instrument
@@ -106,6 +112,18 @@ class DevnetFiles:
     def password(self) -> Path:
         return self.root / "poster-password.txt"
 
+    @property
+    def lock(self) -> Path:
+        return self.root / "devnet.lock"
+
+    def pid_file(self, child: str) -> Path:
+        """DIR/run/<child>.pid for child in CHILDREN."""
+        return self.root / "run" / f"{child}.pid"
+
+
+#: the supervised processes, in the order a cleanup stops leftovers (anvil last: it dumps state)
+CHILDREN = ("poster", "node", "anvil")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -173,20 +191,35 @@ def poster_available() -> bool:
 
 
 class PosterLoop(threading.Thread):
-    """Runs `optrollup post-batches --once` every `every` seconds, like cron would."""
+    """Runs `optrollup post-batches --once` every `every` seconds, like cron would. Each run
+    dies with this thread (PDEATHSIG) and is recorded in `pid_file`; `close()` stops both."""
 
-    def __init__(self, cmd: list[str], every: float, log_file: Path) -> None:
+    def __init__(self, cmd: list[str], every: float, log_file: Path, pid_file: Path) -> None:
         super().__init__(name="poster-cron", daemon=True)
-        self.cmd, self.every, self.log_file = cmd, every, log_file
+        self.cmd, self.every, self.log_file, self.pid_file = cmd, every, log_file, pid_file
         self.stop = threading.Event()
         self.proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
 
     def run(self) -> None:
         with open(self.log_file, "ab") as out:
-            while not self.stop.is_set():
-                self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT)
+            while True:
+                with self._lock:  # close() sees either no run or this one
+                    if self.stop.is_set():
+                        return
+                    self.proc = procs.popen(self.cmd, stdout=out, stderr=subprocess.STDOUT,
+                                            pid_file=self.pid_file)
                 self.proc.wait()
+                procs.remove_pid_file(self.pid_file, self.proc.pid)
                 self.stop.wait(self.every)
+
+    def close(self, timeout: float = 15.0) -> None:
+        with self._lock:
+            self.stop.set()
+            proc = self.proc
+        if proc is not None:
+            procs.stop_child(proc, timeout=timeout, pid_file=self.pid_file)
+        self.join(timeout)
 
 
 def devnet(args: argparse.Namespace) -> int:
@@ -196,11 +229,20 @@ def devnet(args: argparse.Namespace) -> int:
     files.root.mkdir(parents=True, exist_ok=True)
     logs = files.root / "logs"
     logs.mkdir(exist_ok=True)
+    try:
+        lock = procs.DirLock(files.lock).acquire()
+    except RuntimeError as exc:
+        print(f"optrollup devnet: another devnet runs on {files.root}: {exc}", file=sys.stderr)
+        return 1
+    for msg in procs.reap_pid_files(files.root / "run", order=CHILDREN):
+        log.warning("previous devnet did not stop cleanly: %s", msg)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    children: list[subprocess.Popen] = []
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # no SIGHUP on Windows
+        if sig is not None:
+            signal.signal(sig, lambda *_: stop.set())
+    node: subprocess.Popen | None = None
     anvil = Anvil(state_path=files.root / "l1-state.json", state_interval=5,
-                  log_path=logs / "anvil.log", port=args.l1_port)
+                  log_path=logs / "anvil.log", port=args.l1_port, pid_file=files.pid_file("anvil"))
     feeder = poster = None
     try:
         anvil.start()
@@ -213,10 +255,9 @@ def devnet(args: argparse.Namespace) -> int:
         api = f"http://127.0.0.1:{port}"
         cli = [sys.executable, "-m", "sequencer.cli"]
         with open(logs / "node.log", "ab") as node_log:
-            node = subprocess.Popen([*cli, "serve", "--data-dir", str(files.root / "node"),
-                                     "--config", str(files.node_config), "--port", str(port)],
-                                    stdout=node_log, stderr=subprocess.STDOUT)
-        children.append(node)
+            node = procs.popen([*cli, "serve", "--data-dir", str(files.root / "node"),
+                                "--config", str(files.node_config), "--port", str(port)],
+                               stdout=node_log, stderr=subprocess.STDOUT, pid_file=files.pid_file("node"))
         wait_http(f"{api}/health", 60, node)
         keys = json.loads(files.keys.read_text())
         feeder = Feeder(api, cfg.genesis.config.domain, keys["oracles"], "ETH", float(SPOT_USD),
@@ -226,7 +267,7 @@ def devnet(args: argparse.Namespace) -> int:
             poster = PosterLoop([*cli, "post-batches", "--once", "--sequencer", api, "--l1-rpc", anvil.url,
                                  "--rollup", dep.rollup, "--keystore", str(files.poster_keystore),
                                  "--password-file", str(files.password), "--lock-dir", str(files.root)],
-                                args.post_seconds, logs / "poster.log")
+                                args.post_seconds, logs / "poster.log", files.pid_file("poster"))
             poster.start()
         traders = keys["traders"]
         sample_ins = next(i.name for i in cfg.genesis.instruments if i.strike == 3000 * 10**6 and i.is_call)
@@ -247,9 +288,10 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
   Ctrl-C stops everything; run again to resume.
 """, flush=True)
         while not stop.is_set():
-            for c in children:
-                if c.poll() is not None:
-                    raise RuntimeError(f"a devnet process exited with code {c.returncode}; see {logs}")
+            if node.poll() is not None:
+                raise RuntimeError(f"the node exited with code {node.returncode}; see {logs}")
+            if not anvil.running:
+                raise RuntimeError(f"anvil exited; see {logs}")
             stop.wait(0.5)
     except KeyboardInterrupt:
         pass
@@ -257,18 +299,13 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
         if feeder is not None:
             feeder.stop.set()
         if poster is not None:
-            poster.stop.set()
-            if poster.proc is not None and poster.proc.poll() is None:
-                poster.proc.terminate()
-        for c in children:
-            if c.poll() is None:
-                c.send_signal(signal.SIGINT)
-        for c in children:
-            try:
-                c.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                c.kill()
+            poster.close()
+        if node is not None:
+            procs.stop_child(node, sig=signal.SIGINT, timeout=15, pid_file=files.pid_file("node"))
+        if feeder is not None:
+            feeder.join(5)
         anvil.stop()
+        lock.release()
         print("optrollup devnet stopped", flush=True)
     return 0
 
@@ -277,8 +314,12 @@ def faucet_command(args: argparse.Namespace) -> int:
     files = DevnetFiles(Path(args.data_dir).resolve())
     dep = Deployment.load(files.deployment)
     client = L1Client(args.l1_rpc)
-    account = Account.from_key(args.key)
-    faucet(client, dep, account, args.amount)
+    if args.keystore is not None:
+        from sequencer.keys import load_key
+        account = load_key(args.keystore, password_file=args.password_file, password_env=args.password_env)
+    else:
+        account = Account.from_key(args.key)
+    faucet(client, dep, account, args.amount)  # through the account's TxManager (sequencer.l1)
     print(f"minted and deposited {args.amount} USDC for {account.address}; the node credits it "
           "after one L1 confirmation")
     return 0
@@ -296,6 +337,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
     f = sub.add_parser("faucet", help="devnet: mint mock USDC on L1 and deposit it through the Bridge")
     f.add_argument("--data-dir", default=os.environ.get("OPTROLLUP_DEVNET_DIR", ".devnet"))
     f.add_argument("--l1-rpc", required=True)
-    f.add_argument("--key", required=True, help="the L1 account's private key (an anvil dev key)")
+    who = f.add_mutually_exclusive_group(required=True)
+    who.add_argument("--keystore", metavar="FILE", help="encrypted JSON keystore of the L1 account")
+    who.add_argument("--key", metavar="HEX", help="devnet only: the L1 account's raw private key (an anvil "
+                                                  "dev key; raw keys on a command line are for the devnet only)")
+    f.add_argument("--password-file", metavar="FILE", help="keystore password: the first line of FILE")
+    f.add_argument("--password-env", metavar="NAME",
+                   help="keystore password from the environment variable NAME (default: OPTROLLUP_PASSWORD)")
     f.add_argument("--amount", type=int, default=10_000, help="whole USDC")
     f.set_defaults(func=faucet_command)

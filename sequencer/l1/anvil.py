@@ -9,7 +9,9 @@ never rely on them: `find_anvil()` looks the binary up in node_modules directly.
         deployer = node.accounts[0]
 
 Anvil listens on port 0 and we read the real port from its "Listening on" line, so starting
-many nodes in parallel never races for a port.
+many nodes in parallel never races for a port. It runs in its own session (a terminal Ctrl-C
+reaches only us) but dies with us (`sequencer.procs`: SIGTERM on our death, on Linux; call
+`start()` from a thread that outlives anvil), and `pid_file` records it for a later cleanup.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import IO
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from sequencer import procs
 from sequencer.l1.client import L1Client
 from sequencer.l1.errors import AnvilError, L1Unavailable, RpcError
 
@@ -105,6 +108,7 @@ class Anvil:
         state_path: str | os.PathLike[str] | None = None,
         state_interval: int | None = None,
         log_path: str | os.PathLike[str] | None = None,
+        pid_file: str | os.PathLike[str] | None = None,
         extra_args: tuple[str, ...] = (),
         binary: str | os.PathLike[str] | None = None,
         startup_timeout: float = 20.0,
@@ -117,6 +121,7 @@ class Anvil:
         self._tmp = tempfile.TemporaryDirectory(prefix="optrollup-anvil-")
         self._config_out = Path(self._tmp.name) / "config.json"
         self.log_path = Path(log_path) if log_path else Path(self._tmp.name) / "anvil.log"
+        self.pid_file = Path(pid_file) if pid_file else None
         args = [
             str(self.binary),
             "--host", host,
@@ -164,15 +169,22 @@ class Anvil:
         if not os.access(self.binary, os.X_OK):
             raise AnvilError(f"{self.binary} is not executable")
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._proc = subprocess.Popen(
+        self._proc = procs.popen(
             self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C in a terminal reaches us, not anvil directly
+            pid_file=self.pid_file,  # SIGTERM (anvil dumps --state) if we die first
         )
         found = threading.Event()
         self._reader = threading.Thread(target=self._pump, args=(found,), name="anvil-log", daemon=True)
         self._reader.start()
         try:
             if not found.wait(self.startup_timeout) or self.port is None:
+                try:  # e.g. "Address already in use" on a fixed port: say it exited
+                    code = self._proc.wait(1)
+                except subprocess.TimeoutExpired:
+                    code = None
+                if code is not None:
+                    raise AnvilError(f"anvil exited with code {code}; log: {self._tail()}")
                 raise AnvilError(f"anvil did not start within {self.startup_timeout}s; log: {self._tail()}")
             self._wait_ready()
             self._load_accounts()
@@ -192,6 +204,8 @@ class Anvil:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait(5)
+            if self.pid_file is not None:
+                procs.remove_pid_file(self.pid_file, proc.pid)
         if self._reader is not None:
             self._reader.join(2)  # EOF once the process is gone
             self._reader = None

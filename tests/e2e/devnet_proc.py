@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
 import subprocess
@@ -17,15 +19,28 @@ from sequencer.api.auth import auth_message
 
 
 class Devnet:
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    """One `optrollup devnet` supervisor process; its output goes to `<data_dir>.out` (appended,
+    so several runs on one data dir keep one transcript; `self.output()` is this run's part)."""
+
+    def __init__(self, data_dir: Path, *extra: str, port: int = 0, l1_port: int = 0,
+                 env: dict[str, str] | None = None, timeout: float = 120) -> None:
         self.data_dir = data_dir
         self.out_path = data_dir.parent / f"{data_dir.name}.out"
-        self.out = open(self.out_path, "wb")
+        self.out = open(self.out_path, "ab")
+        self.offset = self.out.tell()
+        self.http: httpx.Client | None = None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sequencer.cli", "devnet", "--data-dir", str(data_dir),
-             "--port", "0", "--l1-port", "0", "--feed-seconds", "1", *extra],
-            stdout=self.out, stderr=subprocess.STDOUT)
-        self.banner = self._wait_banner(120)
+             "--port", str(port), "--l1-port", str(l1_port), "--feed-seconds", "1", *extra],
+            stdout=self.out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        try:
+            self._ready(timeout)
+        except BaseException:
+            self.stop(timeout=10)
+            raise
+
+    def _ready(self, timeout: float) -> None:
+        self.banner = self._wait_banner(timeout)
         self.api = re.search(r"L2 API\s+(\S+)", self.banner).group(1)
         self.l1 = re.search(r"L1 RPC\s+(\S+)", self.banner).group(1)
         self.rollup = re.search(r"Rollup\s+(\S+)", self.banner).group(1)
@@ -35,16 +50,37 @@ class Devnet:
         self.http = httpx.Client(base_url=self.api, timeout=10)
         self.info = self.http.get("/v1/info").json()
 
+    def output(self) -> str:
+        """What this run printed so far."""
+        with open(self.out_path, "rb") as f:
+            f.seek(self.offset)
+            return f.read().decode(errors="replace")
+
     def _wait_banner(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            text = self.out_path.read_text(errors="replace")
+            text = self.output()
             if "Ctrl-C stops everything" in text:
                 return text
             if self.proc.poll() is not None:
                 raise RuntimeError(f"devnet exited {self.proc.returncode}:\n{text[-3000:]}")
             time.sleep(0.3)
-        raise RuntimeError(f"devnet not ready in {timeout}s:\n{self.out_path.read_text()[-3000:]}")
+        raise RuntimeError(f"devnet not ready in {timeout}s:\n{self.output()[-3000:]}")
+
+    def child_pids(self) -> dict[str, int]:
+        """The supervised processes, from the devnet's pid files (name -> pid)."""
+        out = {}
+        for p in (self.data_dir / "run").glob("*.pid"):
+            try:
+                out[p.stem] = json.loads(p.read_text())["pid"]
+            except (OSError, ValueError, KeyError):
+                pass
+        return out
+
+    def kill(self) -> None:
+        """kill -9 the supervisor only (its children are left to their own devices)."""
+        self.proc.kill()
+        self.proc.wait(10)
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "sequencer.cli", *args], capture_output=True,
@@ -73,14 +109,15 @@ class Devnet:
             time.sleep(0.3)
         raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 40) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
-                self.proc.wait(timeout=40)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.http.close()
+        if self.http is not None:
+            self.http.close()
         self.out.close()
         return self.proc.returncode
