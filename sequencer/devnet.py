@@ -140,6 +140,21 @@ def faucet(client: L1Client, dep: Deployment, account, usdc: int) -> None:  # no
     bridge.transact("deposit", amount, account.address, sender=account)
 
 
+def trader_keystores(files: DevnetFiles, traders: list[str]) -> list[Path]:
+    """Encrypted keystores of the dev traders under DIR/keys/ (written once, devnet password), so
+    the CLI is used the way it is in production: no raw key on a command line."""
+    out = []
+    (files.root / "keys").mkdir(exist_ok=True)
+    for k in traders:
+        acct = Account.from_key(k)
+        path = files.root / "keys" / f"{acct.address}.json"
+        if not path.exists():
+            blob = Account.encrypt(acct.key, POSTER_PASSWORD, kdf="scrypt", iterations=2**14)
+            path.write_text(json.dumps(blob))
+        out.append(path)
+    return out
+
+
 def first_run(files: DevnetFiles, client: L1Client, accounts: list) -> Deployment:  # noqa: ANN001
     now = int(time.time())
     genesis = default_genesis(now)
@@ -270,6 +285,7 @@ def devnet(args: argparse.Namespace) -> int:
                                 args.post_seconds, logs / "poster.log", files.pid_file("poster"))
             poster.start()
         traders = keys["traders"]
+        stores = trader_keystores(files, traders)
         sample_ins = next(i.name for i in cfg.genesis.instruments if i.strike == 3000 * 10**6 and i.is_call)
         print(f"""
 optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
@@ -280,10 +296,11 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
   USDC       {dep.collateral_token}   (mock, 6 decimals; `optrollup faucet` mints and deposits more)
   poster     {'optrollup post-batches --once every %gs (log: logs/poster.log)' % args.post_seconds if poster else 'not available in this build'}
   dev accounts (devnet keys: never use them elsewhere; {FUND_USDC} USDC deposited each on first run):""")
-        for k in traders:
-            print(f"    {to_checksum(bytes.fromhex(Account.from_key(k).address[2:]))}  key {k}")
-        print(f"""  try:
-    optrollup order place --url {api} --key {traders[0]} --instrument {sample_ins} --side sell --price 150 --amount 0.1
+        for k, store in zip(traders, stores):
+            print(f"    {to_checksum(bytes.fromhex(Account.from_key(k).address[2:]))}  key {k}  keystore {store}")
+        print(f"""  keystore password (devnet only): {files.password}
+  try:
+    optrollup order place --url {api} --keystore {stores[0]} --password-file {files.password} --instrument {sample_ins} --side sell --price 150 --amount 0.1
     curl {api}/v1/book/{sample_ins}
   Ctrl-C stops everything; run again to resume.
 """, flush=True)

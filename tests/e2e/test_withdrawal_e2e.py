@@ -95,3 +95,20 @@ def test_deposit_trade_batch_verify_withdraw(devnet: Devnet, tmp_path: Path) -> 
     # and bob's L2 balance went down by exactly the withdrawal plus what he paid for the option
     left = collateral(bob, b_addr)
     assert left is not None and left <= 100_000 * U - amount - 15 * U
+
+
+def test_the_printed_sample_order_works(devnet: Devnet) -> None:
+    """The banner's `try:` command is what a newcomer runs first: it must work as printed."""
+    import re
+    import shlex
+    import subprocess
+    import sys
+    cmd = re.search(r"^\s+(optrollup order place .*)$", devnet.banner, re.M).group(1)
+    argv = shlex.split(cmd)
+    assert "--key" not in argv  # keystores, never a raw key on a command line
+    devnet.wait("marks", lambda: any(i["mark"] is not None
+                                     for i in devnet.http.get("/v1/instruments").json()["instruments"]))
+    run = subprocess.run([sys.executable, "-m", "sequencer.cli", *argv[1:]], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "open" in run.stdout or "filled" in run.stdout, run.stdout
