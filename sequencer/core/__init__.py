@@ -11,7 +11,7 @@ from sequencer.core.instruments import UNIT, Instrument, make_instrument, parse_
 from sequencer.core.margin import Margin, RiskRow, fee, positions_margin, short_margin
 from sequencer.core.marks import Marks
 from sequencer.core.oracle import OracleState, Price, current_price, twap
-from sequencer.core.pricing import Greeks, Mark, black76, interpolate_vol, mark, to_units
+from sequencer.core.pricing import Greeks, Mark, black76, interpolate_vol, mark
 from sequencer.core.settlement import settle, settlement_price
 from sequencer.core.state import (Account, FilledOrder, State, account_leaf, genesis,
                                   positions_hash, state_bytes)
@@ -29,5 +29,5 @@ __all__ = [
     "digests", "eip712_types", "encode_tx", "fee", "genesis", "hash_struct", "interpolate_vol",
     "list_instrument", "make_instrument", "mark", "order_digest", "parse_name", "positions_hash",
     "positions_margin", "prepare_block", "settle", "settlement_price", "short_margin",
-    "state_bytes", "to_units", "twap",
+    "state_bytes", "twap",
 ]

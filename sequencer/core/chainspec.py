@@ -3,7 +3,9 @@
 The canonical genesis bytes carry everything in `CoreConfig` except what the L1 Rollup already
 holds (chain id, and its own address as EIP-712 verifyingContract), plus the genesis timestamp
 and the instruments listed at genesis. Block 0's txRoot commits to those bytes, and the Rollup
-emits them at deployment, so a verifier rebuilds the exact genesis from L1 alone.
+emits them at deployment, so a verifier rebuilds the exact genesis from L1 alone. The bytes name
+the consensus rules: the fork schedule of rules versions (`sequencer.core.rules`), checked at
+decode. Layout: docs/encoding.md ("Genesis configuration bytes").
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from sequencer.core.accounttree import AccountTree
 from sequencer.core.config import CoreConfig, OracleParams, UnderlyingParams
 from sequencer.core.header import ZERO32, Header, tx_root
 from sequencer.core.instruments import Instrument
+from sequencer.core.rules import check_schedule
 from sequencer.core.state import State, account_leaf, genesis
 from sequencer.errors import InvalidRequest
 
-GENESIS_VERSION = 1
+GENESIS_VERSION = 2
+"""Layout version of the genesis bytes. 2 added the rules fork schedule (last field); layout 1
+implied the float pricing rules (rules version 0), which this code does not implement."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,9 @@ class Genesis:
     config: CoreConfig
     timestamp: int
     instruments: tuple[Instrument, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_schedule(self.config.rules_schedule, self.timestamp)
 
     def to_bytes(self) -> bytes:
         """Canonical msgpack of the genesis (chain id and Rollup address excluded)."""
@@ -40,14 +48,23 @@ class Genesis:
             [[name, list(astuple(p))] for name, p in sorted(c.underlyings.items())],
             [c.max_order_ttl, c.cancel_all_window, c.settlement_window],
             [list(i) for i in self.instruments],
+            [list(pair) for pair in c.rules_schedule],
         ], use_bin_type=True)
 
     @classmethod
     def from_bytes(cls, data: bytes, chain_id: int, rollup: bytes) -> "Genesis":
-        """Inverse of to_bytes for the chain `chain_id` whose Rollup is at `rollup` (20 bytes)."""
+        """Inverse of to_bytes for the chain `chain_id` whose Rollup is at `rollup` (20 bytes).
+        InvalidRequest bad_genesis for bytes that do not decode or are not canonical,
+        unknown_rules_version when they name rules this code does not implement."""
         try:
+            fields = msgpack.unpackb(data, raw=False)
+            if isinstance(fields, list) and fields and type(fields[0]) is int and fields[0] == 1:
+                raise InvalidRequest(
+                    "genesis layout 1 implies rules version 0 (float Black-76 pricing), which "
+                    "this node does not implement; known rules versions start at 1",
+                    code="unknown_rules_version")
             (version, ts, operator, fee_account, oracle, unders, limits,
-             instruments) = msgpack.unpackb(data, raw=False)
+             instruments, schedule) = fields
             if version != GENESIS_VERSION:
                 raise ValueError(f"unknown genesis version {version}")
             keys, quorum, max_age, max_dev, max_future = oracle
@@ -56,7 +73,8 @@ class Genesis:
                 fee_account=fee_account,
                 oracle=OracleParams(tuple(keys), quorum, max_age, max_dev, max_future),
                 underlyings={name: UnderlyingParams(*vals) for name, vals in unders},
-                max_order_ttl=limits[0], cancel_all_window=limits[1], settlement_window=limits[2])
+                max_order_ttl=limits[0], cancel_all_window=limits[1], settlement_window=limits[2],
+                rules_schedule=tuple(tuple(pair) for pair in schedule))
             g = cls(config, ts, tuple(Instrument(*i) for i in instruments))
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidRequest(f"genesis bytes do not decode: {exc}", code="bad_genesis") from None

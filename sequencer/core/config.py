@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from cext import domain_separator
+from sequencer.core.rules import DEFAULT_SCHEDULE, Schedule
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ class CoreConfig:
     """Everything the state transition depends on besides state and transactions.
 
     `verifying_contract` is the L1 Rollup address (20 bytes); `operator` signs `List`;
-    `fee_account` receives fees and settlement dust. Time bounds are seconds."""
+    `fee_account` receives fees and settlement dust. Time bounds are seconds.
+    `rules_schedule` is the fork schedule of consensus rules versions, ((activation block
+    timestamp, version), ...), checked against the genesis timestamp (`sequencer.core.rules`)."""
 
     chain_id: int
     verifying_contract: bytes
@@ -57,6 +60,7 @@ class CoreConfig:
     max_order_ttl: int = 30 * 86_400
     cancel_all_window: int = 60
     settlement_window: int = 1_800
+    rules_schedule: Schedule = DEFAULT_SCHEDULE
 
     @cached_property
     def domain(self) -> bytes:

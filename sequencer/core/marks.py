@@ -1,11 +1,14 @@
 """Marks of every instrument at one block time and oracle version: derived data, cached per
-(oracle_version, timestamp) and rebuilt when either changes."""
+(oracle_version, timestamp) and rebuilt when either changes. Computed by the rules version in
+force at that block time (the genesis fork schedule), so a replay uses the rules a block was
+made under."""
 
 from __future__ import annotations
 
 from sequencer.core.margin import RiskRow, position_delta, positions_margin, short_margin
 from sequencer.core.oracle import Price, current_price
-from sequencer.core.pricing import Mark, interpolate_vol, mark
+from sequencer.core.pricing import Mark
+from sequencer.core.rules import Rules, rules_at
 from sequencer.core.state import Account, State
 from sequencer.errors import Rejected
 
@@ -14,10 +17,11 @@ class Marks:
     """Lazily computed marks at block time `now`. `row`/`mark` return None when the
     underlying has no valid oracle price (trading halts)."""
 
-    __slots__ = ("state", "now", "version", "_prices", "_rows", "_marks", "_pos")
+    __slots__ = ("state", "now", "version", "rules", "_prices", "_rows", "_marks", "_pos")
 
     def __init__(self, state: State, now: int) -> None:
         self.state, self.now, self.version = state, now, state.oracle_version
+        self.rules: Rules = rules_at(state.config.rules_schedule, now)
         self._prices: dict[str, Price | None] = {}
         self._rows: dict[str, RiskRow | None] = {}
         self._marks: dict[str, Mark | None] = {}
@@ -46,8 +50,9 @@ class Marks:
         p = self.price(ins.underlying)
         m = None
         if p is not None:
-            vol = interpolate_vol(p.expiries, p.vols, ins.expiry, self.now)
-            m = mark(p.spot, ins.strike, ins.expiry, self.now, vol, ins.is_call)
+            rules = self.rules
+            vol = rules.interpolate_vol(p.expiries, p.vols, ins.expiry, self.now)
+            m = rules.mark(p.spot, ins.strike, ins.expiry, self.now, vol, ins.is_call)
         self._marks[name] = m
         return m
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import dataclasses
+
+import msgpack
 import pytest
 
 import cext
 from sequencer.core.accounttree import AccountTree
+from sequencer.core.chainspec import GENESIS_VERSION, Genesis
 from sequencer.core.config import CoreConfig, OracleParams, UnderlyingParams
-from sequencer.core.chainspec import Genesis
 from sequencer.core.header import ZERO32, tx_leaf
 from sequencer.core.instruments import make_instrument
 from sequencer.core.state import Account, account_leaf
@@ -49,3 +52,65 @@ def test_rejects_garbage_and_non_canonical() -> None:
     with pytest.raises(InvalidRequest):
         Genesis.from_bytes(data[:-3], 1, ROLLUP)
     assert cext.keccak256(data) != cext.keccak256(data[:-1])
+
+
+# --- rules fork schedule ----------------------------------------------------------------------
+
+def with_schedule(g: Genesis, schedule: tuple[tuple[int, int], ...]) -> Genesis:
+    return Genesis(dataclasses.replace(g.config, rules_schedule=schedule), g.timestamp,
+                   g.instruments)
+
+
+def test_genesis_bytes_name_the_rules_schedule() -> None:
+    g = sample()
+    assert g.config.rules_schedule == ((0, 1),)
+    fields = msgpack.unpackb(g.to_bytes(), raw=False)
+    assert fields[0] == GENESIS_VERSION == 2 and fields[-1] == [[0, 1]]
+    forked = with_schedule(g, ((0, 1), (g.timestamp + 86_400, 1)))
+    back = Genesis.from_bytes(forked.to_bytes(), 412346, ROLLUP)
+    assert back == forked and back.config.rules_schedule == ((0, 1), (g.timestamp + 86_400, 1))
+    assert forked.block0()[2].hash() != g.block0()[2].hash()
+
+
+def repacked(data: bytes, **changes: object) -> bytes:
+    fields = msgpack.unpackb(data, raw=False)
+    if "schedule" in changes:
+        fields[-1] = changes["schedule"]
+    if "layout" in changes:
+        fields[0] = changes["layout"]
+    if changes.get("drop_schedule"):
+        fields = fields[:-1]
+    return msgpack.packb(fields, use_bin_type=True)
+
+
+def test_unknown_rules_version_is_refused_at_decode() -> None:
+    data = sample().to_bytes()
+    ts = sample().timestamp
+    for schedule in ([[0, 7]], [[0, 1], [ts + 10, 2]], [[0, 0]]):
+        with pytest.raises(InvalidRequest) as e:
+            Genesis.from_bytes(repacked(data, schedule=schedule), 412346, ROLLUP)
+        assert e.value.code == "unknown_rules_version"
+        assert str(schedule[-1][1]) in e.value.message
+    # layout 1 had no schedule: it meant the float rules (version 0)
+    with pytest.raises(InvalidRequest) as e:
+        Genesis.from_bytes(repacked(data, layout=1, drop_schedule=True), 412346, ROLLUP)
+    assert e.value.code == "unknown_rules_version"
+
+
+@pytest.mark.parametrize("schedule", [[], [[1_790_000_001, 1]], [[0, 1], [0, 1]],
+                                      [[10, 1], [5, 1]], [[-1, 1]], [[0, "1"]], [[0]], 5,
+                                      [[0, 1, 2]]])
+def test_malformed_schedule_is_bad_genesis(schedule: object) -> None:
+    data = repacked(sample().to_bytes(), schedule=schedule)
+    with pytest.raises(InvalidRequest) as e:
+        Genesis.from_bytes(data, 412346, ROLLUP)
+    assert e.value.code == "bad_genesis"
+
+
+def test_genesis_refuses_unknown_rules_when_built() -> None:
+    with pytest.raises(InvalidRequest) as e:
+        with_schedule(sample(), ((0, 99),))
+    assert e.value.code == "unknown_rules_version"
+    with pytest.raises(InvalidRequest) as e:
+        with_schedule(sample(), ((sample().timestamp + 1, 1),))  # nothing in force at genesis
+    assert e.value.code == "bad_genesis"
