@@ -1,0 +1,132 @@
+"""Snapshots written off the event loop.
+
+Encoding a node with a million orders takes seconds of CPU under the GIL; done on the loop (or in
+a thread, which holds the GIL through msgpack's C packer) it would stall intake for that long.
+Instead, like Redis' BGSAVE, the loop forks: the child holds a copy-on-write image of `Core` as
+it was right after the seal record, encodes it (`sequencer.node.snapshot.encode_core`) and
+streams the bytes back through a pipe; a thread of the parent reads them, waits until the seal
+record itself is durable, and only then writes `snap/<seq>` (so a snapshot never runs ahead of
+the log), then prunes older ones. The parent's only cost is the fork (page tables: ~ms per GB).
+
+Where fork is unavailable, or with OPTROLLUP_SNAPSHOT_INLINE=1, the snapshot is encoded inline.
+At most one snapshot is in flight; a due one is skipped while another runs (the next seal
+takes it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+import plyvel
+
+from sequencer.store.blocks import SNAP
+
+log = logging.getLogger("optrollup.node")
+
+
+def _key(seq: int) -> bytes:
+    return SNAP + seq.to_bytes(8, "big")
+
+
+class Snapshotter:
+    """Writes `encode()` (a pure function of the core at call time) as snapshot `seq` once the
+    record `seq` is durable (`durable` resolves), keeping the newest `keep` snapshots."""
+
+    def __init__(self, db: plyvel.DB, *, keep: int = 2, inline: bool | None = None) -> None:
+        self.db, self.keep = db, keep
+        if inline is None:
+            inline = os.environ.get("OPTROLLUP_SNAPSHOT_INLINE") == "1" or not hasattr(os, "fork")
+        self.inline = inline
+        self._busy: threading.Thread | None = None
+        self._child: int | None = None
+        self.written: list[int] = []  # seqs written by this process (for tests and metrics)
+
+    @property
+    def busy(self) -> bool:
+        return self._busy is not None and self._busy.is_alive()
+
+    def take(self, seq: int, encode: Callable[[], bytes], durable: Future[int]) -> bool:
+        """Start snapshot `seq`; False (nothing done) if one is still being written."""
+        if self.busy:
+            return False
+        if self.inline:
+            data = encode()
+            self._start(seq, lambda: data, durable)
+            return True
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: encode the copy-on-write image, stream it out, exit hard
+            code = 1
+            try:
+                os.close(r)
+                os.nice(19)  # the loop's core and the log writer come first
+                data = memoryview(encode())
+                while data:
+                    n = os.write(w, data[:1 << 20])
+                    data = data[n:]
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        self._child = pid
+        self._start(seq, lambda: self._read_child(pid, r), durable)
+        return True
+
+    def _start(self, seq: int, produce: Callable[[], bytes | None], durable: Future[int]) -> None:
+        t = threading.Thread(target=self._write, args=(seq, produce, durable),
+                             name=f"snapshot-{seq}", daemon=True)
+        self._busy = t
+        t.start()
+
+    def _read_child(self, pid: int, fd: int) -> bytes | None:
+        chunks = []
+        try:
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+            _, status = os.waitpid(pid, 0)
+            self._child = None
+        if os.waitstatus_to_exitcode(status) != 0:
+            log.error("snapshot child exited with status %d; no snapshot this time", status)
+            return None
+        return b"".join(chunks)
+
+    def _write(self, seq: int, produce: Callable[[], bytes | None], durable: Future[int]) -> None:
+        try:
+            data = produce()
+            if data is None:
+                return
+            if durable.exception() is not None:  # waits; the record never became durable
+                return
+            self.db.put(_key(seq), data, sync=True)
+            self.written.append(seq)
+            keys = list(self.db.iterator(prefix=SNAP, include_value=False))
+            for key in keys[:-self.keep]:
+                self.db.delete(key)
+        except Exception:  # noqa: BLE001 - a snapshot is an optimisation: log, never crash
+            log.exception("snapshot %d not written", seq)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until the snapshot in flight (if any) is written or abandoned."""
+        t = self._busy
+        if t is not None:
+            t.join(timeout)
+
+    def close(self) -> None:
+        """Abandon a snapshot in flight (the child is killed) and wait for the writer thread."""
+        pid = self._child
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.wait(30)
