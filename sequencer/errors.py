@@ -71,3 +71,10 @@ class PayloadTooLarge(InvalidRequest):
     """Request body over the size limit (HTTP 413)."""
 
     code = "body_too_large"
+
+
+class StoreUnavailable(Unavailable):
+    """The node stopped serving after a storage fault or an internal error, so that it never
+    serves state its log does not hold (HTTP 503 until an operator restarts it)."""
+
+    code = "store_unavailable"

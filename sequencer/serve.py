@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -17,9 +19,8 @@ from sequencer.node.l1follower import L1Follower
 
 def build_app(data_dir: str | Path, config: str | Path):  # noqa: ANN201 - FastAPI
     cfg = NodeConfig.load(config)
-    node = Node(data_dir, cfg)
     follower = L1Follower(cfg.l1, cfg.rollup) if cfg.l1 is not None else None
-    return create_app(node, l1=follower)
+    return create_app(Node(data_dir, cfg, l1=follower))
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -33,7 +34,24 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(out)
 
 
+def reexec_for_fast_fork() -> None:
+    """Snapshots fork the node (sequencer.node.snapshotter). Forking a heap of several GB copies
+    its page tables: ~17 ms per GB here with 4 KiB pages, which every request waits for. With
+    glibc malloc on transparent huge pages the fork takes ~1-4 ms at 1M orders (measured in
+    benchmarks/test_snapshot_stall.py; ~5% off core throughput). Both must be chosen before the
+    interpreter starts, so `serve` re-executes itself once with them; OPTROLLUP_FAST_FORK=0
+    keeps the current process as it is."""
+    if (sys.platform != "linux" or os.environ.get("OPTROLLUP_FAST_FORK", "1") == "0"
+            or os.environ.get("PYTHONMALLOC") == "malloc"):
+        return
+    tunables = os.environ.get("GLIBC_TUNABLES")
+    env = {**os.environ, "PYTHONMALLOC": "malloc", "GLIBC_TUNABLES":
+           "glibc.malloc.hugetlb=1" + (f":{tunables}" if tunables else "")}
+    os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+
+
 def serve(args: argparse.Namespace) -> int:
+    reexec_for_fast_fork()
     handler = logging.StreamHandler()
     handler.setFormatter(JsonLogFormatter() if args.log_format == "json" else
                          logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))

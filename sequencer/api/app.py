@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,11 +27,10 @@ from sequencer.api.ratelimit import RateLimiter
 from sequencer.api.stream import add_stream
 from sequencer.core.eip712 import FIELDS, Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw, eip712_types
 from sequencer.core.engine import OrderResult
-from sequencer.core.state import account_leaf, positions_hash
-from sequencer.core.transition import authorized
-from sequencer.errors import InvalidRequest, NotFound, OptrollupError, PayloadTooLarge
+from sequencer.errors import InvalidRequest, NotFound, OptrollupError, PayloadTooLarge, RateLimited
 from sequencer.node.l1follower import L1Follower, withdrawal_proof
 from sequencer.node.node import Node
+from sequencer.node.runner import NodeRunner
 
 log = logging.getLogger("optrollup.api")
 
@@ -51,19 +51,34 @@ PRIMARY = {Cancel: "Cancel", CancelAll: "CancelAll", Withdraw: "Withdraw", Sessi
 
 
 class Api:
-    """State the handlers share: the node, the L1 follower, rate limiters."""
+    """State the handlers share: the node, the L1 follower, rate limiters, and the monotonic
+    clock (seconds) the limiters run on (injected so tests do not depend on machine speed)."""
 
-    def __init__(self, node: Node, l1: L1Follower | None) -> None:
-        self.node, self.l1 = node, l1
+    def __init__(self, node: Node, l1: L1Follower | None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.node, self.l1, self.monotonic = node, l1, monotonic
         lim = node.cfg.limits
         self.per_account = RateLimiter(lim.orders_per_second, lim.burst, what="requests")
         self.per_ip = RateLimiter(lim.ip_requests_per_second, lim.ip_burst, what="requests")
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def limit_ip(self, request: Request) -> None:
-        host = request.client.host if request.client else "?"
-        self.per_ip.take(f"ip {host}", time.monotonic())
+    def charge_ip(self, host: str) -> None:
+        """Charge one request to the client's IP (every HTTP request and WebSocket message)."""
+        self.per_ip.take(f"ip {host}", self.monotonic())
+
+    def admit(self, msg: Any, signer: bytes | None) -> OptrollupError | None:
+        """Charge a signed request to its account's budget, but only if the signature really is
+        the account's (or a live session key's): a stranger's forgeries spend only their IP's
+        budget (charged by the middleware), never the account they claim."""
+        account = getattr(msg, "account", None)
+        if account is None or signer is None or not self.may_sign_for(account, signer):
+            return None  # the engine rejects it with the precise signature error
+        try:
+            self.per_account.take(checksum(account), self.monotonic())
+        except RateLimited as exc:
+            return exc
+        return None
 
     async def body(self, request: Request) -> Any:
         limit = self.node.cfg.limits.max_body_bytes
@@ -81,17 +96,13 @@ class Api:
             raise InvalidRequest(f"body is not valid JSON: {exc}", code="malformed_json") from None
 
     def may_sign_for(self, account: bytes, signer: bytes) -> bool:
-        """The core's rule: the account itself, or one of its session keys live at block time."""
-        acct = self.node.core.engine.state.accounts.get(account)
-        if acct is None:
-            return signer == account
-        return authorized(acct, account, signer, self.node.core.engine.now)
+        return self.node.may_sign_for(account, signer)
 
     def authed(self, request: Request) -> bytes:
         return authenticate(request.headers, int(self.node.clock()), self.may_sign_for)
 
     def digest_of(self, order: Order) -> bytes:
-        return self.node.core.engine.ctx.digest(self.node.domain, order)
+        return self.node.digest(order)
 
     def render(self, value: Any) -> Any:
         if isinstance(value, OptrollupError):
@@ -100,36 +111,36 @@ class Api:
             return views.order_result_json(value, self.digest_of)
         return value
 
-    async def submit_one(self, msg: Any, sig: bytes, account: bytes | None) -> Any:
-        if account is not None:
-            self.per_account.take(checksum(account), time.monotonic())
-        [result] = await self.node.submit([(msg, sig)])
+    async def submit_one(self, msg: Any, sig: bytes) -> Any:
+        [result] = await self.node.submit([(msg, sig)], self.admit)
         if isinstance(result, OptrollupError):
             raise result
         return result
 
 
-def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float = 0.2) -> FastAPI:
-    api = Api(node, l1)
+def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float = 0.2,
+               monotonic: Callable[[], float] = time.monotonic) -> FastAPI:
+    """The HTTP API over `node`; the app's lifespan runs the node's background work
+    (`NodeRunner`: ticks and the L1 follower) and closes the node at shutdown. `l1`, if given,
+    becomes the node's follower (else the one it was built with is used)."""
+    if l1 is not None:
+        node.l1 = l1
+    api = Api(node, node.l1, monotonic)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
-        node.bind_loop(asyncio.get_running_loop())
-        tasks = [asyncio.create_task(_ticker(node, tick_seconds))]
-        if l1 is not None:
-            tasks.append(asyncio.create_task(_follow_l1(node, l1)))
         try:
-            yield
+            async with NodeRunner(node, tick_seconds):
+                yield
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             node.close()
 
     app = FastAPI(title="optrollup sequencer", version="0.1.0", lifespan=lifespan,
                   description="Signed option orders in, Merkle-committed rollup blocks out. "
                               "Errors: `{\"error\": {\"code\", \"message\"}}` with a 4xx status.")
     app.state.api = api
+    app.add_middleware(_IpLimit, api=api)
+    app.add_middleware(_FailSafe, node=node)
     app.add_middleware(_Timing, metrics=node.metrics)
     add_stream(app, api)  # WebSocket /v1/stream
 
@@ -137,7 +148,6 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
 
     @app.get("/v1/info")
     async def info(request: Request) -> Any:
-        api.limit_ip(request)
         g, cfg = node.cfg.genesis.config, node.cfg
         lim = cfg.limits
         return {
@@ -160,83 +170,57 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
 
     @app.get("/v1/instruments")
     async def instruments(request: Request) -> Any:
-        api.limit_ip(request)
-        st = node.core.engine.state
-        marks = node.core.engine.ctx.marks(st)
-        return {"instruments": [views.instrument_json(i, marks.mark(n), True)
-                                for n, i in sorted(st.instruments.items())]}
+        return {"instruments": [views.instrument_json(i, m, True) for i, m in node.instruments()]}
 
     @app.get("/v1/instruments/{name}")
     async def instrument(name: str, request: Request) -> Any:
-        api.limit_ip(request)
-        st = node.core.engine.state
-        ins = st.instruments.get(name)
-        if ins is None:
-            raise NotFound(f"instrument {name!r} is not listed", code="unknown_instrument")
-        return views.instrument_json(ins, node.core.engine.ctx.marks(st).mark(name), True)
+        return views.instrument_json(*node.instrument(name), True)
 
     @app.get("/v1/book/{name}")
     async def book(name: str, request: Request, depth: int = 20) -> Any:
-        api.limit_ip(request)
-        b = node.core.engine.books.get(name)
-        if b is None:
-            raise NotFound(f"instrument {name!r} is not listed", code="unknown_instrument")
-        depth = max(1, min(depth, 500))
-        return {"instrument": name, "sequence": node.core.book_seq.get(name, 0),
-                "bids": [[views.money(p), views.money(a)] for p, a in b.depth(True, depth)],
-                "asks": [[views.money(p), views.money(a)] for p, a in b.depth(False, depth)]}
+        b = node.book(name, max(1, min(depth, 500)))
+        return {"instrument": name, "sequence": b.sequence,
+                "bids": [[views.money(p), views.money(a)] for p, a in b.bids],
+                "asks": [[views.money(p), views.money(a)] for p, a in b.asks]}
 
     @app.get("/v1/trades")
     async def trades(request: Request, instrument: str | None = None, limit: int = 100) -> Any:
-        api.limit_ip(request)
-        rows = [t for t in reversed(node.core.trades) if instrument in (None, t["instrument"])]
+        rows = node.recent_trades(instrument, max(1, min(limit, 1000)))
         return {"trades": [{**t, "price": views.money(t["price"]), "amount": views.money(t["amount"]),
                             "makerOrder": views.h(t["makerOrder"]), "takerOrder": views.h(t["takerOrder"])}
-                           for t in rows[:max(1, min(limit, 1000))]]}
+                           for t in rows]}
 
     def block_json(n: int) -> Any:
-        got = node.store.get(n)
-        if got is None:
-            raise NotFound(f"block {n} is not sealed (head is {node.core.head.number})",
+        block = node.block(n)
+        if block is None:
+            raise NotFound(f"block {n} is not sealed (head is {node.head.number})",
                            code="block_not_found")
-        block = got[0]
         return {"header": block.header.to_json(), "txs": [views.h(t) for t in block.txs]}
 
     @app.get("/v1/blocks/latest")
     async def latest_block(request: Request) -> Any:
-        api.limit_ip(request)
-        # the newest *durable* block: core.head moves at seal time, before the seal's write is
-        # synced, so between the two a lookup of core.head.number would 404
-        durable = node.store.head()
-        return block_json(node.core.head.number if durable is None else durable)
+        # the newest *durable* block: the head moves at seal time, before the seal's write is
+        # synced, so between the two a lookup of head.number would 404
+        return block_json(node.durable_head())
 
     @app.get("/v1/blocks/{number}")
     async def get_block(number: int, request: Request) -> Any:
-        api.limit_ip(request)
-        if number < 0:
-            raise InvalidRequest("block number must be >= 0", code="invalid_number")
+        if not 0 <= number < 2**64:
+            raise InvalidRequest(f"block number must be in [0, 2^64), got {number}",
+                                 code="invalid_number")
         return block_json(number)
 
     @app.get("/v1/proofs/accounts/{address}")
     async def account_proof(address: str, request: Request) -> Any:
-        api.limit_ip(request)
         a = wire.address(address, "address")
-        st = node.core.engine.state
-        idx = st.index.get(a)
-        if idx is None:
-            raise NotFound(f"account {to_checksum(a)} has no leaf", code="unknown_account")
-        acct = st.accounts[a]
-        leaf = node.core.tree.leaf(idx)
-        return {"account": to_checksum(a), "index": idx, "block": node.core.head.number,
-                "stateRoot": views.h(node.core.head.state_root), "leaf": views.h(leaf),
-                "proof": [views.h(p) for p in node.core.tree.proof(idx)],
-                "collateral": views.money(acct.collateral),
-                "positionsHash": views.h(positions_hash(acct.positions)),
-                "pendingChanges": account_leaf(a, acct) != leaf}
+        p = node.account_proof(a)
+        return {"account": to_checksum(a), "index": p.index, "block": p.block,
+                "stateRoot": views.h(p.state_root), "leaf": views.h(p.leaf),
+                "proof": [views.h(x) for x in p.proof], "collateral": views.money(p.collateral),
+                "positionsHash": views.h(p.positions_hash), "pendingChanges": p.pending}
 
     @app.get("/v1/withdrawals/{digest}")
     async def get_withdrawal(digest: str, request: Request) -> Any:
-        api.limit_ip(request)
         d = wire.hex_bytes(digest, "withdrawalHash", 32)
         return await withdrawal_status(api, d)
 
@@ -244,7 +228,7 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
     @app.get("/v1/health")
     async def health() -> Any:
         l1v = l1.view if l1 is not None else None
-        return {"status": "ok", "head": node.core.head.number, "blockTime": node.core.engine.now,
+        return {"status": "ok", "head": node.head.number, "blockTime": node.block_time,
                 "l1": None if l1v is None else {"head": l1v.head, "batches": len(l1v.batches),
                                                  "final": l1v.final_count, "error": l1v.error}}
 
@@ -252,22 +236,20 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
     @app.get("/v1/metrics")
     async def metrics() -> Response:
         m = node.metrics
-        for name, b in node.core.engine.books.items():
-            m.book_depth.labels(name).set(sum(len(lvl) for side in (b.bids, b.asks) for lvl in side.values()))
+        for name, n in node.book_sizes().items():
+            m.book_depth.labels(name).set(n)
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
     # -- signed writes --------------------------------------------------------------------------
 
     @app.post("/v1/orders", openapi_extra=schemas.body("SignedOrder"))
     async def post_order(request: Request) -> Any:
-        api.limit_ip(request)
         msg, sig = wire.signed(await api.body(request), "order")
         order = wire.order(msg)
-        return api.render(await api.submit_one(order, sig, order.account))
+        return api.render(await api.submit_one(order, sig))
 
     @app.post("/v1/orders/batch", openapi_extra=schemas.body("OrderBatch"))
     async def post_orders(request: Request) -> Any:
-        api.limit_ip(request)
         body = wire.require_object(await api.body(request), "body", ("orders",))
         items = body["orders"]
         cap = node.cfg.limits.max_batch
@@ -278,17 +260,14 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
                                  code="batch_too_large")
         results: list[Any] = [None] * len(items)
         good: list[tuple[int, Order, bytes]] = []
-        now = time.monotonic()
         for i, item in enumerate(items):
             try:
                 msg, sig = wire.signed(item, "order")
-                order = wire.order(msg, f"orders[{i}].order")
-                api.per_account.take(checksum(order.account), now)
-                good.append((i, order, sig))
+                good.append((i, wire.order(msg, f"orders[{i}].order"), sig))
             except OptrollupError as exc:
                 results[i] = exc
         if good:
-            out = await node.submit([(o, s) for _, o, s in good])
+            out = await node.submit([(o, s) for _, o, s in good], api.admit)
             for (i, _, _), r in zip(good, out):
                 results[i] = r
         return {"results": [api.render(r) for r in results]}
@@ -297,11 +276,9 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
         fields = FIELDS[PRIMARY[cls]]
 
         async def handler(request: Request) -> Any:
-            api.limit_ip(request)
             msg_json, sig = wire.signed(await api.body(request), primary_json)
             msg = wire.message(msg_json, primary_json, fields, cls)
-            account = getattr(msg, "account", None)
-            result = await api.submit_one(msg, sig, account)
+            result = await api.submit_one(msg, sig)
             return write_answer(api, msg, result)
 
         handler.__name__ = "post_" + primary_json
@@ -314,16 +291,12 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
 
     @app.get("/v1/accounts/{address}")
     async def get_account(address: str, request: Request) -> Any:
-        api.limit_ip(request)
         a = wire.address(address, "address")
         who = api.authed(request)
         if who != a:
             raise InvalidRequest(f"authenticated as {to_checksum(who)}, not {to_checksum(a)}",
                                  code="auth_account_mismatch")
-        if a not in node.core.engine.state.accounts:
-            raise NotFound(f"account {to_checksum(a)} does not exist (no deposit yet)",
-                           code="unknown_account")
-        return views.account_json(a, node.core.engine.account_view(a))
+        return views.account_json(a, node.account(a))
 
     @app.get("/v1/accounts/{address}/orders")
     async def open_orders(address: str, request: Request) -> Any:
@@ -332,7 +305,6 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
 
     @app.get("/v1/orders/{digest}")
     async def get_order(digest: str, request: Request) -> Any:
-        api.limit_ip(request)
         d = wire.hex_bytes(digest, "orderHash", 32)
         who = api.authed(request)
         got = node.order_status(d)
@@ -373,7 +345,7 @@ def write_answer(api: Api, msg: Any, result: Any) -> Any:
     """The answer to a signed write other than an order."""
     node = api.node
     if isinstance(msg, Withdraw):
-        d = node.core.engine.ctx.digest(node.domain, msg)
+        d = node.digest(msg)
         return {"withdrawalHash": views.h(d), "status": "pending"}
     if isinstance(msg, Cancel):
         return {"orderHash": views.h(result.orderHash), "status": "cancelled",
@@ -387,7 +359,7 @@ async def withdrawal_status(api: Api, d: bytes) -> Any:
     node, l1 = api.node, api.l1
     got = node.withdrawal(d)
     if got is None:
-        if d in node.core.pending_withdrawals:
+        if node.withdrawal_pending(d):
             return {"withdrawalHash": views.h(d), "status": "pending", "block": None}
         raise NotFound(f"no withdrawal {views.h(d)}", code="unknown_withdrawal")
     number, leaf_index, account, recipient, amount, nonce = got
@@ -414,6 +386,53 @@ async def withdrawal_status(api: Api, d: bytes) -> Any:
     return out
 
 
+class _IpLimit:
+    """ASGI middleware: one per-IP budget over every HTTP request and WebSocket connection
+    (the stream charges each message too), before routing, signature checks or body reads."""
+
+    def __init__(self, app: Any, api: Api) -> None:
+        self.app, self.api = app, api
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            client = scope.get("client")
+            try:
+                self.api.charge_ip(client[0] if client else "?")
+            except RateLimited as exc:
+                self.api.node.metrics.rejected.labels(scope["type"], exc.code).inc()
+                if scope["type"] == "http":
+                    await error_response(exc)(scope, receive, send)
+                else:  # refused before accept: the handshake fails
+                    await send({"type": "websocket.close", "code": 1013,
+                                "reason": f"rate_limited: retry in {exc.retry_after:.1f} s"})
+                return
+        await self.app(scope, receive, send)
+
+
+class _FailSafe:
+    """ASGI middleware: once the node has failed (a log write failed, or applying a request
+    broke), every route but /metrics answers 503 store_unavailable, /health included, and
+    WebSockets are refused: the node never serves state that is not durable."""
+
+    OPEN = frozenset({"/metrics", "/v1/metrics"})
+
+    def __init__(self, app: Any, node: Node) -> None:
+        self.app, self.node = app, node
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.node.failed is not None and scope["type"] in ("http", "websocket"):
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1011, "reason": "store_unavailable"})
+                return
+            if scope.get("path") not in self.OPEN:
+                try:
+                    self.node.check_alive()
+                except OptrollupError as exc:
+                    await error_response(exc)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 class _Timing:
     """ASGI middleware: request latency per route template into the node's histogram."""
 
@@ -431,33 +450,3 @@ class _Timing:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
-
-
-async def _ticker(node: Node, seconds: float) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            node.tick()
-        except Exception:  # noqa: BLE001 - keep ticking; the error is logged
-            log.exception("tick failed")
-
-
-async def _follow_l1(node: Node, l1: L1Follower) -> None:
-    loop = asyncio.get_running_loop()
-    while True:
-        try:
-            _, deposits = await loop.run_in_executor(None, l1.poll, node.core.l1_block)
-            futs = []
-            for d in deposits:
-                try:
-                    f = node.credit_deposit(d.account, d.amount, d.nonce, d.l1_block)
-                except OptrollupError as exc:
-                    log.warning("deposit %d not credited: %s", d.nonce, exc)
-                    break
-                if f is not None:
-                    futs.append(asyncio.wrap_future(f))
-            if futs:
-                await asyncio.gather(*futs)
-        except Exception:  # noqa: BLE001 - one bad round must not end the follower
-            log.exception("L1 follower round failed; retrying")
-        await asyncio.sleep(l1.settings.poll_seconds)

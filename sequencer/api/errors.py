@@ -15,6 +15,8 @@ from sequencer.errors import (
     Rejected,
     Unavailable,
 )
+from sequencer.l1.errors import L1Error
+from sequencer.store import StoreError
 
 STATUS: list[tuple[type[OptrollupError], int]] = [
     (PayloadTooLarge, 413),
@@ -25,15 +27,18 @@ STATUS: list[tuple[type[OptrollupError], int]] = [
     (Rejected, 422),
     (RateLimited, 429),
     (Unavailable, 503),
-    (OptrollupError, 400),
+    (StoreError, 503),
+    (L1Error, 503),  # the L1 node cannot be reached or answered badly: retry later
 ]
+"""Every OptrollupError a request can meet maps here; an unmapped one is a bug (500), and
+tests/sequencer/api/test_errors.py checks that every subclass in the codebase is mapped."""
 
 
 def status_of(exc: OptrollupError) -> int:
     for cls, status in STATUS:
         if isinstance(exc, cls):
             return status
-    return 400
+    return 500
 
 
 def error_body(code: str, message: str) -> dict:
@@ -41,6 +46,9 @@ def error_body(code: str, message: str) -> dict:
 
 
 def error_response(exc: OptrollupError) -> JSONResponse:
+    if isinstance(exc, StoreError) and not isinstance(exc, Unavailable):
+        # a storage fault is the node's, never the client's: one stable code for all of them
+        return plain_error(503, "store_unavailable", exc.message)
     headers = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))

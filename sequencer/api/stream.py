@@ -35,7 +35,6 @@ import asyncio
 import json
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -48,7 +47,7 @@ from sequencer.api import views, wire
 from sequencer.api.auth import authenticate
 from sequencer.api.errors import status_of
 from sequencer.core.header import Header
-from sequencer.errors import InvalidRequest, InvalidSignature, NotFound, OptrollupError, RateLimited
+from sequencer.errors import InvalidRequest, InvalidSignature, NotFound, OptrollupError
 
 log = logging.getLogger("optrollup.stream")
 
@@ -183,7 +182,7 @@ class StreamHub:
         while self.pending_blocks:
             h: Header = self.pending_blocks[0]
             for _ in range(5000):                 # 10 s at most; a sync normally takes ~ms
-                if self.node.store.get(h.number) is not None:
+                if self.node.block(h.number) is not None:
                     break
                 await asyncio.sleep(0.002)
             self.pending_blocks.popleft()
@@ -200,10 +199,9 @@ class StreamHub:
         self.flush_pending = False
         for name in list(self.dirty_books):
             self._flush_book(name)
-        eng = self.node.core.engine
         for name in self.dirty_order_books:
             for acct in self.orders:
-                cur = {d: r.remaining for d, r in eng.by_account.get(acct, {}).get(name, {}).items()}
+                cur = self.node.open_remaining(acct, name)
                 prev = self.open_sets.pop((acct, name), {})
                 self.dirty_orders.update(d for d in cur.keys() | prev.keys() if cur.get(d) != prev.get(d))
                 if cur:
@@ -220,12 +218,12 @@ class StreamHub:
     # -- books ----------------------------------------------------------------------------------
 
     def _view(self, name: str) -> tuple[dict[int, int], dict[int, int]]:
-        b = self.node.core.engine.books[name]
-        return dict(b.depth(True, self.book_depth)), dict(b.depth(False, self.book_depth))
+        b = self.node.book(name, self.book_depth)
+        return dict(b.bids), dict(b.asks)
 
     def _snapshot(self, name: str) -> dict[str, Any]:
         bids, asks = self.views[name]
-        return {"type": "snapshot", "instrument": name, "sequence": self.node.core.book_seq.get(name, 0),
+        return {"type": "snapshot", "instrument": name, "sequence": self.node.book_sequence(name),
                 "bids": [[views.money(p), views.money(a)] for p, a in sorted(bids.items(), reverse=True)],
                 "asks": [[views.money(p), views.money(a)] for p, a in sorted(asks.items())]}
 
@@ -248,7 +246,7 @@ class StreamHub:
             data = _dumps(self._snapshot(name))
         else:
             data = _dumps({"type": "delta", "instrument": name,
-                           "sequence": self.node.core.book_seq.get(name, 0), "bids": db, "asks": da})
+                           "sequence": self.node.book_sequence(name), "bids": db, "asks": da})
         for c in list(subs):
             c.push_raw("book." + name, data)
 
@@ -259,21 +257,19 @@ class StreamHub:
         if got is None:
             return None
         order, status, filled = got
-        r = self.node.core.engine.open.get(d)
+        remaining = self.node.remaining(d)
         return order.account, _dumps({
             "type": "update", "orderHash": views.h(d), "instrument": order.instrument, "status": status,
-            "filledAmount": views.money(filled), "remaining": views.money(r.remaining if r else 0),
+            "filledAmount": views.money(filled), "remaining": views.money(remaining),
             "isBuy": order.isBuy, "price": views.money(order.price), "amount": views.money(order.amount)})
 
     def _open_orders(self, acct: bytes) -> list[dict[str, Any]]:
-        eng = self.node.core.engine
         out = []
-        for name, per in sorted(eng.by_account.get(acct, {}).items()):
-            cur = {d: r.remaining for d, r in per.items()}
-            if cur:
-                self.open_sets[(acct, name)] = cur
-            out += [{"orderHash": views.h(d), "remaining": views.money(r.remaining), **views.order_json(r.order)}
-                    for d, r in per.items()]
+        for name, per in self.node.open_orders(acct).items():
+            if per:
+                self.open_sets[(acct, name)] = {d: rem for d, _, rem in per}
+            out += [{"orderHash": views.h(d), "remaining": views.money(rem), **views.order_json(o)}
+                    for d, o, rem in per]
         return out
 
     # -- requests -------------------------------------------------------------------------------
@@ -293,9 +289,8 @@ class StreamHub:
             raise InvalidRequest(f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection",
                                  code="too_many_subscriptions")
         kind, _, arg = channel.partition(".")
-        eng = self.node.core.engine
         if kind in ("book", "trades"):
-            if arg not in eng.books:
+            if not self.node.is_listed(arg):
                 raise NotFound(f"instrument {arg!r} is not listed", code="unknown_instrument")
             if kind == "trades":
                 self.trades.setdefault(arg, set()).add(conn)
@@ -349,10 +344,11 @@ class StreamHub:
                     for k in [k for k in self.open_sets if k[0] == key]:
                         del self.open_sets[k]
 
-    def handle(self, conn: Conn, raw: str | bytes) -> None:
-        """One client message; answers on the control channel."""
+    def handle(self, conn: Conn, raw: str | bytes, host: str = "?") -> None:
+        """One client message, charged to the client's IP budget; answers on the control channel."""
         rid: Any = None
         try:
+            self.api.charge_ip(host)
             if len(raw) > MAX_MESSAGE_BYTES:
                 raise InvalidRequest(f"message exceeds {MAX_MESSAGE_BYTES} bytes", code="body_too_large")
             try:
@@ -422,19 +418,14 @@ class StreamHub:
     async def heartbeat(self, conn: Conn) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
-            conn.push("heartbeat", {"time": int(self.node.clock()), "head": self.node.core.head.number})
+            conn.push("heartbeat", {"time": int(self.node.clock()), "head": self.node.head.number})
 
     async def serve(self, ws: WebSocket) -> None:
         """The endpoint: accept, run writer and heartbeat tasks, handle requests until disconnect."""
         await ws.accept()
         if self.loop is None:
             self.loop, self.loop_thread = asyncio.get_running_loop(), threading.get_ident()
-        host = ws.client.host if ws.client else "?"
-        try:
-            self.api.per_ip.take(f"ip {host}", time.monotonic())
-        except RateLimited as exc:
-            await ws.close(code=1013, reason=f"rate_limited: retry in {exc.retry_after:.1f} s")
-            return
+        host = ws.client.host if ws.client else "?"  # the connection itself was charged by _IpLimit
         conn = Conn(ws, self.queue_size)
         self.conns.add(conn)
         conn.tasks += [asyncio.create_task(conn.writer()), asyncio.create_task(self.heartbeat(conn))]
@@ -445,7 +436,7 @@ class StreamHub:
                     break
                 raw = m.get("text") if m.get("text") is not None else m.get("bytes") or b""
                 if not conn.dead:
-                    self.handle(conn, raw)
+                    self.handle(conn, raw, host)
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:

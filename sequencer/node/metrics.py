@@ -16,6 +16,8 @@ class Metrics:
                                buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .5), registry=r)
         self.fsync_batch = Histogram("optrollup_log_fsync_records", "Records per synced write",
                                      buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000), registry=r)
+        self.failed = Gauge("optrollup_node_failed",
+                            "1 once the node refuses requests after a storage fault", registry=r)
         self.height = Gauge("optrollup_block_height", "Newest sealed L2 block", registry=r)
         self.book_depth = Gauge("optrollup_book_orders", "Open orders per instrument", ["instrument"], registry=r)
         self.latency = Histogram("optrollup_http_request_seconds", "HTTP request latency", ["route"],

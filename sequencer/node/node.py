@@ -4,8 +4,10 @@ Threading: every method that touches `core` runs on one thread (the asyncio loop
 recovery runs in an executor (cext releases the GIL). Durability: a request is processed, its
 record submitted to the group-committed log in processing order, and the caller answers only
 once the record's future resolves. A `Seal` record closes the open block (if it has txs) and
-opens the next; the block, its withdrawal index and, periodically, a snapshot of `core` are
-written atomically with it, so snapshot S is exactly the state after record S.
+opens the next; the block and its withdrawal index are written atomically with it. Periodically
+a snapshot of `core` as it is right after a seal record S is encoded in a forked child and
+written once record S is durable (`Snapshotter`), so snapshot S is exactly the state after
+record S and intake never waits for it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import pickle
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -32,12 +33,16 @@ from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, 
 from sequencer.core.engine import Engine
 from sequencer.core.header import Block, Header
 from sequencer.core.txs import FillTx, SignedOrder, WithdrawTx, decode_tx, encode_tx
-from sequencer.errors import Conflict, InvalidRequest, OptrollupError, Unavailable
+from sequencer.errors import Conflict, InvalidRequest, OptrollupError, StoreUnavailable
 from sequencer.node.config import NodeConfig
+from sequencer.node.l1follower import L1Follower
 from sequencer.node.metrics import Metrics
+from sequencer.node.reads import NodeReads
 from sequencer.node.records import (Deposit, OperatorCancel, Record, Seal, Signed, decode_record,
                                     encode_record)
-from sequencer.store import BlockStore, GroupCommitter, InputLog, StoreError, block_puts, open_db, snapshot_puts
+from sequencer.node.snapshot import decode_core, encode_core
+from sequencer.node.snapshotter import Snapshotter
+from sequencer.store import BlockStore, GroupCommitter, InputLog, StoreError, block_puts, open_db
 
 log = logging.getLogger("optrollup.node")
 
@@ -49,7 +54,7 @@ SNAPSHOTS_KEPT = 2  # the newest, and one to fall back on
 @dataclass
 class Core:
     """Everything replay rebuilds: the engine (committed state inside), the account tree, the
-    head header and the read-side indexes. Pickled as a whole for snapshots."""
+    head header and the read-side indexes. Snapshots encode it whole (sequencer.node.snapshot)."""
 
     engine: Engine
     tree: AccountTree
@@ -68,23 +73,28 @@ def genesis_core(cfg: NodeConfig) -> tuple[Core, Block]:
     return Core(engine, tree, header0), Block(header0, (cfg.genesis.to_bytes(),))
 
 
-class Node:
-    """One node over one data dir (LevelDB's lock makes it the only one)."""
+class Node(NodeReads):
+    """One node over one data dir (LevelDB's lock makes it the only one). Writes go through
+    `submit`/`process`, `credit_deposit`, `operator_cancel_all` and `seal`; reads through the
+    `NodeReads` interface."""
 
     def __init__(self, data_dir: str | Path, cfg: NodeConfig, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, l1: L1Follower | None = None) -> None:
         self.cfg = cfg
+        self.l1 = l1  # follows the L1 contracts (deposits, batches); run by NodeRunner
         self.clock = clock
         self.domain = cfg.genesis.config.domain
         self.metrics = Metrics()
         self.listeners: list[Callable[[str, Any], None]] = []
         self._events: list[tuple[str, Any]] = []  # fired once the record that caused them is durable
         self.loop: asyncio.AbstractEventLoop | None = None  # where listeners run (bind_loop)
+        self.failed: str | None = None  # set once the node may hold state that is not durable
         self.db = open_db(Path(data_dir) / "db")
         try:
             self.store = BlockStore(self.db)
             self.log = InputLog(self.db)
             self._since_snapshot = 0
+            self.snapshotter = Snapshotter(self.db, keep=SNAPSHOTS_KEPT)
             self.core = self._recover()
             self.committer = GroupCommitter(self.log, on_sync=self.metrics.on_sync)
         except BaseException:
@@ -111,7 +121,7 @@ class Node:
         snap = self.store.latest_snapshot()
         if snap is not None:
             try:
-                core = pickle.loads(snap[1])
+                core = decode_core(snap[1], self.cfg)
                 start = snap[0] + 1
             except Exception as exc:  # a snapshot from other code: the log is the truth
                 log.warning("snapshot at record %d unusable (%s); replaying the whole log", snap[0], exc)
@@ -135,6 +145,7 @@ class Node:
         return core
 
     def close(self) -> None:
+        self.snapshotter.close()
         self.committer.close()
         self.db.close()
 
@@ -265,6 +276,24 @@ class Node:
                          msgpack.packb([number, i, w.account, w.recipient, w.amount, w.nonce])))
         return puts
 
+    # -- failing safe -------------------------------------------------------------------------
+
+    def fail(self, reason: str) -> None:
+        """Stop for good: from now on every write and read is refused (`store_unavailable`)
+        until an operator restarts the node, which recovers the durable state from the log. Called
+        when a log write fails (memory is then ahead of disk) or applying a request broke in a way
+        that is not a rejection (memory may be inconsistent). Thread-safe, idempotent."""
+        if self.failed is None:
+            self.failed = reason
+            log.critical("node failed, refusing all requests until restarted: %s", reason)
+            self.metrics.failed.set(1)
+
+    def check_alive(self) -> None:
+        """StoreUnavailable if the node has failed (see `fail`)."""
+        if self.failed is not None:
+            raise StoreUnavailable(f"the node stopped serving after a storage fault ({self.failed}); "
+                                   "an operator must restart it")
+
     # -- live: time, sealing, logging ---------------------------------------------------------
 
     def _log(self, rec: Record, extra: list[tuple[bytes, bytes]] = (),
@@ -274,30 +303,47 @@ class Node:
         self._since_snapshot += 1
         if isinstance(rec, Signed) and type(rec.msg) is Order:
             extra = [*extra, (ORDER + rec.digest, msgpack.packb(list(rec.msg), use_bin_type=True))]
-        fut = self.committer.submit(encode_record(rec) if raw is None else raw, extra)
+        try:
+            fut = self.committer.submit(encode_record(rec) if raw is None else raw, extra)
+        except StoreError as exc:
+            self.fail(str(exc))
+            raise StoreUnavailable(f"could not log the request: {exc}") from exc
+        fut.add_done_callback(self._on_written)
         if self._events:
             events, self._events = self._events, []
             fut.add_done_callback(lambda f: self._durable(f, events))
         return fut
 
+    def _on_written(self, fut: Future[int]) -> None:
+        exc = fut.exception()
+        if exc is not None:
+            self.fail(f"input log write failed: {exc}")
+
     def seal(self, next_ts: int | None = None) -> Future[int]:
         """Close the open block (if it has txs) and open the next at `next_ts` (default now)."""
+        self.check_alive()
         eng = self.core.engine
         ts = max(int(self.clock()), eng.now) if next_ts is None else max(next_ts, eng.now)
         seq = self.committer.next_seq
-        _, puts = self._seal(ts, replay=False)
-        snapshot = self._since_snapshot + 1 >= self.cfg.snapshot_every_records
-        if snapshot:
-            puts += snapshot_puts(seq, pickle.dumps(self.core, protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            _, puts = self._seal(ts, replay=False)
+        except Exception as exc:
+            self.fail(f"sealing raised {exc!r}")
+            raise StoreUnavailable("internal error while sealing; the node stopped") from exc
+        due = (self._since_snapshot + 1 >= self.cfg.snapshot_every_records
+               and not self.snapshotter.busy)
+        if due:
             self._since_snapshot = -1  # this seal record itself
         fut = self._log(Seal(ts), puts)
-        if snapshot:  # once the new one is durable, older snapshots are dead weight
-            fut.add_done_callback(lambda f: f.exception() is None
-                                  and self.store.prune_snapshots(keep=SNAPSHOTS_KEPT))
+        if due:  # the state right after this seal, written once the seal is durable
+            core, cfg = self.core, self.cfg
+            self.snapshotter.take(seq, lambda: encode_core(core, cfg), fut)
         return fut
 
     def tick(self) -> Future[int] | None:
         """Keep block time fresh: seal (or re-time an empty block) once `block_time` has passed."""
+        if self.failed is not None:
+            return None
         eng = self.core.engine
         now = int(self.clock())
         if now - eng.now >= max(1.0, self.cfg.block_time) or len(eng.txs) >= self.cfg.max_block_txs:
@@ -312,8 +358,13 @@ class Node:
         return digests, recover_addresses(digests, [s for _, s in items])
 
     def process(self, items: Sequence[tuple[Any, bytes]], digests: Sequence[bytes],
-                signers: Sequence[bytes | None]) -> list[tuple[Any, Future[int] | None]]:
-        """Apply verified requests in order; each result is (value or OptrollupError, future)."""
+                signers: Sequence[bytes | None],
+                admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
+                ) -> list[tuple[Any, Future[int] | None]]:
+        """Apply verified requests in order; each result is (value or OptrollupError, future).
+        `admit(msg, signer)`, if given, may refuse an item before it is applied (e.g. a rate
+        limit charged to the recovered signer) by returning the error to answer."""
+        self.check_alive()
         self.tick()
         out: list[tuple[Any, Future[int] | None]] = []
         for (msg, sig), d, signer in zip(items, digests, signers):
@@ -324,6 +375,12 @@ class Node:
             except (OverflowError, TypeError, ValueError) as exc:
                 out.append((InvalidRequest(f"request cannot be recorded: {exc}", code="unencodable"), None))
                 continue
+            if admit is not None:
+                refused = admit(msg, signer)
+                if refused is not None:
+                    self.metrics.rejected.labels(kind, refused.code).inc()
+                    out.append((refused, None))
+                    continue
             try:
                 value = self._apply(rec)
             except OptrollupError as exc:
@@ -331,18 +388,28 @@ class Node:
                 self.metrics.rejected.labels(kind, exc.code).inc()
                 out.append((exc, None))
                 continue
+            except Exception as exc:  # a bug: memory may now differ from any replay of the log
+                self._events.clear()
+                log.exception("applying a %s broke", kind)
+                self.fail(f"applying a {kind} raised {exc!r}")
+                raise StoreUnavailable("internal error while applying the request; the node "
+                                       "stopped to keep its state equal to its log") from exc
             self.metrics.accepted_kind(kind).inc()
             out.append((value, self._log(rec, raw=raw)))
             if len(self.core.engine.txs) >= self.cfg.max_block_txs:
                 self.seal()
         return out
 
-    async def submit(self, items: Sequence[tuple[Any, bytes]]) -> list[Any]:
-        """Verify off-thread, process in order, and return once every accepted one is durable.
-        Each result is the engine's answer or the OptrollupError that rejected it."""
+    async def submit(self, items: Sequence[tuple[Any, bytes]],
+                     admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
+                     ) -> list[Any]:
+        """Verify off-thread, process in order (see `process` for `admit`), and return once
+        every accepted one is durable. Each result is the engine's answer or the
+        OptrollupError that rejected it."""
+        self.check_alive()
         loop = asyncio.get_running_loop()
         digests, signers = await loop.run_in_executor(None, self.verify, items)
-        done = self.process(items, digests, signers)
+        done = self.process(items, digests, signers, admit)
         # Records become durable in log order and a failed write fails every later one, so
         # the last accepted record's future stands for all of them.
         last = next((f for _, f in reversed(done) if f is not None), None)
@@ -350,11 +417,12 @@ class Node:
             try:
                 await asyncio.wrap_future(last)
             except StoreError as exc:
-                raise Unavailable(f"could not make the request durable: {exc}") from exc
+                raise StoreUnavailable(f"could not make the request durable: {exc}") from exc
         return [v for v, _ in done]
 
     def credit_deposit(self, account: bytes, amount: int, l1_nonce: int, l1_block: int) -> Future[int] | None:
         """Credit L1 deposit `l1_nonce` once, in nonce order (earlier nonces are ignored)."""
+        self.check_alive()
         cursor = self.core.engine.state.deposit_cursor
         if l1_nonce < cursor:
             return None
@@ -369,6 +437,7 @@ class Node:
     def operator_cancel_all(self, account: bytes, reason: str) -> Future[int] | None:
         """Cancel every open order of `account` without its signature (an operator action,
         logged so replay repeats it); None when it has no open orders. Loop thread only."""
+        self.check_alive()
         if not self.core.engine.by_account.get(account):
             return None
         self.tick()

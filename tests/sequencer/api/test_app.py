@@ -25,7 +25,7 @@ def env(tmp_path: Path):
     k = Kit(tmp_path, limits=Limits(orders_per_second=5, burst=20, max_body_bytes=64 * 1024))
     for u in (A, B):
         k.fund(u, 50_000 * U)
-    app = create_app(k.node, tick_seconds=3600)
+    app = create_app(k.node, tick_seconds=3600, monotonic=k.clock)  # buckets refill only if we say
     with TestClient(app) as client:
         info = client.get("/v1/info").json()
         for key in ORACLES:
@@ -151,10 +151,49 @@ def test_batch_has_per_item_results(env) -> None:
 def test_rate_limit_is_429_with_retry_after(env) -> None:
     k, client, info = env
     codes = [post_order(client, info, A, nonce=1000 + i).status_code for i in range(40)]
-    assert 429 in codes
+    assert codes == [200] * 20 + [429] * 20  # burst 20, and the clock does not move
     r = post_order(client, info, A, nonce=5000)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
     assert r.json()["error"]["code"] == "rate_limited"
+    k.clock.t += 1  # 5 orders/s come back
+    assert [post_order(client, info, A, nonce=6000 + i).status_code for i in range(6)] == [200] * 5 + [429]
+
+
+def test_a_stranger_cannot_spend_an_accounts_budget(env) -> None:
+    """Issue 10 #4: orders claiming A but signed by someone else are charged to nobody's
+    account budget (only the sender's IP); A's own full burst still goes through."""
+    k, client, info = env
+    for i in range(100):
+        m = order_msg(A, nonce=100 + i)
+        r = client.post("/v1/orders", json={"order": m, "signature": sign(info, "Order", m, B)})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "signer_mismatch", r.text
+    batch = [{"order": order_msg(A, nonce=300 + i), "signature": sign(info, "Order", order_msg(A, nonce=300 + i), B)}
+             for i in range(50)]
+    res = client.post("/v1/orders/batch", json={"orders": batch}).json()["results"]
+    assert {r["error"]["code"] for r in res} == {"signer_mismatch"}
+    codes = [post_order(client, info, A, nonce=1000 + i).status_code for i in range(21)]
+    assert codes == [200] * 20 + [429]  # A's whole burst of 20 is A's
+
+
+def test_one_ip_budget_covers_every_route_and_the_websocket(tmp_path: Path) -> None:
+    k = Kit(tmp_path, limits=Limits(ip_requests_per_second=1, ip_burst=6))
+    app = create_app(k.node, tick_seconds=3600, monotonic=k.clock)
+    with TestClient(app) as client:
+        got = [client.get(p).status_code for p in
+               ("/v1/info", "/v1/instruments", "/openapi.json", "/v1/blocks/0", "/v1/nope")]
+        assert got == [200, 200, 200, 200, 404]
+        with client.websocket_connect("/v1/stream") as ws:  # the 6th: the connection
+            ws.send_json({"op": "ping", "id": 1})           # the 7th: a message over it
+            reply = ws.receive_json()
+            assert reply["channel"] == "control" and reply["data"]["op"] == "error", reply
+            assert reply["data"]["error"]["code"] == "rate_limited"
+        r = client.get("/v1/info")
+        assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+        with pytest.raises(Exception):  # refused at the handshake
+            with client.websocket_connect("/v1/stream"):
+                pass
+        k.clock.t += 1
+        assert client.get("/v1/info").status_code == 200
 
 
 def test_private_reads_need_auth(env) -> None:

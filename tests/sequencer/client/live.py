@@ -55,6 +55,6 @@ def live_node(tmp_path: Path, limits: Limits | None = None, tick_seconds: float 
     for u in USERS[:6]:
         k.fund(u, 50_000 * U)
     k.feeds()
-    app = create_app(k.node, tick_seconds=tick_seconds)
+    app = create_app(k.node, tick_seconds=tick_seconds, monotonic=k.clock)  # limits on test time
     with serve(app) as url:
         yield Live(k, app, url)

@@ -136,3 +136,26 @@ def test_faucet_command_takes_a_keystore(chain, tmp_path: Path, capsys) -> None:
     follower = L1Follower(cfg.l1, cfg.rollup)
     _, deps = follower.poll(client.block_number() - 5)
     assert [d.amount for d in deps if d.account == parse_address(who.address)] == [2 * U, 2 * U]
+
+
+def test_the_node_follows_l1_without_the_http_app(chain, tmp_path: Path) -> None:
+    """Deposits are the node's business: NodeRunner credits them with no HTTP app running."""
+    import asyncio
+
+    from sequencer.node.runner import NodeRunner
+    anvil, client, dep, cfg = chain
+    carol = anvil.accounts[8]
+    faucet(client, dep, carol, 7)
+    settings = replace(cfg.l1, poll_seconds=0.05)
+    node = Node(tmp_path, cfg, l1=L1Follower(settings, cfg.rollup))
+
+    async def run() -> None:
+        async with NodeRunner(node, tick_seconds=0.05):
+            for _ in range(400):
+                if collateral(node, carol.address) == 7 * U:
+                    return
+                await asyncio.sleep(0.05)
+
+    asyncio.run(run())
+    assert collateral(node, carol.address) == 7 * U
+    node.close()

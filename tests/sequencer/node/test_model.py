@@ -32,7 +32,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
                                  rule)
 
 from cext import Order
-from sequencer.core.eip712 import Cancel, CancelAll, Feed, Withdraw
+from sequencer.core.eip712 import Cancel, CancelAll, Feed, SessionKey, Withdraw
 from sequencer.core.margin import positions_margin
 from sequencer.errors import OptrollupError
 from sequencer.node.node import WITHDRAWAL, Node
@@ -43,6 +43,7 @@ from tests.sequencer.node.kit import CALL, EXPIRY, PUT, T0, Clock, node_config
 U = 10**6
 TRADERS = USERS[:4]
 STRANGER = USERS[10]  # never funded: signs for others
+SESSION = {k.address: USERS[20 + i] for i, k in enumerate(TRADERS)}  # each trader's session key
 PRICES = [u * U for u in (300, 340, 360, 370, 375, 380, 400, 450)]
 AMOUNTS = [10_000, 20_000, 50_000, 100_000]
 MOVES_PCT = [-8, -4, 4, 8]  # feeds may deviate at most 10% from the other keys' median
@@ -228,6 +229,25 @@ class NodeModel(RuleBasedStateMachine):
         o = self.order(who, instrument=instrument, is_buy=is_buy, price=price, amount=amount,
                        tif=tif, post_only=post_only and tif == 0, reduce_only=reduce_only, ttl=ttl)
         sig = self.sign(who, o)
+        if not isinstance(self.send(o, sig), OptrollupError):
+            self.sent.append((o, sig))
+
+    @rule(who=st.sampled_from(TRADERS), ttl=st.sampled_from([0, 2, 3600]), by_key=st.booleans())
+    def session_key(self, who: Key, ttl: int, by_key: bool) -> None:
+        """Register (or, ttl 0, revoke) the trader's session key; only the account may do it."""
+        sk = SessionKey(who.address, SESSION[who.address].address, int(self.clock()) + ttl)
+        r = self.send(sk, self.sign(SESSION[who.address] if by_key else who, sk))
+        if by_key:
+            assert isinstance(r, OptrollupError) and r.code == "signer_mismatch", r
+        else:  # the same message twice is a replay
+            assert not isinstance(r, OptrollupError) or r.code == "session_key_replayed", r
+
+    @rule(who=st.sampled_from(TRADERS), is_buy=st.booleans(), price=st.sampled_from(PRICES),
+          tif=st.sampled_from([0, 1]))
+    def place_with_session_key(self, who: Key, is_buy: bool, price: int, tif: int) -> None:
+        """Signed by the trader's session key: accepted while it is registered and live."""
+        o = self.order(who, is_buy=is_buy, price=price, tif=tif)
+        sig = self.sign(SESSION[who.address], o)
         if not isinstance(self.send(o, sig), OptrollupError):
             self.sent.append((o, sig))
 

@@ -105,6 +105,7 @@ def test_restart_from_snapshot(tmp_path: Path) -> None:
     trade_some(k)
     seal(k)
     k.place(C, instrument=CALL, is_buy=True, price=90 * U, amount=10_000, nonce=7, expiry=T0 + 3600)
+    k.node.snapshotter.wait()
     assert k.node.store.latest_snapshot() is not None
     assert len(list(k.node.db.iterator(prefix=b"snap/", include_value=False))) <= 2  # pruned
     restart_matches(k)
@@ -115,6 +116,7 @@ def test_corrupt_snapshot_falls_back_to_full_replay(tmp_path: Path) -> None:
     k = Kit(tmp_path, snapshot_every_records=3)
     trade_some(k)
     seal(k)
+    k.node.snapshotter.wait()
     seq, _ = k.node.store.latest_snapshot()
     k.node.db.put(b"snap/" + seq.to_bytes(8, "big"), b"not a pickle")
     restart_matches(k)

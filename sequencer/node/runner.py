@@ -1,0 +1,79 @@
+"""The node's own background work, on the event loop that owns `Node.core`: keeping block time
+fresh (`Node.tick`) and following L1 (crediting confirmed deposits in nonce order, exactly once).
+It belongs to the node, not to the HTTP layer: `optrollup serve` runs it through the app's
+lifespan, and anything else that hosts a node (tests, benchmarks) runs it the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+
+from sequencer.errors import OptrollupError
+from sequencer.node.node import Node
+
+log = logging.getLogger("optrollup.node")
+
+
+async def follow_l1_once(node: Node) -> int:
+    """One follower round: poll L1 off the loop, credit the confirmed deposits the node lacks in
+    nonce order, and wait until they are durable. Returns how many were credited. A deposit that
+    cannot be credited ends the round (the next round retries from it)."""
+    l1 = node.l1
+    if l1 is None:
+        return 0
+    loop = asyncio.get_running_loop()
+    _, deposits = await loop.run_in_executor(None, l1.poll, node.core.l1_block)
+    futs = []
+    for d in deposits:
+        try:
+            f = node.credit_deposit(d.account, d.amount, d.nonce, d.l1_block)
+        except OptrollupError as exc:
+            log.warning("deposit %d not credited: %s", d.nonce, exc)
+            break
+        if f is not None:
+            futs.append(asyncio.wrap_future(f))
+    if futs:
+        await asyncio.gather(*futs)
+    return len(futs)
+
+
+class NodeRunner:
+    """`async with NodeRunner(node, tick_seconds):` ticks the node and follows L1 (if the node
+    has a follower) until the block exits; the node stays open (closing it is the owner's)."""
+
+    def __init__(self, node: Node, tick_seconds: float = 0.2) -> None:
+        self.node, self.tick_seconds = node, tick_seconds
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> "NodeRunner":
+        self.node.bind_loop(asyncio.get_running_loop())
+        self._tasks = [asyncio.create_task(self._ticker(), name="node-ticker")]
+        if self.node.l1 is not None:
+            self._tasks.append(asyncio.create_task(self._follower(), name="l1-follower"))
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            try:
+                self.node.tick()
+            except Exception:  # noqa: BLE001 - keep ticking; the error is logged
+                log.exception("tick failed")
+
+    async def _follower(self) -> None:
+        assert self.node.l1 is not None
+        while True:
+            if self.node.failed is None:
+                try:
+                    await follow_l1_once(self.node)
+                except Exception:  # noqa: BLE001 - one bad round must not end the follower
+                    log.exception("L1 follower round failed; retrying")
+            await asyncio.sleep(self.node.l1.settings.poll_seconds)
