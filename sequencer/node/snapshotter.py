@@ -43,6 +43,7 @@ class Snapshotter:
             inline = os.environ.get("OPTROLLUP_SNAPSHOT_INLINE") == "1" or not hasattr(os, "fork")
         self.inline = inline
         self._busy: threading.Thread | None = None
+        self._closing = threading.Event()
         self._child: int | None = None
         self.written: list[int] = []  # seqs written by this process (for tests and metrics)
 
@@ -105,8 +106,11 @@ class Snapshotter:
             data = produce()
             if data is None:
                 return
-            if durable.exception() is not None:  # waits; the record never became durable
-                return
+            while not durable.done():  # the seal record is not durable yet
+                if self._closing.wait(0.01):
+                    return
+            if durable.exception() is not None or self._closing.is_set():
+                return  # the record never became durable, or the node is closing
             self.db.put(_key(seq), data, sync=True)
             self.written.append(seq)
             keys = list(self.db.iterator(prefix=SNAP, include_value=False))
@@ -122,7 +126,9 @@ class Snapshotter:
             t.join(timeout)
 
     def close(self) -> None:
-        """Abandon a snapshot in flight (the child is killed) and wait for the writer thread."""
+        """Abandon a snapshot in flight (the child is killed) and wait for the writer thread;
+        after this nothing touches the database (close it only then)."""
+        self._closing.set()
         pid = self._child
         if pid is not None:
             try:

@@ -120,7 +120,9 @@ def check_risk_caches(node: Node) -> None:
 
 def kill(node: Node) -> None:
     """Injected fault: the process dies. Whatever the log writer has not picked up is lost;
-    the batch it is writing completes (as an fsync in progress would)."""
+    the batch it is writing completes (as an fsync in progress would), and so does nothing else
+    (a snapshot in flight is lost with its child)."""
+    node.snapshotter.close()
     c = node.committer
     with c._cond:  # noqa: SLF001
         c._pending.clear()  # noqa: SLF001
