@@ -25,6 +25,7 @@ from sequencer.errors import (Conflict, InvalidRequest, InvalidSignature, NotFou
                               OptrollupError, Rejected)
 
 MAX_UINT64 = 2**64 - 1
+ZERO_ADDRESS = b"\0" * 20
 MAX_SESSION_KEYS = 16
 
 Signers = Mapping[tuple[bytes, bytes], "bytes | None"]
@@ -296,6 +297,9 @@ def _withdraw(state: State, tx: WithdrawTx, ctx: BlockContext) -> None:
                        code="bad_withdrawal_nonce")
     if not 0 < w.amount <= MAX_UINT64:
         raise InvalidRequest(f"withdraw amount must be positive, got {w.amount}", code="bad_amount")
+    if w.recipient == ZERO_ADDRESS:
+        raise InvalidRequest("withdraw recipient is the zero address, which L1 can never pay",
+                             code="bad_recipient")
     if w.amount > acct.collateral:
         raise Rejected(f"withdraw amount {w.amount} exceeds collateral {acct.collateral}",
                        code="insufficient_collateral")

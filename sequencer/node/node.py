@@ -25,7 +25,7 @@ from typing import Any
 
 import msgpack
 
-from cext import Order, recover_addresses
+from cext import Order, parse_address, recover_addresses, to_checksum
 from sequencer.core import eip712
 from sequencer.core.accounttree import AccountTree
 from sequencer.core.chain import seal_header, withdrawal_leaves
@@ -185,6 +185,8 @@ class Node(NodeReads):
                 self._bump(name)
             return n
         if isinstance(msg, Withdraw):
+            if not replay:
+                self._check_recipient(msg.recipient)
             tx = eng.withdraw(msg, rec.signature)
             core.pending_withdrawals[rec.digest] = msg
             return tx
@@ -197,6 +199,18 @@ class Node(NodeReads):
             self._bump(msg.instrument)
             return tx
         raise TypeError(f"unknown record message {type(msg).__name__}")
+
+    def _check_recipient(self, recipient: bytes) -> None:
+        """Refuse paying out to our own L1 contracts: tokens sent to the Bridge, the Rollup or
+        the token contract itself are lost (the state transition refuses address zero)."""
+        ours = {"the Rollup": self.cfg.rollup}
+        if self.cfg.l1 is not None:
+            ours.update({"the Bridge": self.cfg.l1.bridge,
+                         "the collateral token": self.cfg.l1.collateral_token})
+        for what, address in ours.items():
+            if recipient == parse_address(address):
+                raise InvalidRequest(f"withdraw recipient {to_checksum(recipient)} is {what}: "
+                                     "funds sent there are lost", code="bad_recipient")
 
     def _emit(self, kind: str, payload: Any) -> None:
         if self.listeners:

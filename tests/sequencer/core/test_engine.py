@@ -273,3 +273,12 @@ def test_a_refused_margin_check_leaves_no_half_built_risk_cache() -> None:
     wd = Withdraw(A.address, A.address, U, 0)
     for _ in range(2):
         assert code(w.engine.withdraw, wd, w.sign(A, wd)) == "oracle_stale"
+
+
+def test_a_withdrawal_to_address_zero_is_refused() -> None:
+    """L1 can never pay address zero (issue 11 #4): refused by the state transition itself."""
+    w = World()
+    wd = Withdraw(A.address, b"\0" * 20, U, 0)
+    assert code(w.engine.withdraw, wd, w.sign(A, wd)) == "bad_recipient"
+    ok = Withdraw(A.address, B.address, U, 0)
+    w.engine.withdraw(ok, w.sign(A, ok))

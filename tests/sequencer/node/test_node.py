@@ -212,3 +212,14 @@ def test_order_status_of_finished_orders_survives_restart(tmp_path: Path) -> Non
     assert node.order_status(b"\1" * 32) is None
     assert set(node.accepted_order_hashes()) == {maker.orderHash, resting.orderHash, taker.orderHash}
     k.node.close()
+
+
+def test_a_withdrawal_to_our_own_contracts_is_refused(tmp_path: Path) -> None:
+    from sequencer.core.eip712 import Withdraw
+    k = Kit(tmp_path)
+    k.fund(A, 1_000 * U)
+    rollup = bytes.fromhex(k.cfg.rollup[2:])
+    w = Withdraw(A.address, rollup, 5 * U, 0)
+    r = k.run([(w, k.sign(A, w))])[0]
+    assert isinstance(r, OptrollupError) and r.code == "bad_recipient" and "the Rollup" in r.message
+    k.node.close()
