@@ -8,6 +8,7 @@ argparse subparsers object and adding its commands, each with `func` set.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -33,7 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def honour_ctrl_c() -> None:
+    """Ctrl-C (SIGINT) stops every command, even when it was started with SIGINT ignored (a
+    background job of a non-interactive shell inherits SIG_IGN, and Python then keeps it): found
+    when `verify --watch` and the devnet could not be stopped in a backgrounded CI run."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    honour_ctrl_c()
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
