@@ -35,6 +35,7 @@ from sequencer import procs
 from sequencer.core.chainspec import Genesis
 from sequencer.core.config import CoreConfig, OracleParams
 from sequencer.core.instruments import MONTHS, make_instrument
+from sequencer.errors import InvalidRequest
 from sequencer.feeder import Feeder
 from sequencer.l1 import Anvil, Deployment, L1Client, deploy
 from sequencer.node.config import L1Settings, NodeConfig
@@ -264,7 +265,14 @@ def devnet(args: argparse.Namespace) -> int:
         client = anvil.client()
         fresh = not files.deployment.exists()
         dep = first_run(files, client, anvil.accounts) if fresh else Deployment.load(files.deployment)
-        cfg = node_config(dep, anvil.url)
+        try:
+            cfg = node_config(dep, anvil.url)
+        except InvalidRequest as exc:
+            if exc.code != "unknown_rules_version":
+                raise
+            raise InvalidRequest(f"{files.root} holds a devnet made by an older optrollup whose "
+                                 f"rules this version no longer runs ({exc.message}); remove that "
+                                 "directory to start a new devnet", code=exc.code) from None
         files.node_config.write_text(json.dumps(cfg.to_json(), indent=2))
         port = args.port or free_port()
         api = f"http://127.0.0.1:{port}"
