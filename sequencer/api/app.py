@@ -54,12 +54,16 @@ class Api:
     """State the handlers share: the node, the L1 follower, rate limiters, and the monotonic
     clock (seconds) the limiters run on (injected so tests do not depend on machine speed)."""
 
-    def __init__(self, node: Node, l1: L1Follower | None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
-        self.node, self.l1, self.monotonic = node, l1, monotonic
+    def __init__(self, node: Node, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.node, self.monotonic = node, monotonic
         lim = node.cfg.limits
         self.per_account = RateLimiter(lim.orders_per_second, lim.burst, what="requests")
         self.per_ip = RateLimiter(lim.ip_requests_per_second, lim.ip_burst, what="requests")
+
+    @property
+    def l1(self) -> L1Follower | None:
+        """The node's L1 follower (batch status, proofs, payouts), if it follows L1."""
+        return self.node.l1
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -118,14 +122,12 @@ class Api:
         return result
 
 
-def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float = 0.2,
+def create_app(node: Node, *, tick_seconds: float = 0.2,
                monotonic: Callable[[], float] = time.monotonic) -> FastAPI:
     """The HTTP API over `node`; the app's lifespan runs the node's background work
-    (`NodeRunner`: ticks and the L1 follower) and closes the node at shutdown. `l1`, if given,
-    becomes the node's follower (else the one it was built with is used)."""
-    if l1 is not None:
-        node.l1 = l1
-    api = Api(node, node.l1, monotonic)
+    (`NodeRunner`: ticks and the node's L1 follower, if it has one) and closes the node at
+    shutdown."""
+    api = Api(node, monotonic)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
@@ -227,7 +229,7 @@ def create_app(node: Node, *, l1: L1Follower | None = None, tick_seconds: float 
     @app.get("/health")
     @app.get("/v1/health")
     async def health() -> Any:
-        l1v = l1.view if l1 is not None else None
+        l1v = node.l1.view if node.l1 is not None else None
         return {"status": "ok", "head": node.head.number, "blockTime": node.block_time,
                 "l1": None if l1v is None else {"head": l1v.head, "batches": len(l1v.batches),
                                                  "final": l1v.final_count, "error": l1v.error}}

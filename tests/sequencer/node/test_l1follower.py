@@ -159,3 +159,21 @@ def test_the_node_follows_l1_without_the_http_app(chain, tmp_path: Path) -> None
     asyncio.run(run())
     assert collateral(node, carol.address) == 7 * U
     node.close()
+
+
+def test_health_reports_the_nodes_l1_view(chain, tmp_path: Path) -> None:
+    """`optrollup serve` gives the follower to the Node; /health must still show L1."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from sequencer.api.app import create_app
+    anvil, client, dep, cfg = chain
+    node = Node(tmp_path, cfg, l1=L1Follower(replace(cfg.l1, poll_seconds=0.05), cfg.rollup))
+    with TestClient(create_app(node, tick_seconds=0.05)) as http:
+        deadline = time.monotonic() + 10
+        while ((got := http.get("/health").json())["l1"] is None
+               or got["l1"]["head"] < dep.deployment_block):
+            assert time.monotonic() < deadline, got
+            time.sleep(0.05)
+        assert got["l1"]["head"] >= dep.deployment_block and got["l1"]["error"] is None
