@@ -2,11 +2,11 @@
 feeds, session keys, listings, deposits) at a block time and proposes block transactions.
 
 Every state change goes through `transition.apply`; a resting order whose fill would fail apply
-is cancelled instead. Every request is a transaction (`_Txn`): its cancels of resting orders are
-staged and its state changes journalled, so a request either commits all of its effects or,
-when it raises, none: a rejected request leaves books, state and caches exactly as they were,
-which is what lets the input log (accepted requests only) replay to the same node. Signatures are recovered in batches (`recover`) before processing. The
-engine's own data (books, open orders, seen digests, last cancel-all) is rebuilt by replaying
+is cancelled instead. Every order is a transaction (`_Txn`): its cancels of resting orders are
+staged and its state changes journalled, so it either commits all of its effects or, when it
+raises, none: a rejected request leaves books, state and caches exactly as they were, which is
+what lets the input log (accepted requests only) replay to the same node. Signatures are
+recovered in batches (`recover`) before processing. The engine's own data (books, open orders, seen digests, last cancel-all) is rebuilt by replaying
 the input log; only `state` is committed.
 """
 

@@ -82,6 +82,10 @@ class Node(NodeReads):
                  clock: Callable[[], float] = time.time, l1: L1Follower | None = None) -> None:
         self.cfg = cfg
         self.l1 = l1  # follows the L1 contracts (deposits, batches); run by NodeRunner
+        self._own_contracts = {parse_address(a): what for what, a in (
+            ("the Rollup", cfg.rollup),
+            *(() if cfg.l1 is None else (("the Bridge", cfg.l1.bridge),
+                                         ("the collateral token", cfg.l1.collateral_token))))}
         self.clock = clock
         self.domain = cfg.genesis.config.domain
         self.metrics = Metrics()
@@ -203,14 +207,10 @@ class Node(NodeReads):
     def _check_recipient(self, recipient: bytes) -> None:
         """Refuse paying out to our own L1 contracts: tokens sent to the Bridge, the Rollup or
         the token contract itself are lost (the state transition refuses address zero)."""
-        ours = {"the Rollup": self.cfg.rollup}
-        if self.cfg.l1 is not None:
-            ours.update({"the Bridge": self.cfg.l1.bridge,
-                         "the collateral token": self.cfg.l1.collateral_token})
-        for what, address in ours.items():
-            if recipient == parse_address(address):
-                raise InvalidRequest(f"withdraw recipient {to_checksum(recipient)} is {what}: "
-                                     "funds sent there are lost", code="bad_recipient")
+        what = self._own_contracts.get(recipient)
+        if what is not None:
+            raise InvalidRequest(f"withdraw recipient {to_checksum(recipient)} is {what}: "
+                                 "funds sent there are lost", code="bad_recipient")
 
     def _emit(self, kind: str, payload: Any) -> None:
         if self.listeners:

@@ -24,13 +24,9 @@ from concurrent.futures import Future
 
 import plyvel
 
-from sequencer.store.blocks import SNAP
+from sequencer.store.blocks import BlockStore, snapshot_puts
 
 log = logging.getLogger("optrollup.node")
-
-
-def _key(seq: int) -> bytes:
-    return SNAP + seq.to_bytes(8, "big")
 
 
 class Snapshotter:
@@ -111,11 +107,10 @@ class Snapshotter:
                     return
             if durable.exception() is not None or self._closing.is_set():
                 return  # the record never became durable, or the node is closing
-            self.db.put(_key(seq), data, sync=True)
+            [(key, value)] = snapshot_puts(seq, data)
+            self.db.put(key, value, sync=True)
             self.written.append(seq)
-            keys = list(self.db.iterator(prefix=SNAP, include_value=False))
-            for key in keys[:-self.keep]:
-                self.db.delete(key)
+            BlockStore(self.db).prune_snapshots(keep=self.keep)
         except Exception:  # noqa: BLE001 - a snapshot is an optimisation: log, never crash
             log.exception("snapshot %d not written", seq)
 
