@@ -40,7 +40,7 @@ class BlockData:
 
     number: int
     timestamp: int
-    deposit_cursor: int
+    message_cursor: int
     state_root: bytes
     withdrawal_root: bytes
     txs: tuple[bytes, ...]
@@ -48,7 +48,7 @@ class BlockData:
 
 def block_data(block: Block) -> BlockData:
     h = block.header
-    return BlockData(h.number, h.timestamp, h.l1_deposit_cursor, h.state_root,
+    return BlockData(h.number, h.timestamp, h.l1_message_cursor, h.state_root,
                      h.withdrawal_root, block.txs)
 
 
@@ -82,7 +82,7 @@ def encode_batch(blocks: Sequence[BlockData], domain: bytes) -> bytes:
                         table[_digest_of(domain, ref)] = count
                         count += 1
             txs.append(packed)
-        out_blocks.append([blk.timestamp, blk.deposit_cursor, blk.state_root,
+        out_blocks.append([blk.timestamp, blk.message_cursor, blk.state_root,
                            blk.withdrawal_root, txs])
     body = msgpack.packb([VERSION, blocks[0].number, out_blocks], use_bin_type=True)
     return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(body)

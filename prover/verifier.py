@@ -255,9 +255,9 @@ class Verifier:
             if header.withdrawal_root != blk.withdrawal_root:
                 raise fail(f"posted withdrawalRoot {_hex(blk.withdrawal_root)} != recomputed "
                            f"{_hex(header.withdrawal_root)}", n)
-            if header.l1_deposit_cursor != blk.deposit_cursor:
-                raise fail(f"posted l1DepositCursor {blk.deposit_cursor} != recomputed "
-                           f"{header.l1_deposit_cursor}", n)
+            if header.l1_message_cursor != blk.message_cursor:
+                raise fail(f"posted l1MessageCursor {blk.message_cursor} != recomputed "
+                           f"{header.l1_message_cursor}", n)
             if wroots[k] != header.withdrawal_root:
                 raise fail(f"withdrawalRoots[{k}] {_hex(wroots[k])} != recomputed "
                            f"{_hex(header.withdrawal_root)}", n)

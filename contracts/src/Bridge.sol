@@ -23,7 +23,7 @@ interface IERC20Minimal {
 ///
 /// Deposits: `deposit` pulls `amount` of the collateral token from the caller and emits
 /// `Deposited` with a nonce counting from 0. The sequencer credits deposits in nonce order; a
-/// block header's `l1DepositCursor` is the number of deposits credited so far. Each deposit's
+/// block header's `l1MessageCursor` is the number of deposits credited so far. Each deposit's
 /// (depositor, l2Account, amount) is committed in storage so that it can be refunded if the
 /// escape hatch opens before the deposit reaches a final L2 state.
 ///
@@ -36,7 +36,7 @@ interface IERC20Minimal {
 ///   * `escape`: each account may withdraw, once, the `collateral` of its account leaf in the
 ///     last final state (proof against that state's depth-32 stateRoot).
 ///   * `refundDeposit`: a deposit not yet credited in the last final state (nonce >= that
-///     block's l1DepositCursor) is returned to its depositor, once.
+///     block's l1MessageCursor) is returned to its depositor, once.
 ///   * `finalizeWithdrawal` keeps working for withdrawals in final batches (their amounts were
 ///     already debited from the account leaves, so nothing is paid twice).
 ///
@@ -122,7 +122,7 @@ contract Bridge {
     error InvalidAccountProof();
     error NotFrozen();
     error HeaderMismatch(bytes32 lastFinalHeaderHash, bytes32 givenHeaderHash);
-    error DepositAlreadyCredited(uint256 nonce, uint64 l1DepositCursor);
+    error DepositAlreadyCredited(uint256 nonce, uint64 l1MessageCursor);
     error UnknownDeposit(uint256 nonce);
     error DepositAlreadyRefunded(uint256 nonce);
     error TokenTransferFailed();
@@ -224,7 +224,7 @@ contract Bridge {
     }
 
     /// @notice After the freeze, returns a deposit that the last final state had not credited
-    ///         (nonce >= the last final header's l1DepositCursor) to its depositor, once.
+    ///         (nonce >= the last final header's l1MessageCursor) to its depositor, once.
     /// @param lastFinalHeader the full header of the last final L2 block (its hash must match
     ///        the Rollup's last final header hash); it proves the deposit cursor.
     function refundDeposit(
@@ -239,7 +239,7 @@ contract Bridge {
         (, bytes32 finalHeaderHash,) = rollup.lastFinalState();
         bytes32 given = Encoding.headerHash(lastFinalHeader);
         if (given != finalHeaderHash) revert HeaderMismatch(finalHeaderHash, given);
-        if (nonce < lastFinalHeader.l1DepositCursor) revert DepositAlreadyCredited(nonce, lastFinalHeader.l1DepositCursor);
+        if (nonce < lastFinalHeader.l1MessageCursor) revert DepositAlreadyCredited(nonce, lastFinalHeader.l1MessageCursor);
         bytes32 c = depositCommitment[nonce];
         if (c == REFUNDED) revert DepositAlreadyRefunded(nonce);
         if (c == bytes32(0) || c != keccak256(abi.encode(depositor, l2Account, amount))) revert UnknownDeposit(nonce);

@@ -23,15 +23,15 @@ library Encoding {
         bytes32 txRoot;
         bytes32 stateRoot;
         bytes32 withdrawalRoot;
-        uint64 l1DepositCursor; // number of Bridge deposits credited up to and including this block
+        uint64 l1MessageCursor; // number of Bridge deposits credited up to and including this block
     }
 
     /// @notice headerHash = H(abi.encode(number, parentHash, timestamp, txRoot, stateRoot,
-    ///         withdrawalRoot, l1DepositCursor)).
+    ///         withdrawalRoot, l1MessageCursor)).
     function headerHash(BlockHeader calldata h) internal pure returns (bytes32) {
         return keccak256(
             abi.encode(
-                h.number, h.parentHash, h.timestamp, h.txRoot, h.stateRoot, h.withdrawalRoot, h.l1DepositCursor
+                h.number, h.parentHash, h.timestamp, h.txRoot, h.stateRoot, h.withdrawalRoot, h.l1MessageCursor
             )
         );
     }

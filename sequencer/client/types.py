@@ -287,13 +287,13 @@ class BlockHeader:
     tx_root: str
     state_root: str
     withdrawal_root: str
-    l1_deposit_cursor: int
+    l1_message_cursor: int
     hash: str
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "BlockHeader":
         return cls(int(d["number"]), d["parentHash"], int(d["timestamp"]), d["txRoot"], d["stateRoot"],
-                   d["withdrawalRoot"], int(d["l1DepositCursor"]), d["hash"])
+                   d["withdrawalRoot"], int(d["l1MessageCursor"]), d["hash"])
 
 
 @dataclass(frozen=True)

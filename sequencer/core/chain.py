@@ -32,7 +32,7 @@ def seal_header(state: State, tree: AccountTree, parent: Header, timestamp: int,
                  for a in sorted(state.touched)})
     state.touched.clear()
     return Header(parent.number + 1, parent.hash(), timestamp, tx_root(list(tx_bytes)),
-                  tree.root(), merkle_root(withdrawal_leaves(txs)), state.deposit_cursor)
+                  tree.root(), merkle_root(withdrawal_leaves(txs)), state.message_cursor)
 
 
 class BadBlock(OptrollupError):

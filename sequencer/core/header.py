@@ -19,7 +19,7 @@ HEADER_TYPES = ["uint64", "bytes32", "uint64", "bytes32", "bytes32", "bytes32", 
 
 @dataclass(frozen=True, slots=True)
 class Header:
-    """An L2 block header. `timestamp` is unix seconds; `l1_deposit_cursor` counts the L1
+    """An L2 block header. `timestamp` is unix seconds; `l1_message_cursor` counts the L1
     deposits (Bridge nonces) credited up to and including this block."""
 
     number: int
@@ -28,13 +28,13 @@ class Header:
     tx_root: bytes
     state_root: bytes
     withdrawal_root: bytes
-    l1_deposit_cursor: int
+    l1_message_cursor: int
 
     def encode(self) -> bytes:
         """Standard ABI encoding, the preimage of `hash()` (same as Solidity's abi.encode)."""
         return abi_encode(HEADER_TYPES, [self.number, self.parent_hash, self.timestamp,
                                          self.tx_root, self.state_root, self.withdrawal_root,
-                                         self.l1_deposit_cursor])
+                                         self.l1_message_cursor])
 
     def hash(self) -> bytes:
         return keccak256(self.encode())
@@ -47,7 +47,7 @@ class Header:
             "txRoot": "0x" + self.tx_root.hex(),
             "stateRoot": "0x" + self.state_root.hex(),
             "withdrawalRoot": "0x" + self.withdrawal_root.hex(),
-            "l1DepositCursor": self.l1_deposit_cursor,
+            "l1MessageCursor": self.l1_message_cursor,
             "hash": "0x" + self.hash().hex(),
         }
 
@@ -60,7 +60,7 @@ class Header:
             return raw
 
         return cls(int(d["number"]), b32("parentHash"), int(d["timestamp"]), b32("txRoot"),
-                   b32("stateRoot"), b32("withdrawalRoot"), int(d["l1DepositCursor"]))
+                   b32("stateRoot"), b32("withdrawalRoot"), int(d["l1MessageCursor"]))
 
 
 def withdrawal_leaf(account: bytes | str, recipient: bytes | str, amount: int, nonce: int) -> bytes:

@@ -43,7 +43,7 @@ class FilledOrder:
 class State:
     """Committed state. `index` is the account-tree leaf index (order of first appearance; the
     fee account is 0 at genesis); `holders` lists, per instrument, the accounts holding it;
-    `settled` maps settled (delisted) instruments to their settlement price; `deposit_cursor`
+    `settled` maps settled (delisted) instruments to their settlement price; `message_cursor`
     counts L1 deposits credited; `oracle_version` counts accepted feeds (cache key for marks).
     `touched` is not committed state: the accounts whose leaf may have changed since the last
     seal (created, or collateral/positions written); sealing rehashes only their leaves."""
@@ -56,7 +56,7 @@ class State:
     orders: dict[bytes, FilledOrder] = field(default_factory=dict)
     oracle: dict[str, OracleState] = field(default_factory=dict)
     holders: dict[str, dict[bytes, None]] = field(default_factory=dict)
-    deposit_cursor: int = 0
+    message_cursor: int = 0
     oracle_version: int = 0
     touched: set[bytes] = field(default_factory=set)
 
@@ -141,5 +141,5 @@ def state_bytes(state: State) -> bytes:
         [[d, list(f.order[:]), f.filled] for d, f in sorted(state.orders.items())],
         [[u, [[k, list(f[:3]), list(f.expiries), list(f.vols)] for k, f in o.feeds.items()],
           o.history] for u, o in sorted(state.oracle.items())],
-        state.deposit_cursor,
+        state.message_cursor,
     ], use_bin_type=True)

@@ -175,12 +175,12 @@ def apply(state: State, tx: Tx, ctx: BlockContext) -> None:
 def _deposit(state: State, tx: DepositTx, ctx: BlockContext) -> None:
     if not 0 < tx.amount <= MAX_UINT64:
         raise InvalidRequest(f"deposit amount must be positive, got {tx.amount}", code="bad_amount")
-    if tx.l1Nonce != state.deposit_cursor:
-        raise Conflict(f"deposit nonce {tx.l1Nonce}, expected {state.deposit_cursor}",
+    if tx.l1Nonce != state.message_cursor:
+        raise Conflict(f"deposit nonce {tx.l1Nonce}, expected {state.message_cursor}",
                        code="bad_deposit_nonce")
     account(state, tx.account).collateral += tx.amount
     state.touched.add(tx.account)
-    state.deposit_cursor += 1
+    state.message_cursor += 1
 
 
 def _resolve(state: State, ref: object, ctx: BlockContext, party: str) -> tuple[bytes, FilledOrder]:

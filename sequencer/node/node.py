@@ -437,7 +437,7 @@ class Node(NodeReads):
     def credit_deposit(self, account: bytes, amount: int, l1_nonce: int, l1_block: int) -> Future[int] | None:
         """Credit L1 deposit `l1_nonce` once, in nonce order (earlier nonces are ignored)."""
         self.check_alive()
-        cursor = self.core.engine.state.deposit_cursor
+        cursor = self.core.engine.state.message_cursor
         if l1_nonce < cursor:
             return None
         if l1_nonce > cursor:

@@ -96,12 +96,12 @@ class SnapshotError(StoreError):
 
 _SHAPES: list[tuple[type, tuple[str, ...]]] = [
     (State, ("config", "accounts", "index", "instruments", "settled", "orders", "oracle",
-             "holders", "deposit_cursor", "oracle_version", "touched")),
+             "holders", "message_cursor", "oracle_version", "touched")),
     (Account, ("collateral", "positions", "session_keys", "used_key_digests", "withdrawal_nonce")),
     (FilledOrder, ("order", "filled")),
     (OracleState, ("feeds", "history")),
     (Header, ("number", "parent_hash", "timestamp", "tx_root", "state_root", "withdrawal_root",
-              "l1_deposit_cursor")),
+              "l1_message_cursor")),
     (BlockContext, ("timestamp", "signers", "digests", "_marks")),  # only timestamp is stored
 ]
 _TUPLES: list[tuple[type, tuple[str, ...]]] = [
@@ -219,7 +219,7 @@ def _plain(core: Core, cfg: NodeConfig) -> list[Any]:
         [(u, [(k, tuple(f)) for k, f in o.feeds.items()], tuple(o.history))
          for u, o in st.oracle.items()],
         [(n, tuple(h)) for n, h in st.holders.items()],
-        st.deposit_cursor,
+        st.message_cursor,
         st.oracle_version,
         sorted(st.touched),
     ]
@@ -260,7 +260,7 @@ def _plain(core: Core, cfg: NodeConfig) -> list[Any]:
 
     h = core.head
     node = [(h.number, h.parent_hash, h.timestamp, h.tx_root, h.state_root, h.withdrawal_root,
-             h.l1_deposit_cursor),
+             h.l1_message_cursor),
             core.trades.maxlen, [dict(t) for t in core.trades], list(core.book_seq.items()),
             core.l1_block, [(d, *w) for d, w in core.pending_withdrawals.items()]]
     return [FORMAT_VERSION, chain_fingerprint(cfg), addrs, names, state, engine, tree_plain, node]
@@ -349,7 +349,7 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type) -> Core:
 
     # state
     (accounts, index_keys, index_values, instruments, settled, orders, oracle, holders,
-     deposit_cursor, oracle_version, touched) = s
+     message_cursor, oracle_version, touched) = s
     st = State(cfg.genesis.config)
     st.accounts = {a: Account(coll, dict(pos), dict(keys), set(used), nonce)
                    for a, coll, pos, keys, used, nonce in accounts}
@@ -363,7 +363,7 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type) -> Core:
     st.oracle = {u: OracleState({k: Feed._make(f) for k, f in feeds}, list(hist))
                  for u, feeds, hist in oracle}
     st.holders = {n: dict.fromkeys(h) for n, h in holders}
-    st.deposit_cursor, st.oracle_version = deposit_cursor, oracle_version
+    st.message_cursor, st.oracle_version = message_cursor, oracle_version
     st.touched = set(touched)
 
     # engine: build it as the code does, then put the stored fields in

@@ -28,7 +28,7 @@ def _n(x: int) -> bytes:
 def block_puts(block: Block, receipts: Any = None) -> list[tuple[bytes, bytes]]:
     h = block.header
     value = msgpack.packb([h.number, h.parent_hash, h.timestamp, h.tx_root, h.state_root,
-                           h.withdrawal_root, h.l1_deposit_cursor, list(block.txs), receipts],
+                           h.withdrawal_root, h.l1_message_cursor, list(block.txs), receipts],
                           use_bin_type=True)
     return [(BLOCK + _n(h.number), value), (HEAD, _n(h.number))]
 

@@ -28,14 +28,14 @@ class Header:
     txRoot: bytes
     stateRoot: bytes
     withdrawalRoot: bytes
-    l1DepositCursor: int
+    l1MessageCursor: int
 
     def hash(self) -> bytes:
         return H(
             encode(
                 ["uint64", "bytes32", "uint64", "bytes32", "bytes32", "bytes32", "uint64"],
                 [self.number, self.parentHash, self.timestamp, self.txRoot, self.stateRoot,
-                 self.withdrawalRoot, self.l1DepositCursor],
+                 self.withdrawalRoot, self.l1MessageCursor],
             )
         )
 
@@ -159,7 +159,7 @@ def make_batch(
     withdrawals_per_block: list[list[Withdrawal]],
     *,
     state_root: bytes | None = None,
-    deposit_cursor: int | None = None,
+    message_cursor: int | None = None,
     data: bytes = b"batch-data",
     timestamp: int | None = None,
 ) -> Batch:
@@ -168,7 +168,7 @@ def make_batch(
     headers: list[Header] = []
     parent = prev
     sr = state_root if state_root is not None else prev.stateRoot
-    cursor = deposit_cursor if deposit_cursor is not None else prev.l1DepositCursor
+    cursor = message_cursor if message_cursor is not None else prev.l1MessageCursor
     for k, ws in enumerate(withdrawals_per_block):
         h = Header(
             number=parent.number + 1,
@@ -177,7 +177,7 @@ def make_batch(
             txRoot=H(b"txs" + (parent.number + 1).to_bytes(8, "big")),
             stateRoot=sr,
             withdrawalRoot=cext.merkle_root([w.leaf() for w in ws]),
-            l1DepositCursor=cursor,
+            l1MessageCursor=cursor,
         )
         headers.append(h)
         parent = h

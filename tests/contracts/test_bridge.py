@@ -221,11 +221,11 @@ def escape_world(system: System):
     for i, (a, c, p) in accounts.items():
         tree.set(i, account_leaf(a, c, p))
     w = Withdrawal(u1.address, u1.address, 20 * USDC, 0)
-    b0 = make_batch(s.genesis, [[], [w]], state_root=tree.root(), deposit_cursor=2)
+    b0 = make_batch(s.genesis, [[], [w]], state_root=tree.root(), message_cursor=2)
     s.rollup.transact("submitBatch", *b0.submit_args(), sender=s.poster)
     s.advance(CHALLENGE_WINDOW)
     assert s.rollup.call("isFinal", 0)
-    b1 = make_batch(b0.headers[-1], [[]], state_root=H(b"later"), deposit_cursor=3)
+    b1 = make_batch(b0.headers[-1], [[]], state_root=H(b"later"), message_cursor=3)
     return s, tree, accounts, b0, b1, w
 
 
@@ -315,9 +315,9 @@ def test_refund_deposit_reverts(escape_world):
     refund = s.bridge.transact
     e = reverts("DepositAlreadyCredited", refund, "refundDeposit", 1, u1.address, u1.address, 200 * USDC, hdr,
                 sender=s.outsider)
-    assert e.error_args == {"nonce": 1, "l1DepositCursor": 2}
+    assert e.error_args == {"nonce": 1, "l1MessageCursor": 2}
     # a header that is not the last final one (or lies about the cursor) is refused
-    lying = {**hdr, "l1DepositCursor": 1}
+    lying = {**hdr, "l1MessageCursor": 1}
     reverts("HeaderMismatch", refund, "refundDeposit", 1, u1.address, u1.address, 200 * USDC, lying,
             sender=s.outsider)
     reverts("HeaderMismatch", refund, "refundDeposit", 2, u2.address, u2.address, 100 * USDC,

@@ -50,7 +50,7 @@ def test_gas_scenario(system: System, gas):
     for blocks, nbytes, wpb in [(1, 0, 0), (1, 1_000, 1), (10, 10_000, 1), (100, 100_000, 2)]:
         ws = [[Withdrawal(u0.address, u2.address, 1, 1000 * len(batches) + k * 10 + j) for j in range(wpb)]
               for k in range(blocks)]
-        b = make_batch(prev, ws, state_root=tree.root(), deposit_cursor=2, data=rng.randbytes(nbytes))
+        b = make_batch(prev, ws, state_root=tree.root(), message_cursor=2, data=rng.randbytes(nbytes))
         r = s.rollup.transact("submitBatch", *b.submit_args(), sender=s.poster)
         keep(f"Rollup.submitBatch ({blocks} blocks, {nbytes:,} data bytes)", r, 30_000_000)
         batches.append(b)

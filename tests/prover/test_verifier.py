@@ -107,7 +107,7 @@ def test_forged_deposit_is_caught(world: World) -> None:
     """A deposit the Bridge never saw replays fine (cursor in order) but must be refused."""
     ch = world.chain
     b1 = ch.block(1)
-    forged = encode_tx(DepositTx(b"\x66" * 20, 10**15, ch.header(1).l1_deposit_cursor))
+    forged = encode_tx(DepositTx(b"\x66" * 20, 10**15, ch.header(1).l1_message_cursor))
     txs = (*b1.txs, forged)
     submit(world, 1, 1, blocks=[dataclasses.replace(b1, txs=txs)])
     e = caught(world)

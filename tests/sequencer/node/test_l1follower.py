@@ -80,7 +80,7 @@ def test_deposits_credited_once_across_polls_restarts_and_rpc_errors(chain, tmp_
     faucet(client, dep, bob, 1)
     assert credit(node, L1Follower(cfg.l1, cfg.rollup)) == 1
     assert collateral(node, bob.address) == 251 * U
-    assert node.core.engine.state.deposit_cursor == 4
+    assert node.core.engine.state.message_cursor == 4
     node.close()
 
 

@@ -76,7 +76,7 @@ def picture(node: Node) -> dict[str, Any]:
         "seen": sorted(eng.seen),
         "expiring": sorted(eng.expiring),
         "last_cancel_all": dict(sorted(eng.last_cancel_all.items())),
-        "deposit_cursor": state.deposit_cursor,
+        "message_cursor": state.message_cursor,
         "now": eng.now,
         "open_block": [type(t).__name__ for t in eng.txs],
         "head": core.head.hash(),

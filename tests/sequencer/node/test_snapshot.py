@@ -138,7 +138,7 @@ def test_scenario_covers_what_the_snapshot_holds(scenario: Kit) -> None:
     assert st.accounts[C.address].session_keys and st.accounts[C.address].used_key_digests
     assert core.pending_withdrawals and st.accounts[A.address].withdrawal_nonce == 2
     assert eng.txs and eng.last_cancel_all and core.l1_block and core.trades and core.book_seq
-    assert st.oracle["ETH"].history and st.deposit_cursor == 5 and st.touched
+    assert st.oracle["ETH"].history and st.message_cursor == 5 and st.touched
     expired = order_digest(st.config.domain, order(C, instrument=CALL, is_buy=True, price=10 * U,
                                                    amount=10_000, nonce=3))
     assert expired not in eng.seen and len(eng.seen) == len(eng.expiring) > 10
