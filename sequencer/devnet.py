@@ -37,7 +37,7 @@ from sequencer.core.config import CoreConfig, OracleParams
 from sequencer.core.instruments import MONTHS, make_instrument
 from sequencer.errors import InvalidRequest
 from sequencer.feeder import Feeder
-from sequencer.l1 import Anvil, Deployment, L1Client, deploy
+from sequencer.l1 import Anvil, Deployment, L1Client, L1Error, deploy
 from sequencer.node.config import L1Settings, NodeConfig
 
 log = logging.getLogger("optrollup.devnet")
@@ -162,7 +162,8 @@ def first_run(files: DevnetFiles, client: L1Client, accounts: list) -> Deploymen
     _, _, header0 = genesis.block0()
     deployer, poster, guardians = accounts[0], accounts[1], accounts[2:5]
     dep = deploy(client, deployer, poster=poster.address, guardians=sorted(a.address for a in guardians),
-                 threshold=2, challenge_window=60, escape_delay=7 * 86400, l2_chain_id=L2_CHAIN_ID,
+                 threshold=2, challenge_window=60, posting_interval=600, inclusion_delay=600 + 3600,
+                 escape_delay=7 * 86400, l2_chain_id=L2_CHAIN_ID,
                  genesis_header_hash=header0.hash(), genesis_state_root=header0.state_root,
                  genesis_config=genesis.to_bytes())
     dep.save(files.deployment)
@@ -264,15 +265,15 @@ def devnet(args: argparse.Namespace) -> int:
         anvil.start()
         client = anvil.client()
         fresh = not files.deployment.exists()
-        dep = first_run(files, client, anvil.accounts) if fresh else Deployment.load(files.deployment)
         try:
+            dep = first_run(files, client, anvil.accounts) if fresh else Deployment.load(files.deployment)
             cfg = node_config(dep, anvil.url)
-        except InvalidRequest as exc:
-            if exc.code != "unknown_rules_version":
+        except (InvalidRequest, L1Error) as exc:
+            if isinstance(exc, InvalidRequest) and exc.code != "unknown_rules_version":
                 raise
-            raise InvalidRequest(f"{files.root} holds a devnet made by an older optrollup whose "
-                                 f"rules this version no longer runs ({exc.message}); remove that "
-                                 "directory to start a new devnet", code=exc.code) from None
+            raise InvalidRequest(f"{files.root} holds a devnet made by an older optrollup that this "
+                                 f"version no longer runs ({exc.message}); remove that directory to "
+                                 "start a new devnet", code="old_devnet") from None
         files.node_config.write_text(json.dumps(cfg.to_json(), indent=2))
         port = args.port or free_port()
         api = f"http://127.0.0.1:{port}"

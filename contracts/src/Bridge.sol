@@ -3,12 +3,17 @@ pragma solidity 0.8.37;
 
 import {MerkleLib} from "./MerkleLib.sol";
 import {Encoding} from "./Encoding.sol";
+import {Signatures} from "./Signatures.sol";
 
 /// @notice What the Bridge reads from (and asks of) its Rollup.
 interface IRollupForBridge {
     function status() external view returns (bool isPaused, bool isFrozen);
     function finalWithdrawalsRoot(uint256 batchIndex) external view returns (bytes32);
-    function lastFinalState() external view returns (uint256 finalCount, bytes32 headerHash, bytes32 stateRoot);
+    function lastFinalState()
+        external
+        view
+        returns (uint256 finalCount, bytes32 headerHash, bytes32 stateRoot, bytes32 marksRoot);
+    function liveClock() external view returns (uint256);
     function freeze() external;
 }
 
@@ -16,47 +21,45 @@ interface IRollupForBridge {
 interface IERC20Minimal {
     function transfer(address to, uint256 amount) external returns (bool);
     function transferFrom(address from, address to, uint256 amount) external returns (bool);
+    function balanceOf(address account) external view returns (uint256);
+    function decimals() external view returns (uint8);
 }
 
-/// @title Bridge: collateral in (deposits) and out (withdrawals, escape) of optrollup.
+/// @title Bridge: collateral in (deposits) and out (withdrawals, escape) of optrollup, and the
+///        L1 message queue the L2 must process.
 /// @notice Created by the Rollup constructor; `rollup` and `token` never change.
 ///
-/// Deposits: `deposit` pulls `amount` of the collateral token from the caller and emits
-/// `Deposited` with a nonce counting from 0. The sequencer credits deposits in nonce order; a
-/// block header's `l1MessageCursor` is the number of deposits credited so far. Each deposit's
-/// (depositor, l2Account, amount) is committed in storage so that it can be refunded if the
-/// escape hatch opens before the deposit reaches a final L2 state.
+/// L1 messages (docs/encoding.md, "L1 messages"): `deposit` and `requestWithdrawal` append to one
+/// queue numbered from 0 (`messageCount`). The L2 processes them in order; a header's
+/// `l1MessageCursor` counts those processed. Each message's commitment and its queue time on the
+/// Rollup's live clock are stored: the Rollup lets anyone freeze once the oldest message the tip
+/// has not included is `inclusionDelay` old, so an operator cannot censor a deposit or a forced
+/// withdrawal. A deposit the L2 cannot credit is refunded on L2 (a withdrawal leaf paying the
+/// depositor), never stalls the queue.
 ///
-/// Withdrawals: an L2 `Withdraw` transaction yields a withdrawal leaf in its block's
-/// withdrawalRoot; once the batch holding that block is final, `finalizeWithdrawal` pays
-/// `amount` to `recipient` given the two-level proof of docs/encoding.md. Each (account, nonce)
-/// is paid at most once, whichever batch proves it.
+/// Withdrawals: an L2 withdrawal (signed `Withdraw`, forced withdrawal or deposit refund) yields a
+/// leaf in its block's withdrawalRoot; once its batch is final, `finalizeWithdrawal` pays it given
+/// the two-level proof of docs/encoding.md. Each (account, nonce) is paid at most once.
 ///
 /// Escape hatch (after `Rollup.freeze()`, which the first escape triggers when allowed):
-///   * `escape`: each account may withdraw, once, the `collateral` of its account leaf in the
-///     last final state (proof against that state's depth-32 stateRoot).
-///   * `refundDeposit`: a deposit not yet credited in the last final state (nonce >= that
-///     block's l1MessageCursor) is returned to its depositor, once.
-///   * `finalizeWithdrawal` keeps working for withdrawals in final batches (their amounts were
-///     already debited from the account leaves, so nothing is paid twice).
+///   * `escape`: each account is paid, once, the value of its leaf in the last final state:
+///     `collateral + Σ value(q)` over its positions at the batch's committed marks (rounded
+///     against the account, as the L2 margin engine does), or zero if that is negative; capped
+///     by what the Bridge still holds (see contracts/README.md on a shortfall).
+///   * `refundDeposit`: a deposit the last final state had not processed (nonce >= its
+///     l1MessageCursor) is returned to its depositor, once.
+///   * `finalizeWithdrawal` keeps working for withdrawals in final batches.
+/// A holder whose address the token refuses (e.g. a blacklist) may name another recipient for
+/// its escape or refund with an EIP-712 signature (domain "optrollup.bridge").
 ///
-/// OPEN POSITIONS in an escape: only the account's collateral (its cash balance, which already
-/// includes every premium paid or received, every settled expiry and every withdrawal debit) is
-/// paid. Open option positions (`positionsHash`) are NOT valued: L1 has no oracle and no
-/// margin engine, so they are treated as closed at zero value. A holder forfeits the remaining
-/// time/intrinsic value of a long option; a writer is released from the obligation and keeps
-/// the premium already received. This keeps the escape exactly solvent: collateral is
-/// conserved by every L2 transaction, so the sum of final-state collateral, unpaid final
-/// withdrawals and uncredited deposits equals the Bridge's token balance.
-///
-/// Transfers follow checks-effects-interactions; a transient-storage guard blocks reentrancy
-/// (defence in depth against token hooks). No function loops over stored user data.
+/// Transfers follow checks-effects-interactions; a transient-storage guard blocks reentrancy.
+/// No function loops over stored user data.
 contract Bridge {
     // ------------------------------------------------------------------------------------------
     // Types
     // ------------------------------------------------------------------------------------------
 
-    /// @notice A withdrawal as signed on L2 (the fields of its leaf).
+    /// @notice A withdrawal leaf's fields.
     struct Withdrawal {
         address account;
         address recipient;
@@ -71,27 +74,69 @@ contract Bridge {
         uint256 blockOffset; // block number - batch.firstBlock
         bytes32 blockWithdrawalRoot; // withdrawalRoot of that block (the intermediate node)
         bytes32[] blockProof; // siblings: blockWithdrawalRoot -> batch withdrawalsRoot
-        uint256 leafIndex; // index of the Withdraw among the block's withdrawals
+        uint256 leafIndex; // index of the leaf among the block's withdrawal leaves
         bytes32[] leafProof; // siblings: leaf -> blockWithdrawalRoot
+    }
+
+    /// @notice One open position of an escaping account, with its mark and the mark's proof
+    ///         against the final batch's marks root.
+    struct Position {
+        string instrument;
+        int256 amount; // contracts x 10^6, signed (short < 0)
+        uint256 markLo; // base units per contract
+        uint256 markHi;
+        uint256 markIndex;
+        bytes32[] markProof;
+    }
+
+    /// @notice An account's leaf in the last final state, with its proof and positions (in the
+    ///         leaf's order: sorted by instrument name).
+    struct EscapeClaim {
+        address account;
+        uint256 collateral;
+        uint256 accountIndex; // < 2^32
+        bytes32[] accountProof; // exactly 32 siblings
+        Position[] positions;
     }
 
     // ------------------------------------------------------------------------------------------
     // Constants, configuration, state
     // ------------------------------------------------------------------------------------------
 
-    /// @notice Longest withdrawal proof accepted at either level (2^32 items per tree).
+    /// @notice Longest Merkle proof accepted (2^32 items per tree).
     uint256 public constant MAX_PROOF_LENGTH = 32;
-    /// @dev Marks a refunded deposit in `depositCommitment`.
+    /// @notice Largest amount of one deposit or forced withdrawal: L2 amounts are uint64.
+    uint256 public constant MAX_AMOUNT = type(uint64).max;
+    /// @notice The L2 prices everything in base units of a 6-decimal collateral.
+    uint8 public constant COLLATERAL_DECIMALS = 6;
+    /// @notice L1 message kinds.
+    uint8 public constant KIND_DEPOSIT = 0;
+    uint8 public constant KIND_FORCED_WITHDRAWAL = 1;
+    /// @notice Contracts x 10^6: the unit of position amounts.
+    int256 private constant UNIT = 1e6;
+    /// @dev Marks a refunded deposit in `messageCommitment`.
     bytes32 private constant REFUNDED = bytes32(uint256(1));
+
+    string public constant DOMAIN_NAME = "optrollup.bridge";
+    string public constant DOMAIN_VERSION = "1";
+    bytes32 private constant DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+    /// @notice Signed by an account to have its escape paid to `recipient`.
+    bytes32 public constant ESCAPE_TO_TYPEHASH = keccak256("EscapeTo(address account,address recipient)");
+    /// @notice Signed by a depositor to have deposit `nonce` refunded to `recipient`.
+    bytes32 public constant REFUND_TO_TYPEHASH = keccak256("RefundTo(uint256 nonce,address recipient)");
 
     IRollupForBridge public immutable rollup;
     IERC20Minimal public immutable token;
 
-    /// @notice Nonce of the next deposit = number of deposits so far.
-    uint256 public depositCount;
-    /// @notice keccak256(abi.encode(depositor, l2Account, amount)) per deposit nonce
-    ///         (REFUNDED = bytes32(uint256(1)) once refunded).
-    mapping(uint256 => bytes32) public depositCommitment;
+    /// @notice Nonce of the next L1 message = number of messages so far.
+    uint256 public messageCount;
+    /// @notice keccak256(abi.encode(uint8 kind, address from, address to, uint256 amount)) per
+    ///         message nonce (REFUNDED = bytes32(uint256(1)) once a deposit is refunded on L1).
+    mapping(uint256 => bytes32) public messageCommitment;
+    /// @notice The Rollup's live clock when each message was queued (its inclusion deadline
+    ///         runs from here).
+    mapping(uint256 => uint64) public messageQueuedLive;
     mapping(address => mapping(uint64 => bool)) private _withdrawalPaid;
     /// @notice Accounts that already escaped.
     mapping(address => bool) public escaped;
@@ -103,16 +148,22 @@ contract Bridge {
     // ------------------------------------------------------------------------------------------
 
     event Deposited(uint256 indexed nonce, address indexed depositor, address indexed l2Account, uint256 amount);
+    event WithdrawalRequested(
+        uint256 indexed nonce, address indexed account, address indexed recipient, uint256 amount
+    );
     event WithdrawalFinalized(
         address indexed account, uint64 indexed nonce, address indexed recipient, uint256 amount, uint256 batchIndex
     );
-    event Escaped(address indexed account, uint256 collateral, uint256 accountIndex, bytes32 stateRoot);
-    event DepositRefunded(uint256 indexed nonce, address indexed depositor, uint256 amount);
+    event Escaped(address indexed account, address indexed recipient, uint256 value, uint256 paid, bytes32 stateRoot);
+    event DepositRefunded(uint256 indexed nonce, address indexed depositor, address recipient, uint256 amount);
 
     error ZeroAmount();
+    error AmountTooLarge(uint256 amount, uint256 max);
     error ZeroAddress();
+    error BadRecipient(address recipient);
+    error BadDecimals(uint8 decimals, uint8 expected);
     error Reentrancy();
-    error DepositsClosed(bool isPaused, bool isFrozen);
+    error QueueClosed(bool isPaused, bool isFrozen);
     error WithdrawalAlreadyPaid(address account, uint64 nonce);
     error ProofTooLong(uint256 length, uint256 max);
     error InvalidLeafProof();
@@ -120,9 +171,11 @@ contract Bridge {
     error AlreadyEscaped(address account);
     error BadAccountProofLength(uint256 length, uint256 expected);
     error InvalidAccountProof();
+    error InvalidMarkProof(uint256 position);
+    error BadOwnerSignature(address expected, address recovered);
     error NotFrozen();
     error HeaderMismatch(bytes32 lastFinalHeaderHash, bytes32 givenHeaderHash);
-    error DepositAlreadyCredited(uint256 nonce, uint64 l1MessageCursor);
+    error DepositAlreadyProcessed(uint256 nonce, uint64 l1MessageCursor);
     error UnknownDeposit(uint256 nonce);
     error DepositAlreadyRefunded(uint256 nonce);
     error TokenTransferFailed();
@@ -135,30 +188,50 @@ contract Bridge {
     }
 
     /// @param rollup_ the Rollup (the deployer: see Rollup's constructor).
-    /// @param token_ the collateral ERC-20.
+    /// @param token_ the collateral ERC-20; must report COLLATERAL_DECIMALS decimals.
     constructor(address rollup_, address token_) {
         if (rollup_ == address(0) || token_ == address(0)) revert ZeroAddress();
+        (bool ok, bytes memory ret) = token_.staticcall(abi.encodeCall(IERC20Minimal.decimals, ()));
+        uint8 d = ok && ret.length == 32 ? abi.decode(ret, (uint8)) : type(uint8).max;
+        if (d != COLLATERAL_DECIMALS) revert BadDecimals(d, COLLATERAL_DECIMALS);
         rollup = IRollupForBridge(rollup_);
         token = IERC20Minimal(token_);
     }
 
     // ------------------------------------------------------------------------------------------
-    // Deposits
+    // L1 messages
     // ------------------------------------------------------------------------------------------
 
-    /// @notice Pulls `amount` collateral from the caller (approve first) and credits it to
-    ///         `l2Account` on L2 once the sequencer sees the event.
-    /// @return nonce the deposit's nonce (position in the sequencer's credit order).
+    /// @notice Pulls `amount` (0 < amount <= MAX_AMOUNT) collateral from the caller (approve
+    ///         first) for `l2Account`; the L2 credits it, or refunds it if it cannot.
+    /// @return nonce the message nonce (position in the L2's processing order).
     function deposit(uint256 amount, address l2Account) external nonReentrant returns (uint256 nonce) {
-        if (amount == 0) revert ZeroAmount();
         if (l2Account == address(0)) revert ZeroAddress();
-        (bool isPaused, bool isFrozen) = rollup.status();
-        if (isPaused || isFrozen) revert DepositsClosed(isPaused, isFrozen);
-        nonce = depositCount;
-        depositCount = nonce + 1;
-        depositCommitment[nonce] = keccak256(abi.encode(msg.sender, l2Account, amount));
+        nonce = _enqueue(KIND_DEPOSIT, msg.sender, l2Account, amount);
         emit Deposited(nonce, msg.sender, l2Account, amount);
         _safeTransferFrom(msg.sender, amount);
+    }
+
+    /// @notice Asks the L2 to withdraw `amount` of the caller's L2 collateral to `recipient` on
+    ///         L1. The L2 must process it within the inclusion delay (or anyone may freeze);
+    ///         once included it is paid by `finalizeWithdrawal` with nonce FORCED_NONCE_BASE +
+    ///         the message nonce (or refused on L2 if the account cannot afford it).
+    function requestWithdrawal(uint256 amount, address recipient) external nonReentrant returns (uint256 nonce) {
+        if (recipient == address(0) || recipient == address(this) || recipient == address(rollup)
+                || recipient == address(token)) revert BadRecipient(recipient);
+        nonce = _enqueue(KIND_FORCED_WITHDRAWAL, msg.sender, recipient, amount);
+        emit WithdrawalRequested(nonce, msg.sender, recipient, amount);
+    }
+
+    function _enqueue(uint8 kind, address from, address to, uint256 amount) internal returns (uint256 nonce) {
+        if (amount == 0) revert ZeroAmount();
+        if (amount > MAX_AMOUNT) revert AmountTooLarge(amount, MAX_AMOUNT);
+        (bool isPaused, bool isFrozen) = rollup.status();
+        if (isPaused || isFrozen) revert QueueClosed(isPaused, isFrozen);
+        nonce = messageCount;
+        messageCount = nonce + 1;
+        messageCommitment[nonce] = keccak256(abi.encode(kind, from, to, amount));
+        messageQueuedLive[nonce] = uint64(rollup.liveClock());
     }
 
     // ------------------------------------------------------------------------------------------
@@ -195,67 +268,157 @@ contract Bridge {
     // Escape hatch
     // ------------------------------------------------------------------------------------------
 
-    /// @notice Pays `account` the collateral of its account leaf in the last final state, once.
-    ///         Freezes the Rollup first if it is not frozen (reverts FreezeNotAllowed if the
-    ///         escape delay has not passed). Anyone may call; the funds go to `account`.
-    /// @param positionsHash the leaf's positionsHash (open positions are not paid, see above).
-    /// @param accountIndex the account's index in the state tree (< 2^32).
-    /// @param proof exactly 32 sibling hashes (the state tree has fixed depth 32).
+    /// @notice Pays an account, once, the value of its leaf in the last final state (freezing
+    ///         the Rollup first if allowed). Anyone may call; the funds go to the account, or to
+    ///         `recipient` if the account signed EscapeTo(account, recipient).
+    /// @param lastFinalHeader the full header of the last final L2 block (hash checked against
+    ///        the Rollup); the account proof is checked against its stateRoot.
+    /// @param recipient address(0) or the account itself to pay the account.
+    /// @param ownerSignature the account's EIP-712 EscapeTo signature (empty when paying the account).
     function escape(
-        address account,
-        uint256 collateral,
-        bytes32 positionsHash,
-        uint256 accountIndex,
-        bytes32[] calldata proof
+        Encoding.BlockHeader calldata lastFinalHeader,
+        EscapeClaim calldata c,
+        address recipient,
+        bytes calldata ownerSignature
     ) external nonReentrant {
-        if (account == address(0)) revert ZeroAddress();
-        if (escaped[account]) revert AlreadyEscaped(account);
-        if (proof.length != Encoding.STATE_TREE_DEPTH) {
-            revert BadAccountProofLength(proof.length, Encoding.STATE_TREE_DEPTH);
+        if (c.account == address(0)) revert ZeroAddress();
+        if (escaped[c.account]) revert AlreadyEscaped(c.account);
+        if (c.accountProof.length != Encoding.STATE_TREE_DEPTH) {
+            revert BadAccountProofLength(c.accountProof.length, Encoding.STATE_TREE_DEPTH);
         }
+        address to = _payee(c.account, recipient, keccak256(abi.encode(ESCAPE_TO_TYPEHASH, c.account, recipient)), ownerSignature);
         _ensureFrozen();
-        (,, bytes32 stateRoot) = rollup.lastFinalState();
-        bytes32 leaf = Encoding.accountLeaf(account, collateral, positionsHash);
-        if (!MerkleLib.verify(stateRoot, leaf, accountIndex, proof)) revert InvalidAccountProof();
+        uint256 value = _claimValue(lastFinalHeader, c);
+        uint256 held = token.balanceOf(address(this));
+        uint256 paid = value < held ? value : held;
 
-        escaped[account] = true;
-        emit Escaped(account, collateral, accountIndex, stateRoot);
-        if (collateral != 0) _safeTransfer(account, collateral);
+        escaped[c.account] = true;
+        emit Escaped(c.account, to, value, paid, lastFinalHeader.stateRoot);
+        if (paid != 0) _safeTransfer(to, paid);
     }
 
-    /// @notice After the freeze, returns a deposit that the last final state had not credited
-    ///         (nonce >= the last final header's l1MessageCursor) to its depositor, once.
+    /// @dev max(0, collateral + Σ value(q)) of the claim, after checking the header against the
+    ///      Rollup's last final state and the account leaf against its stateRoot.
+    function _claimValue(Encoding.BlockHeader calldata lastFinalHeader, EscapeClaim calldata c)
+        internal
+        view
+        returns (uint256)
+    {
+        (, bytes32 finalHash,, bytes32 marksRoot) = rollup.lastFinalState();
+        bytes32 given = Encoding.headerHash(lastFinalHeader);
+        if (given != finalHash) revert HeaderMismatch(finalHash, given);
+        (int256 positionsValue, bytes32 positionsHash) = _valuePositions(marksRoot, c.positions);
+        bytes32 leaf = Encoding.accountLeaf(c.account, c.collateral, positionsHash);
+        if (!MerkleLib.verify(lastFinalHeader.stateRoot, leaf, c.accountIndex, c.accountProof)) {
+            revert InvalidAccountProof();
+        }
+        int256 total = int256(c.collateral) + positionsValue; // collateral < 2^64 on L2
+        return total > 0 ? uint256(total) : 0;
+    }
+
+    /// @dev Σ value(q) over `ps` at marks proven against `marksRoot`, and the positionsHash of
+    ///      the account leaf (H(abi.encode(string[] instruments, int256[] amounts)), zero when empty).
+    function _valuePositions(bytes32 marksRoot, Position[] calldata ps)
+        internal
+        pure
+        returns (int256 v, bytes32 positionsHash)
+    {
+        uint256 n = ps.length;
+        if (n == 0) return (0, bytes32(0));
+        string[] memory names = new string[](n);
+        int256[] memory amounts = new int256[](n);
+        for (uint256 i; i < n; ++i) {
+            Position calldata p = ps[i];
+            if (p.markProof.length > MAX_PROOF_LENGTH) revert ProofTooLong(p.markProof.length, MAX_PROOF_LENGTH);
+            bytes32 leaf = Encoding.markLeaf(p.instrument, p.markLo, p.markHi);
+            if (!MerkleLib.verify(marksRoot, leaf, p.markIndex, p.markProof)) revert InvalidMarkProof(i);
+            names[i] = p.instrument;
+            amounts[i] = p.amount;
+            v += _positionValue(p.amount, p.markLo, p.markHi);
+        }
+        positionsHash = keccak256(abi.encode(names, amounts));
+    }
+
+    /// @dev floor(q·markLo/10^6) for a long, floor(q·markHi/10^6) for a short: the L2's equity
+    ///      rounding (against the holder). Marks are < 2^64 and |q| < 2^64 on L2, so no overflow.
+    function _positionValue(int256 q, uint256 markLo, uint256 markHi) internal pure returns (int256) {
+        int256 p = q * int256(q >= 0 ? markLo : markHi);
+        int256 d = p / UNIT; // truncates toward zero
+        if (p < 0 && d * UNIT != p) d -= 1;
+        return d;
+    }
+
+    /// @notice After the freeze, returns a deposit that the last final state had not processed
+    ///         (nonce >= the last final header's l1MessageCursor) to its depositor, once (or to
+    ///         `recipient` if the depositor signed RefundTo(nonce, recipient)).
     /// @param lastFinalHeader the full header of the last final L2 block (its hash must match
-    ///        the Rollup's last final header hash); it proves the deposit cursor.
+    ///        the Rollup's last final header hash); it proves the message cursor.
     function refundDeposit(
         uint256 nonce,
         address depositor,
         address l2Account,
         uint256 amount,
-        Encoding.BlockHeader calldata lastFinalHeader
+        Encoding.BlockHeader calldata lastFinalHeader,
+        address recipient,
+        bytes calldata depositorSignature
     ) external nonReentrant {
+        _requireRefundable(nonce, keccak256(abi.encode(KIND_DEPOSIT, depositor, l2Account, amount)), lastFinalHeader);
+        address to = _payee(depositor, recipient, keccak256(abi.encode(REFUND_TO_TYPEHASH, nonce, recipient)), depositorSignature);
+
+        messageCommitment[nonce] = REFUNDED;
+        emit DepositRefunded(nonce, depositor, to, amount);
+        _safeTransfer(to, amount);
+    }
+
+    /// @dev Reverts unless frozen, `lastFinalHeader` is the last final header, message `nonce`
+    ///      is a deposit with commitment `commitment` not processed by it and not yet refunded.
+    function _requireRefundable(uint256 nonce, bytes32 commitment, Encoding.BlockHeader calldata lastFinalHeader)
+        internal
+        view
+    {
         (, bool isFrozen) = rollup.status();
         if (!isFrozen) revert NotFrozen();
-        (, bytes32 finalHeaderHash,) = rollup.lastFinalState();
+        (, bytes32 finalHeaderHash,,) = rollup.lastFinalState();
         bytes32 given = Encoding.headerHash(lastFinalHeader);
         if (given != finalHeaderHash) revert HeaderMismatch(finalHeaderHash, given);
-        if (nonce < lastFinalHeader.l1MessageCursor) revert DepositAlreadyCredited(nonce, lastFinalHeader.l1MessageCursor);
-        bytes32 c = depositCommitment[nonce];
+        if (nonce < lastFinalHeader.l1MessageCursor) {
+            revert DepositAlreadyProcessed(nonce, lastFinalHeader.l1MessageCursor);
+        }
+        bytes32 c = messageCommitment[nonce];
         if (c == REFUNDED) revert DepositAlreadyRefunded(nonce);
-        if (c == bytes32(0) || c != keccak256(abi.encode(depositor, l2Account, amount))) revert UnknownDeposit(nonce);
-
-        depositCommitment[nonce] = REFUNDED;
-        emit DepositRefunded(nonce, depositor, amount);
-        _safeTransfer(depositor, amount);
+        if (c == bytes32(0) || c != commitment) revert UnknownDeposit(nonce);
     }
 
     // ------------------------------------------------------------------------------------------
     // Internals
     // ------------------------------------------------------------------------------------------
 
+    /// @notice EIP-712 domain separator of owner redirects (recomputed: survives chain forks).
+    function domainSeparator() public view returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                DOMAIN_TYPEHASH, keccak256(bytes(DOMAIN_NAME)), keccak256(bytes(DOMAIN_VERSION)), block.chainid, address(this)
+            )
+        );
+    }
+
+    /// @dev `owner` itself when `recipient` is zero or the owner; otherwise `recipient`, which
+    ///      the owner must have signed for (`structHash` under this contract's domain).
+    function _payee(address owner, address recipient, bytes32 structHash, bytes calldata sig)
+        internal
+        view
+        returns (address)
+    {
+        if (recipient == address(0) || recipient == owner) return owner;
+        if (recipient == address(this) || recipient == address(token)) revert BadRecipient(recipient);
+        address signer = Signatures.recover(Signatures.typedDigest(domainSeparator(), structHash), sig);
+        if (signer != owner) revert BadOwnerSignature(owner, signer);
+        return recipient;
+    }
+
     function _ensureFrozen() internal {
         (, bool isFrozen) = rollup.status();
-        if (!isFrozen) rollup.freeze(); // reverts FreezeNotAllowed before the escape delay
+        if (!isFrozen) rollup.freeze(); // reverts FreezeNotAllowed unless allowed
     }
 
     /// @dev ERC-20 transfer accepting tokens that return nothing; reverts on failure.

@@ -9,6 +9,8 @@ library Encoding {
     bytes32 internal constant WITHDRAWAL_TAG = keccak256("optrollup.withdrawal.v1");
     /// @notice H("optrollup.account.v1"): domain tag of account (state) leaves.
     bytes32 internal constant ACCOUNT_TAG = keccak256("optrollup.account.v1");
+    /// @notice H("optrollup.mark.v1"): domain tag of mark leaves (per-batch marks root).
+    bytes32 internal constant MARK_TAG = keccak256("optrollup.mark.v1");
     /// @notice H("optrollup.tx.v1"): domain tag of transaction leaves (not used on chain today).
     bytes32 internal constant TX_TAG = keccak256("optrollup.tx.v1");
 
@@ -23,7 +25,7 @@ library Encoding {
         bytes32 txRoot;
         bytes32 stateRoot;
         bytes32 withdrawalRoot;
-        uint64 l1MessageCursor; // number of Bridge deposits credited up to and including this block
+        uint64 l1MessageCursor; // number of L1 messages (Bridge nonces) processed up to and including this block
     }
 
     /// @notice headerHash = H(abi.encode(number, parentHash, timestamp, txRoot, stateRoot,
@@ -52,5 +54,10 @@ library Encoding {
         returns (bytes32)
     {
         return keccak256(abi.encode(ACCOUNT_TAG, account, collateral, positionsHash));
+    }
+
+    /// @notice H(abi.encode(MARK_TAG, string instrument, uint256 markLo, uint256 markHi)).
+    function markLeaf(string calldata instrument, uint256 markLo, uint256 markHi) internal pure returns (bytes32) {
+        return keccak256(abi.encode(MARK_TAG, instrument, markLo, markHi));
     }
 }

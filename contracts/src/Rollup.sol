@@ -2,45 +2,77 @@
 pragma solidity 0.8.37;
 
 import {MerkleLib} from "./MerkleLib.sol";
+import {Encoding} from "./Encoding.sol";
 import {Bridge} from "./Bridge.sol";
+import {Signatures} from "./Signatures.sol";
+
+/// @notice What the Rollup reads of its Bridge's L1 message queue.
+interface IBridgeQueue {
+    function messageCount() external view returns (uint256);
+    function messageQueuedLive(uint256 nonce) external view returns (uint64);
+}
 
 /// @title Rollup: optrollup's L1 commitments (batches of L2 blocks), finality, guardians, freeze.
 /// @notice Life of a batch (docs/encoding.md, "Batches on L1"):
-///   1. The poster (one fixed key) submits L2 blocks `firstBlock..lastBlock`. The batch must
-///      extend the current tip: `firstBlock` = tip block + 1 and `prevHeaderHash` = tip header
-///      hash (the genesis header at first). The batch data (compressed block bodies) travels in
-///      the same transaction's calldata; only its hash is stored.
-///   2. It is final `challengeWindow` seconds after its L1 timestamp. Until then a guardian
-///      quorum (M-of-N ECDSA signatures, EIP-712, checked here) may reject it, which drops it
-///      and every later batch; the poster then re-posts from the new tip.
+///   1. The poster submits L2 blocks `firstBlock..lastHeader.number` with the full last header
+///      (its hash, state root and L1 message cursor are taken from it) and the batch's marks
+///      root. The batch must extend the tip and may not move the message cursor backwards or
+///      past the Bridge's queue.
+///   2. It is final once `challengeWindow` seconds of the LIVE clock (wall time minus time spent
+///      paused) have passed since its submission. Until then a guardian quorum may reject it
+///      (dropping it and every later batch).
 ///   3. Withdrawals are paid by the Bridge against final batches only.
-/// Guardians may also pause the rollup (no batches, deposits or withdrawals). While paused the
-/// finality clock stops at the pause time, so a batch cannot become final behind the guardians'
-/// back; it resumes on unpause (batches whose window elapsed during the pause are then final).
 ///
-/// Escape hatch: if no batch has become final for `escapeDelay` seconds (operator gone, every
-/// batch rejected, or a pause lasting that long) anyone may call `freeze()`. Freezing is
-/// permanent: non-final batches are dropped, no batch is accepted any more, and the last final
-/// state becomes the basis of the Bridge's escape withdrawals (see Bridge.sol).
+/// Escape hatch: `freeze()` (anyone) is allowed when
+///   (a) no batch has become final for `escapeDelay` live seconds (operator gone, or every batch
+///       rejected), or
+///   (b) the oldest L1 message the tip has not included (a deposit or a forced withdrawal) was
+///       queued more than `inclusionDelay` live seconds ago (an operator that censors), or
+///   (c) a pause has lasted more than `escapeDelay` wall seconds, or
+///   (d) no batch has become final for `2·escapeDelay` wall seconds (pauses, however cycled,
+///       delay an escape by at most `escapeDelay` in total: guardians cannot hold funds).
+/// Freezing is permanent: non-final batches are dropped, no batch is accepted any more, and the
+/// last final state becomes the basis of the Bridge's escape withdrawals (see Bridge.sol).
 ///
-/// Everything a replay verifier needs is readable from this contract alone: the L2 chain id,
-/// genesis header hash and state root, the Bridge and collateral token, the deployment block,
-/// and (in the RollupDeployed event of that block) the canonical genesis configuration bytes.
+/// Guardian actions (reject, pause, unpause, rotation) are EIP-712 messages, each with its own
+/// deadline and usable once (the digest is recorded), so parallel quorums do not interfere and
+/// an unused quorum expires. The poster and the guardian set can be rotated by a guardian quorum
+/// after `rotationDelay` live seconds (a pause does not shorten it), long enough for any user to
+/// force a withdrawal out first.
 contract Rollup {
     // ------------------------------------------------------------------------------------------
     // Types
     // ------------------------------------------------------------------------------------------
 
-    /// @notice What L1 keeps per batch. The first slot is packed (4 x uint64).
+    /// @notice What L1 keeps per batch. The first two slots are packed.
     struct Batch {
         uint64 firstBlock; // first L2 block of the batch
         uint64 lastBlock; // last L2 block of the batch
-        uint64 submittedAt; // L1 timestamp of the submitting block (finality starts here)
+        uint64 submittedAt; // L1 timestamp of the submitting block (wall clock)
         uint64 l1BlockNumber; // L1 block that carries the batch data in its calldata
+        uint64 submittedLive; // live clock at submission (finality counts from here)
+        uint64 messageCursor; // l1MessageCursor of the last header: L1 messages included so far
         bytes32 lastHeaderHash; // header hash of `lastBlock`
         bytes32 stateRoot; // state root after `lastBlock`
         bytes32 withdrawalsRoot; // Merkle root over the blocks' withdrawalRoots, in block order
         bytes32 dataHash; // keccak256 of the batch data (calldata `data`)
+        bytes32 marksRoot; // root of (instrument, markLo, markHi) after `lastBlock` (escape values)
+    }
+
+    /// @notice Deployment parameters (see the constructor for the checks).
+    struct Config {
+        address poster;
+        address[] guardians;
+        uint256 threshold;
+        uint64 challengeWindow; // live seconds from submission to finality
+        uint64 postingInterval; // longest gap between batches the operator commits to (seconds)
+        uint64 inclusionDelay; // live seconds a queued L1 message may wait for a batch
+        uint64 escapeDelay; // live seconds without a new final batch before freeze() is allowed
+        uint64 rotationDelay; // seconds between a rotation's approval and its execution
+        uint256 l2ChainId;
+        bytes32 genesisHeaderHash;
+        bytes32 genesisStateRoot;
+        address collateralToken;
     }
 
     // ------------------------------------------------------------------------------------------
@@ -49,58 +81,71 @@ contract Rollup {
 
     /// @notice Upper bound on the guardian set (bounds every signature loop).
     uint256 public constant MAX_GUARDIANS = 32;
+    /// @notice Slack for L1 congestion and operator restarts in the timing rules (seconds).
+    uint64 public constant ALLOWANCE = 1 hours;
 
     /// @notice EIP-712 domain of guardian actions. Deliberately NOT the L2 order domain
     ///         ("optrollup"), so an L2 signature can never pass as a guardian signature.
     string public constant GUARDIAN_DOMAIN_NAME = "optrollup.guardians";
-    string public constant GUARDIAN_DOMAIN_VERSION = "1";
+    string public constant GUARDIAN_DOMAIN_VERSION = "2";
     bytes32 private constant DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
 
-    /// @notice Guardian action types. `nonce` is `guardianNonce` (one use per signature set).
+    /// @notice Guardian action types. Each signed action is usable once and until `deadline`
+    ///         (unix seconds, inclusive).
     bytes32 public constant REJECT_TYPEHASH =
-        keccak256("Reject(uint256 batchIndex,bytes32 lastHeaderHash,uint256 nonce)");
-    bytes32 public constant PAUSE_TYPEHASH = keccak256("Pause(uint256 nonce)");
-    bytes32 public constant UNPAUSE_TYPEHASH = keccak256("Unpause(uint256 nonce)");
-
-    /// @dev secp256k1 n / 2: signatures with a larger `s` are malleable and rejected.
-    uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+        keccak256("Reject(uint256 batchIndex,bytes32 lastHeaderHash,uint256 deadline)");
+    bytes32 public constant PAUSE_TYPEHASH = keccak256("Pause(uint256 deadline)");
+    bytes32 public constant UNPAUSE_TYPEHASH = keccak256("Unpause(uint256 deadline)");
+    bytes32 public constant ROTATE_TYPEHASH =
+        keccak256("Rotate(address poster,address[] guardians,uint256 threshold,uint256 deadline)");
 
     // ------------------------------------------------------------------------------------------
     // Configuration (immutable)
     // ------------------------------------------------------------------------------------------
 
-    address public immutable poster;
     address public immutable bridge; // deployed by this constructor
     address public immutable collateralToken;
     uint256 public immutable l2ChainId;
     bytes32 public immutable genesisHeaderHash; // header hash of L2 block 0
     bytes32 public immutable genesisStateRoot; // state root of L2 block 0
-    uint64 public immutable challengeWindow; // seconds
-    uint64 public immutable escapeDelay; // seconds without a new final batch before freeze() is allowed
+    uint64 public immutable challengeWindow;
+    uint64 public immutable postingInterval;
+    uint64 public immutable inclusionDelay;
+    uint64 public immutable escapeDelay;
+    uint64 public immutable rotationDelay; // live seconds
     uint64 public immutable deploymentBlock; // L1 block of this deployment (log scans start here)
     uint64 public immutable deployedAt; // L1 timestamp of this deployment
-    uint256 public immutable guardianThreshold; // M of the M-of-N guardian quorum
 
     // ------------------------------------------------------------------------------------------
     // State
     // ------------------------------------------------------------------------------------------
 
+    /// @notice The only sender of `submitBatch` (rotatable).
+    address public poster;
     address[] private _guardians;
     mapping(address => bool) public isGuardian;
+    uint256 public guardianThreshold;
 
     /// @dev Batches 0..batchCount-1 are live. Entries at or past batchCount are stale (left by
     ///      a rejection) and are overwritten by later submissions; every reader checks the index.
     mapping(uint256 => Batch) private _batches;
     uint256 public batchCount;
 
-    /// @notice Nonce of the next guardian action (replay protection).
-    uint256 public guardianNonce;
+    /// @notice EIP-712 digests of guardian actions already carried out (each works once).
+    mapping(bytes32 => bool) public actionUsed;
 
     bool public paused;
     uint64 public pausedAt; // L1 timestamp of the current pause (meaningful while paused)
+    uint64 public unpausedAt; // L1 timestamp of the last unpause (0 before any)
+    uint64 public pausedTotal; // seconds spent paused in pauses that have ended
     bool public frozen;
     uint64 public frozenAt;
+
+    /// @notice keccak256(abi.encode(poster, guardians, threshold)) of the approved rotation
+    ///         (zero if none) and the live-clock time from which it may be executed.
+    bytes32 public pendingRotation;
+    uint64 public rotationEta;
 
     // ------------------------------------------------------------------------------------------
     // Events
@@ -121,27 +166,33 @@ contract Rollup {
         bytes32 lastHeaderHash,
         bytes32 stateRoot,
         bytes32 withdrawalsRoot,
-        bytes32 dataHash
+        bytes32 dataHash,
+        uint64 messageCursor,
+        bytes32 marksRoot
     );
     /// @notice Batches `fromBatchIndex .. fromBatchIndex + count - 1` were dropped.
-    event BatchesRejected(uint256 indexed fromBatchIndex, uint256 count, uint256 guardianNonce);
-    event RollupPaused(uint256 guardianNonce);
-    event RollupUnpaused(uint256 guardianNonce);
-    /// @notice The escape hatch opened; `finalBatchCount` final batches remain (the last one's
-    ///         state, or genesis when 0, is the escape state).
-    event RollupFrozen(uint256 finalBatchCount, bytes32 headerHash, bytes32 stateRoot);
+    event BatchesRejected(uint256 indexed fromBatchIndex, uint256 count, bytes32 action);
+    event RollupPaused(bytes32 action);
+    event RollupUnpaused(bytes32 action, uint64 pausedFor);
+    event RotationApproved(address poster, address[] guardians, uint256 threshold, uint64 eta, bytes32 action);
+    event Rotated(address poster, address[] guardians, uint256 threshold);
+    /// @notice The escape hatch opened (`reason` 1 = no finality for escapeDelay live seconds,
+    ///         2 = overdue L1 message, 3 = pause too long, 4 = no finality for 2·escapeDelay wall
+    ///         seconds); `finalBatchCount` final batches remain.
+    event RollupFrozen(uint256 finalBatchCount, bytes32 headerHash, bytes32 stateRoot, uint8 reason);
 
     // ------------------------------------------------------------------------------------------
     // Errors
     // ------------------------------------------------------------------------------------------
 
-    // constructor
+    // constructor, rotation
     error ZeroAddress();
     error NotAContract(address account);
     error InvalidGuardianSet(uint256 count);
     error DuplicateGuardian(address guardian);
     error InvalidThreshold(uint256 threshold, uint256 guardians);
-    error InvalidEscapeDelay(uint64 challengeWindow, uint64 escapeDelay);
+    error InvalidTiming(string rule);
+    error ZeroHeaderHash();
     // submitBatch
     error NotPoster(address caller);
     error RollupIsPaused();
@@ -150,113 +201,140 @@ contract Rollup {
     error BlockGap(uint64 expectedFirstBlock, uint64 firstBlock);
     error PrevHeaderMismatch(bytes32 expected, bytes32 actual);
     error WithdrawalRootsLength(uint256 expected, uint256 actual);
-    error ZeroHeaderHash();
+    error LastWithdrawalRootMismatch(bytes32 header, bytes32 given);
+    error MessageCursorBackwards(uint64 tipCursor, uint64 cursor);
+    error MessageCursorAhead(uint64 cursor, uint256 messageCount);
     // batches, guardians, freeze
     error UnknownBatch(uint256 batchIndex, uint256 batchCount);
     error BatchAlreadyFinal(uint256 batchIndex);
     error BatchNotFinal(uint256 batchIndex);
     error BatchMismatch(uint256 batchIndex, bytes32 storedHeaderHash, bytes32 signedHeaderHash);
     error RollupNotPaused();
+    error PauseCooldown(uint256 allowedAt);
+    error ActionExpired(uint256 deadline, uint256 nowTs);
+    error ActionAlreadyUsed(bytes32 digest);
     error TooManySignatures(uint256 count, uint256 max);
     error InsufficientSignatures(uint256 count, uint256 threshold);
     error InvalidSignature(uint256 index);
     error NotGuardian(uint256 index, address signer);
     error DuplicateSigner(uint256 index, address signer);
     error SignersNotSorted(uint256 index);
-    error FreezeNotAllowed(uint256 lastFinalizedAt, uint256 freezableAfter);
+    error NoPendingRotation();
+    error RotationMismatch(bytes32 pending, bytes32 given);
+    error RotationNotDue(uint256 eta);
+    error FreezeNotAllowed(uint256 lastFinalizedLive, uint256 liveClock);
 
     // ------------------------------------------------------------------------------------------
     // Construction
     // ------------------------------------------------------------------------------------------
 
-    /// @param poster_ the only key allowed to submit batches.
-    /// @param guardians_ the guardian set (1..MAX_GUARDIANS distinct non-zero addresses).
-    /// @param threshold_ signatures needed for a guardian action (1..guardians_.length).
-    /// @param challengeWindow_ seconds from submission to finality.
-    /// @param escapeDelay_ seconds without a newly final batch after which anyone may freeze;
-    ///        must exceed the challenge window (else the system could freeze while healthy).
-    /// @param l2ChainId_ the L2 chain id (EIP-712 domain of L2 orders).
-    /// @param genesisHeaderHash_ header hash of L2 block 0; the first batch chains from it.
-    /// @param genesisStateRoot_ state root of L2 block 0 (the escape state if nothing is final).
-    /// @param collateralToken_ the ERC-20 collateral held by the Bridge.
-    /// @param genesisConfig_ the canonical genesis bytes (`Genesis.to_bytes()` in
-    ///        sequencer/core/chainspec.py): emitted in RollupDeployed, not stored, so a verifier
-    ///        rebuilds block 0 from L1 alone and checks it against `genesisHeaderHash`.
-    constructor(
-        address poster_,
-        address[] memory guardians_,
-        uint256 threshold_,
-        uint64 challengeWindow_,
-        uint64 escapeDelay_,
-        uint256 l2ChainId_,
-        bytes32 genesisHeaderHash_,
-        bytes32 genesisStateRoot_,
-        address collateralToken_,
-        bytes memory genesisConfig_
-    ) {
-        if (poster_ == address(0) || collateralToken_ == address(0)) revert ZeroAddress();
-        if (collateralToken_.code.length == 0) revert NotAContract(collateralToken_);
-        if (genesisHeaderHash_ == bytes32(0)) revert ZeroHeaderHash();
-        uint256 n = guardians_.length;
-        if (n == 0 || n > MAX_GUARDIANS) revert InvalidGuardianSet(n);
-        if (threshold_ == 0 || threshold_ > n) revert InvalidThreshold(threshold_, n);
-        if (escapeDelay_ <= challengeWindow_) revert InvalidEscapeDelay(challengeWindow_, escapeDelay_);
-        for (uint256 i; i < n; ++i) {
-            address g = guardians_[i];
-            if (g == address(0)) revert ZeroAddress();
-            if (isGuardian[g]) revert DuplicateGuardian(g);
-            isGuardian[g] = true;
+    /// @param c the configuration. Timing rules (seconds), checked here:
+    ///   escapeDelay   >= 2·challengeWindow + postingInterval + ALLOWANCE (a live rollup whose
+    ///                    last batch was rejected late still finalizes a batch in time);
+    ///   inclusionDelay >= postingInterval + ALLOWANCE (an honest poster includes a message in
+    ///                    its next batch);
+    ///   rotationDelay  >= inclusionDelay + challengeWindow (a user who distrusts an approved
+    ///                    rotation can force a withdrawal and have it final before it applies).
+    /// @param genesisConfig_ the canonical genesis bytes (`Genesis.to_bytes()`): emitted in
+    ///        RollupDeployed, not stored; block 0's txRoot commits to them.
+    constructor(Config memory c, bytes memory genesisConfig_) {
+        if (c.poster == address(0) || c.collateralToken == address(0)) revert ZeroAddress();
+        if (c.collateralToken.code.length == 0) revert NotAContract(c.collateralToken);
+        if (c.genesisHeaderHash == bytes32(0)) revert ZeroHeaderHash();
+        if (c.challengeWindow == 0) revert InvalidTiming("challengeWindow > 0");
+        if (uint256(c.escapeDelay) < 2 * uint256(c.challengeWindow) + c.postingInterval + ALLOWANCE) {
+            revert InvalidTiming("escapeDelay >= 2*challengeWindow + postingInterval + ALLOWANCE");
         }
-        _guardians = guardians_;
-
-        poster = poster_;
-        guardianThreshold = threshold_;
-        challengeWindow = challengeWindow_;
-        escapeDelay = escapeDelay_;
-        l2ChainId = l2ChainId_;
-        genesisHeaderHash = genesisHeaderHash_;
-        genesisStateRoot = genesisStateRoot_;
-        collateralToken = collateralToken_;
+        if (uint256(c.inclusionDelay) < uint256(c.postingInterval) + ALLOWANCE) {
+            revert InvalidTiming("inclusionDelay >= postingInterval + ALLOWANCE");
+        }
+        if (uint256(c.rotationDelay) < uint256(c.inclusionDelay) + c.challengeWindow) {
+            revert InvalidTiming("rotationDelay >= inclusionDelay + challengeWindow");
+        }
+        _setGuardians(c.guardians, c.threshold);
+        poster = c.poster;
+        challengeWindow = c.challengeWindow;
+        postingInterval = c.postingInterval;
+        inclusionDelay = c.inclusionDelay;
+        escapeDelay = c.escapeDelay;
+        rotationDelay = c.rotationDelay;
+        l2ChainId = c.l2ChainId;
+        genesisHeaderHash = c.genesisHeaderHash;
+        genesisStateRoot = c.genesisStateRoot;
+        collateralToken = c.collateralToken;
         deploymentBlock = uint64(block.number);
         deployedAt = uint64(block.timestamp);
 
         // The Bridge is created here so that `bridge` is provably the Bridge of this Rollup.
-        address b = address(new Bridge(address(this), collateralToken_));
+        address b = address(new Bridge(address(this), c.collateralToken));
         bridge = b;
-        emit RollupDeployed(b, collateralToken_, l2ChainId_, genesisHeaderHash_, genesisStateRoot_, genesisConfig_);
+        emit RollupDeployed(b, c.collateralToken, c.l2ChainId, c.genesisHeaderHash, c.genesisStateRoot, genesisConfig_);
     }
 
     // ------------------------------------------------------------------------------------------
     // Batches
     // ------------------------------------------------------------------------------------------
 
-    /// @notice Commits L2 blocks `firstBlock..lastBlock` (docs/encoding.md, "Batches on L1").
+    /// @notice Commits L2 blocks `firstBlock..lastHeader.number` (docs/encoding.md).
     /// @param prevHeaderHash header hash of block `firstBlock - 1` (must be the current tip).
-    /// @param lastHeaderHash header hash of `lastBlock`.
-    /// @param stateRoot state root after `lastBlock`.
+    /// @param lastHeader the full header of the last block: its hash, `stateRoot` and
+    ///        `l1MessageCursor` are recorded.
     /// @param withdrawalRoots `withdrawalRoots[k]` = withdrawalRoot of block `firstBlock + k`.
+    /// @param marksRoot root of the consensus marks after the last block (escape valuation).
     /// @param data the batch data; only keccak256(data) is stored, the bytes stay in calldata.
     function submitBatch(
         uint64 firstBlock,
-        uint64 lastBlock,
         bytes32 prevHeaderHash,
-        bytes32 lastHeaderHash,
-        bytes32 stateRoot,
+        Encoding.BlockHeader calldata lastHeader,
         bytes32[] calldata withdrawalRoots,
+        bytes32 marksRoot,
         bytes calldata data
     ) external {
         if (msg.sender != poster) revert NotPoster(msg.sender);
         if (frozen) revert RollupIsFrozen();
         if (paused) revert RollupIsPaused();
+        uint64 lastBlock = lastHeader.number;
         _checkExtendsTip(firstBlock, lastBlock, prevHeaderHash, withdrawalRoots.length);
-        if (lastHeaderHash == bytes32(0)) revert ZeroHeaderHash();
-        _record(
-            firstBlock,
-            lastBlock,
-            lastHeaderHash,
-            stateRoot,
-            MerkleLib.root(withdrawalRoots), // calldata -> memory copy, overwritten by root()
-            keccak256(data)
+        bytes32 lastRoot = withdrawalRoots[withdrawalRoots.length - 1];
+        if (lastRoot != lastHeader.withdrawalRoot) revert LastWithdrawalRootMismatch(lastHeader.withdrawalRoot, lastRoot);
+        _checkCursor(lastHeader.l1MessageCursor);
+
+        uint256 index = batchCount;
+        Batch storage b = _batches[index];
+        b.firstBlock = firstBlock;
+        b.lastBlock = lastBlock;
+        b.submittedAt = uint64(block.timestamp);
+        b.l1BlockNumber = uint64(block.number);
+        b.submittedLive = uint64(liveClock());
+        b.messageCursor = lastHeader.l1MessageCursor;
+        b.lastHeaderHash = Encoding.headerHash(lastHeader);
+        b.stateRoot = lastHeader.stateRoot;
+        b.withdrawalsRoot = MerkleLib.root(withdrawalRoots); // calldata -> memory copy
+        b.dataHash = keccak256(data);
+        b.marksRoot = marksRoot;
+        batchCount = index + 1;
+        _emitSubmitted(index, b);
+    }
+
+    /// @dev The message cursor never moves back and never passes the Bridge's queue.
+    function _checkCursor(uint64 cursor) internal view {
+        uint64 tipCursor = tipMessageCursor();
+        if (cursor < tipCursor) revert MessageCursorBackwards(tipCursor, cursor);
+        uint256 queued = IBridgeQueue(bridge).messageCount();
+        if (cursor > queued) revert MessageCursorAhead(cursor, queued);
+    }
+
+    function _emitSubmitted(uint256 index, Batch storage b) internal {
+        emit BatchSubmitted(
+            index,
+            b.firstBlock,
+            b.lastBlock,
+            b.lastHeaderHash,
+            b.stateRoot,
+            b.withdrawalsRoot,
+            b.dataHash,
+            b.messageCursor,
+            b.marksRoot
         );
     }
 
@@ -274,30 +352,6 @@ contract Rollup {
         if (rootCount != blocks) revert WithdrawalRootsLength(blocks, rootCount);
     }
 
-    /// @dev Appends a checked batch and emits BatchSubmitted.
-    function _record(
-        uint64 firstBlock,
-        uint64 lastBlock,
-        bytes32 lastHeaderHash,
-        bytes32 stateRoot,
-        bytes32 withdrawalsRoot,
-        bytes32 dataHash
-    ) internal {
-        uint256 index = batchCount;
-        _batches[index] = Batch({
-            firstBlock: firstBlock,
-            lastBlock: lastBlock,
-            submittedAt: uint64(block.timestamp),
-            l1BlockNumber: uint64(block.number),
-            lastHeaderHash: lastHeaderHash,
-            stateRoot: stateRoot,
-            withdrawalsRoot: withdrawalsRoot,
-            dataHash: dataHash
-        });
-        batchCount = index + 1;
-        emit BatchSubmitted(index, firstBlock, lastBlock, lastHeaderHash, stateRoot, withdrawalsRoot, dataHash);
-    }
-
     /// @notice The chain tip the next batch must extend: (last L2 block, its header hash).
     function tip() public view returns (uint64 lastBlock, bytes32 lastHeaderHash) {
         uint256 n = batchCount;
@@ -306,42 +360,65 @@ contract Rollup {
         return (b.lastBlock, b.lastHeaderHash);
     }
 
+    /// @notice L1 messages the tip has included (genesis: 0).
+    function tipMessageCursor() public view returns (uint64) {
+        uint256 n = batchCount;
+        return n == 0 ? 0 : _batches[n - 1].messageCursor;
+    }
+
     /// @notice Batch `batchIndex` (reverts UnknownBatch if it does not exist).
     function getBatch(uint256 batchIndex) external view returns (Batch memory) {
         _requireBatch(batchIndex);
         return _batches[batchIndex];
     }
 
-    /// @notice True iff batch `batchIndex` exists and its challenge window has passed
-    ///         (measured on the finality clock, which stops while paused).
+    /// @notice The live clock: L1 time minus all time spent paused (stopped while paused).
+    ///         Finality, inclusion deadlines and the escape delay are measured on it.
+    function liveClock() public view returns (uint256) {
+        return (paused ? uint256(pausedAt) : block.timestamp) - pausedTotal;
+    }
+
+    /// @notice True iff batch `batchIndex` exists and `challengeWindow` live seconds have
+    ///         passed since its submission (paused time is given back to every window).
     function isFinal(uint256 batchIndex) public view returns (bool) {
         if (batchIndex >= batchCount) return false;
         if (frozen) return true; // freeze() kept exactly the final batches
-        return _batches[batchIndex].submittedAt + uint256(challengeWindow) <= _finalityClock();
+        return uint256(_batches[batchIndex].submittedLive) + challengeWindow <= liveClock();
     }
 
-    /// @notice Number of final batches (they are always a prefix: 0..n-1). O(log batchCount).
+    /// @notice Number of final batches (always a prefix: 0..n-1). O(log batchCount).
     function finalizedBatchCount() public view returns (uint256) {
         uint256 hi = batchCount;
         if (frozen || hi == 0) return hi;
-        uint256 clock = _finalityClock();
+        uint256 clock = liveClock();
         uint256 window = challengeWindow;
-        // Submission times never decrease, so finality is monotone in the index.
-        if (_batches[hi - 1].submittedAt + window <= clock) return hi;
+        // The live clock never decreases, so submission times never decrease and finality is
+        // monotone in the index.
+        if (uint256(_batches[hi - 1].submittedLive) + window <= clock) return hi;
         uint256 lo;
         while (lo < hi) {
             uint256 mid = (lo + hi) >> 1;
-            if (_batches[mid].submittedAt + window <= clock) lo = mid + 1;
+            if (uint256(_batches[mid].submittedLive) + window <= clock) lo = mid + 1;
             else hi = mid;
         }
         return lo;
     }
 
-    /// @notice When the newest final batch became final (deployment time if none is).
-    function lastFinalizedAt() public view returns (uint256) {
+    /// @notice Live-clock time at which the newest final batch became final (the deployment
+    ///         time if none is; the live clock equals wall time until the first pause).
+    function lastFinalizedLive() public view returns (uint256) {
         uint256 k = finalizedBatchCount();
         if (k == 0) return deployedAt;
-        return _batches[k - 1].submittedAt + uint256(challengeWindow);
+        return uint256(_batches[k - 1].submittedLive) + challengeWindow;
+    }
+
+    /// @notice A lower bound on the wall time at which the newest final batch became final
+    ///         (its submission + `challengeWindow`: live time never runs faster than wall time),
+    ///         or the deployment time if none is final.
+    function lastFinalizedWallBound() public view returns (uint256) {
+        uint256 k = finalizedBatchCount();
+        if (k == 0) return deployedAt;
+        return uint256(_batches[k - 1].submittedAt) + challengeWindow;
     }
 
     /// @notice For the Bridge: the withdrawalsRoot of a final batch. Reverts RollupIsPaused while
@@ -363,85 +440,153 @@ contract Rollup {
     /// @return finalCount number of final batches
     /// @return headerHash header hash of the last final L2 block
     /// @return stateRoot state root after that block
-    function lastFinalState() public view returns (uint256 finalCount, bytes32 headerHash, bytes32 stateRoot) {
+    /// @return marksRoot marks root of that batch (zero at genesis, which has no positions)
+    function lastFinalState()
+        public
+        view
+        returns (uint256 finalCount, bytes32 headerHash, bytes32 stateRoot, bytes32 marksRoot)
+    {
         finalCount = finalizedBatchCount();
-        if (finalCount == 0) return (0, genesisHeaderHash, genesisStateRoot);
+        if (finalCount == 0) return (0, genesisHeaderHash, genesisStateRoot, bytes32(0));
         Batch storage b = _batches[finalCount - 1];
-        return (finalCount, b.lastHeaderHash, b.stateRoot);
+        return (finalCount, b.lastHeaderHash, b.stateRoot, b.marksRoot);
     }
 
     // ------------------------------------------------------------------------------------------
     // Escape hatch
     // ------------------------------------------------------------------------------------------
 
-    /// @notice True iff `freeze()` would succeed now.
-    function canFreeze() public view returns (bool) {
-        return !frozen && block.timestamp > lastFinalizedAt() + uint256(escapeDelay);
+    /// @notice Why `freeze()` would succeed now: 0 = it would not, 1 = no batch became final
+    ///         for `escapeDelay` live seconds, 2 = an L1 message is overdue, 3 = a pause outlasted
+    ///         `escapeDelay`, 4 = no batch became final for `2·escapeDelay` wall seconds.
+    function freezeReason() public view returns (uint8) {
+        if (frozen) return 0;
+        uint256 live = liveClock();
+        if (live > lastFinalizedLive() + escapeDelay) return 1;
+        uint64 head = tipMessageCursor();
+        if (head < IBridgeQueue(bridge).messageCount()) {
+            if (live > uint256(IBridgeQueue(bridge).messageQueuedLive(head)) + inclusionDelay) return 2;
+        }
+        if (paused && block.timestamp > uint256(pausedAt) + escapeDelay) return 3;
+        if (block.timestamp > lastFinalizedWallBound() + 2 * uint256(escapeDelay)) return 4;
+        return 0;
     }
 
-    /// @notice Opens the escape hatch (anyone; the Bridge calls it on the first escape).
-    ///         Allowed once no batch has become final for more than `escapeDelay` seconds.
-    ///         Permanent: drops the non-final batches and refuses every later batch.
+    /// @notice True iff `freeze()` would succeed now.
+    function canFreeze() external view returns (bool) {
+        return freezeReason() != 0;
+    }
+
+    /// @notice Opens the escape hatch (anyone; the Bridge calls it on the first escape) when
+    ///         `freezeReason()` is non-zero. Permanent: drops the non-final batches and refuses
+    ///         every later batch and guardian action.
     function freeze() external {
         if (frozen) revert RollupIsFrozen();
-        uint256 last = lastFinalizedAt();
-        if (block.timestamp <= last + uint256(escapeDelay)) {
-            revert FreezeNotAllowed(last, last + uint256(escapeDelay));
-        }
-        (uint256 k, bytes32 headerHash, bytes32 stateRoot) = lastFinalState();
+        uint8 reason = freezeReason();
+        if (reason == 0) revert FreezeNotAllowed(lastFinalizedLive(), liveClock());
+        (uint256 k, bytes32 headerHash, bytes32 stateRoot,) = lastFinalState();
         batchCount = k;
         frozen = true;
         frozenAt = uint64(block.timestamp);
-        emit RollupFrozen(k, headerHash, stateRoot);
+        emit RollupFrozen(k, headerHash, stateRoot, reason);
     }
 
     // ------------------------------------------------------------------------------------------
     // Guardians
     // ------------------------------------------------------------------------------------------
 
-    /// @notice Drops batch `batchIndex` and every later batch. Needs a guardian quorum over
-    ///         Reject(batchIndex, lastHeaderHash, guardianNonce). Works while paused, not once
-    ///         the batch is final.
-    /// @param lastHeaderHash the rejected batch's lastHeaderHash, as signed by the guardians.
+    /// @notice Drops batch `batchIndex` and every later batch, given a guardian quorum over
+    ///         Reject(batchIndex, lastHeaderHash, deadline). Works while paused, not once the
+    ///         batch is final.
     /// @param signatures 65-byte (r, s, v) signatures, sorted by signer address, ascending.
-    function reject(uint256 batchIndex, bytes32 lastHeaderHash, bytes[] calldata signatures) external {
+    function reject(uint256 batchIndex, bytes32 lastHeaderHash, uint256 deadline, bytes[] calldata signatures)
+        external
+    {
         if (frozen) revert RollupIsFrozen();
         _requireBatch(batchIndex);
         if (isFinal(batchIndex)) revert BatchAlreadyFinal(batchIndex);
         bytes32 stored = _batches[batchIndex].lastHeaderHash;
         if (stored != lastHeaderHash) revert BatchMismatch(batchIndex, stored, lastHeaderHash);
-        uint256 nonce = guardianNonce;
-        _checkGuardians(keccak256(abi.encode(REJECT_TYPEHASH, batchIndex, lastHeaderHash, nonce)), signatures);
-        guardianNonce = nonce + 1;
+        bytes32 action =
+            _useAction(keccak256(abi.encode(REJECT_TYPEHASH, batchIndex, lastHeaderHash, deadline)), deadline, signatures);
         uint256 dropped = batchCount - batchIndex;
         batchCount = batchIndex;
-        emit BatchesRejected(batchIndex, dropped, nonce);
+        emit BatchesRejected(batchIndex, dropped, action);
     }
 
-    /// @notice Pauses batches, deposits and withdrawals and stops the finality clock.
-    function pause(bytes[] calldata signatures) external {
+    /// @notice Pauses batches, deposits and withdrawals and stops the live clock. A new pause
+    ///         needs `challengeWindow` seconds since the last unpause, so batches keep finalizing
+    ///         between pauses; a pause longer than `escapeDelay` lets anyone freeze.
+    function pause(uint256 deadline, bytes[] calldata signatures) external {
         if (frozen) revert RollupIsFrozen();
         if (paused) revert RollupIsPaused();
-        uint256 nonce = guardianNonce;
-        _checkGuardians(keccak256(abi.encode(PAUSE_TYPEHASH, nonce)), signatures);
-        guardianNonce = nonce + 1;
+        uint256 allowed = unpausedAt == 0 ? 0 : uint256(unpausedAt) + challengeWindow;
+        if (block.timestamp < allowed) revert PauseCooldown(allowed);
+        bytes32 action = _useAction(keccak256(abi.encode(PAUSE_TYPEHASH, deadline)), deadline, signatures);
         paused = true;
         pausedAt = uint64(block.timestamp);
-        emit RollupPaused(nonce);
+        emit RollupPaused(action);
     }
 
-    /// @notice Lifts a pause; the finality clock resumes at the current time.
-    function unpause(bytes[] calldata signatures) external {
+    /// @notice Lifts a pause; the paused time is given back to every running window and deadline.
+    function unpause(uint256 deadline, bytes[] calldata signatures) external {
         if (frozen) revert RollupIsFrozen();
         if (!paused) revert RollupNotPaused();
-        uint256 nonce = guardianNonce;
-        _checkGuardians(keccak256(abi.encode(UNPAUSE_TYPEHASH, nonce)), signatures);
-        guardianNonce = nonce + 1;
+        bytes32 action = _useAction(keccak256(abi.encode(UNPAUSE_TYPEHASH, deadline)), deadline, signatures);
+        uint64 pausedFor = uint64(block.timestamp) - pausedAt;
+        pausedTotal += pausedFor;
         paused = false;
-        emit RollupUnpaused(nonce);
+        unpausedAt = uint64(block.timestamp);
+        emit RollupUnpaused(action, pausedFor);
     }
 
-    /// @notice The guardian set, in construction order.
+    /// @notice Approves replacing the poster and the guardian set; `executeRotation` applies it
+    ///         after `rotationDelay` live seconds (the wait stops while paused). A later approval
+    ///         replaces a pending one.
+    function approveRotation(
+        address newPoster,
+        address[] calldata newGuardians,
+        uint256 newThreshold,
+        uint256 deadline,
+        bytes[] calldata signatures
+    ) external {
+        if (frozen) revert RollupIsFrozen();
+        if (newPoster == address(0)) revert ZeroAddress();
+        _checkGuardianSet(newGuardians, newThreshold);
+        bytes32 structHash = keccak256(
+            abi.encode(
+                ROTATE_TYPEHASH, newPoster, keccak256(abi.encodePacked(newGuardians)), newThreshold, deadline
+            )
+        );
+        bytes32 action = _useAction(structHash, deadline, signatures);
+        pendingRotation = keccak256(abi.encode(newPoster, newGuardians, newThreshold));
+        uint64 eta = uint64(liveClock()) + rotationDelay;
+        rotationEta = eta;
+        emit RotationApproved(newPoster, newGuardians, newThreshold, eta, action);
+    }
+
+    /// @notice Applies the approved rotation once due on the live clock (anyone; never while
+    ///         paused, since the live clock is stopped).
+    function executeRotation(address newPoster, address[] calldata newGuardians, uint256 newThreshold) external {
+        if (frozen) revert RollupIsFrozen();
+        bytes32 pending = pendingRotation;
+        if (pending == bytes32(0)) revert NoPendingRotation();
+        bytes32 given = keccak256(abi.encode(newPoster, newGuardians, newThreshold));
+        if (given != pending) revert RotationMismatch(pending, given);
+        if (paused) revert RollupIsPaused();
+        if (liveClock() < rotationEta) revert RotationNotDue(rotationEta);
+        pendingRotation = bytes32(0);
+        rotationEta = 0;
+        address[] memory old = _guardians;
+        for (uint256 i; i < old.length; ++i) {
+            isGuardian[old[i]] = false;
+        }
+        _setGuardians(newGuardians, newThreshold);
+        poster = newPoster;
+        emit Rotated(newPoster, newGuardians, newThreshold);
+    }
+
+    /// @notice The guardian set, in construction (or rotation) order.
     function guardians() external view returns (address[] memory) {
         return _guardians;
     }
@@ -461,50 +606,67 @@ contract Rollup {
 
     /// @notice The EIP-712 digest guardians sign for a struct hash (helper for tooling).
     function guardianDigest(bytes32 structHash) public view returns (bytes32) {
-        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+        return Signatures.typedDigest(domainSeparator(), structHash);
     }
 
     // ------------------------------------------------------------------------------------------
     // Internals
     // ------------------------------------------------------------------------------------------
 
-    /// @dev Time used for finality: frozen at the pause time while paused.
-    function _finalityClock() internal view returns (uint256) {
-        return paused ? pausedAt : block.timestamp;
-    }
-
     function _requireBatch(uint256 batchIndex) internal view {
         if (batchIndex >= batchCount) revert UnknownBatch(batchIndex, batchCount);
     }
 
+    function _checkGuardianSet(address[] memory set, uint256 threshold) internal pure {
+        uint256 n = set.length;
+        if (n == 0 || n > MAX_GUARDIANS) revert InvalidGuardianSet(n);
+        if (threshold == 0 || threshold > n) revert InvalidThreshold(threshold, n);
+        for (uint256 i; i < n; ++i) {
+            if (set[i] == address(0)) revert ZeroAddress();
+            for (uint256 j; j < i; ++j) {
+                if (set[j] == set[i]) revert DuplicateGuardian(set[i]);
+            }
+        }
+    }
+
+    function _setGuardians(address[] memory set, uint256 threshold) internal {
+        _checkGuardianSet(set, threshold);
+        for (uint256 i; i < set.length; ++i) {
+            isGuardian[set[i]] = true;
+        }
+        _guardians = set;
+        guardianThreshold = threshold;
+    }
+
+    /// @dev Checks the deadline and the quorum over `structHash`, marks the action used and
+    ///      returns its digest.
+    function _useAction(bytes32 structHash, uint256 deadline, bytes[] calldata signatures)
+        internal
+        returns (bytes32 digest)
+    {
+        if (block.timestamp > deadline) revert ActionExpired(deadline, block.timestamp);
+        digest = guardianDigest(structHash);
+        if (actionUsed[digest]) revert ActionAlreadyUsed(digest);
+        _checkGuardians(digest, signatures);
+        actionUsed[digest] = true;
+    }
+
     /// @dev Reverts unless `signatures` holds at least `guardianThreshold` valid signatures by
-    ///      distinct guardians over the EIP-712 digest of `structHash`, sorted by signer
-    ///      (strictly ascending, which also rules out duplicates). Loop bounded by MAX_GUARDIANS.
-    function _checkGuardians(bytes32 structHash, bytes[] calldata signatures) internal view {
+    ///      distinct guardians over `digest`, sorted by signer (strictly ascending, which also
+    ///      rules out duplicates). Loop bounded by MAX_GUARDIANS.
+    function _checkGuardians(bytes32 digest, bytes[] calldata signatures) internal view {
         uint256 n = signatures.length;
         uint256 max = _guardians.length;
         if (n > max) revert TooManySignatures(n, max);
         if (n < guardianThreshold) revert InsufficientSignatures(n, guardianThreshold);
-        bytes32 digest = guardianDigest(structHash);
         address prev;
         for (uint256 i; i < n; ++i) {
-            address signer = _recover(digest, signatures[i], i);
+            address signer = Signatures.recover(digest, signatures[i]);
+            if (signer == address(0)) revert InvalidSignature(i);
             if (!isGuardian[signer]) revert NotGuardian(i, signer);
             if (signer == prev) revert DuplicateSigner(i, signer);
             if (signer < prev) revert SignersNotSorted(i);
             prev = signer;
         }
-    }
-
-    /// @dev ecrecover of a 65-byte (r, s, v) signature; v in {27, 28} or {0, 1}; low s only.
-    function _recover(bytes32 digest, bytes calldata sig, uint256 index) internal pure returns (address signer) {
-        if (sig.length != 65) revert InvalidSignature(index);
-        bytes32 r = bytes32(sig[0:32]);
-        bytes32 s = bytes32(sig[32:64]);
-        uint8 v = uint8(sig[64]);
-        if (v < 27) v += 27;
-        if ((v != 27 && v != 28) || uint256(s) > HALF_N) revert InvalidSignature(index);
-        signer = ecrecover(digest, v, r, s);
-        if (signer == address(0)) revert InvalidSignature(index);
     }
 }

@@ -15,7 +15,8 @@ devnet, deployment) builds on:
   (`call`) and events (`events`, `decode_logs`);
 - `deploy` / `read_deployment` / `read_genesis_config` / `Deployment` for addresses and
   configuration (the genesis bytes come from the RollupDeployed event);
-- `sign_reject` / `sign_pause` / `sign_unpause` for guardian quorums, `send_*` to send them.
+- `sign_reject` / `sign_pause` / `sign_unpause` / `sign_rotation` for guardian quorums, `send_*`
+  to send them, `execute_rotation` to apply an approved rotation.
 """
 
 from sequencer.l1.abi import (
@@ -48,17 +49,21 @@ from sequencer.l1.errors import (
 from sequencer.l1.fees import Fees, bump, market_fees, replacement_fees
 from sequencer.l1.guardians import (
     GUARDIAN_TYPES,
+    execute_rotation,
     guardian_domain,
     send_pause,
     send_reject,
+    send_rotation,
     send_unpause,
     sign_action,
     sign_pause,
     sign_reject,
+    sign_rotation,
     sign_unpause,
     typed_data,
 )
-from sequencer.l1.rolluptracker import DepositEvent, RollupTracker, RollupUpdate, SubmittedBatch
+from sequencer.l1.rolluptracker import (DepositEvent, RollupTracker, RollupUpdate, SubmittedBatch,
+                                         WithdrawalRequestEvent)
 from sequencer.l1.tracker import Cursor, EventTracker, TrackerUpdate
 from sequencer.l1.txmanager import Attempt, SendResult, TxConfig, TxManager
 
@@ -100,6 +105,7 @@ __all__ = [
     "TransactionFailed",
     "TxConfig",
     "TxManager",
+    "WithdrawalRequestEvent",
     "artifact_names",
     "artifacts_dir",
     "bump",
@@ -107,6 +113,7 @@ __all__ = [
     "deploy",
     "deploy_contract",
     "find_anvil",
+    "execute_rotation",
     "guardian_domain",
     "load_artifact",
     "market_fees",
@@ -116,10 +123,12 @@ __all__ = [
     "read_genesis_config",
     "send_pause",
     "send_reject",
+    "send_rotation",
     "send_unpause",
     "sign_action",
     "sign_pause",
     "sign_reject",
+    "sign_rotation",
     "sign_unpause",
     "typed_data",
 ]

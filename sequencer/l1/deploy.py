@@ -28,7 +28,7 @@ from sequencer.l1.errors import L1Error
 if TYPE_CHECKING:
     from sequencer.l1.txmanager import TxManager
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def _hex32(b: bytes) -> str:
@@ -51,6 +51,9 @@ class Deployment:
     guardian_threshold: int
     challenge_window: int
     escape_delay: int
+    posting_interval: int
+    inclusion_delay: int
+    rotation_delay: int
     l2_chain_id: int
     genesis_header_hash: bytes
     genesis_state_root: bytes
@@ -97,6 +100,9 @@ class Deployment:
                 guardian_threshold=int(d["guardian_threshold"]),
                 challenge_window=int(d["challenge_window"]),
                 escape_delay=int(d["escape_delay"]),
+                posting_interval=int(d["posting_interval"]),
+                inclusion_delay=int(d["inclusion_delay"]),
+                rotation_delay=int(d["rotation_delay"]),
                 l2_chain_id=int(d["l2_chain_id"]),
                 genesis_header_hash=bytes.fromhex(d["genesis_header_hash"].removeprefix("0x")),
                 genesis_state_root=bytes.fromhex(d["genesis_state_root"].removeprefix("0x")),
@@ -132,7 +138,10 @@ def deploy(
     guardians: Sequence[str],
     threshold: int,
     challenge_window: int = 60,
+    posting_interval: int = 3600,
+    inclusion_delay: int = 2 * 3600,
     escape_delay: int = 7 * 24 * 3600,
+    rotation_delay: int | None = None,
     l2_chain_id: int,
     genesis_header_hash: bytes,
     genesis_state_root: bytes,
@@ -145,7 +154,10 @@ def deploy(
     hash `genesis_header_hash` and state root `genesis_state_root`; the Rollup emits it in
     `RollupDeployed` (not stored) so that `optrollup verify` needs only the Rollup address.
 
-    `challenge_window` and `escape_delay` are seconds (escape_delay > challenge_window).
+    Timing, in seconds (the Rollup's constructor enforces, with ALLOWANCE = 1 hour):
+    `escape_delay >= 2·challenge_window + posting_interval + ALLOWANCE`,
+    `inclusion_delay >= posting_interval + ALLOWANCE`, and `rotation_delay >= inclusion_delay +
+    challenge_window` (the default when None).
     Constructor checks revert with ContractRevert (e.g. InvalidThreshold) before anything is
     sent for the Rollup. Transactions go through `deployer`'s TxManager."""
     txm = client.tx_manager(deployer)
@@ -156,8 +168,9 @@ def deploy(
         txs["MockUSDC"] = receipt.tx_hash
     rollup, receipt = deploy_contract(
         client, txm, "Rollup",
-        poster, list(guardians), threshold, challenge_window, escape_delay, l2_chain_id,
-        bytes(genesis_header_hash), bytes(genesis_state_root), collateral_token,
+        (poster, list(guardians), threshold, challenge_window, posting_interval, inclusion_delay,
+         escape_delay, rotation_delay if rotation_delay is not None else inclusion_delay + challenge_window,
+         l2_chain_id, bytes(genesis_header_hash), bytes(genesis_state_root), collateral_token),
         bytes(genesis_config),
     )
     txs["Rollup"] = receipt.tx_hash
@@ -183,6 +196,9 @@ def read_deployment(client: L1Client, rollup_address: str) -> Deployment:
         guardian_threshold=r.call("guardianThreshold"),
         challenge_window=r.call("challengeWindow"),
         escape_delay=r.call("escapeDelay"),
+        posting_interval=r.call("postingInterval"),
+        inclusion_delay=r.call("inclusionDelay"),
+        rotation_delay=r.call("rotationDelay"),
         l2_chain_id=r.call("l2ChainId"),
         genesis_header_hash=r.call("genesisHeaderHash"),
         genesis_state_root=r.call("genesisStateRoot"),

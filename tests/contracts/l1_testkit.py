@@ -1,11 +1,15 @@
 """Python side of docs/encoding.md for the contract tests, written independently of the
-contracts (eth-abi + cext), plus builders for fake L2 batches and a sparse depth-32 tree."""
+contracts (eth-abi + eth-account + cext), plus builders for fake L2 batches, a sparse depth-32
+tree, marks roots and escape claims, and the owner signatures of the Bridge (EscapeTo,
+RefundTo)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from eth_abi import encode
+from eth_account import Account
+from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
 import cext
@@ -17,7 +21,12 @@ H = cext.keccak256
 WITHDRAWAL_TAG = H(b"optrollup.withdrawal.v1")
 ACCOUNT_TAG = H(b"optrollup.account.v1")
 TX_TAG = H(b"optrollup.tx.v1")
+MARK_TAG = H(b"optrollup.mark.v1")
 STATE_TREE_DEPTH = 32
+UNIT = 10**6  # position amounts are contracts x 10^6
+FORCED_NONCE_BASE = 2**63  # nonce of forced-withdrawal / deposit-refund leaves = base + message nonce
+MAX_AMOUNT = 2**64 - 1
+KIND_DEPOSIT, KIND_FORCED_WITHDRAWAL = 0, 1
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,106 @@ def positions_hash(positions: dict[str, int]) -> bytes:
     return H(encode(["string[]", "int256[]"], [[k for k, _ in items], [v for _, v in items]]))
 
 
+def mark_leaf(instrument: str, mark_lo: int, mark_hi: int) -> bytes:
+    return H(encode(["bytes32", "string", "uint256", "uint256"], [MARK_TAG, instrument, mark_lo, mark_hi]))
+
+
+def message_commitment(kind: int, sender: str, to: str, amount: int) -> bytes:
+    """Bridge.messageCommitment of an L1 message (docs/encoding.md, "L1 messages")."""
+    return H(encode(["uint8", "address", "address", "uint256"], [kind, sender, to, amount]))
+
+
+class Marks:
+    """The per-batch marks table: {instrument: (markLo, markHi)}, leaves sorted by name bytewise."""
+
+    def __init__(self, marks: dict[str, tuple[int, int]]) -> None:
+        self.marks = dict(marks)
+        self.names = sorted(self.marks, key=lambda n: n.encode())
+        self.leaves = [mark_leaf(n, *self.marks[n]) for n in self.names]
+
+    def root(self) -> bytes:
+        return cext.merkle_root(self.leaves)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    def proof(self, name: str) -> list[bytes]:
+        return cext.merkle_proof(self.leaves, self.index(name))
+
+
+def position_value(q: int, mark_lo: int, mark_hi: int) -> int:
+    """floor(q·markLo/10^6) for a long, floor(q·markHi/10^6) for a short (Python // floors)."""
+    return (q * (mark_lo if q >= 0 else mark_hi)) // UNIT
+
+
+def escape_value(collateral: int, positions: dict[str, int], marks: Marks) -> int:
+    """max(0, collateral + Σ value(q)) at the marks: what Bridge.escape must pay (before the cap)."""
+    total = collateral + sum(position_value(q, *marks.marks[n]) for n, q in positions.items() if q)
+    return max(0, total)
+
+
+def escape_claim(account: str, collateral: int, index: int, tree: SparseTree, positions: dict[str, int] | None = None,
+                 marks: Marks | None = None) -> dict:
+    """Bridge.EscapeClaim for the account leaf at `index` of `tree` (positions in leaf order)."""
+    positions = positions or {}
+    ps = []
+    for name in sorted((n for n, q in positions.items() if q), key=lambda n: n.encode()):
+        assert marks is not None
+        lo, hi = marks.marks[name]
+        ps.append({"instrument": name, "amount": positions[name], "markLo": lo, "markHi": hi,
+                   "markIndex": marks.index(name), "markProof": marks.proof(name)})
+    return {"account": account, "collateral": collateral, "accountIndex": index, "accountProof": tree.proof(index),
+            "positions": ps}
+
+
+# ---------------------------------------------------------------------------------------------
+# owner signatures of the Bridge (EIP-712 domain "optrollup.bridge", version "1")
+# ---------------------------------------------------------------------------------------------
+
+BRIDGE_DOMAIN_NAME = "optrollup.bridge"
+BRIDGE_DOMAIN_VERSION = "1"
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_BRIDGE_TYPES = {
+    "EscapeTo": [{"name": "account", "type": "address"}, {"name": "recipient", "type": "address"}],
+    "RefundTo": [{"name": "nonce", "type": "uint256"}, {"name": "recipient", "type": "address"}],
+}
+
+
+def bridge_typed_data(chain_id: int, bridge: str, primary: str, message: dict) -> dict:
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            primary: _BRIDGE_TYPES[primary],
+        },
+        "primaryType": primary,
+        "domain": {"name": BRIDGE_DOMAIN_NAME, "version": BRIDGE_DOMAIN_VERSION, "chainId": chain_id,
+                   "verifyingContract": bridge},
+        "message": message,
+    }
+
+
+def _sign_typed(key: LocalAccount, full: dict) -> bytes:
+    sig = Account.sign_message(encode_typed_data(full_message=full), key.key)
+    r, s, v = sig.r, sig.s, sig.v
+    if s > SECP256K1_N // 2:
+        s, v = SECP256K1_N - s, 55 - v
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])
+
+
+def sign_escape_to(key: LocalAccount, chain_id: int, bridge: str, account: str, recipient: str) -> bytes:
+    return _sign_typed(key, bridge_typed_data(chain_id, bridge, "EscapeTo",
+                                              {"account": account, "recipient": recipient}))
+
+
+def sign_refund_to(key: LocalAccount, chain_id: int, bridge: str, nonce: int, recipient: str) -> bytes:
+    return _sign_typed(key, bridge_typed_data(chain_id, bridge, "RefundTo", {"nonce": nonce, "recipient": recipient}))
+
+
 class SparseTree:
     """Fixed-depth Merkle tree (the docs/encoding.md rule, zero padding) over a few leaves."""
 
@@ -120,6 +229,7 @@ class Batch:
     withdrawals: list[list[Withdrawal]]
     data: bytes
     state_root: bytes
+    marks_root: bytes = ZERO32
     extra: dict = field(default_factory=dict)
 
     @property
@@ -131,6 +241,10 @@ class Batch:
         return self.headers[-1].hash()
 
     @property
+    def last_header(self) -> Header:
+        return self.headers[-1]
+
+    @property
     def withdrawal_roots(self) -> list[bytes]:
         return [h.withdrawalRoot for h in self.headers]
 
@@ -139,8 +253,9 @@ class Batch:
         return cext.merkle_root(self.withdrawal_roots)
 
     def submit_args(self) -> tuple:
-        return (self.first_block, self.last_block, self.prev_header_hash, self.last_header_hash,
-                self.state_root, self.withdrawal_roots, self.data)
+        """Rollup.submitBatch(firstBlock, prevHeaderHash, lastHeader, withdrawalRoots, marksRoot, data)."""
+        return (self.first_block, self.prev_header_hash, self.last_header.as_dict(), self.withdrawal_roots,
+                self.marks_root, self.data)
 
     def proof(self, batch_index: int, block_offset: int, leaf_index: int) -> dict:
         leaves = [w.leaf() for w in self.withdrawals[block_offset]]
@@ -162,6 +277,7 @@ def make_batch(
     message_cursor: int | None = None,
     data: bytes = b"batch-data",
     timestamp: int | None = None,
+    marks_root: bytes = ZERO32,
 ) -> Batch:
     """Blocks prev.number+1.. chained by parentHash; each block's withdrawalRoot is the Merkle
     root of its withdrawal leaves; the last block carries `state_root`."""
@@ -181,7 +297,7 @@ def make_batch(
         )
         headers.append(h)
         parent = h
-    return Batch(prev.number + 1, prev.hash(), headers, withdrawals_per_block, data, sr)
+    return Batch(prev.number + 1, prev.hash(), headers, withdrawals_per_block, data, sr, marks_root)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,11 +305,14 @@ def make_batch(
 # ---------------------------------------------------------------------------------------------
 
 L2_CHAIN_ID = 424242
+ALLOWANCE = 3600  # Rollup.ALLOWANCE
 CHALLENGE_WINDOW = 60
-ESCAPE_DELAY = 3600
+POSTING_INTERVAL = 600
+INCLUSION_DELAY = POSTING_INTERVAL + ALLOWANCE  # 4200: the minimum the constructor accepts
+ESCAPE_DELAY = 2 * CHALLENGE_WINDOW + POSTING_INTERVAL + ALLOWANCE  # 4320: the minimum
+ROTATION_DELAY = INCLUSION_DELAY + CHALLENGE_WINDOW  # 4260: the minimum
 THRESHOLD = 3
 USDC = 10**6
-
 
 
 @dataclass
@@ -223,6 +342,18 @@ class System:
         self.client.increase_time(seconds)
         self.client.mine()
 
+    def mine_at(self, timestamp: int) -> None:
+        """Mines one block with exactly this timestamp (later views read it at "latest")."""
+        self.client.set_next_block_timestamp(timestamp)
+        self.client.mine()
+
+    def next_at(self, timestamp: int) -> None:
+        """The next transaction's block gets exactly this timestamp."""
+        self.client.set_next_block_timestamp(timestamp)
+
+    def live(self) -> int:
+        return self.rollup.call("liveClock")
+
 
 # The contracts never interpret the genesis bytes (they are only emitted in RollupDeployed);
 # the replay verifier's tests (tests/prover) use a real `Genesis.to_bytes()`.
@@ -244,7 +375,10 @@ def deploy_system(client: L1Client, accounts: list[LocalAccount], **overrides) -
         guardians=[g.address for g in guardians],
         threshold=THRESHOLD,
         challenge_window=CHALLENGE_WINDOW,
+        posting_interval=POSTING_INTERVAL,
+        inclusion_delay=INCLUSION_DELAY,
         escape_delay=ESCAPE_DELAY,
+        rotation_delay=ROTATION_DELAY,
         l2_chain_id=L2_CHAIN_ID,
         genesis_header_hash=gen.hash(),
         genesis_state_root=gen.stateRoot,
@@ -259,3 +393,41 @@ def deploy_system(client: L1Client, accounts: list[LocalAccount], **overrides) -
         token.transact("approve", bridge.address, 2**256 - 1, sender=u)
     return System(client, d, d.rollup_contract(client), bridge, token, deployer, poster, guardians, users,
                   accounts[10], gen)
+
+
+# ---------------------------------------------------------------------------------------------
+# small helpers shared by the test modules
+# ---------------------------------------------------------------------------------------------
+
+
+def reverts(name: str, fn, *args, **kwargs):
+    """Calls fn(*args, **kwargs), asserts it raises ContractRevert with custom error `name`."""
+    import pytest
+
+    from sequencer.l1 import ContractRevert
+
+    with pytest.raises(ContractRevert) as ei:
+        fn(*args, **kwargs)
+    assert ei.value.error == name, str(ei.value)
+    return ei.value
+
+
+def guardian_struct_hash(primary: str, message: dict, typehash: bytes) -> bytes:
+    """EIP-712 hashStruct of a guardian action, by eth-abi (independent of sequencer.l1.guardians)."""
+    if primary == "Reject":
+        return H(encode(["bytes32", "uint256", "bytes32", "uint256"],
+                        [typehash, message["batchIndex"], message["lastHeaderHash"], message["deadline"]]))
+    if primary in ("Pause", "Unpause"):
+        return H(encode(["bytes32", "uint256"], [typehash, message["deadline"]]))
+    if primary == "Rotate":
+        gs = H(b"".join(encode(["address"], [g]) for g in message["guardians"]))
+        return H(encode(["bytes32", "address", "bytes32", "uint256", "uint256"],
+                        [typehash, message["poster"], gs, message["threshold"], message["deadline"]]))
+    raise ValueError(primary)
+
+
+def eip712_digest(domain_name: str, domain_version: str, chain_id: int, contract: str, struct_hash: bytes) -> bytes:
+    dom_type = H(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+    dom = H(encode(["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                   [dom_type, H(domain_name.encode()), H(domain_version.encode()), chain_id, contract]))
+    return H(b"\x19\x01" + dom + struct_hash)

@@ -82,6 +82,16 @@ def test_decode_revert_builtin_and_unknown():
     sel = _k("BlockGap(uint64,uint64)")[:4]
     assert decode_revert(sel + eth_abi.encode(["uint64", "uint64"], [3, 5])) == (
         "BlockGap", {"expectedFirstBlock": 3, "firstBlock": 5})
+    # errors of the issue-11 contracts: a string argument, a Bridge error, a uint8
+    sel = _k("InvalidTiming(string)")[:4]
+    assert decode_revert(sel + eth_abi.encode(["string"], ["challengeWindow > 0"])) == (
+        "InvalidTiming", {"rule": "challengeWindow > 0"})
+    sel = _k("MessageCursorAhead(uint64,uint256)")[:4]
+    assert decode_revert(sel + eth_abi.encode(["uint64", "uint256"], [4, 3])) == (
+        "MessageCursorAhead", {"cursor": 4, "messageCount": 3})
+    sel = _k("BadDecimals(uint8,uint8)")[:4]
+    assert decode_revert(sel + eth_abi.encode(["uint8", "uint8"], [18, 6])) == (
+        "BadDecimals", {"decimals": 18, "expected": 6})
 
 
 def test_mined_failure_is_decoded(chain: L1Client, accounts):

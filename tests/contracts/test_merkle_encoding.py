@@ -9,13 +9,16 @@ import random
 import pytest
 from tests.contracts.l1_testkit import (
     ACCOUNT_TAG,
+    MARK_TAG,
     H,
+    Marks,
     TX_TAG,
     WITHDRAWAL_TAG,
     ZERO32,
     Header,
     SparseTree,
     account_leaf,
+    mark_leaf,
     withdrawal_leaf,
 )
 
@@ -143,3 +146,19 @@ def test_header_hash_agrees(harness: Contract):
         assert harness.call("headerHash", h.as_dict()) == h.hash()
     g = Header(0, ZERO32, 1_700_000_000, ZERO32, ZERO32, ZERO32, 0)
     assert harness.call("headerHash", g.as_dict()) == g.hash()
+
+
+def test_mark_leaf_and_marks_root_layout():
+    """docs/encoding.md "Marks root": H(abi.encode(MARK_TAG, string, uint256, uint256)) leaves,
+    sorted by name bytewise, Merkle rule of cext (checked on chain by the escape tests)."""
+    assert MARK_TAG == H(b"optrollup.mark.v1")
+    name = "ETH-27DEC26-3000-C"
+    body = (MARK_TAG + (128).to_bytes(32, "big") + (7).to_bytes(32, "big") + (9).to_bytes(32, "big")
+            + len(name).to_bytes(32, "big") + name.encode().ljust(32, b"\0"))
+    assert mark_leaf(name, 7, 9) == H(body)
+    m = Marks({"b": (1, 2), "B": (3, 4), "a": (0, 0)})
+    assert m.names == ["B", "a", "b"]
+    assert m.root() == cext.merkle_root([mark_leaf("B", 3, 4), mark_leaf("a", 0, 0), mark_leaf("b", 1, 2)])
+    for n in m.names:
+        assert cext.merkle_verify(m.root(), mark_leaf(n, *m.marks[n]), m.index(n), m.proof(n))
+    assert Marks({}).root() == ZERO32

@@ -7,6 +7,9 @@ from tests.contracts.l1_testkit import (
     CHALLENGE_WINDOW,
     ESCAPE_DELAY,
     GENESIS_CONFIG,
+    INCLUSION_DELAY,
+    POSTING_INTERVAL,
+    ROTATION_DELAY,
     H,
     L2_CHAIN_ID,
     THRESHOLD,
@@ -14,13 +17,15 @@ from tests.contracts.l1_testkit import (
     System,
     Withdrawal,
     deploy_system,
+    eip712_digest,
     genesis_header,
+    guardian_struct_hash,
     make_batch,
 )
 
 import cext
 from sequencer.l1 import (ContractRevert, Deployment, TxConfig, TxManager, read_deployment, read_genesis_config,
-                          send_pause, send_reject, send_unpause, sign_pause, sign_reject, sign_unpause)
+                          send_reject, sign_pause, sign_reject, sign_unpause)
 from sequencer.l1.guardians import _SECP256K1_N
 
 # ---------------------------------------------------------------------------------------------
@@ -51,18 +56,42 @@ def reverts(name: str, fn, *args, **kwargs) -> ContractRevert:
     return ei.value
 
 
-def sigs_reject(s: System, batch_index: int, header_hash: bytes, keys=None, nonce=None):
+def deadline(s: System, lifetime: int = 3600) -> int:
+    return s.now() + lifetime
+
+
+def sigs_reject(s: System, batch_index: int, header_hash: bytes, keys=None, dl=None):
     keys = keys if keys is not None else s.guardians[:THRESHOLD]
-    nonce = s.rollup.call("guardianNonce") if nonce is None else nonce
-    return sign_reject(keys, s.chain_id, s.rollup.address, batch_index, header_hash, nonce)
+    dl = deadline(s) if dl is None else dl
+    return dl, sign_reject(keys, s.chain_id, s.rollup.address, batch_index, header_hash, dl)
+
+
+def reject(s: System, batch_index: int, header_hash: bytes, signed):
+    dl, sigs = signed
+    return s.rollup.transact("reject", batch_index, header_hash, dl, sigs, sender=s.outsider)
+
+
+def reject_digest(s: System, batch_index: int, header_hash: bytes, dl: int) -> bytes:
+    """The action digest, computed independently (eth-abi EIP-712)."""
+    struct = guardian_struct_hash("Reject", {"batchIndex": batch_index, "lastHeaderHash": header_hash,
+                                             "deadline": dl}, H(b"Reject(uint256 batchIndex,bytes32 lastHeaderHash,"
+                                                                b"uint256 deadline)"))
+    return eip712_digest("optrollup.guardians", "2", s.chain_id, s.rollup.address, struct)
+
+
+# A fixed far deadline where gas is recorded: deterministic signatures, so contracts/GAS.md does not
+# depend on the wall clock (signature bytes change the calldata cost).
+FAR_DEADLINE = 4_102_444_800  # 2100-01-01
 
 
 def do_pause(s: System):
-    return send_pause(s.rollup, s.guardians[:THRESHOLD], sender=s.outsider)
+    sigs = sign_pause(s.guardians[:THRESHOLD], s.chain_id, s.rollup.address, FAR_DEADLINE)
+    return s.rollup.transact("pause", FAR_DEADLINE, sigs, sender=s.outsider)
 
 
 def do_unpause(s: System):
-    return send_unpause(s.rollup, s.guardians[:THRESHOLD], sender=s.outsider)
+    sigs = sign_unpause(s.guardians[:THRESHOLD], s.chain_id, s.rollup.address, FAR_DEADLINE)
+    return s.rollup.transact("unpause", FAR_DEADLINE, sigs, sender=s.outsider)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -76,6 +105,12 @@ def test_deployment_reads_back_from_rollup_alone(system: System, tmp_path):
     assert again == d  # deployer and tx_hashes are provenance, not part of equality
     assert d.l2_chain_id == L2_CHAIN_ID and d.guardian_threshold == THRESHOLD
     assert d.challenge_window == CHALLENGE_WINDOW and d.escape_delay == ESCAPE_DELAY
+    assert (d.posting_interval, d.inclusion_delay, d.rotation_delay) == (POSTING_INTERVAL, INCLUSION_DELAY,
+                                                                          ROTATION_DELAY)
+    assert system.rollup.call("ALLOWANCE") == 3600
+    assert system.rollup.call("poster") == system.poster.address
+    assert system.rollup.call("guardians") == [g.address for g in system.guardians]
+    assert system.bridge.call("COLLATERAL_DECIMALS") == 6 and system.bridge.call("MAX_AMOUNT") == 2**64 - 1
     assert d.genesis_header_hash == system.genesis.hash()
     assert system.bridge.call("rollup") == d.rollup
     assert system.bridge.call("token") == d.collateral_token
@@ -97,7 +132,8 @@ def test_deployment_reads_back_from_rollup_alone(system: System, tmp_path):
         ({"threshold": 0}, "InvalidThreshold"),
         ({"threshold": 6}, "InvalidThreshold"),
         ({"guardians": []}, "InvalidGuardianSet"),
-        ({"escape_delay": CHALLENGE_WINDOW}, "InvalidEscapeDelay"),
+        ({"escape_delay": CHALLENGE_WINDOW}, "InvalidTiming"),
+        ({"challenge_window": 0}, "InvalidTiming"),
         ({"genesis_header_hash": ZERO32}, "ZeroHeaderHash"),
         ({"poster": "0x" + "00" * 20}, "ZeroAddress"),
         ({"collateral_token": "0x" + "11" * 20}, "NotAContract"),
@@ -124,8 +160,13 @@ def test_submit_chain_of_batches_stores_everything(system: System, gas):
     r = submit(system, b0)
     ev = system.rollup.decode_logs(r, "BatchSubmitted")[0]
     assert ev["batchIndex"] == 0 and ev["firstBlock"] == 1 and ev["lastBlock"] == 3
+    assert ev["lastHeaderHash"] == b0.last_header_hash and ev["messageCursor"] == 0
+    assert ev["marksRoot"] == ZERO32 and ev["dataHash"] == H(b"\x01" * 100) and ev["stateRoot"] == H(b"s1")
     stored = system.rollup.call("getBatch", 0)
     assert stored["lastHeaderHash"] == b0.last_header_hash
+    assert stored["firstBlock"] == 1 and stored["lastBlock"] == 3 and stored["messageCursor"] == 0
+    assert stored["marksRoot"] == ZERO32
+    assert stored["submittedLive"] == stored["submittedAt"]  # never paused: live clock = wall clock
     assert stored["stateRoot"] == H(b"s1")
     # Solidity's MerkleLib.root agrees with cext.merkle_root (3 blocks: padding exercised)
     assert stored["withdrawalsRoot"] == cext.merkle_root(b0.withdrawal_roots) == ev["withdrawalsRoot"]
@@ -137,9 +178,13 @@ def test_submit_chain_of_batches_stores_everything(system: System, gas):
     tx = system.client.get_transaction(r.tx_hash)
     args = system.rollup.decode_input(bytes.fromhex(tx["input"][2:]))
     assert args["data"] == b"\x01" * 100 and args["withdrawalRoots"] == b0.withdrawal_roots
+    assert args["lastHeader"] == b0.last_header.as_dict() and args["firstBlock"] == 1
 
-    b1 = make_batch(b0.headers[-1], [[]], state_root=H(b"s2"))
-    submit(system, b1)
+    marks = H(b"marks after block 4")
+    b1 = make_batch(b0.headers[-1], [[]], state_root=H(b"s2"), marks_root=marks)
+    r = submit(system, b1)
+    assert system.rollup.decode_logs(r, "BatchSubmitted")[0]["marksRoot"] == marks
+    assert system.rollup.call("getBatch", 1)["marksRoot"] == marks
     assert system.rollup.call("batchCount") == 2
     assert system.rollup.call("tip") == (4, b1.last_header_hash)
 
@@ -155,10 +200,11 @@ def test_submit_gap_and_overlap(system: System):
     b0 = make_batch(system.genesis, [[], []])
     submit(system, b0)
     b1 = make_batch(b0.headers[-1], [[]])
-    gap = (b1.first_block + 1, b1.last_block + 1, *b1.submit_args()[2:])
+    hdr = b1.last_header.as_dict()
+    gap = (b1.first_block + 1, b1.prev_header_hash, {**hdr, "number": 4}, *b1.submit_args()[3:])
     e = reverts("BlockGap", system.rollup.transact, "submitBatch", *gap, sender=system.poster)
     assert e.error_args == {"expectedFirstBlock": 3, "firstBlock": 4}
-    overlap = (2, 2, *b1.submit_args()[2:])
+    overlap = (2, b1.prev_header_hash, {**hdr, "number": 2}, *b1.submit_args()[3:])
     reverts("BlockGap", system.rollup.transact, "submitBatch", *overlap, sender=system.poster)
     reverts("BlockGap", submit, system, b0)  # the same batch twice
     submit(system, b1)
@@ -167,25 +213,32 @@ def test_submit_gap_and_overlap(system: System):
 def test_submit_bad_prev_hash(system: System):
     b0 = make_batch(system.genesis, [[]])
     args = list(b0.submit_args())
-    args[2] = H(b"not the genesis")
+    args[1] = H(b"not the genesis")
     e = reverts("PrevHeaderMismatch", system.rollup.transact, "submitBatch", *args, sender=system.poster)
     assert e.error_args["expected"] == system.genesis.hash()
     submit(system, b0)
     b1 = make_batch(b0.headers[-1], [[]])
     args = list(b1.submit_args())
-    args[2] = b0.headers[0].parentHash  # genesis hash instead of b0's last header
+    args[1] = b0.headers[0].parentHash  # genesis hash instead of b0's last header
     reverts("PrevHeaderMismatch", system.rollup.transact, "submitBatch", *args, sender=system.poster)
 
 
-def test_submit_bad_range_roots_and_zero_hash(system: System):
-    b = make_batch(system.genesis, [[], []])
+def test_submit_bad_range_roots_and_last_root(system: System):
+    w = Withdrawal(system.users[0].address, system.users[0].address, 1, 0)
+    b = make_batch(system.genesis, [[], [w]])
     a = list(b.submit_args())
-    reverts("BadBlockRange", system.rollup.transact, "submitBatch", 2, 1, *a[2:], sender=system.poster)
-    a_short = a[:5] + [a[5][:1]] + a[6:]
-    e = reverts("WithdrawalRootsLength", system.rollup.transact, "submitBatch", *a_short, sender=system.poster)
+    tx = system.rollup.transact
+    e = reverts("BadBlockRange", tx, "submitBatch", 2, a[1], {**a[2], "number": 1}, *a[3:], sender=system.poster)
+    assert e.error_args == {"firstBlock": 2, "lastBlock": 1}
+    e = reverts("WithdrawalRootsLength", tx, "submitBatch", *a[:3], a[3][:1], *a[4:], sender=system.poster)
     assert e.error_args == {"expected": 2, "actual": 1}
-    a_zero = a[:3] + [ZERO32] + a[4:]
-    reverts("ZeroHeaderHash", system.rollup.transact, "submitBatch", *a_zero, sender=system.poster)
+    reverts("WithdrawalRootsLength", tx, "submitBatch", *a[:3], [*a[3], ZERO32], *a[4:], sender=system.poster)
+    # the last withdrawal root must be the one the last header commits to
+    e = reverts("LastWithdrawalRootMismatch", tx, "submitBatch", *a[:3], [a[3][0], ZERO32], *a[4:],
+                sender=system.poster)
+    assert e.error_args == {"header": w.leaf(), "given": ZERO32}
+    submit(system, b)
+    assert system.rollup.call("getBatch", 0)["lastHeaderHash"] == b.last_header_hash
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,7 +256,7 @@ def test_finality_after_challenge_window(system: System):
     system.advance(10)
     assert system.rollup.call("isFinal", 0)
     assert system.rollup.call("finalizedBatchCount") == 1
-    assert system.rollup.call("lastFinalState") == (1, b0.last_header_hash, b0.state_root)
+    assert system.rollup.call("lastFinalState") == (1, b0.last_header_hash, b0.state_root, ZERO32)
 
 
 def test_finalized_count_binary_search(system: System):
@@ -214,8 +267,9 @@ def test_finalized_count_binary_search(system: System):
         prev = b.headers[-1]
         system.advance(20)
     # batch i was submitted ~20*(7-i) s ago; window 60 s -> batches 0..3 final (submitted >= 80 s ago)
-    ts = [system.rollup.call("getBatch", i)["submittedAt"] for i in range(7)]
-    now = system.now()
+    ts = [system.rollup.call("getBatch", i)["submittedLive"] for i in range(7)]
+    now = system.rollup.call("liveClock")
+    assert now == system.now()
     expected = sum(1 for t in ts if t + CHALLENGE_WINDOW <= now)
     assert 0 < expected < 7
     assert system.rollup.call("finalizedBatchCount") == expected
@@ -228,12 +282,14 @@ def test_finalized_count_binary_search(system: System):
 
 
 def test_reject_drops_batch_and_later_then_repost(system: System, gas):
-    b0, b1, b2 = chain_batches(system, 3)
-    sigs = sigs_reject(system, 1, b1.last_header_hash)
-    r = system.rollup.transact("reject", 1, b1.last_header_hash, sigs, sender=system.outsider)
+    b0, b1, _b2 = chain_batches(system, 3)
+    signed = sigs_reject(system, 1, b1.last_header_hash, dl=FAR_DEADLINE)
+    r = reject(system, 1, b1.last_header_hash, signed)
     gas.record(f"Rollup.reject ({THRESHOLD} of 5 signatures)", r.gas_used)
     ev = system.rollup.decode_logs(r, "BatchesRejected")[0]
-    assert ev.args == {"fromBatchIndex": 1, "count": 2, "guardianNonce": 0}
+    digest = reject_digest(system, 1, b1.last_header_hash, signed[0])
+    assert ev.args == {"fromBatchIndex": 1, "count": 2, "action": digest}
+    assert system.rollup.call("actionUsed", digest)
     assert system.rollup.call("batchCount") == 1
     assert system.rollup.call("tip") == (b0.last_block, b0.last_header_hash)
     reverts("UnknownBatch", system.rollup.call, "getBatch", 1)
@@ -241,28 +297,35 @@ def test_reject_drops_batch_and_later_then_repost(system: System, gas):
     b1x = make_batch(b0.headers[-1], [[]], data=b"replacement")
     submit(system, b1x)
     assert system.rollup.call("getBatch", 1)["dataHash"] == H(b"replacement")
-    # the old signatures are spent (nonce moved on): they now recover to non-guardians
-    reverts("BatchMismatch", system.rollup.transact, "reject", 1, b1.last_header_hash, sigs, sender=system.outsider)
-    reverts("NotGuardian", system.rollup.transact, "reject", 1, b1x.last_header_hash, sigs_reject(
-        system, 1, b1x.last_header_hash, nonce=0), sender=system.outsider)
+    # the old quorum names the old batch: it cannot drop the replacement
+    reverts("BatchMismatch", reject, system, 1, b1.last_header_hash, signed)
+    # and it is spent: if the poster re-posts the very same batch 1, the old quorum cannot drop it again
+    reject(system, 1, b1x.last_header_hash, sigs_reject(system, 1, b1x.last_header_hash))
+    submit(system, b1)
+    e = reverts("ActionAlreadyUsed", reject, system, 1, b1.last_header_hash, signed)
+    assert e.error_args == {"digest": digest}
 
 
 def test_send_reject_reads_signs_and_sends_through_a_tx_manager(system: System):
-    b0, b1 = chain_batches(system, 2)
+    _b0, b1 = chain_batches(system, 2)
     txm = TxManager(system.client, system.outsider, TxConfig(confirmations=1, poll=0.02, label="guardian relay"))
     r = send_reject(system.rollup, system.guardians[:THRESHOLD], 1, sender=txm)
     assert r.sender == system.outsider.address and txm.current[-1].tx_hash == r.tx_hash
     assert system.rollup.decode_logs(r, "BatchesRejected")[0]["fromBatchIndex"] == 1
-    assert system.rollup.call("batchCount") == 1 and system.rollup.call("guardianNonce") == 1
+    assert system.rollup.call("batchCount") == 1
+    tx = system.rollup.decode_input(bytes.fromhex(system.client.get_transaction(r.tx_hash)["input"][2:]))
+    # the helper signs with deadline = L1 time + its default lifetime (3600 s)
+    assert tx["deadline"] == system.client.get_block_timestamp(r.block_number - 1) + 3600
+    action = system.rollup.decode_logs(r, "BatchesRejected")[0]["action"]
+    assert action == reject_digest(system, 1, b1.last_header_hash, tx["deadline"])
+    assert system.rollup.call("actionUsed", action)
     reverts("InsufficientSignatures", send_reject, system.rollup, system.guardians[:2], 0, sender=txm)
 
 
 def test_reject_with_all_guardians_and_threshold_exactly(system: System):
     b0, b1 = chain_batches(system, 2)
-    system.rollup.transact("reject", 1, b1.last_header_hash, sigs_reject(system, 1, b1.last_header_hash,
-                           keys=system.guardians), sender=system.outsider)
-    system.rollup.transact("reject", 0, b0.last_header_hash, sigs_reject(system, 0, b0.last_header_hash),
-                           sender=system.outsider)
+    reject(system, 1, b1.last_header_hash, sigs_reject(system, 1, b1.last_header_hash, keys=system.guardians))
+    reject(system, 0, b0.last_header_hash, sigs_reject(system, 0, b0.last_header_hash))
     assert system.rollup.call("batchCount") == 0
     assert system.rollup.call("tip") == (0, system.genesis.hash())
 
@@ -270,17 +333,16 @@ def test_reject_with_all_guardians_and_threshold_exactly(system: System):
 def test_reject_final_batch_fails(system: System):
     (b0,) = chain_batches(system, 1)
     system.advance(CHALLENGE_WINDOW + 1)
-    reverts("BatchAlreadyFinal", system.rollup.transact, "reject", 0, b0.last_header_hash,
-            sigs_reject(system, 0, b0.last_header_hash), sender=system.outsider)
+    e = reverts("BatchAlreadyFinal", reject, system, 0, b0.last_header_hash, sigs_reject(system, 0, b0.last_header_hash))
+    assert e.error_args == {"batchIndex": 0}
 
 
 def test_reject_unknown_and_mismatched_batch(system: System):
     (b0,) = chain_batches(system, 1)
-    reverts("UnknownBatch", system.rollup.transact, "reject", 1, b0.last_header_hash,
-            sigs_reject(system, 1, b0.last_header_hash), sender=system.outsider)
+    e = reverts("UnknownBatch", reject, system, 1, b0.last_header_hash, sigs_reject(system, 1, b0.last_header_hash))
+    assert e.error_args == {"batchIndex": 1, "batchCount": 1}
     other = H(b"other")
-    e = reverts("BatchMismatch", system.rollup.transact, "reject", 0, other, sigs_reject(system, 0, other),
-                sender=system.outsider)
+    e = reverts("BatchMismatch", reject, system, 0, other, sigs_reject(system, 0, other))
     assert e.error_args["storedHeaderHash"] == b0.last_header_hash
 
 
@@ -290,15 +352,19 @@ def one_batch(system: System):
     return system, b0
 
 
-def _reject(s: System, b0, sigs):
-    return s.rollup.transact("reject", 0, b0.last_header_hash, sigs, sender=s.outsider)
+def _reject(s: System, b0, signed):
+    return reject(s, 0, b0.last_header_hash, signed)
+
+
+def _with(signed, sigs):
+    return signed[0], sigs
 
 
 def test_guardian_sigs_insufficient(one_batch):
     s, b0 = one_batch
     e = reverts("InsufficientSignatures", _reject, s, b0, sigs_reject(s, 0, b0.last_header_hash, s.guardians[:2]))
     assert e.error_args == {"count": 2, "threshold": THRESHOLD}
-    reverts("InsufficientSignatures", _reject, s, b0, [])
+    reverts("InsufficientSignatures", _reject, s, b0, (deadline(s), []))
 
 
 def test_guardian_sigs_not_guardian(one_batch):
@@ -310,55 +376,57 @@ def test_guardian_sigs_not_guardian(one_batch):
 
 def test_guardian_sigs_duplicate(one_batch):
     s, b0 = one_batch
-    sigs = sigs_reject(s, 0, b0.last_header_hash, s.guardians[:2])
-    e = reverts("DuplicateSigner", _reject, s, b0, [sigs[0], sigs[1], sigs[1]])
+    dl, sigs = sigs_reject(s, 0, b0.last_header_hash, s.guardians[:2])
+    e = reverts("DuplicateSigner", _reject, s, b0, (dl, [sigs[0], sigs[1], sigs[1]]))
     assert e.error_args["index"] == 2
 
 
 def test_guardian_sigs_unsorted(one_batch):
     s, b0 = one_batch
-    sigs = sigs_reject(s, 0, b0.last_header_hash)
-    e = reverts("SignersNotSorted", _reject, s, b0, [sigs[1], sigs[0], sigs[2]])
-    assert e.error_args["index"] == 1
-    reverts("SignersNotSorted", _reject, s, b0, sigs[::-1])
+    dl, sigs = sigs_reject(s, 0, b0.last_header_hash)
+    e = reverts("SignersNotSorted", _reject, s, b0, (dl, [sigs[1], sigs[0], sigs[2]]))
+    assert e.error_args == {"index": 1}
+    reverts("SignersNotSorted", _reject, s, b0, (dl, sigs[::-1]))
 
 
 def test_guardian_sigs_malformed(one_batch):
     s, b0 = one_batch
-    sigs = sigs_reject(s, 0, b0.last_header_hash)
+    dl, sigs = sigs_reject(s, 0, b0.last_header_hash)
     short = [sigs[0][:64], *sigs[1:]]
-    assert reverts("InvalidSignature", _reject, s, b0, short).error_args == {"index": 0}
+    assert reverts("InvalidSignature", _reject, s, b0, (dl, short)).error_args == {"index": 0}
     bad_v = [*sigs[:2], sigs[2][:64] + bytes([29])]
-    assert reverts("InvalidSignature", _reject, s, b0, bad_v).error_args == {"index": 2}
+    assert reverts("InvalidSignature", _reject, s, b0, (dl, bad_v)).error_args == {"index": 2}
     # the malleable twin (n - s, flipped v) recovers the same signer but is refused
     r, s_, v = sigs[1][:32], int.from_bytes(sigs[1][32:64], "big"), sigs[1][64]
     high = r + (_SECP256K1_N - s_).to_bytes(32, "big") + bytes([55 - v])
-    assert reverts("InvalidSignature", _reject, s, b0, [sigs[0], high, sigs[2]]).error_args == {"index": 1}
+    assert reverts("InvalidSignature", _reject, s, b0, (dl, [sigs[0], high, sigs[2]])).error_args == {"index": 1}
     # v in {0, 1} is accepted (same signature)
     zero_v = [sg[:64] + bytes([sg[64] - 27]) for sg in sigs]
-    _reject(s, b0, zero_v)
+    _reject(s, b0, (dl, zero_v))
 
 
 def test_guardian_sigs_too_many(one_batch):
     s, b0 = one_batch
-    sigs = sigs_reject(s, 0, b0.last_header_hash, s.guardians)
-    e = reverts("TooManySignatures", _reject, s, b0, [*sigs, sigs[-1]])
+    dl, sigs = sigs_reject(s, 0, b0.last_header_hash, s.guardians)
+    e = reverts("TooManySignatures", _reject, s, b0, (dl, [*sigs, sigs[-1]]))
     assert e.error_args == {"count": 6, "max": 5}
 
 
 def test_guardian_sigs_domain_separated(one_batch):
     s, b0 = one_batch
-    n = s.rollup.call("guardianNonce")
+    dl = deadline(s)
     keys = s.guardians[:THRESHOLD]
-    wrong_chain = sign_reject(keys, s.chain_id + 1, s.rollup.address, 0, b0.last_header_hash, n)
-    reverts("NotGuardian", _reject, s, b0, wrong_chain)
-    wrong_contract = sign_reject(keys, s.chain_id, s.bridge.address, 0, b0.last_header_hash, n)
-    reverts("NotGuardian", _reject, s, b0, wrong_contract)
-    wrong_nonce = sign_reject(keys, s.chain_id, s.rollup.address, 0, b0.last_header_hash, n + 1)
-    reverts("NotGuardian", _reject, s, b0, wrong_nonce)
+    wrong_chain = sign_reject(keys, s.chain_id + 1, s.rollup.address, 0, b0.last_header_hash, dl)
+    reverts("NotGuardian", _reject, s, b0, (dl, wrong_chain))
+    wrong_contract = sign_reject(keys, s.chain_id, s.bridge.address, 0, b0.last_header_hash, dl)
+    reverts("NotGuardian", _reject, s, b0, (dl, wrong_contract))
+    # signed with one deadline, sent with a later one
+    wrong_deadline = sign_reject(keys, s.chain_id, s.rollup.address, 0, b0.last_header_hash, dl)
+    reverts("NotGuardian", _reject, s, b0, (dl + 1, wrong_deadline))
     # a pause signature is not a reject signature
-    pause_sigs = sign_pause(keys, s.chain_id, s.rollup.address, n)
-    reverts("NotGuardian", _reject, s, b0, pause_sigs)
+    pause_sigs = sign_pause(keys, s.chain_id, s.rollup.address, dl)
+    reverts("NotGuardian", _reject, s, b0, (dl, pause_sigs))
+    _reject(s, b0, (dl, sign_reject(keys, s.chain_id, s.rollup.address, 0, b0.last_header_hash, dl)))
 
 
 def test_guardian_digest_matches_eip712(system: System):
@@ -366,14 +434,27 @@ def test_guardian_digest_matches_eip712(system: System):
 
     from sequencer.l1 import typed_data
 
-    msg = {"batchIndex": 7, "lastHeaderHash": H(b"x"), "nonce": 3}
-    signable = encode_typed_data(full_message=typed_data(system.chain_id, system.rollup.address, "Reject", msg))
-    from eth_abi import encode
-
-    struct = H(encode(["bytes32", "uint256", "bytes32", "uint256"],
-                      [system.rollup.call("REJECT_TYPEHASH"), 7, H(b"x"), 3]))
-    digest = system.rollup.call("guardianDigest", struct)
-    assert digest == H(b"\x19" + signable.version + signable.header + signable.body)
+    types = {
+        "Reject": b"Reject(uint256 batchIndex,bytes32 lastHeaderHash,uint256 deadline)",
+        "Pause": b"Pause(uint256 deadline)",
+        "Unpause": b"Unpause(uint256 deadline)",
+        "Rotate": b"Rotate(address poster,address[] guardians,uint256 threshold,uint256 deadline)",
+    }
+    msgs = {
+        "Reject": {"batchIndex": 7, "lastHeaderHash": H(b"x"), "deadline": 3},
+        "Pause": {"deadline": 2**40},
+        "Unpause": {"deadline": 5},
+        "Rotate": {"poster": system.users[0].address, "guardians": [g.address for g in system.guardians[:3]],
+                   "threshold": 2, "deadline": 9},
+    }
+    for primary, msg in msgs.items():
+        typehash = system.rollup.call(f"{primary.upper()}_TYPEHASH")
+        assert typehash == H(types[primary])
+        signable = encode_typed_data(full_message=typed_data(system.chain_id, system.rollup.address, primary, msg))
+        struct = guardian_struct_hash(primary, msg, typehash)
+        digest = system.rollup.call("guardianDigest", struct)
+        assert digest == H(b"\x19" + signable.version + signable.header + signable.body)
+        assert digest == eip712_digest("optrollup.guardians", "2", system.chain_id, system.rollup.address, struct)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,11 +470,12 @@ def test_pause_blocks_batches_and_stops_finality_clock(system: System, gas):
     b1 = make_batch(b0.headers[-1], [[]])
     reverts("RollupIsPaused", submit, system, b1)
     reverts("RollupIsPaused", do_pause, system)
+    live = system.rollup.call("liveClock")
     system.advance(CHALLENGE_WINDOW * 3)
     assert not system.rollup.call("isFinal", 0)  # clock stopped at the pause
+    assert system.rollup.call("liveClock") == live
     # guardians can still reject while paused
-    system.rollup.transact("reject", 0, b0.last_header_hash, sigs_reject(system, 0, b0.last_header_hash),
-                           sender=system.outsider)
+    reject(system, 0, b0.last_header_hash, sigs_reject(system, 0, b0.last_header_hash))
     r = do_unpause(system)
     gas.record(f"Rollup.unpause ({THRESHOLD} of 5 signatures)", r.gas_used)
     assert not system.rollup.call("paused")
@@ -402,18 +484,27 @@ def test_pause_blocks_batches_and_stops_finality_clock(system: System, gas):
 
 
 def test_unpause_resumes_finality(system: System):
-    (b0,) = chain_batches(system, 1)
+    (_b0,) = chain_batches(system, 1)
     do_pause(system)
     system.advance(CHALLENGE_WINDOW * 2)
     assert not system.rollup.call("isFinal", 0)
-    do_unpause(system)
-    assert system.rollup.call("isFinal", 0)  # its window elapsed (during the pause)
+    r = do_unpause(system)
+    # the paused time is given back: the window did not elapse during the pause
+    assert not system.rollup.call("isFinal", 0)
+    ev = system.rollup.decode_logs(r, "RollupUnpaused")[0]
+    assert system.rollup.call("pausedTotal") == ev["pausedFor"] >= CHALLENGE_WINDOW * 2
+    system.advance(CHALLENGE_WINDOW)
+    assert system.rollup.call("isFinal", 0)
 
 
 def test_pause_signatures_checked(system: System):
-    n = system.rollup.call("guardianNonce")
-    few = sign_pause(system.guardians[:2], system.chain_id, system.rollup.address, n)
-    reverts("InsufficientSignatures", system.rollup.transact, "pause", few, sender=system.outsider)
-    unp = sign_unpause(system.guardians[:3], system.chain_id, system.rollup.address, n)
-    reverts("NotGuardian", system.rollup.transact, "pause", unp, sender=system.outsider)
+    dl = deadline(system)
+    few = sign_pause(system.guardians[:2], system.chain_id, system.rollup.address, dl)
+    reverts("InsufficientSignatures", system.rollup.transact, "pause", dl, few, sender=system.outsider)
+    unp = sign_unpause(system.guardians[:3], system.chain_id, system.rollup.address, dl)
+    reverts("NotGuardian", system.rollup.transact, "pause", dl, unp, sender=system.outsider)
+    reverts("RollupNotPaused", system.rollup.transact, "unpause", dl, unp, sender=system.outsider)
+    ok = sign_pause(system.guardians[2:5], system.chain_id, system.rollup.address, dl)
+    system.rollup.transact("pause", dl, ok, sender=system.outsider)
+    assert system.rollup.call("paused")
     assert system.rollup.call("genesisHeaderHash") == genesis_header().hash()

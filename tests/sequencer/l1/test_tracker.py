@@ -44,7 +44,8 @@ def deposit(node: FakeL1, client: L1Client, nonce: int, amount: int = 5) -> None
 def batch(node: FakeL1, client: L1Client, index: int, tag: int = 0) -> None:
     h = bytes([index + 1, tag]) + b"\0" * 30
     emit(node, client, "Rollup", "BatchSubmitted", batchIndex=index, firstBlock=10 * index + 1,
-         lastBlock=10 * index + 10, lastHeaderHash=h, stateRoot=h, withdrawalsRoot=h, dataHash=h)
+         lastBlock=10 * index + 10, lastHeaderHash=h, stateRoot=h, withdrawalsRoot=h, dataHash=h,
+         messageCursor=index, marksRoot=h)
 
 
 def log_ranges(node: FakeL1) -> list[tuple[int, int]]:
@@ -162,12 +163,12 @@ def test_rejections_and_the_freeze_shape_the_live_batches() -> None:
     for i in range(3):
         batch(node, client, i)
     node.mine()                                                           # block 1
-    emit(node, client, "Rollup", "BatchesRejected", fromBatchIndex=1, count=2, guardianNonce=0)
+    emit(node, client, "Rollup", "BatchesRejected", fromBatchIndex=1, count=2, action=b"\1" * 32)
     node.mine()                                                           # block 2
     batch(node, client, 1, tag=9)
     node.mine()                                                           # block 3
     emit(node, client, "Rollup", "RollupFrozen", finalBatchCount=1, headerHash=b"\0" * 32,
-         stateRoot=b"\0" * 32)
+         stateRoot=b"\0" * 32, reason=1)
     node.mine()                                                           # block 4
     t.poll()
     assert [b.index for b in t.live_batches()] == [0]
