@@ -27,6 +27,7 @@ from sequencer.api.ratelimit import RateLimiter
 from sequencer.api.stream import add_stream
 from sequencer.core.eip712 import FIELDS, Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw, eip712_types
 from sequencer.core.engine import OrderResult
+from sequencer.core.transition import FORCED_NONCE_BASE
 from sequencer.errors import InvalidRequest, NotFound, OptrollupError, PayloadTooLarge, RateLimited
 from sequencer.node.l1follower import L1Follower, withdrawal_proof
 from sequencer.node.node import Node
@@ -197,7 +198,9 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
         if block is None:
             raise NotFound(f"block {n} is not sealed (head is {node.head.number})",
                            code="block_not_found")
-        return {"header": block.header.to_json(), "txs": [views.h(t) for t in block.txs]}
+        mroot = node.block_marks_root(n)
+        return {"header": block.header.to_json(), "txs": [views.h(t) for t in block.txs],
+                "marksRoot": None if mroot is None else views.h(mroot)}
 
     @app.get("/v1/blocks/latest")
     async def latest_block(request: Request) -> Any:
@@ -225,6 +228,34 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
     async def get_withdrawal(digest: str, request: Request) -> Any:
         d = wire.hex_bytes(digest, "withdrawalHash", 32)
         return await withdrawal_status(api, d)
+
+    @app.get("/v1/withdrawals/{address}/{nonce}")
+    async def get_withdrawal_by_nonce(address: str, nonce: int, request: Request) -> Any:
+        """Any sealed withdrawal leaf by (account, nonce): a signed withdrawal, or one without
+        a signature (a deposit refund or a forced withdrawal: nonce = 2^63 + L1 message nonce)."""
+        a = wire.address(address, "address")
+        if not 0 <= nonce < 2**64:
+            raise InvalidRequest(f"withdrawal nonce must be in [0, 2^64), got {nonce}",
+                                 code="invalid_number")
+        got = node.withdrawal_by_nonce(a, nonce)
+        if got is None:
+            raise NotFound(f"no sealed withdrawal of {to_checksum(a)} with nonce {nonce}",
+                           code="unknown_withdrawal")
+        # a signed Withdraw (the leaf's fields are its message's) is also known by its digest
+        d = node.digest(Withdraw(*got[2:])) if nonce < FORCED_NONCE_BASE else None
+        return await withdrawal_proof_status(api, got, d)
+
+    @app.get("/v1/l1-messages/{nonce}")
+    async def get_l1_message(nonce: int, request: Request) -> Any:
+        """How the node processed L1 message `nonce` (a deposit or a forced withdrawal)."""
+        if not 0 <= nonce < 2**64:
+            raise InvalidRequest(f"L1 message nonce must be in [0, 2^64), got {nonce}",
+                                 code="invalid_number")
+        m = node.l1_message(nonce)
+        if m is None:
+            raise NotFound(f"L1 message {nonce} has not been processed by this node (its message "
+                           f"cursor is {node.l1_message_cursor})", code="unknown_l1_message")
+        return views.l1_message_json(m)
 
     @app.get("/health")
     @app.get("/v1/health")
@@ -358,15 +389,24 @@ def write_answer(api: Api, msg: Any, result: Any) -> Any:
 
 
 async def withdrawal_status(api: Api, d: bytes) -> Any:
-    node, l1 = api.node, api.l1
+    node = api.node
     got = node.withdrawal(d)
     if got is None:
         if node.withdrawal_pending(d):
             return {"withdrawalHash": views.h(d), "status": "pending", "block": None}
         raise NotFound(f"no withdrawal {views.h(d)}", code="unknown_withdrawal")
+    return await withdrawal_proof_status(api, got, d)
+
+
+async def withdrawal_proof_status(api: Api, got: tuple[int, int, bytes, bytes, int, int],
+                                  d: bytes | None = None) -> Any:
+    """Status, proof and (once final) the finalizing L1 call of a sealed withdrawal leaf
+    (block, leaf index, account, recipient, amount, nonce); `d` its digest if it is signed."""
+    node, l1 = api.node, api.l1
     number, leaf_index, account, recipient, amount, nonce = got
-    out: dict[str, Any] = {"withdrawalHash": views.h(d), "status": "pending", "block": number,
-                           "batch": None, "leaf": None, "proof": None, "finalize": None,
+    out: dict[str, Any] = {"withdrawalHash": None if d is None else views.h(d), "status": "pending",
+                           "block": number, "batch": None, "leaf": None, "proof": None,
+                           "finalize": None,
                            "account": to_checksum(account), "recipient": to_checksum(recipient),
                            "amount": views.money(amount), "nonce": str(nonce)}
     batch = l1.view.batch_of(number) if l1 is not None else None

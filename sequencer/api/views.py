@@ -9,6 +9,8 @@ from sequencer.core.engine import AccountView, OrderResult
 from sequencer.core.instruments import Instrument
 from sequencer.core.pricing import Mark
 from sequencer.core.txs import FillTx, SignedOrder
+from sequencer.node.l1follower import DEPOSIT
+from sequencer.node.reads import L1MessageView
 
 
 def h(b: bytes) -> str:
@@ -70,3 +72,18 @@ def account_json(address: bytes, v: AccountView) -> dict[str, Any]:
         "openOrders": [{"orderHash": h(o.orderHash), "remaining": money(o.remaining),
                         **order_json(o.order)} for o in v.openOrders],
     }
+
+
+def l1_message_json(m: L1MessageView) -> dict[str, Any]:
+    """`GET /v1/l1-messages/{nonce}`: kind, parties, amount, status, L2 block, and the withdrawal
+    leaf it emitted (a refund or a payout; fetch its proof at /v1/withdrawals/{account}/{nonce})."""
+    deposit = m.kind == DEPOSIT
+    w = m.withdrawal
+    return {"nonce": str(m.nonce), "kind": "deposit" if deposit else "forced_withdrawal",
+            "account": to_checksum(m.account),
+            ("depositor" if deposit else "recipient"): to_checksum(m.counterparty),
+            "amount": money(m.amount), "l1Block": m.l1_block, "status": m.status,
+            "reason": m.reason, "block": m.block,
+            "withdrawal": None if w is None else {
+                "account": to_checksum(w.account), "recipient": to_checksum(w.recipient),
+                "amount": money(w.amount), "nonce": str(w.nonce), "leafIndex": m.leaf_index}}

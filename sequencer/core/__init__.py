@@ -6,7 +6,8 @@ from sequencer.core.book import Book, Resting
 from sequencer.core.config import CoreConfig, OracleParams, UnderlyingParams
 from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw,
                                    digest, digests, eip712_types, hash_struct, order_digest)
-from sequencer.core.engine import AccountView, Engine, OpenOrderView, OrderResult, PositionView
+from sequencer.core.engine import (AccountView, Engine, ForcedResult, OpenOrderView, OrderResult,
+                                   PositionView)
 from sequencer.core.instruments import UNIT, Instrument, make_instrument, parse_name
 from sequencer.core.margin import Margin, RiskRow, fee, positions_margin, short_margin
 from sequencer.core.marks import Marks
@@ -15,13 +16,15 @@ from sequencer.core.pricing import Greeks, Mark, black76, interpolate_vol, mark
 from sequencer.core.settlement import settle, settlement_price
 from sequencer.core.state import (Account, FilledOrder, State, account_leaf, genesis,
                                   positions_hash, state_bytes)
-from sequencer.core.transition import BlockContext, apply, list_instrument, prepare_block
-from sequencer.core.txs import (DepositTx, FillTx, ListTx, OracleTx, SessionKeyTx, SettleTx,
-                                SignedOrder, Tx, WithdrawTx, decode_tx, encode_tx)
+from sequencer.core.transition import (FORCED_NONCE_BASE, MAX_COLLATERAL, BlockContext, apply,
+                                       list_instrument, prepare_block)
+from sequencer.core.txs import (DepositTx, FillTx, ForcedWithdrawTx, ListTx, OracleTx,
+                                SessionKeyTx, SettleTx, SignedOrder, Tx, WithdrawTx, decode_tx,
+                                encode_tx)
 
 __all__ = [
-    "UNIT", "Account", "AccountView", "BlockContext", "Book", "Cancel", "CancelAll", "CoreConfig",
-    "DepositTx", "Engine", "Feed", "FillTx", "FilledOrder", "Greeks", "Instrument", "ListTx",
+    "FORCED_NONCE_BASE", "MAX_COLLATERAL", "UNIT", "Account", "AccountView", "BlockContext", "Book", "Cancel", "CancelAll", "CoreConfig",
+    "DepositTx", "Engine", "Feed", "FillTx", "FilledOrder", "ForcedResult", "ForcedWithdrawTx", "Greeks", "Instrument", "ListTx",
     "Listing", "Margin", "Mark", "Marks", "OpenOrderView", "OracleParams", "OracleState",
     "OracleTx", "OrderResult", "PositionView", "Price", "Resting", "RiskRow", "SessionKey",
     "SessionKeyTx", "SettleTx", "SignedOrder", "State", "Tx", "UnderlyingParams", "Withdraw",

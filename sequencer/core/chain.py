@@ -2,7 +2,8 @@
 
 `seal_header` turns the state after a block's transactions into that block's header; the
 verifier's `replay_block` applies decoded transactions then calls the same function, so both
-sides compute roots with one piece of code.
+sides compute roots with one piece of code. `marks_root` is the per-block commitment to the
+consensus marks (docs/encoding.md, "Marks root"): stored with each block, not in the header.
 """
 
 from __future__ import annotations
@@ -11,28 +12,55 @@ from collections.abc import Sequence
 
 from cext import merkle_root
 from sequencer.core.accounttree import AccountTree
-from sequencer.core.header import Header, tx_root, withdrawal_leaf
+from sequencer.core.header import Header, WithdrawalLeaf, mark_leaf, tx_root
+from sequencer.core.marks import Marks
 from sequencer.core.state import State, account_leaf
 from sequencer.core.transition import apply, prepare_block
-from sequencer.core.txs import Tx, WithdrawTx, decode_tx
+from sequencer.core.txs import Tx, decode_tx
 from sequencer.errors import OptrollupError
 
 
-def withdrawal_leaves(txs: Sequence[Tx]) -> list[bytes]:
-    """Withdrawal leaves of a block's Withdraw transactions, in block order."""
-    return [withdrawal_leaf(t.withdraw.account, t.withdraw.recipient, t.withdraw.amount,
-                            t.withdraw.nonce) for t in txs if isinstance(t, WithdrawTx)]
+def withdrawal_leaves(state: State) -> list[bytes]:
+    """Leaf hashes of what the open block of `state` pays out on L1 (Withdraw txs, deposit
+    refunds, forced withdrawals), in transaction order."""
+    return [w.leaf() for w in state.withdrawal_leaves]
 
 
 def seal_header(state: State, tree: AccountTree, parent: Header, timestamp: int,
                 txs: Sequence[Tx], tx_bytes: Sequence[bytes]) -> Header:
     """Header of the block whose transactions `txs` (canonical bytes `tx_bytes`) have just been
-    applied to `state`. Updates `tree` with the touched accounts' leaves and clears `touched`."""
+    applied to `state`. Updates `tree` with the touched accounts' leaves, clears `touched` and
+    `withdrawal_leaves` (read them before sealing to index the block's payouts). `txs` is not
+    read: the withdrawal leaves come from the state, since refunds and forced withdrawals
+    depend on it."""
     tree.update({state.index[a]: account_leaf(a, state.accounts[a])
                  for a in sorted(state.touched)})
     state.touched.clear()
+    wroot = merkle_root(withdrawal_leaves(state))
+    state.withdrawal_leaves.clear()
     return Header(parent.number + 1, parent.hash(), timestamp, tx_root(list(tx_bytes)),
-                  tree.root(), merkle_root(withdrawal_leaves(txs)), state.message_cursor)
+                  tree.root(), wroot, state.message_cursor)
+
+
+def mark_table(state: State, now: int, marks: Marks | None = None) -> list[tuple[str, int, int]]:
+    """(instrument, markLo, markHi) of every listed instrument of `state` at block time `now`
+    (unix s; marks in collateral base units per contract, 0/0 for an instrument without a valid
+    oracle price), sorted by name (code point order = the bytewise order of their UTF-8): the
+    leaves of the marks root, in order. `marks` may pass a `Marks(state, now)` already computed
+    (used only if it is current)."""
+    if marks is None or not marks.current(state, now):
+        marks = Marks(state, now)
+    rows = []
+    for name in sorted(state.instruments):
+        m = marks.mark(name)
+        rows.append((name, 0, 0) if m is None else (name, m.mark_lo, m.mark_hi))
+    return rows
+
+
+def marks_root(state: State, now: int, marks: Marks | None = None) -> bytes:
+    """Merkle root over `mark_leaf(name, markLo, markHi)` of `mark_table(state, now)`
+    (docs/encoding.md, "Marks root")."""
+    return merkle_root([mark_leaf(*row) for row in mark_table(state, now, marks)])
 
 
 class BadBlock(OptrollupError):
@@ -48,8 +76,9 @@ class BadBlock(OptrollupError):
 
 
 def replay_block(state: State, tree: AccountTree, parent: Header, timestamp: int,
-                 tx_bytes: Sequence[bytes]) -> Header:
-    """Decode and apply a block's transactions, then seal; BadBlock names the first failure."""
+                 tx_bytes: Sequence[bytes], payouts: list[WithdrawalLeaf] | None = None) -> Header:
+    """Decode and apply a block's transactions, then seal; BadBlock names the first failure.
+    `payouts`, if given, receives the block's withdrawal leaves (in leaf order)."""
     number = parent.number + 1
     txs: list[Tx] = []
     for i, raw in enumerate(tx_bytes):
@@ -65,4 +94,6 @@ def replay_block(state: State, tree: AccountTree, parent: Header, timestamp: int
             apply(state, tx, ctx)
         except OptrollupError as exc:
             raise BadBlock(number, i, f"{type(tx).__name__} rejected [{exc.code}]: {exc.message}") from None
+    if payouts is not None:
+        payouts.extend(state.withdrawal_leaves)
     return seal_header(state, tree, parent, timestamp, txs, tx_bytes)

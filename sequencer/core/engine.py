@@ -1,5 +1,6 @@
 """The matching engine: processes input-log requests (orders, cancels, cancel-alls, withdrawals,
-feeds, session keys, listings, deposits) at a block time and proposes block transactions.
+feeds, session keys, listings, L1 deposits and forced withdrawals) at a block time and proposes
+block transactions.
 
 Every state change goes through `transition.apply`; a resting order whose fill would fail apply
 is cancelled instead. Every order is a transaction (`_Txn`): its cancels of resting orders are
@@ -24,9 +25,10 @@ from sequencer.core.margin import RiskRow, im_of, mm_of, orders_requirement, val
 from sequencer.core.marks import Marks
 from sequencer.core.pricing import Mark
 from sequencer.core.state import State, set_position
-from sequencer.core.transition import (BlockContext, apply, check_order, require_signer)
-from sequencer.core.txs import (DepositTx, FillTx, ListTx, OracleTx, SessionKeyTx, SettleTx,
-                                SignedOrder, Tx, WithdrawTx)
+from sequencer.core.transition import (BlockContext, apply, check_l1_message, check_order,
+                                       forced_withdrawal_refusal, require_signer)
+from sequencer.core.txs import (DepositTx, FillTx, ForcedWithdrawTx, ListTx, OracleTx,
+                                SessionKeyTx, SettleTx, SignedOrder, Tx, WithdrawTx)
 from sequencer.errors import Conflict, InvalidRequest, NotFound, OptrollupError, Rejected
 
 GTC, IOC, FOK = 0, 1, 2
@@ -40,6 +42,15 @@ class OrderResult(NamedTuple):
     status: str
     filledAmount: int
     fills: list[FillTx]
+
+
+class ForcedResult(NamedTuple):
+    """A processed forced withdrawal: its tx, the account's resting orders it cancelled, and
+    `refusal`, None if it was paid (a leaf was emitted), else why not (a stable code)."""
+
+    tx: ForcedWithdrawTx
+    cancelled: list[Resting]
+    refusal: str | None
 
 
 class PositionView(NamedTuple):
@@ -151,8 +162,8 @@ class Engine:
         return ds
 
     def submit(self, tx: Tx) -> Tx:
-        """Apply a block transaction that needs no matching (Deposit, Oracle, SessionKey, List,
-        Settle, Withdraw) and record it."""
+        """Apply a block transaction that needs no matching (Deposit, ForcedWithdraw, Oracle,
+        SessionKey, List, Settle, Withdraw) and record it."""
         if isinstance(tx, WithdrawTx):
             self._check_withdraw(tx.withdraw)
         apply(self.state, tx, self.ctx)
@@ -165,9 +176,25 @@ class Engine:
                 risk.marks = None  # type: ignore[assignment]
         return tx
 
-    def deposit(self, account: bytes, amount: int, l1_nonce: int) -> Tx:
-        """Credit an L1 deposit."""
-        return self.submit(DepositTx(account, amount, l1_nonce))
+    def deposit(self, account: bytes, amount: int, l1_nonce: int,
+                depositor: bytes | None = None) -> Tx:
+        """Process L1 deposit `l1_nonce` of `amount` base units: credited to `account`, or
+        refunded to the L1 `depositor` (default: the account itself) if it does not fit."""
+        return self.submit(DepositTx(account, amount, l1_nonce,
+                                     account if depositor is None else depositor))
+
+    def forced_withdraw(self, account: bytes, recipient: bytes, amount: int,
+                        l1_nonce: int) -> ForcedResult:
+        """Process L1 forced withdrawal `l1_nonce` of `amount` base units: cancel every resting
+        order of `account` (off-chain, not consensus), then apply the ForcedWithdrawTx, which
+        pays or refuses it. Raises (and cancels nothing) only if the tx is invalid (a nonce other
+        than the message cursor, a zero amount)."""
+        tx = ForcedWithdrawTx(account, recipient, amount, l1_nonce)
+        check_l1_message(self.state, tx)
+        cancelled = self.drop_account_orders(account)
+        refusal = forced_withdrawal_refusal(self.state, tx, self.ctx)
+        self.submit(tx)
+        return ForcedResult(tx, cancelled, refusal)
 
     def feed(self, feed: Feed, signature: bytes) -> Tx:
         """Accept a signed oracle feed."""
@@ -490,10 +517,11 @@ class _Journal:
     """Before-images of what the fills of a request change (collateral and one position per
     account, cumulative fills per order), to roll the state back if the request is rejected."""
 
-    __slots__ = ("state", "accounts", "orders")
+    __slots__ = ("state", "accounts", "orders", "leaves")
 
     def __init__(self, state: State) -> None:
         self.state = state
+        self.leaves = len(state.withdrawal_leaves)  # withdrawal leaves of the open block before
         self.accounts: dict[tuple[bytes, str], tuple[int, int]] = {}
         self.orders: dict[bytes, int | None] = {}
 
@@ -513,6 +541,7 @@ class _Journal:
     def restore(self) -> list[tuple[bytes, str]]:
         """Put every saved value back; returns the (account, instrument) pairs saved."""
         st = self.state
+        del st.withdrawal_leaves[self.leaves:]  # fills emit none today; a rollback keeps none
         for (a, name), (c, q) in self.accounts.items():
             acct = st.accounts[a]
             acct.collateral = c

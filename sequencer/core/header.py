@@ -1,9 +1,10 @@
-"""Block headers and the leaf encodings of docs/encoding.md (withdrawal and tx leaves, tags)."""
+"""Block headers and the leaf encodings of docs/encoding.md (withdrawal, tx and mark leaves,
+tags)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from eth_abi import encode as abi_encode
 
@@ -12,6 +13,7 @@ from cext import keccak256, merkle_root, parse_address
 WITHDRAWAL_TAG = keccak256(b"optrollup.withdrawal.v1")
 ACCOUNT_TAG = keccak256(b"optrollup.account.v1")
 TX_TAG = keccak256(b"optrollup.tx.v1")
+MARK_TAG = keccak256(b"optrollup.mark.v1")
 ZERO32 = b"\0" * 32
 
 HEADER_TYPES = ["uint64", "bytes32", "uint64", "bytes32", "bytes32", "bytes32", "uint64"]
@@ -20,7 +22,8 @@ HEADER_TYPES = ["uint64", "bytes32", "uint64", "bytes32", "bytes32", "bytes32", 
 @dataclass(frozen=True, slots=True)
 class Header:
     """An L2 block header. `timestamp` is unix seconds; `l1_message_cursor` counts the L1
-    deposits (Bridge nonces) credited up to and including this block."""
+    messages (deposits and forced withdrawals, by Bridge nonce) processed up to and including
+    this block."""
 
     number: int
     parent_hash: bytes
@@ -69,6 +72,33 @@ def withdrawal_leaf(account: bytes | str, recipient: bytes | str, amount: int, n
         ["bytes32", "address", "address", "uint256", "uint64"],
         [WITHDRAWAL_TAG, parse_address(account, "account"), parse_address(recipient, "recipient"),
          amount, nonce]))
+
+
+class WithdrawalLeaf(NamedTuple):
+    """What a withdrawal leaf pays on L1: `amount` base units from L2 `account` to L1
+    `recipient`, paid once per (account, nonce). `nonce` is the Withdraw nonce for a signed
+    withdrawal, FORCED_NONCE_BASE + l1Nonce for a deposit refund or a forced withdrawal."""
+
+    account: bytes
+    recipient: bytes
+    amount: int
+    nonce: int
+
+    def leaf(self) -> bytes:
+        """The 32-byte leaf hash (`withdrawal_leaf`)."""
+        return withdrawal_leaf(self.account, self.recipient, self.amount, self.nonce)
+
+
+def mark_leaf(instrument: str, mark_lo: int, mark_hi: int) -> bytes:
+    """H(abi.encode(MARK_TAG, string instrument, uint256 markLo, uint256 markHi)); marks in
+    collateral base units per contract (0/0 when the instrument has no valid oracle price)."""
+    name = instrument.encode()
+    # abi.encode of (bytes32, string, uint256, uint256) written out by hand (this runs for every
+    # listed instrument at every seal; checked equal to eth_abi in tests): the string's head is
+    # its offset (4 words), its tail the length word and the bytes padded to 32.
+    return keccak256(MARK_TAG + (128).to_bytes(32, "big") + mark_lo.to_bytes(32, "big")
+                     + mark_hi.to_bytes(32, "big") + len(name).to_bytes(32, "big")
+                     + name + b"\0" * (-len(name) % 32))
 
 
 def tx_leaf(tx_bytes: bytes) -> bytes:

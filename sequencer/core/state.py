@@ -13,7 +13,7 @@ import msgpack
 
 from cext import Order, keccak256
 from sequencer.core.config import CoreConfig
-from sequencer.core.header import ACCOUNT_TAG, ZERO32
+from sequencer.core.header import ACCOUNT_TAG, ZERO32, WithdrawalLeaf
 from sequencer.core.instruments import Instrument
 from sequencer.core.oracle import OracleState
 
@@ -44,9 +44,12 @@ class State:
     """Committed state. `index` is the account-tree leaf index (order of first appearance; the
     fee account is 0 at genesis); `holders` lists, per instrument, the accounts holding it;
     `settled` maps settled (delisted) instruments to their settlement price; `message_cursor`
-    counts L1 deposits credited; `oracle_version` counts accepted feeds (cache key for marks).
-    `touched` is not committed state: the accounts whose leaf may have changed since the last
-    seal (created, or collateral/positions written); sealing rehashes only their leaves."""
+    counts the L1 messages (deposits and forced withdrawals) processed; `oracle_version` counts
+    accepted feeds (cache key for marks).
+    Not committed state, both emptied at every seal: `touched`, the accounts whose leaf may have
+    changed since the last seal (created, or collateral/positions written; sealing rehashes only
+    their leaves), and `withdrawal_leaves`, what the open block pays out on L1 (Withdraw txs,
+    deposit refunds, forced withdrawals) in transaction order: the block's withdrawalRoot."""
 
     config: CoreConfig
     accounts: dict[bytes, Account] = field(default_factory=dict)
@@ -59,6 +62,7 @@ class State:
     message_cursor: int = 0
     oracle_version: int = 0
     touched: set[bytes] = field(default_factory=set)
+    withdrawal_leaves: list[WithdrawalLeaf] = field(default_factory=list)
 
 
 def genesis(config: CoreConfig, instruments: Iterable[Instrument] = ()) -> State:

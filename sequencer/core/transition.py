@@ -13,18 +13,24 @@ from dataclasses import dataclass, field
 
 from cext import Order, order_digests, recover_addresses, to_checksum
 from sequencer.core import eip712
+from sequencer.core.header import WithdrawalLeaf
 from sequencer.core.instruments import UNIT, Instrument, make_instrument
 from sequencer.core.margin import Margin, fee, position_delta, reduces
 from sequencer.core.marks import Marks
 from sequencer.core.oracle import OracleState, accept_feed, check_feed, prune_history
 from sequencer.core.settlement import settle
 from sequencer.core.state import Account, FilledOrder, State, account, set_position
-from sequencer.core.txs import (DepositTx, FillTx, ListTx, OracleTx, SessionKeyTx, SettleTx,
-                                SignedOrder, Tx, WithdrawTx)
+from sequencer.core.txs import (DepositTx, FillTx, ForcedWithdrawTx, ListTx, OracleTx,
+                                SessionKeyTx, SettleTx, SignedOrder, Tx, WithdrawTx)
 from sequencer.errors import (Conflict, InvalidRequest, InvalidSignature, NotFound,
                               OptrollupError, Rejected)
 
 MAX_UINT64 = 2**64 - 1
+MAX_COLLATERAL = 2**64 - 1
+"""Most collateral an account may hold (base units): a deposit that would exceed it is refunded."""
+FORCED_NONCE_BASE = 2**63
+"""Withdrawal-leaf nonce of L1 message n (deposit refund, forced withdrawal) = FORCED_NONCE_BASE + n;
+Withdraw nonces count from 0 per account and never reach it (docs/encoding.md)."""
 ZERO_ADDRESS = b"\0" * 20
 MAX_SESSION_KEYS = 16
 
@@ -172,15 +178,66 @@ def apply(state: State, tx: Tx, ctx: BlockContext) -> None:
     handler(state, tx, ctx)
 
 
-def _deposit(state: State, tx: DepositTx, ctx: BlockContext) -> None:
+def check_l1_message(state: State, tx: DepositTx | ForcedWithdrawTx) -> None:
+    """What makes an L1 message tx invalid (it is then not processed at all): an amount outside
+    (0, 2^64) or a nonce other than the message cursor. Codes: bad_amount, bad_deposit_nonce
+    (deposits), bad_message_nonce (forced withdrawals)."""
+    what = "deposit" if isinstance(tx, DepositTx) else "forced withdrawal"
     if not 0 < tx.amount <= MAX_UINT64:
-        raise InvalidRequest(f"deposit amount must be positive, got {tx.amount}", code="bad_amount")
+        raise InvalidRequest(f"{what} amount must be in (0, 2^64), got {tx.amount}",
+                             code="bad_amount")
     if tx.l1Nonce != state.message_cursor:
-        raise Conflict(f"deposit nonce {tx.l1Nonce}, expected {state.message_cursor}",
-                       code="bad_deposit_nonce")
+        raise Conflict(f"{what} L1 message nonce {tx.l1Nonce}, expected the message cursor "
+                       f"{state.message_cursor}", code="bad_deposit_nonce"
+                       if isinstance(tx, DepositTx) else "bad_message_nonce")
+
+
+def _deposit(state: State, tx: DepositTx, ctx: BlockContext) -> None:
+    """Credit, or refund to the depositor (a withdrawal leaf) if the collateral would exceed
+    MAX_COLLATERAL; the message cursor moves on either way."""
+    check_l1_message(state, tx)
+    state.message_cursor += 1
+    acct = state.accounts.get(tx.account)
+    if (acct.collateral if acct is not None else 0) + tx.amount > MAX_COLLATERAL:
+        state.withdrawal_leaves.append(WithdrawalLeaf(tx.account, tx.depositor, tx.amount,
+                                                      FORCED_NONCE_BASE + tx.l1Nonce))
+        return
     account(state, tx.account).collateral += tx.amount
     state.touched.add(tx.account)
+
+
+def forced_withdrawal_refusal(state: State, tx: ForcedWithdrawTx, ctx: BlockContext) -> str | None:
+    """Why a forced withdrawal is refused, as a stable code (unknown_account, bad_recipient,
+    insufficient_collateral, insufficient_margin, oracle_stale), or None if it is paid. Margin:
+    the account's positions at the block's marks, equity after the debit >= initial margin."""
+    acct = state.accounts.get(tx.account)
+    if acct is None:
+        return "unknown_account"
+    if tx.recipient == ZERO_ADDRESS:
+        return "bad_recipient"
+    if tx.amount > acct.collateral:
+        return "insufficient_collateral"
+    if acct.positions:
+        try:
+            m = margin_after(ctx.marks(state), tx.account, acct, acct.collateral - tx.amount)
+        except OptrollupError as exc:  # a position without a valid oracle price
+            return exc.code
+        if m.equity < m.im:
+            return "insufficient_margin"
+    return None
+
+
+def _forced_withdraw(state: State, tx: ForcedWithdrawTx, ctx: BlockContext) -> None:
+    """Debit and emit the leaf (account, recipient, amount, FORCED_NONCE_BASE + l1Nonce), or
+    refuse (no effect but the message cursor): see `forced_withdrawal_refusal`."""
+    check_l1_message(state, tx)
     state.message_cursor += 1
+    if forced_withdrawal_refusal(state, tx, ctx) is not None:
+        return
+    state.accounts[tx.account].collateral -= tx.amount
+    state.touched.add(tx.account)
+    state.withdrawal_leaves.append(WithdrawalLeaf(tx.account, tx.recipient, tx.amount,
+                                                  FORCED_NONCE_BASE + tx.l1Nonce))
 
 
 def _resolve(state: State, ref: object, ctx: BlockContext, party: str) -> tuple[bytes, FilledOrder]:
@@ -312,6 +369,7 @@ def _withdraw(state: State, tx: WithdrawTx, ctx: BlockContext) -> None:
     acct.collateral = coll
     acct.withdrawal_nonce += 1
     state.touched.add(w.account)
+    state.withdrawal_leaves.append(WithdrawalLeaf(w.account, w.recipient, w.amount, w.nonce))
 
 
 def _oracle(state: State, tx: OracleTx, ctx: BlockContext) -> None:
@@ -380,4 +438,5 @@ def list_instrument(state: State, ins: Instrument, now: int) -> None:
 
 
 _HANDLERS = {DepositTx: _deposit, FillTx: _apply_fill, WithdrawTx: _withdraw, OracleTx: _oracle,
-             SettleTx: _settle, SessionKeyTx: _session_key, ListTx: _list}
+             SettleTx: _settle, SessionKeyTx: _session_key, ListTx: _list,
+             ForcedWithdrawTx: _forced_withdraw}

@@ -8,13 +8,16 @@ accepts only canonical bytes: decode(b) re-encodes to exactly b.
 
 | tag | type | fields |
 |---|---|---|
-| 1 | DepositTx | account, amount, l1Nonce |
+| 1 | DepositTx | account, amount, l1Nonce, depositor |
 | 2 | FillTx | maker, taker, amount, price |
 | 3 | WithdrawTx | account, recipient, amount, nonce, signature |
 | 4 | OracleTx | underlying, spot, timestamp, expiries[], vols[], signature |
 | 5 | SettleTx | instrument |
 | 6 | SessionKeyTx | account, key, expiry, signature |
 | 7 | ListTx | instrument, tickSize, amountStep, minAmount, signature |
+| 8 | ForcedWithdrawTx | account, recipient, amount, l1Nonce |
+
+Tags 1 and 8 are the two kinds of L1 message (docs/encoding.md), one nonce space.
 """
 
 from __future__ import annotations
@@ -40,11 +43,13 @@ OrderRef = SignedOrder | bytes
 
 
 class DepositTx(NamedTuple):
-    """Credit `amount` base units from L1 deposit number `l1Nonce` (= the deposit cursor)."""
+    """L1 message `l1Nonce` (= the message cursor): credit `amount` base units to `account`, or
+    refund them to the L1 `depositor` if the account's collateral would exceed MAX_COLLATERAL."""
 
     account: bytes
     amount: int
     l1Nonce: int
+    depositor: bytes
 
 
 class FillTx(NamedTuple):
@@ -91,9 +96,19 @@ class ListTx(NamedTuple):
     signature: bytes
 
 
-Tx = DepositTx | FillTx | WithdrawTx | OracleTx | SettleTx | SessionKeyTx | ListTx
+class ForcedWithdrawTx(NamedTuple):
+    """L1 message `l1Nonce` (= the message cursor): `account` asked the Bridge to withdraw
+    `amount` base units to L1 `recipient`; paid if the account can afford it, else refused."""
+
+    account: bytes
+    recipient: bytes
+    amount: int
+    l1Nonce: int
+
+
+Tx = DepositTx | FillTx | WithdrawTx | OracleTx | SettleTx | SessionKeyTx | ListTx | ForcedWithdrawTx
 TAGS: dict[type, int] = {DepositTx: 1, FillTx: 2, WithdrawTx: 3, OracleTx: 4, SettleTx: 5,
-                         SessionKeyTx: 6, ListTx: 7}
+                         SessionKeyTx: 6, ListTx: 7, ForcedWithdrawTx: 8}
 _SIGNED_MSG = {3: (Withdraw, "Withdraw"), 4: (Feed, "Feed"), 6: (SessionKey, "SessionKey"),
                7: (Listing, "List")}
 
@@ -167,12 +182,16 @@ def decode_tx(data: bytes) -> Tx:
     tx: Tx
     if tag == 1:
         tx = DepositTx(*_fields(body, (("account", "address"), ("amount", "uint64"),
-                                       ("l1Nonce", "uint64")), "deposit"))
+                                       ("l1Nonce", "uint64"), ("depositor", "address")), "deposit"))
     elif tag == 2:
         if len(body) != 4:
             raise InvalidRequest("fill must have 4 fields", code="bad_tx")
         amount, price = _fields(body[2:], (("amount", "uint64"), ("price", "uint64")), "fill")
         tx = FillTx(_decode_ref(body[0], "maker"), _decode_ref(body[1], "taker"), amount, price)
+    elif tag == 8:
+        tx = ForcedWithdrawTx(*_fields(body, (("account", "address"), ("recipient", "address"),
+                                              ("amount", "uint64"), ("l1Nonce", "uint64")),
+                                       "forcedWithdraw"))
     elif tag == 5:
         tx = SettleTx(*_fields(body, (("instrument", "string"),), "settle"))
     elif tag in _SIGNED_MSG:

@@ -1,8 +1,10 @@
-"""Following L1: deposits to credit (after N confirmations) and the batches posted so far.
+"""Following L1: the L1 messages to process (deposits and forced withdrawals, one nonce space,
+after N confirmations) and the batches posted so far.
 
 `poll()` does all RPC work and is meant for a worker thread; it returns what it saw and never
-touches the node. The caller credits deposits on the node's thread. RPC errors are logged and
-retried on the next poll: a deposit is credited once, by nonce, whatever happens.
+touches the node. The caller processes the messages on the node's thread, in nonce order. RPC
+errors are logged and retried on the next poll: a message is processed once, by nonce, whatever
+happens.
 
 L1 is read by a `sequencer.l1.RollupTracker` (the same reader as the replay verifier's): each
 poll reads only the blocks not read yet, in bounded ranges, up to `confirmations` deep; an L1
@@ -14,19 +16,34 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from cext import merkle_proof, merkle_root
+from cext import merkle_proof, merkle_root, parse_address
 from sequencer.l1 import Contract, L1Client, L1Error, L1Unavailable, RollupTracker, SubmittedBatch
 from sequencer.node.config import L1Settings
 
 log = logging.getLogger("optrollup.l1")
 
 
+DEPOSIT, FORCED_WITHDRAWAL = 0, 1
+"""The kinds of L1 message (docs/encoding.md; the Bridge's commitment uses the same numbers)."""
+
+
 @dataclass(frozen=True)
-class SeenDeposit:
+class SeenMessage:
+    """L1 message `nonce`, seen in L1 block `l1_block`: a deposit (kind DEPOSIT) of `amount`
+    base units from L1 address `counterparty` (the depositor) to L2 `account`, or a forced
+    withdrawal (kind FORCED_WITHDRAWAL) of `amount` from L2 `account` to L1 `counterparty`
+    (the recipient)."""
+
     nonce: int
+    kind: int
     account: bytes
+    counterparty: bytes
     amount: int
     l1_block: int
+
+    @property
+    def kind_name(self) -> str:
+        return "deposit" if self.kind == DEPOSIT else "forced_withdrawal"
 
 
 @dataclass(frozen=True)
@@ -57,7 +74,7 @@ class L1View:
 
 
 class L1Follower:
-    """The node's view of L1: confirmed deposits not yet credited, live batches, finality."""
+    """The node's view of L1: confirmed L1 messages not yet processed, live batches, finality."""
 
     def __init__(self, settings: L1Settings, rollup: str, *, client: L1Client | None = None) -> None:
         self.settings = settings
@@ -68,28 +85,35 @@ class L1Follower:
                                      start_block=settings.deployment_block,
                                      confirmations=settings.confirmations)
         self.view = L1View()
-        self._deposits: dict[int, SeenDeposit] = {}  # seen, maybe not credited yet, by nonce
+        self._messages: dict[int, SeenMessage] = {}  # seen, maybe not processed yet, by nonce
         self._roots: dict[str, tuple[bytes, ...]] = {}  # withdrawal roots by batch tx hash
 
     def safe_head(self) -> int:
         """The newest L1 block with `confirmations` confirmations."""
         return self.tracker.events.safe_head()
 
-    def poll(self, deposits_from: int) -> tuple[L1View, list[SeenDeposit]]:
-        """One round: the confirmed deposits from L1 block `deposits_from` on (the block of the
-        last credited one; earlier ones are credited and forgotten), the live batches and how
-        many are final. On an L1 error: the previous view with `error` set, and no deposits."""
+    def poll(self, messages_from: int) -> tuple[L1View, list[SeenMessage]]:
+        """One round: the confirmed L1 messages (deposits and forced withdrawals) from L1 block
+        `messages_from` on (the block of the last processed one; earlier ones are processed and
+        forgotten) in nonce order, the live batches and how many are final. On an L1 error: the
+        previous view with `error` set, and no messages."""
         try:
             up = self.tracker.poll()
             if up.rewound_to is not None:
-                self._deposits = {n: d for n, d in self._deposits.items() if d.l1_block <= up.rewound_to}
+                self._messages = {n: m for n, m in self._messages.items()
+                                  if m.l1_block <= up.rewound_to}
+            seen = self._messages  # kept even if the rest of the round fails: reported once
             for d in up.deposits:
-                self._deposits[d.nonce] = SeenDeposit(d.nonce, d.account, d.amount, d.l1_block)
-            self._deposits = {n: d for n, d in self._deposits.items() if d.l1_block >= deposits_from}
+                seen[d.nonce] = SeenMessage(d.nonce, DEPOSIT, d.account, parse_address(d.depositor),
+                                            d.amount, d.l1_block)
+            for r in up.withdrawal_requests:
+                seen[r.nonce] = SeenMessage(r.nonce, FORCED_WITHDRAWAL, r.account, r.recipient,
+                                            r.amount, r.l1_block)
+            self._messages = {n: m for n, m in seen.items() if m.l1_block >= messages_from}
             batches = [self._batch(b) for b in self.tracker.live_batches() if b is not None]
             final = int(self.rollup.call("finalizedBatchCount"))
             self.view = L1View(up.scanned_to, batches, final)
-            return self.view, sorted(self._deposits.values(), key=lambda d: d.nonce)
+            return self.view, sorted(self._messages.values(), key=lambda m: m.nonce)
         except (L1Error, L1Unavailable, OSError) as exc:
             log.warning("L1 poll failed (will retry): %s", exc)
             self.view = L1View(self.view.head, self.view.batches, self.view.final_count, str(exc))

@@ -23,6 +23,9 @@ class Metrics:
         self.latency = Histogram("optrollup_http_request_seconds", "HTTP request latency", ["route"],
                                  buckets=(.001, .002, .005, .01, .02, .05, .1, .25, 1), registry=r)
         self.l1_deposits = Counter("optrollup_l1_deposits_credited_total", "L1 deposits credited", registry=r)
+        self.l1_messages = Counter("optrollup_l1_messages_total",
+                                   "L1 messages processed, by kind and outcome", ["kind", "outcome"],
+                                   registry=r)
 
         self._accepted: dict[str, Counter] = {}
 

@@ -4,7 +4,9 @@ Threading: every method that touches `core` runs on one thread (the asyncio loop
 recovery runs in an executor (cext releases the GIL). Durability: a request is processed, its
 record submitted to the group-committed log in processing order, and the caller answers only
 once the record's future resolves. A `Seal` record closes the open block (if it has txs) and
-opens the next; the block and its withdrawal index are written atomically with it. Periodically
+opens the next; the block (with its marks root and withdrawal leaves), its withdrawal index
+(signed withdrawals by digest, every leaf by (account, nonce)) and the outcomes of the L1
+messages it processed are written atomically with it. Periodically
 a snapshot of `core` as it is right after a seal record S is encoded in a forked child and
 written once record S is durable (`Snapshotter`), so snapshot S is exactly the state after
 record S and intake never waits for it.
@@ -28,25 +30,28 @@ import msgpack
 from cext import Order, parse_address, recover_addresses, to_checksum
 from sequencer.core import eip712
 from sequencer.core.accounttree import AccountTree
-from sequencer.core.chain import seal_header, withdrawal_leaves
+from sequencer.core.chain import marks_root, seal_header
 from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
 from sequencer.core.engine import Engine
-from sequencer.core.header import Block, Header
-from sequencer.core.txs import FillTx, SignedOrder, WithdrawTx, decode_tx, encode_tx
+from sequencer.core.header import Block, Header, WithdrawalLeaf
+from sequencer.core.transition import FORCED_NONCE_BASE
+from sequencer.core.txs import FillTx, SignedOrder, encode_tx
 from sequencer.errors import Conflict, InvalidRequest, OptrollupError, StoreUnavailable
 from sequencer.node.config import NodeConfig
-from sequencer.node.l1follower import L1Follower
+from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, L1Follower, SeenMessage
 from sequencer.node.metrics import Metrics
-from sequencer.node.reads import NodeReads
-from sequencer.node.records import (Deposit, OperatorCancel, Record, Seal, Signed, decode_record,
-                                    encode_record)
+from sequencer.node.reads import L1MessageView, NodeReads
+from sequencer.node.records import (Deposit, ForcedWithdrawal, OperatorCancel, Record, Seal,
+                                    Signed, decode_record, encode_record)
 from sequencer.node.snapshot import decode_core, encode_core
 from sequencer.node.snapshotter import Snapshotter
 from sequencer.store import BlockStore, GroupCommitter, InputLog, StoreError, block_puts, open_db
 
 log = logging.getLogger("optrollup.node")
 
-WITHDRAWAL = b"wd/"
+WITHDRAWAL = b"wd/"  # signed withdrawals by EIP-712 digest
+WITHDRAWAL_BY_NONCE = b"wdn/"  # every withdrawal leaf by account (20 bytes) ‖ nonce (8 bytes)
+L1_MESSAGE = b"l1m/"  # processed L1 messages by nonce (8 bytes), once their block is sealed
 ORDER = b"ord/"  # every accepted order by digest (written with its log record; not in memory)
 SNAPSHOTS_KEPT = 2  # the newest, and one to fall back on
 
@@ -61,7 +66,7 @@ class Core:
     head: Header
     trades: deque = field(default_factory=lambda: deque(maxlen=1000))
     book_seq: dict[str, int] = field(default_factory=dict)
-    l1_block: int = 0                                               # L1 block of the last deposit
+    l1_block: int = 0                                        # L1 block of the last L1 message
     pending_withdrawals: dict[bytes, Withdraw] = field(default_factory=dict)  # accepted, unsealed
 
 
@@ -75,8 +80,8 @@ def genesis_core(cfg: NodeConfig) -> tuple[Core, Block]:
 
 class Node(NodeReads):
     """One node over one data dir (LevelDB's lock makes it the only one). Writes go through
-    `submit`/`process`, `credit_deposit`, `operator_cancel_all` and `seal`; reads through the
-    `NodeReads` interface."""
+    `submit`/`process`, `process_l1_message`, `operator_cancel_all` and `seal`; reads through
+    the `NodeReads` interface."""
 
     def __init__(self, data_dir: str | Path, cfg: NodeConfig, *,
                  clock: Callable[[], float] = time.time, l1: L1Follower | None = None) -> None:
@@ -93,6 +98,10 @@ class Node(NodeReads):
         self._events: list[tuple[str, Any]] = []  # fired once the record that caused them is durable
         self.loop: asyncio.AbstractEventLoop | None = None  # where listeners run (bind_loop)
         self.failed: str | None = None  # set once the node may hold state that is not durable
+        # L1 messages processed whose outcome is not durable in the DB yet: those of the open
+        # block (block None) and of sealed blocks whose write may not be synced. Rebuilt by
+        # replay (a snapshot follows a seal, whose open block holds no L1 message).
+        self._l1_pending: dict[int, L1MessageView] = {}
         self.db = open_db(Path(data_dir) / "db")
         try:
             self.store = BlockStore(self.db)
@@ -133,8 +142,9 @@ class Node(NodeReads):
             core, block0 = genesis_core(self.cfg)
             stored = self.store.get(0)
             if stored is None:
+                mroot = marks_root(core.engine.state, block0.header.timestamp)
                 with self.db.write_batch(sync=True) as wb:
-                    for k, v in block_puts(block0):
+                    for k, v in block_puts(block0, marks_root=mroot):
                         wb.put(k, v)
             elif stored[0].header != block0.header:
                 raise StoreError("data dir belongs to another chain: stored genesis header "
@@ -167,9 +177,28 @@ class Node(NodeReads):
                 self._bump(name)
             return len(victims)
         if isinstance(rec, Deposit):
-            tx = eng.deposit(rec.account, rec.amount, rec.l1_nonce)
+            leaves = len(eng.state.withdrawal_leaves)
+            tx = eng.deposit(rec.account, rec.amount, rec.l1_nonce, rec.depositor)
             core.l1_block = max(core.l1_block, rec.l1_block)
+            refunded = len(eng.state.withdrawal_leaves) > leaves
+            self._l1_processed(L1MessageView(
+                rec.l1_nonce, DEPOSIT, rec.account, rec.depositor, rec.amount, rec.l1_block,
+                "refunded" if refunded else "credited", None, None,
+                eng.state.withdrawal_leaves[-1] if refunded else None,
+                leaves if refunded else None))
             return tx
+        if isinstance(rec, ForcedWithdrawal):
+            leaves = len(eng.state.withdrawal_leaves)
+            res = eng.forced_withdraw(rec.account, rec.recipient, rec.amount, rec.l1_nonce)
+            for name in sorted({r.order.instrument for r in res.cancelled}):
+                self._bump(name)
+            core.l1_block = max(core.l1_block, rec.l1_block)
+            paid = res.refusal is None
+            self._l1_processed(L1MessageView(
+                rec.l1_nonce, FORCED_WITHDRAWAL, rec.account, rec.recipient, rec.amount,
+                rec.l1_block, "paid_out" if paid else "refused", res.refusal, None,
+                eng.state.withdrawal_leaves[-1] if paid else None, leaves if paid else None))
+            return res
         msg = rec.msg
         eng.ctx.digests[msg] = rec.digest
         eng.ctx.signers[(rec.digest, rec.signature)] = rec.signer
@@ -203,6 +232,10 @@ class Node(NodeReads):
             self._bump(msg.instrument)
             return tx
         raise TypeError(f"unknown record message {type(msg).__name__}")
+
+    def _l1_processed(self, m: L1MessageView) -> None:
+        """Remember an L1 message's outcome until its block's write is durable."""
+        self._l1_pending[m.nonce] = m
 
     def _check_recipient(self, recipient: bytes) -> None:
         """Refuse paying out to our own L1 contracts: tokens sent to the Bridge, the Rollup or
@@ -258,20 +291,33 @@ class Node(NodeReads):
         block, puts = None, []
         if txs:
             tx_bytes = [encode_tx(t) for t in txs]
+            leaves = list(eng.state.withdrawal_leaves)  # seal_header empties the list
             header = seal_header(eng.state, core.tree, core.head, eng.now, txs, tx_bytes)
             block = Block(header, tuple(tx_bytes))
             core.head = header
+            sealed = [m._replace(block=header.number) for m in self._l1_pending.values()
+                      if m.block is None]
             if replay:
                 stored = self.store.get(header.number)
                 if stored is None or stored[0] != block:
                     raise StoreError(f"replay diverged at block {header.number}: the stored block "
                                      "differs from the re-sealed one (corrupt data dir or changed code)")
+                for m in sealed:  # written with the stored block
+                    del self._l1_pending[m.nonce]
             else:
-                puts = block_puts(block) + self._withdrawal_puts(header.number, txs)
-        # A sealed withdrawal is findable in the DB only once its seal's write is synced: until
-        # then it stays pending, so a lookup never falls into the gap between the two.
+                mroot = marks_root(eng.state, eng.now, eng.ctx.marks(eng.state))
+                puts = (block_puts(block, marks_root=mroot, withdrawals=leaves)
+                        + self._withdrawal_puts(header.number, leaves)
+                        + [(L1_MESSAGE + m.nonce.to_bytes(8, "big"), _pack_l1(m)) for m in sealed])
+                self._l1_pending.update((m.nonce, m) for m in sealed)
+        # A sealed withdrawal (or L1 message outcome) is findable in the DB only once its seal's
+        # write is synced: until then it stays pending, so a lookup never falls into the gap.
         for d in [d for d in core.pending_withdrawals if self.db.get(WITHDRAWAL + d) is not None]:
             del core.pending_withdrawals[d]
+        for n in [n for n, m in self._l1_pending.items() if m.block is not None
+                  and (block is None or m.block != block.header.number)
+                  and self.db.get(L1_MESSAGE + n.to_bytes(8, "big")) is not None]:
+            del self._l1_pending[n]
         open_before = len(eng.open)
         eng.begin_block(next_ts)
         if len(eng.open) != open_before:  # orders expired: every book may have changed
@@ -282,12 +328,16 @@ class Node(NodeReads):
             self._emit("block", block.header)
         return block, puts
 
-    def _withdrawal_puts(self, number: int, txs: Sequence[Any]) -> list[tuple[bytes, bytes]]:
+    def _withdrawal_puts(self, number: int,
+                         leaves: Sequence[WithdrawalLeaf]) -> list[tuple[bytes, bytes]]:
+        """Index block `number`'s withdrawal leaves: every one by (account, nonce), a signed
+        Withdraw's also by its digest (the leaf's fields are the Withdraw message's)."""
         puts = []
-        for i, tx in enumerate(t for t in txs if isinstance(t, WithdrawTx)):
-            w = tx.withdraw
-            puts.append((WITHDRAWAL + eip712.digest(self.domain, w),
-                         msgpack.packb([number, i, w.account, w.recipient, w.amount, w.nonce])))
+        for i, w in enumerate(leaves):
+            value = msgpack.packb([number, i, w.account, w.recipient, w.amount, w.nonce])
+            puts.append((WITHDRAWAL_BY_NONCE + w.account + w.nonce.to_bytes(8, "big"), value))
+            if w.nonce < FORCED_NONCE_BASE:
+                puts.append((WITHDRAWAL + eip712.digest(self.domain, Withdraw(*w)), value))
         return puts
 
     # -- failing safe -------------------------------------------------------------------------
@@ -434,19 +484,40 @@ class Node(NodeReads):
                 raise StoreUnavailable(f"could not make the request durable: {exc}") from exc
         return [v for v, _ in done]
 
-    def credit_deposit(self, account: bytes, amount: int, l1_nonce: int, l1_block: int) -> Future[int] | None:
-        """Credit L1 deposit `l1_nonce` once, in nonce order (earlier nonces are ignored)."""
+    def process_l1_message(self, m: SeenMessage) -> Future[int] | None:
+        """Process L1 message `m` (a deposit or a forced withdrawal) once, in nonce order:
+        earlier nonces are ignored (None), a later one than the message cursor is refused
+        (Conflict deposit_gap / l1_message_gap). The outcome (credited, refunded, paid out,
+        refused) is the state transition's; `l1_message(nonce)` reports it."""
         self.check_alive()
         cursor = self.core.engine.state.message_cursor
-        if l1_nonce < cursor:
+        if m.nonce < cursor:
             return None
-        if l1_nonce > cursor:
-            raise Conflict(f"deposit nonce {l1_nonce} arrived before {cursor}", code="deposit_gap")
+        if m.nonce > cursor:
+            raise Conflict(f"L1 message nonce {m.nonce} ({m.kind_name}) arrived before the "
+                           f"message cursor {cursor}",
+                           code="deposit_gap" if m.kind == DEPOSIT else "l1_message_gap")
+        if m.kind not in (DEPOSIT, FORCED_WITHDRAWAL):
+            raise InvalidRequest(f"L1 message {m.nonce} has unknown kind {m.kind}",
+                                 code="unknown_l1_message_kind")
         self.tick()
-        rec = Deposit(account, amount, l1_nonce, l1_block)
+        rec: Record = (Deposit(m.account, m.amount, m.nonce, m.l1_block, m.counterparty)
+                       if m.kind == DEPOSIT else
+                       ForcedWithdrawal(m.account, m.counterparty, m.amount, m.nonce, m.l1_block))
         self._apply(rec)
-        self.metrics.l1_deposits.inc()
+        outcome = self._l1_pending[m.nonce].status
+        self.metrics.l1_messages.labels(m.kind_name, outcome).inc()
+        if outcome == "credited":
+            self.metrics.l1_deposits.inc()
         return self._log(rec)
+
+    def credit_deposit(self, account: bytes, amount: int, l1_nonce: int, l1_block: int,
+                       depositor: bytes | None = None) -> Future[int] | None:
+        """Process L1 deposit `l1_nonce` (see `process_l1_message`); `depositor` (the L1
+        address a refund pays) defaults to the account itself."""
+        return self.process_l1_message(SeenMessage(l1_nonce, DEPOSIT, account,
+                                                   account if depositor is None else depositor,
+                                                   amount, l1_block))
 
     def operator_cancel_all(self, account: bytes, reason: str) -> Future[int] | None:
         """Cancel every open order of `account` without its signature (an operator action,
@@ -467,11 +538,37 @@ class Node(NodeReads):
         raw = self.db.get(WITHDRAWAL + digest)
         return None if raw is None else tuple(msgpack.unpackb(raw))  # type: ignore[return-value]
 
+    def withdrawal_by_nonce(self, account: bytes,
+                            nonce: int) -> tuple[int, int, bytes, bytes, int, int] | None:
+        """(block, leaf index, account, recipient, amount, nonce) of the sealed withdrawal leaf
+        with this (account, nonce): a signed withdrawal, a deposit refund or a forced withdrawal
+        (nonce = FORCED_NONCE_BASE + L1 message nonce)."""
+        if not 0 <= nonce < 2**64:
+            return None
+        raw = self.db.get(WITHDRAWAL_BY_NONCE + account + nonce.to_bytes(8, "big"))
+        return None if raw is None else tuple(msgpack.unpackb(raw))  # type: ignore[return-value]
+
     def block_withdrawal_leaves(self, number: int) -> list[bytes]:
-        got = self.store.get(number)
+        """The withdrawal leaves of durable block `number`, in leaf order (its withdrawalRoot)."""
+        got = self.store.sealed(number)
         if got is None:
             return []
-        return withdrawal_leaves([decode_tx(t) for t in got[0].txs])
+        return [w.leaf() for w in got.withdrawals or ()]
+
+    def l1_message(self, nonce: int) -> L1MessageView | None:
+        """How this node processed L1 message `nonce`; None if it has not processed it. Pending
+        (no block, no outcome) until the block that processed it is sealed and durable."""
+        if not 0 <= nonce < 2**64:
+            return None
+        m = self._l1_pending.get(nonce)
+        if m is None or m.block is not None:  # sealed: answered from the DB once durable
+            raw = self.db.get(L1_MESSAGE + nonce.to_bytes(8, "big"))
+            if raw is not None:
+                return _unpack_l1(nonce, raw)
+        if m is None:
+            return None
+        return m._replace(status="pending", reason=None, block=None, withdrawal=None,
+                          leaf_index=None)
 
     def order(self, digest: bytes) -> Order | None:
         """An order this node accepted (open ones from the book, others from the DB index)."""
@@ -500,3 +597,14 @@ class Node(NodeReads):
         return order, status, filled
 
 
+def _pack_l1(m: L1MessageView) -> bytes:
+    return msgpack.packb([m.kind, m.account, m.counterparty, m.amount, m.l1_block, m.status,
+                          m.reason, m.block, None if m.withdrawal is None else list(m.withdrawal),
+                          m.leaf_index], use_bin_type=True)
+
+
+def _unpack_l1(nonce: int, raw: bytes) -> L1MessageView:
+    kind, account, counterparty, amount, l1_block, status, reason, block, w, leaf_index = \
+        msgpack.unpackb(raw, raw=False)
+    return L1MessageView(nonce, kind, account, counterparty, amount, l1_block, status, reason,
+                         block, None if w is None else WithdrawalLeaf(*w), leaf_index)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cext import Order, to_checksum
 from sequencer.core.engine import AccountView
-from sequencer.core.header import Block, Header
+from sequencer.core.header import Block, Header, WithdrawalLeaf
 from sequencer.core.instruments import Instrument
 from sequencer.core.pricing import Mark
 from sequencer.core.state import account_leaf, positions_hash
@@ -40,6 +40,28 @@ class AccountProof(NamedTuple):
     collateral: int
     positions_hash: bytes
     pending: bool
+
+
+class L1MessageView(NamedTuple):
+    """L1 message `nonce` as the node processed it. `kind` 0 deposit (`counterparty` = the L1
+    depositor), 1 forced withdrawal (`counterparty` = the L1 recipient); `amount` base units;
+    `l1_block` where it was seen. `status`: "pending" until its L2 block is sealed and durable,
+    then "credited" | "refunded" (deposits) or "paid_out" | "refused" (forced withdrawals);
+    `reason` says why a forced withdrawal was refused (a stable code); `block` is the L2 block
+    (None while pending); `withdrawal` is the leaf it emitted (refund or payout; None while
+    pending or without one) and `leaf_index` its index among the block's withdrawal leaves."""
+
+    nonce: int
+    kind: int
+    account: bytes
+    counterparty: bytes
+    amount: int
+    l1_block: int
+    status: str
+    reason: str | None
+    block: int | None
+    withdrawal: WithdrawalLeaf | None
+    leaf_index: int | None
 
 
 class NodeReads:
@@ -110,6 +132,11 @@ class NodeReads:
         return self.core.head
 
     @property
+    def l1_message_cursor(self) -> int:
+        """How many L1 messages (deposits, forced withdrawals) the node has processed."""
+        return self.core.engine.state.message_cursor
+
+    @property
     def block_time(self) -> int:
         """The open block's time, unix s."""
         return self.core.engine.now
@@ -118,6 +145,12 @@ class NodeReads:
         """A durable block, or None."""
         got = self.store.get(number)  # type: ignore[attr-defined]
         return None if got is None else got[0]
+
+    def block_marks_root(self, number: int) -> bytes | None:
+        """The marks root stored with durable block `number` (None if it has none or is not
+        durable): docs/encoding.md, "Marks root"."""
+        got = self.store.sealed(number)  # type: ignore[attr-defined]
+        return None if got is None else got.marks_root
 
     def durable_head(self) -> int:
         """Number of the newest block whose write is synced."""

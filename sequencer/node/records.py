@@ -21,7 +21,7 @@ Message = Order | Cancel | CancelAll | SessionKey | Withdraw | Feed | Listing
 KINDS: dict[type, int] = {Order: 1, Cancel: 2, CancelAll: 3, SessionKey: 4, Withdraw: 5,
                           Feed: 6, Listing: 7}
 _BY_KIND = {v: k for k, v in KINDS.items()}
-DEPOSIT, SEAL, OPERATOR_CANCEL = 8, 9, 10
+DEPOSIT, SEAL, OPERATOR_CANCEL, FORCED_WITHDRAWAL = 8, 9, 10, 11
 
 
 class Signed(NamedTuple):
@@ -34,9 +34,22 @@ class Signed(NamedTuple):
 
 
 class Deposit(NamedTuple):
-    """An L1 deposit credited: Bridge nonce `l1_nonce`, seen in L1 block `l1_block`."""
+    """An L1 deposit processed (credited or refunded): Bridge message nonce `l1_nonce`, seen in
+    L1 block `l1_block`, from L1 address `depositor` to L2 `account`, `amount` base units."""
 
     account: bytes
+    amount: int
+    l1_nonce: int
+    l1_block: int
+    depositor: bytes
+
+
+class ForcedWithdrawal(NamedTuple):
+    """An L1 forced withdrawal processed (paid or refused): Bridge message nonce `l1_nonce`,
+    seen in L1 block `l1_block`, `amount` base units from L2 `account` to L1 `recipient`."""
+
+    account: bytes
+    recipient: bytes
     amount: int
     l1_nonce: int
     l1_block: int
@@ -56,7 +69,7 @@ class OperatorCancel(NamedTuple):
     reason: str
 
 
-Record = Signed | Deposit | Seal | OperatorCancel
+Record = Signed | Deposit | ForcedWithdrawal | Seal | OperatorCancel
 
 
 def _plain(v: Any) -> Any:
@@ -69,6 +82,8 @@ def encode_record(rec: Record) -> bytes:
                 rec.signer]
     elif isinstance(rec, Deposit):
         body = [DEPOSIT, *rec]
+    elif isinstance(rec, ForcedWithdrawal):
+        body = [FORCED_WITHDRAWAL, *rec]
     elif isinstance(rec, OperatorCancel):
         body = [OPERATOR_CANCEL, rec.account, rec.reason]
     else:
@@ -84,6 +99,8 @@ def decode_record(data: bytes) -> Record:
             return Seal(raw[1])
         if kind == DEPOSIT:
             return Deposit(*raw[1:])
+        if kind == FORCED_WITHDRAWAL:
+            return ForcedWithdrawal(*raw[1:])
         if kind == OPERATOR_CANCEL:
             return OperatorCancel(raw[1], raw[2])
         cls = _BY_KIND[kind]

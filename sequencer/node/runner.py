@@ -1,5 +1,6 @@
 """The node's own background work, on the event loop that owns `Node.core`: keeping block time
-fresh (`Node.tick`) and following L1 (crediting confirmed deposits in nonce order, exactly once).
+fresh (`Node.tick`) and following L1 (processing confirmed L1 messages, deposits and forced
+withdrawals, in nonce order, exactly once).
 It belongs to the node, not to the HTTP layer: `optrollup serve` runs it through the app's
 lifespan, and anything else that hosts a node (tests, benchmarks) runs it the same way."""
 
@@ -16,20 +17,21 @@ log = logging.getLogger("optrollup.node")
 
 
 async def follow_l1_once(node: Node) -> int:
-    """One follower round: poll L1 off the loop, credit the confirmed deposits the node lacks in
-    nonce order, and wait until they are durable. Returns how many were credited. A deposit that
-    cannot be credited ends the round (the next round retries from it)."""
+    """One follower round: poll L1 off the loop, process the confirmed L1 messages (deposits,
+    forced withdrawals) the node lacks in nonce order, and wait until they are durable. Returns
+    how many were processed. A message that cannot be processed ends the round (the next round
+    retries from it)."""
     l1 = node.l1
     if l1 is None:
         return 0
     loop = asyncio.get_running_loop()
-    _, deposits = await loop.run_in_executor(None, l1.poll, node.core.l1_block)
+    _, messages = await loop.run_in_executor(None, l1.poll, node.core.l1_block)
     futs = []
-    for d in deposits:
+    for m in messages:
         try:
-            f = node.credit_deposit(d.account, d.amount, d.nonce, d.l1_block)
+            f = node.process_l1_message(m)
         except OptrollupError as exc:
-            log.warning("deposit %d not credited: %s", d.nonce, exc)
+            log.warning("L1 message %d (%s) not processed: %s", m.nonce, m.kind_name, exc)
             break
         if f is not None:
             futs.append(asyncio.wrap_future(f))

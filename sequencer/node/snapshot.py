@@ -12,7 +12,8 @@ block context's digest, signer and marks caches, and a request's staging area (`
 Those are empty (None) between requests. `State.config` is not stored either: the decoder
 takes it from the node's genesis and checks the snapshot's chain fingerprint against it.
 
-Format, version 1 (msgpack, `use_bin_type=True`). Arrays are written as `[...]`. Addresses and
+Format, version 2 (msgpack, `use_bin_type=True`; version 1 lacked `withdrawalLeaves` and held
+DepositTx bytes without a depositor). Arrays are written as `[...]`. Addresses and
 digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is ext type 1
 (big-endian two's complement). Dict entries keep their insertion order. Sets are sorted.
 
@@ -21,7 +22,7 @@ digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is 
     addrs, names  tables that orders refer to by position (account address, instrument name)
     order   = [addr#, name#, isBuy, price, amount, nonce, expiry, timeInForce, postOnly, reduceOnly]
     state   = [accounts, indexKeys|nil, indexValues, instruments, settled, orders, oracle,
-               holders, depositCursor, oracleVersion, touched]
+               holders, messageCursor, oracleVersion, touched, withdrawalLeaves]
       accounts    [[address, collateral, [[instrument, amount]..], [[key, expiry]..],
                     [usedKeyDigest..] (sorted), withdrawalNonce]..]
       indexKeys   nil when State.index has the same key order as accounts (always, today)
@@ -30,6 +31,9 @@ digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is 
       orders      [[digest, order, filled]..]  (filled orders: State.orders)
       oracle      [[underlying, [[key, [Feed fields..]]..], [[timestamp, spot]..]]..]
       holders     [[instrument, [address..]]..];  touched [address..] (sorted)
+      withdrawalLeaves [[account, recipient, amount, nonce]..] of the open block, in order
+                  (the node snapshots right after a seal, when it is empty; the format does
+                  not rely on that, as it also stores the open block's txs)
     engine  = [timestamp, resting, books, byAccount, seen, expiring, lastCancelAll, txs]
       resting     [[digest, order|nil, signature, remaining]..] in `Engine.open` order; nil
                   means the order of State.orders[digest]. A "row" below is a position here.
@@ -67,7 +71,7 @@ from sequencer.core.accounttree import AccountTree
 from sequencer.core.book import Book, Resting
 from sequencer.core.eip712 import Feed, Withdraw
 from sequencer.core.engine import Engine
-from sequencer.core.header import Header
+from sequencer.core.header import Header, WithdrawalLeaf
 from sequencer.core.instruments import Instrument
 from sequencer.core.oracle import OracleState
 from sequencer.core.state import Account, FilledOrder, State
@@ -80,7 +84,7 @@ from sequencer.store import StoreError
 if TYPE_CHECKING:  # node.py imports this module; Core is imported lazily at decode time
     from sequencer.node.node import Core
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _BIGINT = 1  # msgpack ext type of integers outside msgpack's range
 
 
@@ -96,7 +100,7 @@ class SnapshotError(StoreError):
 
 _SHAPES: list[tuple[type, tuple[str, ...]]] = [
     (State, ("config", "accounts", "index", "instruments", "settled", "orders", "oracle",
-             "holders", "message_cursor", "oracle_version", "touched")),
+             "holders", "message_cursor", "oracle_version", "touched", "withdrawal_leaves")),
     (Account, ("collateral", "positions", "session_keys", "used_key_digests", "withdrawal_nonce")),
     (FilledOrder, ("order", "filled")),
     (OracleState, ("feeds", "history")),
@@ -110,6 +114,7 @@ _TUPLES: list[tuple[type, tuple[str, ...]]] = [
                   "amount_step", "min_amount")),
     (Feed, ("underlying", "spot", "timestamp", "expiries", "vols")),
     (Withdraw, ("account", "recipient", "amount", "nonce")),
+    (WithdrawalLeaf, ("account", "recipient", "amount", "nonce")),
 ]
 _SLOTS: list[tuple[type, tuple[str, ...]]] = [
     (Resting, ("digest", "order", "signature", "remaining")),
@@ -222,6 +227,7 @@ def _plain(core: Core, cfg: NodeConfig) -> list[Any]:
         st.message_cursor,
         st.oracle_version,
         sorted(st.touched),
+        [tuple(w) for w in st.withdrawal_leaves],
     ]
 
     orders = st.orders
@@ -349,7 +355,7 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type) -> Core:
 
     # state
     (accounts, index_keys, index_values, instruments, settled, orders, oracle, holders,
-     message_cursor, oracle_version, touched) = s
+     message_cursor, oracle_version, touched, withdrawal_leaves) = s
     st = State(cfg.genesis.config)
     st.accounts = {a: Account(coll, dict(pos), dict(keys), set(used), nonce)
                    for a, coll, pos, keys, used, nonce in accounts}
@@ -365,6 +371,7 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type) -> Core:
     st.holders = {n: dict.fromkeys(h) for n, h in holders}
     st.message_cursor, st.oracle_version = message_cursor, oracle_version
     st.touched = set(touched)
+    st.withdrawal_leaves = [WithdrawalLeaf._make(w) for w in withdrawal_leaves]
 
     # engine: build it as the code does, then put the stored fields in
     ts, resting, books, by_account, seen, expiring, last_cancel_all, txs = e

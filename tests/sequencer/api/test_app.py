@@ -249,6 +249,8 @@ def test_withdrawal_block_and_proofs(env) -> None:
     assert len(p["proof"]) == 32 and p["stateRoot"] == latest["header"]["stateRoot"]
     assert p["pendingChanges"] is False
     assert client.get("/v1/withdrawals/0x" + "00" * 32).status_code == 404
+    by_nonce = client.get(f"/v1/withdrawals/{to_checksum(A.address)}/0").json()  # the same leaf
+    assert by_nonce == {**got, "status": by_nonce["status"]} and by_nonce["withdrawalHash"] == wh
 
 
 def test_health_metrics_openapi(env) -> None:
@@ -264,3 +266,71 @@ def test_health_metrics_openapi(env) -> None:
     schema = spec["paths"]["/v1/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert schema["required"] == ["order", "signature"]
     assert client.get("/docs").status_code == 200
+
+
+def test_l1_messages_and_their_withdrawal_proofs(env) -> None:
+    """GET /v1/l1-messages/{nonce} says what became of each L1 message; a refund or forced
+    withdrawal leaf is served with its proof by (account, nonce); blocks carry marksRoot."""
+    from cext import merkle_root, merkle_verify
+    from sequencer.core import FORCED_NONCE_BASE, MAX_COLLATERAL
+    from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, Batch, L1View, SeenMessage
+
+    k, client, info = env
+    node = k.node
+    C = USERS[2]
+    n = node.core.engine.state.message_cursor  # A and B were funded: 2 messages
+    node.process_l1_message(SeenMessage(n, FORCED_WITHDRAWAL, A.address, C.address, 5 * U, 7)).result(timeout=10)
+    node.process_l1_message(SeenMessage(n + 1, DEPOSIT, B.address, C.address,
+                                        MAX_COLLATERAL, 8)).result(timeout=10)  # refunded
+    node.process_l1_message(SeenMessage(n + 2, FORCED_WITHDRAWAL, A.address, C.address,
+                                        10**9 * U, 9)).result(timeout=10)      # refused
+    r = client.get(f"/v1/l1-messages/{n}")
+    assert r.status_code == 200 and r.json()["status"] == "pending" and r.json()["block"] is None
+    r = client.get(f"/v1/l1-messages/{n + 3}")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_l1_message"
+    assert client.get("/v1/l1-messages/-1").json()["error"]["code"] == "invalid_number"
+    assert client.get(f"/v1/l1-messages/{2**64}").status_code == 400
+    k.clock.t += 2
+    node.seal().result(timeout=10)
+    block = client.get("/v1/blocks/latest").json()
+    number = block["header"]["number"]
+    assert block["marksRoot"].startswith("0x") and len(block["marksRoot"]) == 66
+    assert client.get("/v1/blocks/0").json()["marksRoot"] == "0x" + node.block_marks_root(0).hex()
+    assert client.get(f"/v1/l1-messages/{n}").json() == {
+        "nonce": str(n), "kind": "forced_withdrawal", "account": to_checksum(A.address),
+        "recipient": to_checksum(C.address), "amount": str(5 * U), "l1Block": 7,
+        "status": "paid_out", "reason": None, "block": number,
+        "withdrawal": {"account": to_checksum(A.address), "recipient": to_checksum(C.address),
+                       "amount": str(5 * U), "nonce": str(FORCED_NONCE_BASE + n), "leafIndex": 0}}
+    refund = client.get(f"/v1/l1-messages/{n + 1}").json()
+    assert (refund["kind"], refund["depositor"], refund["status"]) == ("deposit", to_checksum(C.address), "refunded")
+    assert refund["withdrawal"]["recipient"] == to_checksum(C.address)
+    refused = client.get(f"/v1/l1-messages/{n + 2}").json()
+    assert (refused["status"], refused["reason"], refused["withdrawal"]) == ("refused", "insufficient_collateral", None)
+    assert client.get("/v1/l1-messages/0").json()["status"] == "credited"
+
+    # the leaf by (account, nonce): sealed, not batched (no L1 yet)
+    url = f"/v1/withdrawals/{to_checksum(A.address)}/{FORCED_NONCE_BASE + n}"
+    got = client.get(url).json()
+    assert (got["status"], got["block"], got["withdrawalHash"], got["nonce"]) == \
+        ("pending", number, None, str(FORCED_NONCE_BASE + n))
+    assert client.get(f"/v1/withdrawals/{to_checksum(A.address)}/{FORCED_NONCE_BASE + n + 2}"
+                      ).json()["error"]["code"] == "unknown_withdrawal"
+    assert client.get(f"/v1/withdrawals/{to_checksum(A.address)}/{2**64}").status_code == 400
+    assert client.get("/v1/withdrawals/0x1234/1").json()["error"]["code"] == "invalid_address"
+
+    # once a batch holds the block, the proofs are served
+    roots = tuple(node.store.get(i)[0].header.withdrawal_root for i in range(1, number + 1))
+    node.l1 = type("StubL1", (), {"view": L1View(1, [Batch(0, 1, number, roots, 1)], 0)})()
+    for who, nonce, leaf_index in ((A, FORCED_NONCE_BASE + n, 0), (B, FORCED_NONCE_BASE + n + 1, 1)):
+        got = client.get(f"/v1/withdrawals/{to_checksum(who.address)}/{nonce}").json()
+        assert got["status"] == "batched" and got["batch"] == 0
+        p = got["proof"]
+        leaf = bytes.fromhex(got["leaf"][2:])
+        assert p["leafIndex"] == leaf_index
+        broot = bytes.fromhex(p["blockWithdrawalRoot"][2:])
+        assert broot == node.core.head.withdrawal_root
+        assert merkle_verify(broot, leaf, leaf_index, [bytes.fromhex(x[2:]) for x in p["leafProof"]])
+        assert merkle_verify(merkle_root(list(roots)), broot, p["blockOffset"],
+                             [bytes.fromhex(x[2:]) for x in p["blockProof"]])
+    node.l1 = None

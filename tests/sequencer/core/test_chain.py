@@ -123,3 +123,45 @@ def test_hand_written_leaf_encoding_equals_eth_abi(rows, address, collateral) ->
     want = keccak256(abi_encode(["bytes32", "address", "uint256", "bytes32"],
                                 [ACCOUNT_TAG, address, collateral, positions_hash(acct.positions)]))
     assert account_leaf(address, acct) == want
+
+
+def test_marks_root_matches_an_independent_computation(world: World) -> None:
+    """docs/encoding.md "Marks root": every listed instrument sorted by name, leaf
+    H(abi.encode(MARK_TAG, string, uint256 markLo, uint256 markHi)), 0/0 without a valid price;
+    computed here with eth_abi, keccak and a hand-written Merkle tree."""
+    from eth_abi import encode as abi_encode
+    from eth_utils import keccak
+
+    from sequencer.core.chain import marks_root
+    from sequencer.core.marks import Marks
+    from sequencer.core.transition import list_instrument
+    from tests.sequencer.core.test_l1_messages import merkle_by_hand
+
+    st = world.state
+    for name in ("ETH-27DEC26-2500-P", "ETH-27DEC26-10000-C"):  # listed after, sorted before
+        list_instrument(st, make_instrument(name), T0)
+    assert list(st.instruments) != sorted(st.instruments)
+    tag = keccak(b"optrollup.mark.v1")
+
+    def by_hand(now: int) -> bytes:
+        marks = Marks(st, now)
+        leaves = []
+        for name in sorted(st.instruments, key=str.encode):
+            m = marks.mark(name)
+            lo, hi = (0, 0) if m is None else (m.mark_lo, m.mark_hi)
+            leaves.append(keccak(abi_encode(["bytes32", "string", "uint256", "uint256"],
+                                            [tag, name, lo, hi])))
+        return merkle_by_hand(leaves)
+
+    fresh = Marks(st, T0 + 5)
+    assert all(fresh.mark(n) is not None and fresh.mark(n).mark_lo > 0 for n in st.instruments)
+    assert marks_root(st, T0 + 5) == by_hand(T0 + 5)
+    assert marks_root(st, T0 + 5, fresh) == by_hand(T0 + 5)           # marks passed in
+    assert marks_root(st, T0 + 6, fresh) == by_hand(T0 + 6)           # not current: recomputed
+    stale = T0 + 3600                                                  # no valid price: 0/0
+    assert all(Marks(st, stale).mark(n) is None for n in st.instruments)
+    assert marks_root(st, stale) == by_hand(stale) != by_hand(T0 + 5)
+    one = genesis(make_config(), [make_instrument(CALL)])
+    assert marks_root(one, T0) == keccak(abi_encode(["bytes32", "string", "uint256", "uint256"],
+                                                    [tag, CALL, 0, 0]))
+    assert marks_root(genesis(make_config(), []), T0) == b"\0" * 32

@@ -6,9 +6,12 @@ from eth_hash.auto import keccak as H
 
 from sequencer.core.header import (
     ACCOUNT_TAG,
+    MARK_TAG,
     TX_TAG,
     WITHDRAWAL_TAG,
     Header,
+    WithdrawalLeaf,
+    mark_leaf,
     tx_leaf,
     withdrawal_leaf,
 )
@@ -22,6 +25,7 @@ def test_tags() -> None:
     assert WITHDRAWAL_TAG == H(b"optrollup.withdrawal.v1")
     assert ACCOUNT_TAG == H(b"optrollup.account.v1")
     assert TX_TAG == H(b"optrollup.tx.v1")
+    assert MARK_TAG == H(b"optrollup.mark.v1")
 
 
 def test_header_hash_is_keccak_of_static_abi_words() -> None:
@@ -45,3 +49,19 @@ def test_tx_leaf_dynamic_bytes() -> None:
     # head: tag, offset 0x40; tail: length, data padded to 32
     want = H(TX_TAG + word(64) + word(3) + data.ljust(32, b"\0"))
     assert tx_leaf(data) == want
+
+
+def test_mark_leaf_is_keccak_of_the_abi_words() -> None:
+    """abi.encode(bytes32, string, uint256, uint256): the string's offset (4 words) in the head,
+    then its length and its bytes padded to a multiple of 32 (none when already a multiple)."""
+    for name in ("ETH-27DEC26-3000-C", "", "x" * 32, "y" * 33, "ÉTH-é"):
+        raw = name.encode()
+        want = H(MARK_TAG + word(128) + word(5) + word(2**255 + 1) + word(len(raw)) + raw
+                 + b"\0" * (-len(raw) % 32))
+        assert mark_leaf(name, 5, 2**255 + 1) == want
+
+
+def test_withdrawal_leaf_record_hashes_its_fields() -> None:
+    w = WithdrawalLeaf(b"\x01" * 20, b"\x02" * 20, 7, 2**63 + 4)
+    assert w.leaf() == withdrawal_leaf(*w) == H(WITHDRAWAL_TAG + word(b"\x01" * 20)
+                                                + word(b"\x02" * 20) + word(7) + word(2**63 + 4))

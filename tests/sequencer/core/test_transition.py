@@ -11,7 +11,7 @@ from sequencer.core import (Account, DepositTx, FillTx, SettleTx, SignedOrder, a
                             apply, decode_tx, encode_tx, genesis, make_instrument, prepare_block,
                             state_bytes)
 from sequencer.core.eip712 import Feed, Listing, SessionKey, Withdraw
-from sequencer.core.txs import ListTx, OracleTx, SessionKeyTx, WithdrawTx
+from sequencer.core.txs import ForcedWithdrawTx, ListTx, OracleTx, SessionKeyTx, WithdrawTx
 from sequencer.errors import OptrollupError
 
 A, B = USERS[0], USERS[1]
@@ -39,11 +39,11 @@ def replay(blocks: list[tuple[int, list]]) -> bytes:
 def test_every_tx_type_roundtrips_canonically() -> None:
     o = order(A)
     sig = b"\x01" * 65
-    txs = [DepositTx(A.address, 5, 0), FillTx(SignedOrder(o, sig), b"\2" * 32, U, 100 * U),
+    txs = [DepositTx(A.address, 5, 0, B.address), FillTx(SignedOrder(o, sig), b"\2" * 32, U, 100 * U),
            WithdrawTx(Withdraw(A.address, B.address, 7, 0), sig),
            OracleTx(Feed("ETH", SPOT, T0, (1, 2), (3, 4)), sig), SettleTx(CALL),
            SessionKeyTx(SessionKey(A.address, B.address, 9), sig),
-           ListTx(Listing(CALL, 1, 2, 3), sig)]
+           ListTx(Listing(CALL, 1, 2, 3), sig), ForcedWithdrawTx(A.address, B.address, 7, 3)]
     for t in txs:
         b = encode_tx(t)
         assert decode_tx(b) == t and encode_tx(decode_tx(b)) == b
@@ -90,7 +90,7 @@ def test_fill_validation(world: World) -> None:
     again = order(B, nonce=9, price=250 * U)
     assert code(apply, st, FillTx(d_m, SignedOrder(again, w.sign(B, again)), U, 200 * U), ctx) \
         == "overfill"
-    assert code(apply, st, DepositTx(A.address, 1, 0), ctx) == "bad_deposit_nonce"
+    assert code(apply, st, DepositTx(A.address, 1, 0, A.address), ctx) == "bad_deposit_nonce"
 
 
 def test_account_leaf_matches_hand_encoding() -> None:

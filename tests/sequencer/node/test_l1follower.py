@@ -1,10 +1,13 @@
-"""Deposits from a real anvil: credited once by nonce, across re-polls, restarts and RPC errors."""
+"""L1 messages from a real anvil: deposits credited once by nonce, across re-polls, restarts and
+RPC errors; forced withdrawals (`Bridge.requestWithdrawal`) processed in the same nonce order;
+and the follower merging both kinds on the in-memory JSON-RPC node."""
 
 from __future__ import annotations
 
 import socket
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,9 +15,11 @@ from cext import parse_address
 from sequencer.core.chainspec import Genesis
 from sequencer.devnet import faucet
 from sequencer.errors import Conflict
-from sequencer.l1 import Anvil, deploy
+from sequencer.l1 import Anvil, L1Client, deploy
 from sequencer.node import L1Settings, Node, NodeConfig
-from sequencer.node.l1follower import L1Follower
+from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, L1Follower, SeenMessage
+from tests.sequencer.l1.fake_l1 import URL, FakeL1
+from tests.sequencer.l1.test_l1_messages import ALICE, BOB, BRIDGE, CAROL, ROLLUP, deposited, requested
 from tests.sequencer.node.kit import node_config
 
 U = 10**6
@@ -39,10 +44,10 @@ def chain():
 
 
 def credit(node: Node, follower: L1Follower) -> int:
-    _, deps = follower.poll(node.core.l1_block)
+    _, msgs = follower.poll(node.core.l1_block)
     n = 0
-    for d in deps:
-        f = node.credit_deposit(d.account, d.amount, d.nonce, d.l1_block)
+    for m in msgs:
+        f = node.process_l1_message(m)
         if f is not None:
             f.result(timeout=10)
             n += 1
@@ -90,6 +95,45 @@ def test_out_of_order_deposit_is_refused(chain, tmp_path: Path) -> None:
     with pytest.raises(Conflict) as info:
         node.credit_deposit(parse_address(anvil.accounts[7].address), 5, 3, 1)
     assert info.value.code == "deposit_gap"
+    node.close()
+
+
+def test_forced_withdrawals_share_the_deposit_queue(chain, tmp_path: Path) -> None:
+    """`Bridge.requestWithdrawal` from the L2 account itself: processed in the one nonce order
+    with the deposits, paid when affordable (a leaf for the recipient), refused otherwise, and
+    replayed to the same outcome after a restart."""
+    anvil, client, dep, cfg = chain
+    dave, erin = anvil.accounts[3], anvil.accounts[4]
+    bridge = dep.bridge_contract(client)
+    faucet(client, dep, dave, 100)
+    bridge.transact("requestWithdrawal", 30 * U, erin.address, sender=dave)
+    bridge.transact("requestWithdrawal", 1_000 * U, erin.address, sender=dave)  # more than he has
+    bridge.transact("requestWithdrawal", 5 * U, dave.address, sender=erin)      # no L2 account
+    faucet(client, dep, dave, 1)
+    node = Node(tmp_path, cfg)
+    follower = L1Follower(cfg.l1, cfg.rollup)
+    _, msgs = follower.poll(0)
+    mine = [m for m in msgs if parse_address(dave.address) in (m.account, m.counterparty)]
+    assert [(m.kind, m.amount) for m in mine] == [(DEPOSIT, 100 * U), (FORCED_WITHDRAWAL, 30 * U),
+                                                  (FORCED_WITHDRAWAL, 1_000 * U),
+                                                  (FORCED_WITHDRAWAL, 5 * U), (DEPOSIT, U)]
+    assert [m.nonce for m in msgs] == list(range(len(msgs)))      # one queue, no gaps
+    assert int(bridge.call("messageCount")) == len(msgs)
+    assert credit(node, follower) == len(msgs)
+    assert collateral(node, dave.address) == 71 * U
+    node.seal().result(timeout=10)
+    outcomes = [(node.l1_message(m.nonce).status, node.l1_message(m.nonce).reason) for m in mine]
+    assert outcomes == [("credited", None), ("paid_out", None),
+                        ("refused", "insufficient_collateral"), ("refused", "unknown_account"),
+                        ("credited", None)]
+    paid = node.l1_message(mine[1].nonce).withdrawal
+    assert (paid.account, paid.recipient, paid.amount, paid.nonce) == (
+        parse_address(dave.address), parse_address(erin.address), 30 * U, 2**63 + mine[1].nonce)
+    head = node.core.head
+    node.close()
+    node = Node(tmp_path, cfg)                   # restart: the same outcomes from the log
+    assert node.core.head == head and collateral(node, dave.address) == 71 * U
+    assert [(node.l1_message(m.nonce).status, node.l1_message(m.nonce).reason) for m in mine] == outcomes
     node.close()
 
 
@@ -177,3 +221,40 @@ def test_health_reports_the_nodes_l1_view(chain, tmp_path: Path) -> None:
             assert time.monotonic() < deadline, got
             time.sleep(0.05)
         assert got["l1"]["head"] >= dep.deployment_block and got["l1"]["error"] is None
+
+
+class QuietRollup(FakeL1):
+    """Answers the Rollup's `finalizedBatchCount` with 0 (the follower asks every poll)."""
+
+    def rpc_eth_call(self, tx: dict[str, Any], tag: str = "latest") -> str:
+        return "0x" + "00" * 32
+
+
+def test_the_follower_merges_them_in_nonce_order_across_polls_and_reorgs() -> None:
+    node = QuietRollup()
+    client = L1Client(URL, transport=node.transport(), retries=0)
+    settings = L1Settings(rpc=URL, bridge=BRIDGE, collateral_token="0x" + "cc" * 20, chain_id=31337,
+                          deployment_block=1)
+    f = L1Follower(settings, ROLLUP, client=client)
+    node.mine()
+    requested(node, 1, BOB, CAROL, 3)
+    deposited(node, 0, ALICE, BOB, 5)
+    node.mine()                                                   # block 2
+    view, msgs = f.poll(0)
+    assert view.error is None and view.head == 2
+    assert msgs == [SeenMessage(0, DEPOSIT, BOB, ALICE, 5, 2),
+                    SeenMessage(1, FORCED_WITHDRAWAL, BOB, CAROL, 3, 2)]
+    assert [m.kind_name for m in msgs] == ["deposit", "forced_withdrawal"]
+    requested(node, 2, ALICE, BOB, 1)
+    node.mine()                                                   # block 3
+    _, msgs = f.poll(2)                                           # the node is at L1 block 2
+    assert [m.nonce for m in msgs] == [0, 1, 2]                   # not yet forgotten
+    _, msgs = f.poll(3)                                           # processed up to block 3
+    assert [m.nonce for m in msgs] == [2]
+    node.reorg(1)                                                 # block 3 replaced: no request
+    _, msgs = f.poll(3)
+    assert msgs == []
+    deposited(node, 2, CAROL, ALICE, 4)                           # the new chain's nonce 2
+    node.mine()
+    _, msgs = f.poll(3)
+    assert msgs == [SeenMessage(2, DEPOSIT, ALICE, CAROL, 4, 4)]

@@ -2,7 +2,8 @@
 
 Random flows go through a real `Node` on a temp LevelDB: places that rest, cross, self-cross,
 reduce-only and post-only orders, IOC/FOK, cancels and cancel-alls, oracle moves (and staleness),
-deposits, withdrawals, operator cancels, block seals, and rejections of every kind (bad and
+deposits (some too big to fit, hence refunded), withdrawals, forced withdrawals from L1 (paid or
+refused; they cancel the account's orders), operator cancels, block seals, and rejections of every kind (bad and
 foreign signatures, replays, duplicate orders, off-tick prices, stale cancel-alls, margin and
 collateral failures). At random points the node is closed, or killed with unacknowledged requests
 in flight, and reopened. Checked:
@@ -32,10 +33,12 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
                                  rule)
 
 from cext import Order
+from sequencer.core import MAX_COLLATERAL
 from sequencer.core.eip712 import Cancel, CancelAll, Feed, SessionKey, Withdraw
 from sequencer.core.margin import positions_margin
 from sequencer.errors import OptrollupError
-from sequencer.node.node import WITHDRAWAL, Node
+from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, SeenMessage
+from sequencer.node.node import WITHDRAWAL, WITHDRAWAL_BY_NONCE, Node
 from sequencer.store import StoreError
 from tests.sequencer.core.core_world import ORACLES, USERS, Key
 from tests.sequencer.node.kit import CALL, EXPIRY, PUT, T0, Clock, node_config
@@ -86,6 +89,10 @@ def picture(node: Node) -> dict[str, Any]:
         "withdrawals": {d: node.withdrawal(d) for d in sorted(
             {*core.pending_withdrawals, *(k[len(WITHDRAWAL):] for k in node.db.iterator(
                 prefix=WITHDRAWAL, include_value=False))})},
+        # every leaf (signed, refund, forced) by (account, nonce), and each L1 message's outcome
+        "withdrawal_leaves": dict(node.db.iterator(prefix=WITHDRAWAL_BY_NONCE)),
+        "open_leaves": list(state.withdrawal_leaves),
+        "l1_messages": [node.l1_message(n) for n in range(state.message_cursor)],
     }
 
 
@@ -185,13 +192,23 @@ class NodeModel(RuleBasedStateMachine):
                      now + kw.get("ttl", 3600), kw.get("tif", 0), kw.get("post_only", False),
                      kw.get("reduce_only", False))
 
-    def deposit(self, key: Key, amount: int) -> None:
-        f = self.node.credit_deposit(key.address, amount, self.deposits, 1)
+    def l1_message(self, kind: int, account: bytes, counterparty: bytes, amount: int) -> bool:
+        """Process the next L1 message; True iff it emitted a withdrawal leaf (a refunded
+        deposit, a paid forced withdrawal)."""
+        m = SeenMessage(self.deposits, kind, account, counterparty, amount, 1)
+        leaves = len(self.node.core.engine.state.withdrawal_leaves)
+        f = self.node.process_l1_message(m)
         assert f is not None
         f.result(timeout=10)
-        self.accepted.append(("deposit", (key.address, amount, self.deposits)))
+        self.accepted.append(("l1", m))
         self.deposits += 1
-        self.total += amount
+        return len(self.node.core.engine.state.withdrawal_leaves) > leaves
+
+    def deposit(self, key: Key, amount: int, depositor: bytes | None = None) -> None:
+        refunded = self.l1_message(DEPOSIT, key.address, depositor or key.address, amount)
+        event("deposit refunded" if refunded else "deposit credited")
+        if not refunded:
+            self.total += amount
 
     def feeds(self, spot: int) -> None:
         ts = self.feed_ts = int(self.clock())
@@ -364,6 +381,27 @@ class NodeModel(RuleBasedStateMachine):
     def top_up(self, who: Key, amount: int) -> None:
         self.deposit(who, amount)
 
+    @rule(who=st.sampled_from(TRADERS), short=st.sampled_from([0, 1, 10**12]))
+    def oversize_deposit(self, who: Key, short: int) -> None:
+        """A deposit that would take the account past MAX_COLLATERAL: refunded to the depositor
+        (unless the account is empty, where the largest deposit still fits)."""
+        self.deposit(who, MAX_COLLATERAL - short, depositor=STRANGER.address)
+
+    @rule(who=st.sampled_from([*TRADERS, STRANGER]), to=st.sampled_from(["self", "other", "zero"]),
+          amount=st.sampled_from([U, 1_000 * U, 10**6 * U, "all"]))
+    def forced_withdrawal(self, who: Key, to: str, amount: Any) -> None:
+        """A withdrawal forced from L1: the account's orders are cancelled, then it is paid or
+        refused (unknown account, zero recipient, too much, margin); never rejected."""
+        acct = self.node.core.engine.state.accounts.get(who.address)
+        if amount == "all":
+            amount = max(1, acct.collateral if acct is not None else 1)
+        recipient = {"self": who.address, "other": STRANGER.address, "zero": b"\0" * 20}[to]
+        paid = self.l1_message(FORCED_WITHDRAWAL, who.address, recipient, amount)
+        event("forced withdrawal paid" if paid else "forced withdrawal refused")
+        assert not self.node.core.engine.by_account.get(who.address)
+        if paid:
+            self.total -= amount
+
     @rule(pct=st.sampled_from(MOVES_PCT))
     def oracle_move(self, pct: int) -> None:
         self.seal(1)  # a key's feeds must be strictly newer
@@ -454,8 +492,8 @@ class NodeModel(RuleBasedStateMachine):
                     [(v, f)] = fresh.process([payload], d, s)
                     assert not isinstance(v, OptrollupError), f"replay rejected {payload[0]}: {v}"
                     f.result(timeout=10)
-                elif kind == "deposit":
-                    fresh.credit_deposit(*payload, 1).result(timeout=10)
+                elif kind == "l1":
+                    fresh.process_l1_message(payload).result(timeout=10)
                 elif kind == "opcancel":
                     fresh.operator_cancel_all(payload, "model").result(timeout=10)
                 else:

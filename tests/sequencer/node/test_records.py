@@ -5,7 +5,8 @@ import pytest
 from cext import Order
 from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
 from sequencer.errors import InvalidRequest
-from sequencer.node.records import Deposit, Seal, Signed, decode_record, encode_record
+from sequencer.node.records import (Deposit, ForcedWithdrawal, Seal, Signed, decode_record,
+                                    encode_record)
 
 A = b"\x01" * 20
 SIG, D = b"\x02" * 65, b"\x03" * 32
@@ -26,9 +27,11 @@ def test_signed_round_trip(msg) -> None:
     assert out == rec and type(out.msg) is type(msg)
 
 
-def test_deposit_and_seal() -> None:
-    for rec in (Deposit(A, 5, 0, 17), Seal(1_800_000_000)):
-        assert decode_record(encode_record(rec)) == rec
+def test_l1_messages_and_seal() -> None:
+    for rec in (Deposit(A, 5, 0, 17, b"\x06" * 20), ForcedWithdrawal(A, b"\x07" * 20, 5, 1, 18),
+                Seal(1_800_000_000)):
+        out = decode_record(encode_record(rec))
+        assert out == rec and type(out) is type(rec)
 
 
 def test_corrupt() -> None:
