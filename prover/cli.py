@@ -6,6 +6,8 @@
         [--confirmations N] [--lock-dir DIR] [--poll SECONDS]
     optrollup escape --l1-rpc URL --rollup ADDRESS --account A
         [--keystore FILE [--password-file F | --password-env NAME]]
+    optrollup withdraw --amount USDC [--recipient R] --keystore FILE
+        (--url URL | --force --l1-rpc URL --rollup ADDRESS [--poll SECONDS] [--no-wait])
 
 Keys follow sequencer.keys: an encrypted keystore, its password from --password-file, the
 variable named by --password-env, or OPTROLLUP_PASSWORD (PKCS#11 URIs: not supported yet).
@@ -84,8 +86,69 @@ def _key_args(p: argparse.ArgumentParser, *, required: bool, what: str) -> None:
                    help="read the keystore password from the environment variable NAME")
 
 
+def _withdraw(args: argparse.Namespace) -> int:
+    from cext import to_checksum
+    from sequencer.client.cli import format_units, parse_units
+    from sequencer.errors import InvalidRequest
+    from sequencer.keys import load_key
+
+    amount = parse_units(args.amount, "--amount")
+    key = load_key(args.keystore, password_file=args.password_file, password_env=args.password_env)
+    recipient = args.recipient or key.address
+    if not args.force:
+        if not args.url:
+            raise InvalidRequest("give --url (the sequencer) or --force (through L1, without it)",
+                                 code="missing_option")
+        from sequencer.client import Client
+
+        with Client(args.url, private_key=bytes(key.key)) as c:
+            ack = c.withdraw(amount, recipient)
+        print(f"withdrawal {ack.withdrawal_hash} accepted: {format_units(amount)} USDC to {recipient}; "
+              f"GET {args.url}/v1/withdrawals/{ack.withdrawal_hash} gives the L1 call once final")
+        return 0
+    if not (args.l1_rpc and args.rollup):
+        raise InvalidRequest("--force needs --l1-rpc and --rollup", code="missing_option")
+    from prover.forced import request_withdrawal, run_forced
+    from prover.verifier import Verifier
+    from sequencer.l1 import L1Client, TxConfig, TxManager, read_deployment
+
+    with L1Client(args.l1_rpc) as client:
+        bridge = read_deployment(client, args.rollup).bridge_contract(client)
+        txm = TxManager(client, key, TxConfig(label="withdraw --force", timeout=300.0), log=_err)
+        req = request_withdrawal(bridge, txm, amount, recipient)
+        print(f"forced withdrawal #{req.nonce} queued on L1: {format_units(amount)} USDC from "
+              f"{to_checksum(req.account)} to {to_checksum(req.recipient)}", flush=True)
+        if args.no_wait:
+            return 0
+        v = Verifier(client, args.rollup, log=_err)
+        try:
+            step = run_forced(client, v, txm, req, poll=args.poll, log=_err, sleep=time.sleep)
+        except KeyboardInterrupt:
+            return 130
+        print(f"forced withdrawal #{req.nonce}: {step.value}", flush=True)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
-    """Add prover's subcommands (escape, post-batches, verify) to the `optrollup` parser."""
+    """Add prover's subcommands (escape, post-batches, verify, withdraw) to the `optrollup` parser."""
+    w = sub.add_parser(
+        "withdraw",
+        help="withdraw collateral to L1: through the sequencer, or with --force through L1 alone",
+        description="Without --force: sign a Withdraw and send it to the sequencer at --url. With "
+                    "--force: queue Bridge.requestWithdrawal from the account's key on L1, watch L1 "
+                    "(replaying batches, no sequencer needed) until a batch includes it, then send "
+                    "finalizeWithdrawal once final; if the operator does not include it in time, "
+                    "freeze the Rollup and escape with the account's value.")
+    w.add_argument("--amount", required=True, help="USDC, up to 6 decimals")
+    w.add_argument("--recipient", metavar="ADDRESS", help="L1 recipient (default: the account)")
+    w.add_argument("--url", help="the sequencer's HTTP API (without --force)")
+    w.add_argument("--force", action="store_true", help="go through L1, without the operator")
+    w.add_argument("--l1-rpc", metavar="URL")
+    w.add_argument("--rollup", metavar="ADDRESS")
+    w.add_argument("--poll", type=float, default=15.0, metavar="SECONDS", help="pause between L1 checks")
+    w.add_argument("--no-wait", action="store_true", help="only queue the request on L1")
+    _key_args(w, required=True, what="the L2 account (it also pays the L1 gas)")
+    w.set_defaults(func=_withdraw)
     e = sub.add_parser(
         "escape",
         help="escape hatch: prove an account's collateral in the last final state from L1 data",
@@ -138,6 +201,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
 def _escape(args: argparse.Namespace) -> int:
     import json
 
+    from cext import to_checksum
     from prover.escape import escape_claim, send_escape
     from sequencer.keys import load_key
     from sequencer.l1 import L1Client, TxConfig, TxManager, read_deployment
@@ -149,10 +213,13 @@ def _escape(args: argparse.Namespace) -> int:
         claim = escape_claim(client, args.rollup, args.account)
         bridge = read_deployment(client, args.rollup).bridge_contract(client)
         data = bridge.encode("escape", *claim.args())
-        print(json.dumps({"account": claim.args()[0], "collateral": str(claim.collateral),
-                          "positionsHash": "0x" + claim.positions_hash.hex(), "accountIndex": claim.index,
-                          "proof": ["0x" + p.hex() for p in claim.proof],
-                          "stateRoot": "0x" + claim.state_root.hex(), "finalBatches": claim.final_batches,
+        print(json.dumps({"account": to_checksum(claim.account), "collateral": str(claim.collateral),
+                          "positions": [{"instrument": p.instrument, "amount": str(p.amount),
+                                         "markLo": str(p.mark_lo), "markHi": str(p.mark_hi),
+                                         "value": str(p.value())} for p in claim.positions],
+                          "value": str(claim.value()), "accountIndex": claim.index,
+                          "stateRoot": "0x" + claim.state_root.hex(), "marksRoot": "0x" + claim.marks_root.hex(),
+                          "finalBatches": claim.final_batches,
                           "escape": {"to": bridge.address, "data": "0x" + data.hex()}}, indent=2))
         if account is not None:
             txm = TxManager(client, account, TxConfig(label="escape sender", timeout=300.0), log=_err)

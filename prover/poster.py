@@ -65,6 +65,12 @@ class Posted:
     l1_block: int
 
 
+def header_tuple(h: Header) -> tuple[int, bytes, int, bytes, bytes, bytes, int]:
+    """An L2 header as the Rollup's `Encoding.BlockHeader` calldata struct."""
+    return (h.number, h.parent_hash, h.timestamp, h.tx_root, h.state_root, h.withdrawal_root,
+            h.l1_message_cursor)
+
+
 def lock_path(lock_dir: str | os.PathLike[str] | None, rollup: str) -> Path:
     d = Path(lock_dir) if lock_dir is not None else Path(tempfile.gettempdir())
     d.mkdir(parents=True, exist_ok=True)
@@ -127,8 +133,9 @@ class Poster:
             return None
         first, prev, headers, data = p
         last = headers[-1]
-        calldata = self.rollup.encode("submitBatch", first, last.number, prev, last.hash(),
-                                      last.state_root, [h.withdrawal_root for h in headers], data)
+        marks_root = self.source.marks_root(last.number)
+        calldata = self.rollup.encode("submitBatch", first, prev, header_tuple(last),
+                                      [h.withdrawal_root for h in headers], marks_root, data)
         ctx = f"batch L2 {first}..{last.number}"
         res = self.sender.send(self.rollup.address, calldata, context=ctx)
         r = res.receipt

@@ -31,6 +31,9 @@ class BlockSource(Protocol):
     def header(self, n: int) -> Header:
         """The sealed header of block `n` (its hash chains the batches)."""
 
+    def marks_root(self, n: int) -> bytes:
+        """The marks root stored with block `n` (docs/encoding.md, "Marks root")."""
+
 
 class SourceError(OptrollupError):
     """The sequencer answered something that is not a valid sealed block."""
@@ -124,6 +127,10 @@ class HttpBlockSource:
 
     def header(self, n: int) -> Header:
         return self._block(n).header
+
+    def marks_root(self, n: int) -> bytes:
+        """The `marksRoot` the sequencer stored with block `n` (docs/encoding.md, "Marks root")."""
+        return bytes.fromhex(self._get(f"/v1/blocks/{n}")["marksRoot"].removeprefix("0x"))
 
     # -- not part of the protocol -------------------------------------------------------------
 

@@ -11,12 +11,18 @@ is skipped, its index reused by the batch that replaced it):
 - decodes the batch data (prover.batch) and replays each block with the sequencer's own pure
   code (`sequencer.core.chain.replay_block`: every signature, limit and margin check);
 - checks block numbers are contiguous from `firstBlock`, each block's posted state root,
-  withdrawal root and deposit cursor against the recomputed header, the header chain (the
+  withdrawal root and message cursor against the recomputed header, the header chain (the
   batch's `prevHeaderHash` is the previous batch's recomputed last header hash, the genesis
-  header hash for the first), and the batch's `lastHeaderHash`, `stateRoot` and
-  `withdrawalRoots[]` against the recomputed ones;
-- checks every `DepositTx(account, amount, l1Nonce)` against the Bridge's `Deposited` event with
-  that nonce (otherwise a sequencer could mint collateral).
+  header hash for the first), the batch's full `lastHeader` and `withdrawalRoots[]` against the
+  recomputed ones, and its `marksRoot` against the marks of the replayed state after the last
+  block (what escapes are valued at);
+- checks every L1 message the blocks process against the Bridge: `DepositTx(account, amount,
+  l1Nonce, depositor)` against `Deposited`, `ForcedWithdrawTx(account, recipient, amount,
+  l1Nonce)` against `WithdrawalRequested` with that nonce (otherwise a sequencer could mint
+  collateral, redirect a refund or invent a withdrawal).
+
+It also indexes every withdrawal leaf of the batches it checked, so that `withdrawal_proof`
+builds the `finalizeWithdrawal` arguments from L1 data alone (prover.forced uses it).
 
 The first mismatch raises `VerificationFailed` naming the batch, the L2 block and (when one
 transaction is to blame) the transaction index.
@@ -27,12 +33,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cext import keccak256, merkle_root
+from cext import keccak256, merkle_proof, merkle_root, parse_address, to_checksum
 from sequencer.core.accounttree import AccountTree
-from sequencer.core.chain import BadBlock, replay_block
+from sequencer.core.chain import BadBlock, marks_root, replay_block
 from sequencer.core.chainspec import Genesis
 from sequencer.core.state import State
-from sequencer.core.txs import DepositTx, decode_tx
+from sequencer.core.header import Header, WithdrawalLeaf
+from sequencer.core.txs import DepositTx, ForcedWithdrawTx, decode_tx
 from sequencer.errors import OptrollupError
 from sequencer.l1 import Contract, Deployment, L1Client, RollupTracker, SubmittedBatch, read_deployment
 
@@ -83,7 +90,8 @@ class Verifier:
         self.tracker = RollupTracker(client, self.rollup, self.bridge,
                                      start_block=self.deployment.deployment_block,
                                      confirmations=confirmations)
-        self._deposits: dict[int, tuple[bytes, int, int]] = {}  # nonce -> (account, amount, L1 block)
+        # L1 messages by nonce: DepositTx / ForcedWithdrawTx as the Bridge's events say they must be
+        self._messages: dict[int, tuple[DepositTx | ForcedWithdrawTx, int]] = {}  # -> (tx, L1 block)
         self._failed: tuple[list[BatchRef], VerificationFailed] | None = None
         self._reset()
 
@@ -113,6 +121,10 @@ class Verifier:
         self.tree: AccountTree
         self.state, self.tree, self.head = self.genesis.block0()
         self.verified: list[BatchRef] = []  # batches checked, in order
+        # withdrawal leaves of the checked batches: (account, nonce) -> (batch, block offset,
+        # leaf index, leaf); per batch the blocks' leaf lists and withdrawal roots
+        self.payouts: dict[tuple[bytes, int], tuple[int, int, int, WithdrawalLeaf]] = {}
+        self._batch_leaves: dict[int, tuple[list[list[bytes]], list[bytes]]] = {}
 
     @property
     def domain(self) -> bytes:
@@ -138,10 +150,13 @@ class Verifier:
 
     def _follow(self, at: int) -> None:
         up = self.tracker.poll(to_block=at)
-        if up.rewound_to is not None:  # an L1 reorg: deposits from the dropped blocks are void
-            self._deposits = {n: d for n, d in self._deposits.items() if d[2] <= up.rewound_to}
+        if up.rewound_to is not None:  # an L1 reorg: messages from the dropped blocks are void
+            self._messages = {n: m for n, m in self._messages.items() if m[1] <= up.rewound_to}
         for d in up.deposits:
-            self._deposits[d.nonce] = (d.account, d.amount, d.l1_block)
+            self._messages[d.nonce] = (DepositTx(d.account, d.amount, d.nonce, parse_address(d.depositor)),
+                                       d.l1_block)
+        for r in up.withdrawal_requests:
+            self._messages[r.nonce] = (ForcedWithdrawTx(r.account, r.recipient, r.amount, r.nonce), r.l1_block)
 
     def _batch_args(self, ref: BatchRef) -> dict[str, Any]:
         tx = self.client.get_transaction(ref.tx_hash)
@@ -159,7 +174,7 @@ class Verifier:
         except Exception as exc:  # noqa: BLE001 - any decoding failure is a finding
             raise VerificationFailed(f"calldata of {ref.tx_hash} does not decode: {exc}",
                                      batch=ref.index, block=ref.first_block) from None
-        if "data" not in args or "withdrawalRoots" not in args:
+        if "data" not in args or "withdrawalRoots" not in args or "lastHeader" not in args:
             raise VerificationFailed(f"{ref.tx_hash} is not a submitBatch call", batch=ref.index,
                                      block=ref.first_block)
         return args
@@ -207,12 +222,16 @@ class Verifier:
 
         args = self._batch_args(ref)
         data: bytes = args["data"]
-        first, last = args["firstBlock"], args["lastBlock"]
+        lh = args["lastHeader"]
+        posted = Header(lh["number"], lh["parentHash"], lh["timestamp"], lh["txRoot"], lh["stateRoot"],
+                        lh["withdrawalRoot"], lh["l1MessageCursor"])
+        first, last = args["firstBlock"], posted.number
         if keccak256(data) != ref.data_hash:
             raise fail(f"keccak256(data) {_hex(keccak256(data))} != stored dataHash "
                        f"{_hex(ref.data_hash)}", first)
-        if (first, last, args["lastHeaderHash"], args["stateRoot"]) != (
-                ref.first_block, ref.last_block, ref.last_header_hash, ref.state_root):
+        if (first, last, posted.hash(), posted.state_root, posted.l1_message_cursor, args["marksRoot"]) != (
+                ref.first_block, ref.last_block, ref.last_header_hash, ref.state_root, ref.message_cursor,
+                ref.marks_root):
             raise fail("submitBatch arguments differ from the BatchSubmitted event", first)
         wroots: list[bytes] = list(args["withdrawalRoots"])
         if merkle_root(wroots) != ref.withdrawals_root:
@@ -237,18 +256,21 @@ class Verifier:
         if len(wroots) != len(blocks):
             raise fail(f"{len(wroots)} withdrawal roots for {len(blocks)} blocks", first)
 
+        block_leaves: list[list[WithdrawalLeaf]] = []
         for k, blk in enumerate(blocks):
             n = blk.number
-            bad_deposit = self._first_bad_deposit(blk.txs)
+            bad_message = self._first_bad_message(blk.txs)
+            payouts: list[WithdrawalLeaf] = []
             try:
-                header = replay_block(self.state, self.tree, self.head, blk.timestamp, blk.txs)
+                header = replay_block(self.state, self.tree, self.head, blk.timestamp, blk.txs, payouts)
             except BadBlock as exc:
-                if bad_deposit is not None and (exc.tx_index is None or bad_deposit[0] < exc.tx_index):
-                    raise fail(bad_deposit[1], n, bad_deposit[0]) from None
+                if bad_message is not None and (exc.tx_index is None or bad_message[0] < exc.tx_index):
+                    raise fail(bad_message[1], n, bad_message[0]) from None
                 reason = exc.message.split(": ", 1)[1] if ": " in exc.message else exc.message
                 raise fail(reason, n, exc.tx_index) from None
-            if bad_deposit is not None:
-                raise fail(bad_deposit[1], n, bad_deposit[0])
+            if bad_message is not None:
+                raise fail(bad_message[1], n, bad_message[0])
+            block_leaves.append(payouts)
             if header.state_root != blk.state_root:
                 raise fail(f"posted stateRoot {_hex(blk.state_root)} != recomputed "
                            f"{_hex(header.state_root)}", n)
@@ -262,31 +284,61 @@ class Verifier:
                 raise fail(f"withdrawalRoots[{k}] {_hex(wroots[k])} != recomputed "
                            f"{_hex(header.withdrawal_root)}", n)
             self.head = header
-        if self.head.hash() != args["lastHeaderHash"]:
-            raise fail(f"lastHeaderHash {_hex(args['lastHeaderHash'])} != recomputed header hash "
-                       f"{_hex(self.head.hash())} (header chain broken)", self.head.number)
-        if self.head.state_root != args["stateRoot"]:
-            raise fail(f"batch stateRoot {_hex(args['stateRoot'])} != recomputed "
-                       f"{_hex(self.head.state_root)}", self.head.number)
+        if self.head != posted:
+            mine, theirs = self.head.to_json(), posted.to_json()
+            diff = ", ".join(f"{k} {theirs[k]} (recomputed {mine[k]})" for k in mine
+                             if k != "hash" and mine[k] != theirs[k])
+            raise fail(f"lastHeader differs from the recomputed header of L2 block {self.head.number} "
+                       f"in {diff}: header chain broken", self.head.number)
+        mroot = marks_root(self.state, self.head.timestamp)
+        if mroot != args["marksRoot"]:
+            raise fail(f"marksRoot {_hex(args['marksRoot'])} != the marks of the replayed state "
+                       f"({_hex(mroot)}): escapes would be valued at wrong marks", self.head.number)
+        self._index_payouts(i, block_leaves, wroots)
 
-    def _first_bad_deposit(self, txs: tuple[bytes, ...]) -> tuple[int, str] | None:
+    def _index_payouts(self, batch: int, block_leaves: list[list[WithdrawalLeaf]], wroots: list[bytes]) -> None:
+        self._batch_leaves[batch] = ([[w.leaf() for w in ls] for ls in block_leaves], wroots)
+        for k, ls in enumerate(block_leaves):
+            for j, w in enumerate(ls):
+                self.payouts[(bytes(w.account), w.nonce)] = (batch, k, j, w)
+
+    def find_withdrawal(self, account: bytes, nonce: int) -> tuple[int, WithdrawalLeaf] | None:
+        """(live batch index, leaf) of the withdrawal (account, nonce) among the checked
+        batches, or None."""
+        hit = self.payouts.get((bytes(account), nonce))
+        return None if hit is None else (hit[0], hit[3])
+
+    def withdrawal_proof(self, account: bytes, nonce: int) -> tuple[tuple, dict[str, Any]]:
+        """`Bridge.finalizeWithdrawal(w, p)` arguments of a checked withdrawal; KeyError if none."""
+        batch, k, j, w = self.payouts[(bytes(account), nonce)]
+        leaves, wroots = self._batch_leaves[batch]
+        proof = {"batchIndex": batch, "blockOffset": k, "blockWithdrawalRoot": wroots[k],
+                 "blockProof": merkle_proof(wroots, k), "leafIndex": j, "leafProof": merkle_proof(leaves[k], j)}
+        return (to_checksum(w.account), to_checksum(w.recipient), w.amount, w.nonce), proof
+
+    def _first_bad_message(self, txs: tuple[bytes, ...]) -> tuple[int, str] | None:
+        """(index, why) of the first DepositTx / ForcedWithdrawTx that is not the Bridge's
+        message with its nonce, or None."""
         for j, raw in enumerate(txs):
             try:
                 tx = decode_tx(raw)
             except OptrollupError:
                 continue  # replay_block reports it
-            if not isinstance(tx, DepositTx):
+            if not isinstance(tx, (DepositTx, ForcedWithdrawTx)):
                 continue
-            seen = self._deposits.get(tx.l1Nonce)
+            kind = type(tx).__name__
+            seen = self._messages.get(tx.l1Nonce)
             if seen is None:
-                return j, (f"DepositTx credits L1 deposit nonce {tx.l1Nonce}, but the Bridge has no "
-                           f"Deposited event with that nonce (forged deposit)")
-            account, amount, _ = seen
-            if (bytes(tx.account), tx.amount) != (account, amount):
-                return j, (f"DepositTx(account={_hex(bytes(tx.account))}, amount={tx.amount}, "
-                           f"l1Nonce={tx.l1Nonce}) differs from the Bridge's Deposited event "
-                           f"(l2Account={_hex(account)}, amount={amount})")
+                return j, (f"{kind} processes L1 message {tx.l1Nonce}, but the Bridge has no message "
+                           f"with that nonce (forged)")
+            if seen[0] != tx:
+                return j, f"{kind} {_describe(tx)} differs from the Bridge's message {_describe(seen[0])}"
         return None
+
+
+def _describe(tx: DepositTx | ForcedWithdrawTx) -> str:
+    fields = ", ".join(f"{k}={_hex(bytes(v)) if isinstance(v, bytes) else v}" for k, v in tx._asdict().items())
+    return f"{type(tx).__name__}({fields})"
 
 
 def verify(client: L1Client, rollup_address: str, log: Callable[[str], None] | None = None) -> Verifier:

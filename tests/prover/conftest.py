@@ -52,7 +52,8 @@ def build_world(client: L1Client, accounts, *, trades: int = 60, per_block: int 
         r = system.bridge.transact("deposit", amount, "0x" + addr.hex(), sender=depositor)
         assert system.bridge.decode_logs(r, "Deposited")[0]["nonce"] == nonce
 
-    chain = L2Chain(L2_CHAIN_ID, bytes.fromhex(system.deployment.rollup[2:]), on_deposit)
+    chain = L2Chain(L2_CHAIN_ID, bytes.fromhex(system.deployment.rollup[2:]), on_deposit,
+                    depositor=bytes.fromhex(depositor.address[2:]))
     assert chain.blocks[0].header.hash() == h0.hash()
     market_flow(chain, trades, per_block, makers=2, takers=6)
     # one withdrawal, so that withdrawal roots are not all zero

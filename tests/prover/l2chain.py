@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from cext import Order
 from prover.batch import BlockData, block_data
 from sequencer.core import CoreConfig, Engine, Feed, OracleParams, digest, make_instrument, order_digest
-from sequencer.core.chain import seal_header
+from sequencer.core.chain import marks_root, seal_header
 from sequencer.core.chainspec import Genesis
 from sequencer.core.header import Block, Header
 from sequencer.core.txs import encode_tx
@@ -37,11 +37,14 @@ class L2Chain:
     deposit on the Bridge (`on_deposit` is called with (address, amount, nonce))."""
 
     def __init__(self, chain_id: int, rollup: bytes,
-                 on_deposit: Callable[[bytes, int, int], None] | None = None) -> None:
+                 on_deposit: Callable[[bytes, int, int], None] | None = None,
+                 depositor: bytes | None = None) -> None:
         self.genesis = make_genesis(chain_id, rollup)
         self.config = self.genesis.config
         self.state, self.tree, h0 = self.genesis.block0()
         self.blocks: list[Block] = [Block(h0, (self.genesis.to_bytes(),))]
+        self.marks: list[bytes] = [marks_root(self.state, h0.timestamp)]
+        self.depositor = depositor  # the L1 address that makes the mirrored deposits
         self.engine = Engine(self.state)
         self.engine.begin_block(T0)
         self.deposits = 0
@@ -59,6 +62,9 @@ class L2Chain:
     def header(self, n: int) -> Header:
         return self.blocks[n].header
 
+    def marks_root(self, n: int) -> bytes:
+        return self.marks[n]
+
     # -- producing blocks ------------------------------------------------------------------------
 
     def deposit(self, key: Key | bytes, amount: int, *, l1: bool = True) -> int:
@@ -66,7 +72,14 @@ class L2Chain:
         nonce = self.deposits
         if l1 and self.on_deposit is not None:
             self.on_deposit(addr, amount, nonce)
-        self.engine.deposit(addr, amount, nonce)
+        self.engine.deposit(addr, amount, nonce, self.depositor)
+        self.deposits += 1
+        return nonce
+
+    def forced_withdraw(self, account: bytes, recipient: bytes, amount: int) -> int:
+        """Process the next L1 message as a forced withdrawal (the caller queued it on L1)."""
+        nonce = self.deposits
+        self.engine.forced_withdraw(account, recipient, amount, nonce)
         self.deposits += 1
         return nonce
 
@@ -91,6 +104,7 @@ class L2Chain:
         tx_bytes = [encode_tx(t) for t in txs]
         header = seal_header(self.state, self.tree, self.blocks[-1].header, ts, txs, tx_bytes)
         self.blocks.append(Block(header, tuple(tx_bytes)))
+        self.marks.append(marks_root(self.state, ts))
         self.engine.begin_block(ts + 1)
         return header
 
@@ -177,7 +191,7 @@ def serve_blocks(source: L2Chain, l1_info: dict | None = None) -> Iterator[str]:
                 return self._send(404, {"error": {"code": "block_not_found",
                                                   "message": f"no block {which}"}})
             blk = source.blocks[n]
-            self._send(200, {"header": blk.header.to_json(),
+            self._send(200, {"header": blk.header.to_json(), "marksRoot": "0x" + source.marks[n].hex(),
                              "txs": ["0x" + t.hex() for t in blk.txs]})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

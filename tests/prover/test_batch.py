@@ -32,7 +32,7 @@ def blocks_with_flow(n_blocks: int = 3, fills: int = 20) -> list[BlockData]:
     seen: set[bytes] = set()
     out = []
     for b in range(n_blocks):
-        txs = [encode_tx(DepositTx(b"\x09" * 20, 5_000_000, b))]
+        txs = [encode_tx(DepositTx(b"\x09" * 20, 5_000_000, b, b"\x08" * 20))]
         for k in range(fills):
             m = makers[k % 5]
             d = digest(m)

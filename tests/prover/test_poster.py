@@ -42,6 +42,10 @@ class Upto:
         assert n <= self.head()
         return self.chain.header(n)
 
+    def marks_root(self, n: int) -> bytes:
+        assert n <= self.head()
+        return self.chain.marks_root(n)
+
 
 def sender(world: World, **kw) -> TxManager:
     kw.setdefault("poll", 0.02)

@@ -11,9 +11,10 @@ import pytest
 from cext import merkle_root
 from prover.batch import BlockData, encode_batch
 from prover.cli import register
+from prover.poster import header_tuple
 from prover.verifier import VerificationFailed, Verifier, verify
-from sequencer.core.txs import DepositTx, decode_tx, encode_tx
-from sequencer.l1 import sign_reject
+from sequencer.core.txs import DepositTx, ForcedWithdrawTx, decode_tx, encode_tx
+from sequencer.l1 import send_reject
 from tests.contracts.l1_testkit import THRESHOLD
 from tests.prover.conftest import World
 
@@ -21,16 +22,18 @@ OTHER = b"\x77" * 32
 
 
 def submit(world: World, first: int, last: int, *, blocks: list[BlockData] | None = None,
-           **override):
-    """Post L2 blocks first..last as one batch from the poster key, honest unless overridden."""
+           header: dict | None = None, **override):
+    """Post L2 blocks first..last as one batch from the poster key, honest unless overridden
+    (`header`: fields of the last header to replace, e.g. {"state_root": OTHER})."""
     ch, sys_ = world.chain, world.system
     blocks = blocks if blocks is not None else [ch.block(n) for n in range(first, last + 1)]
+    last_header = dataclasses.replace(ch.header(last), **(header or {}))
     args = dict(
-        firstBlock=first, lastBlock=last,
+        firstBlock=first,
         prevHeaderHash=sys_.rollup.call("tip")[1],
-        lastHeaderHash=ch.header(last).hash(),
-        stateRoot=ch.header(last).state_root,
-        withdrawalRoots=[ch.header(n).withdrawal_root for n in range(first, last + 1)],
+        lastHeader=header_tuple(last_header),
+        withdrawalRoots=[ch.header(n).withdrawal_root for n in range(first, last)] + [last_header.withdrawal_root],
+        marksRoot=ch.marks_root(last),
         data=encode_batch(blocks, ch.config.domain),
     )
     args.update(override)
@@ -84,9 +87,9 @@ def test_wrong_state_root_in_block_is_named(world: World, capsys) -> None:
 
 
 def test_wrong_batch_state_root_argument(world: World) -> None:
-    submit(world, 1, 2, stateRoot=OTHER)
+    submit(world, 1, 2, header={"state_root": OTHER})
     e = caught(world)
-    assert e.block == 2 and "batch stateRoot" in e.reason
+    assert e.block == 2 and "in stateRoot 0x" + OTHER.hex() in e.reason
 
 
 def test_tampered_transaction_is_named(world: World) -> None:
@@ -107,11 +110,11 @@ def test_forged_deposit_is_caught(world: World) -> None:
     """A deposit the Bridge never saw replays fine (cursor in order) but must be refused."""
     ch = world.chain
     b1 = ch.block(1)
-    forged = encode_tx(DepositTx(b"\x66" * 20, 10**15, ch.header(1).l1_message_cursor))
+    forged = encode_tx(DepositTx(b"\x66" * 20, 10**15, ch.header(1).l1_message_cursor, b"\x66" * 20))
     txs = (*b1.txs, forged)
     submit(world, 1, 1, blocks=[dataclasses.replace(b1, txs=txs)])
     e = caught(world)
-    assert (e.block, e.tx_index) == (1, len(txs) - 1) and "forged deposit" in e.reason
+    assert (e.block, e.tx_index) == (1, len(txs) - 1) and "no message with that nonce (forged)" in e.reason
 
 
 def test_deposit_with_wrong_amount_is_caught(world: World) -> None:
@@ -127,10 +130,10 @@ def test_deposit_with_wrong_amount_is_caught(world: World) -> None:
 
 
 def test_broken_header_chain_is_caught(world: World) -> None:
-    submit(world, 1, 2, lastHeaderHash=OTHER)
+    submit(world, 1, 2, header={"tx_root": OTHER})
     submit(world, 3, 4)  # extends the (wrong) tip on L1, as the contract requires
     e = caught(world)
-    assert (e.batch, e.block) == (0, 2) and "header chain broken" in e.reason
+    assert (e.batch, e.block) == (0, 2) and "txRoot" in e.reason and "header chain broken" in e.reason
 
 
 def test_data_not_contiguous_with_first_block(world: World) -> None:
@@ -143,27 +146,24 @@ def test_data_not_contiguous_with_first_block(world: World) -> None:
 def test_wrong_withdrawal_root_argument(world: World) -> None:
     ch = world.chain
     n = next(b.header.number for b in ch.blocks[1:] if b.header.withdrawal_root != b"\0" * 32)
-    roots = [ch.header(k).withdrawal_root for k in range(1, n + 1)]
-    roots[-1] = OTHER
-    submit(world, 1, n, withdrawalRoots=roots)
+    roots = [ch.header(k).withdrawal_root for k in range(1, n + 2)]
+    roots[n - 1] = OTHER  # not the last root: the Rollup checks that one against lastHeader
+    submit(world, 1, n + 1, withdrawalRoots=roots)
     e = caught(world)
     assert e.block == n and "withdrawalRoots" in e.reason
-    assert merkle_root(roots) != merkle_root([ch.header(k).withdrawal_root for k in range(1, n + 1)])
+    assert merkle_root(roots) != merkle_root([ch.header(k).withdrawal_root for k in range(1, n + 2)])
 
 
 def test_rejected_bad_batch_is_skipped_and_watch_recovers(world: World) -> None:
     sys_ = world.system
     submit(world, 1, 2)
-    submit(world, 3, 4, stateRoot=OTHER)
+    submit(world, 3, 4, header={"state_root": OTHER})
     v = Verifier(world.client, sys_.deployment.rollup)
     with pytest.raises(VerificationFailed, match="batch 1, L2 block 4"):
         v.sync()
     with pytest.raises(VerificationFailed):  # still live: same finding, no re-replay needed
         v.sync()
-    bad = sys_.rollup.call("getBatch", 1)
-    sigs = sign_reject(sys_.guardians[:THRESHOLD], sys_.chain_id, sys_.deployment.rollup, 1,
-                       bad["lastHeaderHash"], sys_.rollup.call("guardianNonce"))
-    sys_.rollup.transact("reject", 1, bad["lastHeaderHash"], sigs, sender=sys_.outsider)
+    send_reject(sys_.rollup, sys_.guardians[:THRESHOLD], 1, sender=sys_.outsider)
     submit(world, 3, world.chain.head())
     assert v.sync() == 2 and v.head == world.chain.header(world.chain.head())  # from genesis
     assert len(verify(world.client, sys_.deployment.rollup).verified) == 2
@@ -216,9 +216,42 @@ def test_verify_watch_follows_new_batches(world: World) -> None:
         assert proc.stdout.readline().startswith("OK: 1 batches")
         submit(world, 3, 4)
         assert proc.stdout.readline().startswith("OK: 2 batches")
-        submit(world, 5, head, stateRoot=OTHER)
+        submit(world, 5, head, header={"state_root": OTHER})
         assert proc.stdout.readline().startswith(f"MISMATCH: batch 2, L2 block {head}")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 1
     finally:
         proc.kill()
+
+
+def test_wrong_marks_root_is_caught(world: World) -> None:
+    """Escapes are valued at the batch's marksRoot: one that is not the replayed state's marks is
+    a finding (else an operator could set the marks an escape pays at)."""
+    submit(world, 1, 2, marksRoot=OTHER)
+    e = caught(world)
+    assert (e.batch, e.block) == (0, 2) and "marksRoot 0x" + OTHER.hex() in e.reason
+
+
+def test_forged_forced_withdrawal_is_caught(world: World) -> None:
+    """A ForcedWithdrawTx the Bridge never queued would pay an L1 leaf: refused by the verifier."""
+    ch = world.chain
+    b1 = ch.block(1)
+    forged = encode_tx(ForcedWithdrawTx(b"\x66" * 20, b"\x66" * 20, 10**6, ch.header(1).l1_message_cursor))
+    txs = (*b1.txs, forged)
+    submit(world, 1, 1, blocks=[dataclasses.replace(b1, txs=txs)])
+    e = caught(world)
+    assert (e.block, e.tx_index) == (1, len(txs) - 1)
+    assert "ForcedWithdrawTx processes L1 message" in e.reason and "(forged)" in e.reason
+
+
+def test_deposit_refund_redirected_is_caught(world: World) -> None:
+    """The depositor is part of the message: a DepositTx naming another one is refused."""
+    ch = world.chain
+    b1 = ch.block(1)
+    txs = list(b1.txs)
+    i = next(k for k, t in enumerate(txs) if isinstance(decode_tx(t), DepositTx))
+    d = decode_tx(txs[i])
+    txs[i] = encode_tx(d._replace(depositor=b"\x99" * 20))
+    submit(world, 1, 1, blocks=[dataclasses.replace(b1, txs=tuple(txs))])
+    e = caught(world)
+    assert (e.block, e.tx_index) == (1, i) and "depositor=0x" + "99" * 20 in e.reason
