@@ -129,7 +129,7 @@ def run_forced(client: L1Client, v: Verifier, sender: TxManager, req: ForcedRequ
     for _ in range(max_rounds):
         o = observe(v, req)
         step = decide(o)
-        if step != last or step is Step.WAIT_INCLUSION:
+        if step is not Step.DONE and (step != last or step is Step.WAIT_INCLUSION):
             extra = f" ({max(o.seconds_left, 0)} live s until overdue)" if step is Step.WAIT_INCLUSION else ""
             log(f"forced withdrawal #{req.nonce}: {step.value}{extra}")
         last = step
