@@ -144,3 +144,71 @@ def test_mixed_orders_per_second(benchmark, gc_mode: str) -> None:  # type: igno
     benchmark.extra_info.update(orders_per_s=round(rate), gc=gc_mode, **stats)
     print(f"\ncore ({gc_mode} GC settings): {rate:,.0f} mixed orders/s (best of 3; {stats})")
     assert stats["fills"] > 10_000 and stats["ok"] > N_ORDERS * 3 // 4
+
+
+def build_ladders(depth: int, makers: int = 4) -> tuple[Engine, list[tuple[str, object]]]:
+    """`makers` accounts each resting `depth` orders in one instrument (half bids below the mark,
+    half asks above it, on 30 price levels per side), and the requote flow that follows: each
+    request cancels a maker's oldest order or places a fresh one on its ladder, alternating."""
+    cfg = CoreConfig(chain_id=1, verifying_contract=b"\x42" * 20, operator=addr(0),
+                     fee_account=addr(1), oracle=OracleParams(keys=(ORACLE,), quorum=1))
+    name = "ETH-27DEC26-3000-C"
+    st = genesis(cfg, [make_instrument(name)])
+    eng = Engine(st)
+    eng.begin_block(T0)
+    exp = (calendar.timegm((2026, 12, 27, 8, 0, 0)),)
+    feed = Feed("ETH", 3000 * U, T0, exp, (700_000,))
+    eng.ctx.signers[(digests(cfg.domain, [feed])[0], SIG)] = ORACLE
+    eng.feed(feed, SIG)
+    mks = [addr(100 + i) for i in range(makers)]
+    for a in mks:
+        account(st, a).collateral = 10**9 * U
+    expiry = T0 + 20 * 86400
+    nonce = 0
+
+    def order(a: bytes, i: int) -> Order:
+        nonce_ = nonce + i
+        is_buy = i % 2 == 0
+        price = (100 + (i // 2) % 30) * U if is_buy else (300 + (i // 2) % 30) * U
+        return Order(a, name, is_buy, price, 100_000, nonce_, expiry, 0, False, False)
+
+    for a in mks:
+        os_ = [order(a, i) for i in range(depth)]
+        for o, d in zip(os_, digests(cfg.domain, os_)):
+            eng.ctx.signers[(d, SIG)] = a
+            eng.place_order(o, SIG)
+        nonce += depth
+    out: list[tuple[str, object]] = []
+    rest = {a: list(eng.by_account[a][name]) for a in mks}  # oldest first
+    for k in range(N_ORDERS // 4):
+        a = mks[k % makers]
+        if k % (2 * makers) < makers:  # each maker: place a fresh order, then cancel its oldest
+            o = order(a, depth + k)
+            d = digests(cfg.domain, [o])[0]
+            eng.ctx.signers[(d, SIG)] = a
+            rest[a].append(d)
+            out.append(("place", o))
+        else:
+            c = Cancel(a, rest[a].pop(0))
+            eng.ctx.signers[(digests(cfg.domain, [c])[0], SIG)] = a
+            out.append(("cancel", c))
+    return eng, out
+
+
+@pytest.mark.parametrize("depth", [10, 3000])
+def test_requote_into_ladder_per_second(benchmark, depth: int) -> None:  # type: ignore[no-untyped-def]
+    """Market makers requoting deep ladders: the cost per request must not grow with the number
+    of the account's open orders (issue 12; compare depth 10 with depth 3000)."""
+    results: list[float] = []
+
+    def once(eng: Engine, reqs: list) -> dict[str, int]:
+        t = time.perf_counter()
+        stats = run(eng, reqs)
+        results.append(len(reqs) / (time.perf_counter() - t))
+        return stats
+
+    stats = benchmark.pedantic(once, setup=lambda: (build_ladders(depth), {}), rounds=3, iterations=1)
+    rate = max(results)
+    benchmark.extra_info.update(orders_per_s=round(rate), depth=depth, **stats)
+    print(f"\nrequotes into {depth}-order ladders: {rate:,.0f} requests/s (best of 3; {stats})")
+    assert stats["rejected"] == 0

@@ -21,7 +21,8 @@ from cext import Order, recover_addresses
 from sequencer.core import eip712
 from sequencer.core.book import Book, Resting
 from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
-from sequencer.core.margin import RiskRow, im_of, mm_of, orders_requirement, value
+from sequencer.core.margin import RiskRow, im_of, mm_of, value
+from sequencer.core.openorders import OrderTotals, requirement
 from sequencer.core.marks import Marks
 from sequencer.core.pricing import Mark
 from sequencer.core.state import State, set_position
@@ -97,6 +98,10 @@ class _Risk:
         self.dirty: set[str] = set()
 
 
+_NO_ORDERS = OrderTotals()  # what an account without open orders in an instrument has (never mutated)
+_TOTALS_FROM = 16  # open orders of one account in one instrument from which totals are kept
+
+
 class Engine:
     """Matching engine over a committed `state`. Call `begin_block(t)`, then requests, then
     `end_block()` to take the block's transactions."""
@@ -112,6 +117,9 @@ class Engine:
         self.ctx = BlockContext(0)
         self.txs: list[Tx] = []
         self._risk: dict[bytes, _Risk] = {}
+        # open-order totals per (account, instrument), built on first use from by_account and
+        # kept up to date by _rest/_drop/_commit (derived: not in snapshots)
+        self._open_totals: dict[tuple[bytes, str], OrderTotals] = {}
         self._txn: _Txn | None = None  # the request in progress, if any
 
     # -- blocks -------------------------------------------------------------------------------
@@ -240,8 +248,7 @@ class Engine:
                            code="oracle_stale")
         name, is_buy, amount = ins.name, order.isBuy, order.amount
         q = acct.positions.get(name, 0)
-        mine = self.by_account.get(order.account, {}).get(name, {})
-        same_side = sum(r.remaining for r in mine.values() if r.order.isBuy == is_buy)
+        same_side = self._side_total(order.account, name, is_buy)
         closing = -q if is_buy else q
         if order.reduceOnly:
             room = max(0, closing - same_side)
@@ -253,7 +260,7 @@ class Engine:
         if order.postOnly and book.crosses(is_buy, order.price):
             raise Rejected("post-only order would cross the book", code="post_only_would_cross")
         if amount + same_side > closing:
-            self._check_margin(order.account, name, [(is_buy, order.price, amount)])
+            self._check_margin(order.account, name, (is_buy, order.price, amount))
         if order.timeInForce == FOK:
             avail = 0
             for r in book.matches(is_buy, order.price):
@@ -333,6 +340,10 @@ class Engine:
         self._txn = None
         self.txs.extend(txn.txs)
         for maker, amt in txn.filled:
+            mo = maker.order
+            ot = self._open_totals.get((mo.account, mo.instrument))
+            if ot is not None:
+                ot.remove(mo.isBuy, mo.price, amt)
             maker.remaining -= amt
             if not maker.remaining:
                 self._drop(maker)
@@ -394,6 +405,9 @@ class Engine:
         self.open[r.digest] = r
         a, n = r.order.account, r.order.instrument
         self.by_account.setdefault(a, {}).setdefault(n, {})[r.digest] = r
+        ot = self._open_totals.get((a, n))
+        if ot is not None:
+            ot.add(r.order.isBuy, r.order.price, r.remaining)
         self._touch(a, n)
 
     def drop_account_orders(self, account: bytes) -> list[Resting]:
@@ -416,6 +430,11 @@ class Engine:
         del per[n][r.digest]
         if not per[n]:
             del per[n]
+            self._open_totals.pop((a, n), None)
+        elif r.remaining:  # a maker filled to zero was taken out of the totals by _commit
+            ot = self._open_totals.get((a, n))
+            if ot is not None:
+                ot.remove(r.order.isBuy, r.order.price, r.remaining)
         self._touch(a, n)
 
     def _touch(self, account: bytes, name: str) -> None:
@@ -428,21 +447,53 @@ class Engine:
             risk.dirty.add(name)
 
     def _part(self, account: bytes, name: str, marks: Marks,
-              extra: Iterable[tuple[bool, int, int]] = ()) -> tuple[int, int]:
+              extra: tuple[bool, int, int] | None = None) -> tuple[int, int]:
         row: RiskRow | None = marks.row(name)
         if row is None:
             raise Rejected(f"no valid oracle price for {name}", code="oracle_stale")
         q = self.state.accounts[account].positions.get(name, 0)
+        ot = self._open_totals.get((account, name))
+        if ot is None:
+            per = self.by_account.get(account)
+            orders = per.get(name) if per else None
+            if not orders:
+                if extra is None:  # a position alone (= with no orders)
+                    return value(q, row), im_of(q, row)
+                return value(q, row), requirement(q, (extra,), row)
+            if len(orders) < _TOTALS_FROM:  # a few orders: walking them is cheaper
+                its = [(r.order.isBuy, r.order.price, r.remaining) for r in orders.values()]
+                if extra is not None:
+                    its.append(extra)
+                return value(q, row), requirement(q, its, row)
+            ot = self._orders_of(account, name)
+        return value(q, row), ot.requirement(q, row, extra)
+
+    def _side_total(self, account: bytes, name: str, is_buy: bool) -> int:
+        """Σ remaining of the account's open orders in `name` on one side."""
+        ot = self._open_totals.get((account, name))
+        if ot is not None:
+            return ot.side_total(is_buy)
         per = self.by_account.get(account)
         orders = per.get(name) if per else None
-        if not orders and not extra:  # the common case: a position alone (same as with no orders)
-            return value(q, row), im_of(q, row)
-        if orders:
-            its = [(r.order.isBuy, r.order.price, r.remaining) for r in orders.values()]
-            its.extend(extra)
-        else:
-            its = extra  # type: ignore[assignment]
-        return value(q, row), orders_requirement(q, its, row)
+        if not orders:
+            return 0
+        if len(orders) < _TOTALS_FROM:
+            return sum(r.remaining for r in orders.values() if r.order.isBuy == is_buy)
+        return self._orders_of(account, name).side_total(is_buy)
+
+    def _orders_of(self, account: bytes, name: str) -> OrderTotals:
+        """Open-order totals of `account` in `name` (empty if it has none; built and then kept
+        up to date from the first use)."""
+        key = (account, name)
+        ot = self._open_totals.get(key)
+        if ot is None:
+            per = self.by_account.get(account)
+            orders = per.get(name) if per else None
+            if not orders:
+                return _NO_ORDERS
+            ot = self._open_totals[key] = OrderTotals(
+                (r.order.isBuy, r.order.price, r.remaining) for r in orders.values())
+        return ot
 
     def _totals(self, account: bytes, skip: str = "") -> _Risk:
         """Risk sums of `account` at the current marks, every instrument but `skip` up to date."""
@@ -470,11 +521,11 @@ class Engine:
             raise
         return risk
 
-    def _check_margin(self, account: bytes, name: str, extra: list[tuple[bool, int, int]],
+    def _check_margin(self, account: bytes, name: str, extra: tuple[bool, int, int] | None,
                       withdraw: int = 0) -> None:
         risk = self._totals(account, skip=name)
         old = risk.parts.get(name, (0, 0))
-        new = self._part(account, name, risk.marks, extra) if extra else old
+        new = self._part(account, name, risk.marks, extra) if extra is not None else old
         equity = self.state.accounts[account].collateral - withdraw + risk.value - old[0] + new[0]
         req = risk.req - old[1] + new[1]
         if equity < req:
@@ -483,7 +534,7 @@ class Engine:
 
     def _check_withdraw(self, w: Withdraw) -> None:
         if w.account in self.state.accounts and self.by_account.get(w.account):
-            self._check_margin(w.account, "", [], withdraw=w.amount)
+            self._check_margin(w.account, "", None, withdraw=w.amount)
 
     # -- views --------------------------------------------------------------------------------
 

@@ -82,24 +82,6 @@ def positions_margin(collateral: int, positions: Iterable[tuple[int, RiskRow]]) 
     return Margin(e, im, mm)
 
 
-def orders_requirement(q: int, orders: Iterable[tuple[bool, int, int]], row: RiskRow) -> int:
-    """Initial requirement of one instrument with open orders (is_buy, price, remaining) as if
-    all filled at their limits: max(IM(q + bids), IM(q − asks)) plus, per order, the loss
-    against the mark it would book (a gain is never credited)."""
-    bids = asks = loss = 0
-    for is_buy, price, amount in orders:
-        premium = price * amount // UNIT
-        if is_buy:
-            bids += amount
-            loss += max(0, premium - amount * row.mark_lo // UNIT)
-        else:
-            asks += amount
-            loss += max(0, -(-amount * row.mark_hi // UNIT) - premium)
-    long_side, short_side = q + bids, q - asks  # IM is charged on shorts only, rounded up
-    return max(-(long_side * row.im // UNIT) if long_side < 0 else 0,
-               -(short_side * row.im // UNIT) if short_side < 0 else 0) + loss
-
-
 def fee(premium: int, amount: int, spot: int, rate: int, cap: int) -> int:
     """min(rate·spot·amount, cap·premium) in base units, rounded up; rate and cap in ppm."""
     return min(-(-rate * spot * amount // (PPM * UNIT)), -(-cap * premium // PPM))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sequencer.core import RiskRow, UnderlyingParams, fee, positions_margin, short_margin
-from sequencer.core.margin import orders_requirement, reduces
+from sequencer.core.margin import reduces
+from sequencer.core.openorders import requirement as orders_requirement
 from hypothesis import given
 from hypothesis import strategies as st
 
