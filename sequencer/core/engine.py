@@ -366,6 +366,12 @@ class Engine:
 
     def cancel(self, msg: Cancel, signature: bytes) -> OpenOrderView:
         """Cancel one open order of the signing account."""
+        r = self._cancellable(msg, signature)
+        self._drop(r)
+        return OpenOrderView(r.digest, r.order, r.remaining)
+
+    def _cancellable(self, msg: Cancel, signature: bytes) -> Resting:
+        """The open order a signed Cancel names, or raise (bad signature, unknown_order)."""
         st = self.state
         d = self.ctx.digest(st.config.domain, msg)
         require_signer(st.accounts.get(msg.account), msg.account, self.ctx.signer(d, signature),
@@ -374,8 +380,39 @@ class Engine:
         if r is None or r.order.account != msg.account:
             raise NotFound(f"no open order {msg.orderHash.hex()} of this account",
                            code="unknown_order")
+        return r
+
+    def replace_order(self, cancel: Cancel, cancel_signature: bytes, order: Order,
+                      order_signature: bytes) -> OrderResult:
+        """Amend (design.md): cancel `cancel.orderHash` and place `order`, both or neither. The
+        new order is margin-checked without the cancelled one and gets no time priority from
+        it. If either is rejected, nothing changes (the old order keeps its place in the
+        queue) and the error says which part failed (`party` "cancel" or "order")."""
+        try:
+            r = self._cancellable(cancel, cancel_signature)
+            if order.account != cancel.account:
+                raise InvalidRequest("the replacing order's account is not the cancel's",
+                                     code="replace_account_mismatch")
+        except OptrollupError as exc:
+            exc.party = "cancel"  # type: ignore[attr-defined]
+            raise
+        book = self.books[r.order.instrument]
+        level = (book.bids if r.order.isBuy else book.asks)[r.order.price]
+        queue_pos = list(level).index(r.digest)
         self._drop(r)
-        return OpenOrderView(r.digest, r.order, r.remaining)
+        try:
+            return self.place_order(order, order_signature)
+        except BaseException as exc:
+            self._rest(r, book)
+            level = (book.bids if r.order.isBuy else book.asks)[r.order.price]
+            if queue_pos < len(level) - 1:  # back to its place in the time-priority queue
+                items = list(level.items())
+                items.insert(queue_pos, items.pop())
+                level.clear()
+                level.update(items)
+            if isinstance(exc, OptrollupError) and getattr(exc, "party", None) is None:
+                exc.party = "order"  # type: ignore[attr-defined]
+            raise
 
     def cancel_all(self, msg: CancelAll, signature: bytes) -> int:
         """Cancel the account's open orders in `msg.instrument` ("" = all); returns how many."""
