@@ -119,15 +119,20 @@ def run(eng: Engine, reqs: list[tuple[str, object]]) -> dict[str, int]:
 DEFAULT_GC = gc.get_threshold()
 
 
-@pytest.mark.parametrize("gc_mode", ["default", "node"])
-def test_mixed_orders_per_second(benchmark, gc_mode: str) -> None:  # type: ignore[no-untyped-def]
-    results: list[float] = []
-
+def timed(results: list[float]):  # type: ignore[no-untyped-def]
+    """A benchmark target running `run(eng, reqs)` and appending its requests/s to `results`."""
     def once(eng: Engine, reqs: list) -> dict[str, int]:
         t = time.perf_counter()
         stats = run(eng, reqs)
         results.append(len(reqs) / (time.perf_counter() - t))
         return stats
+    return once
+
+
+@pytest.mark.parametrize("gc_mode", ["default", "node"])
+def test_mixed_orders_per_second(benchmark, gc_mode: str) -> None:  # type: ignore[no-untyped-def]
+    results: list[float] = []
+    once = timed(results)
 
     def setup():  # type: ignore[no-untyped-def]
         built = build()
@@ -200,12 +205,7 @@ def test_requote_into_ladder_per_second(benchmark, depth: int) -> None:  # type:
     """Market makers requoting deep ladders: the cost per request must not grow with the number
     of the account's open orders (issue 12; compare depth 10 with depth 3000)."""
     results: list[float] = []
-
-    def once(eng: Engine, reqs: list) -> dict[str, int]:
-        t = time.perf_counter()
-        stats = run(eng, reqs)
-        results.append(len(reqs) / (time.perf_counter() - t))
-        return stats
+    once = timed(results)
 
     stats = benchmark.pedantic(once, setup=lambda: (build_ladders(depth), {}), rounds=3, iterations=1)
     rate = max(results)

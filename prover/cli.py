@@ -158,6 +158,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
     e.add_argument("--l1-rpc", required=True, metavar="URL")
     e.add_argument("--rollup", required=True, metavar="ADDRESS")
     e.add_argument("--account", required=True, metavar="ADDRESS")
+    e.add_argument("--recipient", metavar="ADDRESS",
+                   help="pay the escape to this address instead of the account (e.g. the token "
+                        "refuses to pay the account); --keystore must then be the account's key, "
+                        "which signs EscapeTo(account, recipient)")
     _key_args(e, required=False, what="the L1 key that sends the escape transaction (optional)")
     e.set_defaults(func=_escape)
     v = sub.add_parser(
@@ -203,8 +207,9 @@ def _escape(args: argparse.Namespace) -> int:
 
     from cext import to_checksum
     from prover.escape import escape_claim, send_escape
+    from sequencer.errors import InvalidRequest
     from sequencer.keys import load_key
-    from sequencer.l1 import L1Client, TxConfig, TxManager, read_deployment
+    from sequencer.l1 import L1Client, TxConfig, TxManager, read_deployment, sign_escape_to
 
     # open the key first: a wrong password should not cost a whole replay
     account = None if args.keystore is None else load_key(
@@ -212,8 +217,16 @@ def _escape(args: argparse.Namespace) -> int:
     with L1Client(args.l1_rpc) as client:
         claim = escape_claim(client, args.rollup, args.account)
         bridge = read_deployment(client, args.rollup).bridge_contract(client)
-        data = bridge.encode("escape", *claim.args())
-        print(json.dumps({"account": to_checksum(claim.account), "collateral": str(claim.collateral),
+        recipient, owner_sig = None, b""
+        if args.recipient:
+            if account is None or account.address.lower() != to_checksum(claim.account).lower():
+                raise InvalidRequest("--recipient needs --keystore of the escaping account itself: it "
+                                     "signs EscapeTo(account, recipient)", code="missing_option")
+            recipient = args.recipient
+            owner_sig = sign_escape_to(account, client.chain_id, bridge.address, recipient)
+        data = bridge.encode("escape", *claim.args(recipient, owner_sig))
+        print(json.dumps({"account": to_checksum(claim.account), "recipient": recipient or to_checksum(claim.account),
+                          "collateral": str(claim.collateral),
                           "positions": [{"instrument": p.instrument, "amount": str(p.amount),
                                          "markLo": str(p.mark_lo), "markHi": str(p.mark_hi),
                                          "value": str(p.value())} for p in claim.positions],
@@ -223,6 +236,6 @@ def _escape(args: argparse.Namespace) -> int:
                           "escape": {"to": bridge.address, "data": "0x" + data.hex()}}, indent=2))
         if account is not None:
             txm = TxManager(client, account, TxConfig(label="escape sender", timeout=300.0), log=_err)
-            receipt = send_escape(bridge, claim, txm)
+            receipt = send_escape(bridge, claim, txm, recipient=recipient, owner_signature=owner_sig)
             print(f"escape paid in L1 tx {receipt.tx_hash}")
     return 0

@@ -47,6 +47,7 @@ from sequencer.l1.errors import (
     TransactionFailed,
 )
 from sequencer.l1.fees import Fees, bump, market_fees, replacement_fees
+from sequencer.l1.typed import sign_escape_to, sign_refund_to
 from sequencer.l1.guardians import (
     GUARDIAN_TYPES,
     execute_rotation,
@@ -127,6 +128,8 @@ __all__ = [
     "send_unpause",
     "sign_action",
     "sign_pause",
+    "sign_escape_to",
+    "sign_refund_to",
     "sign_reject",
     "sign_rotation",
     "sign_unpause",

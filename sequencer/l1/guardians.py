@@ -18,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_account.signers.local import LocalAccount
 
 from sequencer.l1.abi import checksum_address
 from sequencer.l1.client import Receipt
 from sequencer.l1.contracts import Contract
+from sequencer.l1.typed import _SECP256K1_N, domain, sign_typed, typed_message  # noqa: F401 - _SECP256K1_N re-exported for tests
 
 if TYPE_CHECKING:
     from sequencer.l1.txmanager import TxManager
@@ -49,34 +48,15 @@ GUARDIAN_TYPES: dict[str, list[dict[str, str]]] = {
     ],
 }
 
-_SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def guardian_domain(l1_chain_id: int, rollup: str) -> dict[str, Any]:
-    return {
-        "name": GUARDIAN_DOMAIN_NAME,
-        "version": GUARDIAN_DOMAIN_VERSION,
-        "chainId": l1_chain_id,
-        "verifyingContract": checksum_address(rollup),
-    }
+    return domain(GUARDIAN_DOMAIN_NAME, GUARDIAN_DOMAIN_VERSION, l1_chain_id, rollup)
 
 
 def typed_data(l1_chain_id: int, rollup: str, primary_type: str, message: dict[str, Any]) -> dict[str, Any]:
     """The full EIP-712 object (eth_signTypedData_v4 shape) of one guardian action."""
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            primary_type: GUARDIAN_TYPES[primary_type],
-        },
-        "primaryType": primary_type,
-        "domain": guardian_domain(l1_chain_id, rollup),
-        "message": message,
-    }
+    return typed_message(guardian_domain(l1_chain_id, rollup), GUARDIAN_TYPES[primary_type], primary_type, message)
 
 
 def reject_message(batch_index: int, last_header_hash: bytes, deadline: int) -> dict[str, Any]:
@@ -97,15 +77,11 @@ def sign_action(
 ) -> list[bytes]:
     """65-byte (r ‖ s ‖ v, v in {27, 28}, low s) signatures by each key, sorted by signer
     address ascending, as the Rollup's guardian actions expect."""
-    signable = encode_typed_data(full_message=typed_data(l1_chain_id, rollup, primary_type, message))
-    out: list[tuple[int, bytes]] = []
+    full = typed_data(l1_chain_id, rollup, primary_type, message)
+    out = []
     for key in keys:
-        acct = key if isinstance(key, LocalAccount) else Account.from_key(key)
-        sig = acct.sign_message(signable)
-        r, s, v = sig.r, sig.s, sig.v
-        if s > _SECP256K1_N // 2:  # normalise to low s (the contract rejects high s)
-            s, v = _SECP256K1_N - s, 55 - v  # 27 <-> 28
-        out.append((int(acct.address, 16), r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])))
+        address, sig = sign_typed(key, full)
+        out.append((int(address, 16), sig))
     return [sig for _, sig in sorted(out)]
 
 

@@ -154,3 +154,28 @@ def test_cli_queues_the_request(fresh: World, tmp_path, monkeypatch, capsys) -> 
     assert f"forced withdrawal #{n} queued on L1: 12.5 USDC" in capsys.readouterr().out
     ev = sys_.bridge.events("WithdrawalRequested", from_block=0)[-1]
     assert (ev["nonce"], ev["amount"], ev["account"]) == (n, 12_500_000, to_checksum(TAKER.address))
+
+
+def test_escape_to_a_recipient_the_account_signs_for(fresh: World, tmp_path, monkeypatch, capsys) -> None:
+    """A holder the token refuses to pay (a blacklist) escapes to another address it signs for
+    (`optrollup escape --recipient`, EIP-712 EscapeTo checked by the Bridge)."""
+    import json
+
+    world, ch, sys_ = fresh, fresh.chain, fresh.system
+    post_all(world)
+    sys_.advance(sys_.rollup.call("escapeDelay") + sys_.rollup.call("challengeWindow") + 2)
+    user_tx(world)
+    me = TAKER.address
+    other = "0x" + "7e" * 20
+    ks = tmp_path / "me.json"
+    ks.write_text(json.dumps(Account.encrypt(TAKER.hex, "pw", kdf="pbkdf2", iterations=2)))
+    monkeypatch.setenv("ME_PW", "pw")
+    mine_before = balance(world, me)
+    assert run_cli("escape", "--l1-rpc", world.client.url, "--rollup", sys_.deployment.rollup,
+                   "--account", to_checksum(me), "--recipient", other, "--keystore", str(ks),
+                   "--password-env", "ME_PW") == 0
+    out = json.loads(capsys.readouterr().out.split("\nescape paid")[0])
+    value = int(out["value"])
+    assert value > 0 and out["recipient"].lower() == other
+    assert balance(world, bytes.fromhex(other[2:])) == value and balance(world, me) == mine_before
+    assert sys_.bridge.call("escaped", to_checksum(me))
