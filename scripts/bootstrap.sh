@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh machine: Debian packages, .venv with the package
-# (compiled extensions included), and the npm tools (anvil, solc) pinned in package-lock.json.
+# (compiled extensions included), the contract analysers (.venv/analysis), and the npm tools
+# (anvil, forge, solc) pinned in package-lock.json.
 # Safe to run every time: each step is skipped when its stamp is newer than its inputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,17 @@ if [ ! -f "$STAMPS/pip" ] || [ pyproject.toml -nt "$STAMPS/pip" ] || [ setup.py 
     .venv/bin/python -m pip install -q --upgrade pip setuptools wheel "Cython>=3.0"
     .venv/bin/python -m pip install -q -e ".[test]"
     touch "$STAMPS/pip"
+fi
+
+# Contract analysers (slither, halmos) in their own venv: their pins conflict with the project's
+# (see the `analysis` extra in pyproject.toml, the single list of what goes in).
+if [ ! -f "$STAMPS/analysis" ] || [ pyproject.toml -nt "$STAMPS/analysis" ] || [ ! -x .venv/analysis/bin/halmos ]; then
+    echo "bootstrap: contract analysers in .venv/analysis"
+    [ -x .venv/analysis/bin/python ] || "$PY" -m venv .venv/analysis
+    mapfile -t analysis_pkgs < <(.venv/bin/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["analysis"]))')
+    .venv/analysis/bin/python -m pip install -q --upgrade pip
+    .venv/analysis/bin/python -m pip install -q "${analysis_pkgs[@]}"
+    touch "$STAMPS/analysis"
 fi
 
 # Rebuild the extension whenever a cext source is newer than the built module.
