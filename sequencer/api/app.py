@@ -305,6 +305,54 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
                 results[i] = r
         return {"results": [api.render(r) for r in results]}
 
+    def replace_pair(item: Any, field: str) -> tuple[tuple[Cancel, bytes], tuple[Order, bytes]]:
+        obj = wire.require_object(item, field, ("cancel", "order"))
+        cmsg, csig = wire.signed(obj["cancel"], "cancel")
+        omsg, osig = wire.signed(obj["order"], "order")
+        return ((wire.message(cmsg, f"{field}.cancel.cancel", FIELDS["Cancel"], Cancel), csig),
+                (wire.order(omsg, f"{field}.order.order"), osig))
+
+    def with_party(r: Any) -> Any:
+        """An amend's error names the part that failed: "cancel: ..." or "order: ..."."""
+        if isinstance(r, OptrollupError) and getattr(r, "party", None) in ("cancel", "order"):
+            if not r.message.startswith(r.party + ": "):
+                r.args = (f"{r.party}: {r.message}", *r.args[1:])
+        return r
+
+    @app.post("/v1/orders/replace", openapi_extra=schemas.body("Replace"))
+    async def post_replace(request: Request) -> Any:
+        """Amend: cancel one open order and place another, both or neither (the new order has
+        no time priority of the old)."""
+        pair = replace_pair(await api.body(request), "body")
+        [result] = await node.submit_replaces([pair], api.admit)
+        if isinstance(result, OptrollupError):
+            raise with_party(result)
+        return api.render(result)
+
+    @app.post("/v1/quotes", openapi_extra=schemas.body("Quotes"))
+    async def post_quotes(request: Request) -> Any:
+        """Mass quote: up to maxBatch independent amends, one answer per pair."""
+        body = wire.require_object(await api.body(request), "body", ("quotes",))
+        items = body["quotes"]
+        cap = node.cfg.limits.max_batch
+        if not isinstance(items, list) or not items:
+            raise InvalidRequest("quotes must be a non-empty list", code="invalid_type")
+        if len(items) > cap:
+            raise InvalidRequest(f"{len(items)} quotes exceed the batch limit of {cap}",
+                                 code="batch_too_large")
+        results: list[Any] = [None] * len(items)
+        good: list[tuple[int, tuple[tuple[Cancel, bytes], tuple[Order, bytes]]]] = []
+        for i, item in enumerate(items):
+            try:
+                good.append((i, replace_pair(item, f"quotes[{i}]")))
+            except OptrollupError as exc:
+                results[i] = exc
+        if good:
+            out = await node.submit_replaces([p for _, p in good], api.admit)
+            for (i, _), r in zip(good, out):
+                results[i] = with_party(r)
+        return {"results": [api.render(r) for r in results]}
+
     def signed_write(path: str, primary_json: str, cls: type) -> None:
         fields = FIELDS[PRIMARY[cls]]
 

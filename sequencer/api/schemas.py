@@ -40,14 +40,25 @@ def signed(primary: str) -> dict[str, Any]:
             "required": [key, "signature"], "additionalProperties": False}
 
 
+_REPLACE = {"type": "object", "required": ["cancel", "order"], "additionalProperties": False,
+            "properties": {"cancel": signed("Cancel"), "order": signed("Order")}}
+
+
 def body(name: str) -> dict[str, Any]:
-    """`openapi_extra` for a route taking the body `name` (a primary type, SignedOrder, OrderBatch)."""
+    """`openapi_extra` for a route taking the body `name` (a primary type, SignedOrder,
+    OrderBatch, Replace, Quotes)."""
     if name == "SignedOrder":
         schema = signed("Order")
     elif name == "OrderBatch":
         schema = {"type": "object", "required": ["orders"], "additionalProperties": False,
                   "properties": {"orders": {"type": "array", "minItems": 1, "maxItems": 500,
                                             "items": signed("Order")}}}
+    elif name == "Replace":
+        schema = _REPLACE
+    elif name == "Quotes":
+        schema = {"type": "object", "required": ["quotes"], "additionalProperties": False,
+                  "properties": {"quotes": {"type": "array", "minItems": 1, "maxItems": 500,
+                                            "items": _REPLACE}}}
     else:
         schema = signed(name)
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

@@ -186,6 +186,30 @@ class _Core:
                     out.append(OrderAck.from_json(r))
         return out
 
+    def _replace_body(self, info: Info, old_hash: str, o: NewOrder) -> Op[dict[str, Any]]:
+        cancel = yield from self._signed("Cancel", {"account": self._signer().account,
+                                                    "orderHash": _hash32(old_hash, "old_hash")})
+        order = yield from self._signed("Order", self._order_message(info, o))
+        return {"cancel": cancel, "order": order}
+
+    def _op_replace_order(self, old_hash: str, o: NewOrder) -> Op[OrderAck]:
+        info = yield from self._op_info()
+        body = yield from self._replace_body(info, old_hash, o)
+        return OrderAck.from_json((yield _Req("POST", "/v1/orders/replace", json=body)))
+
+    def _op_mass_quote(self, pairs: Sequence[tuple[str, NewOrder]]) -> Op[list[OrderAck | ApiError]]:
+        info = yield from self._op_info()
+        bodies = []
+        for old_hash, o in pairs:
+            bodies.append((yield from self._replace_body(info, old_hash, o)))
+        cap = max(1, int(info.limits.get("maxBatch", 500)))
+        out: list[OrderAck | ApiError] = []
+        for i in range(0, len(bodies), cap):
+            answer = yield _Req("POST", "/v1/quotes", json={"quotes": bodies[i:i + cap]})
+            for r in answer["results"]:
+                out.append(error_from_answer(0, r) if "error" in r else OrderAck.from_json(r))
+        return out
+
     def _op_cancel(self, order_hash: str) -> Op[CancelResult]:
         msg = {"account": self._signer().account, "orderHash": _hash32(order_hash, "order_hash")}
         body = yield from self._signed("Cancel", msg)
@@ -343,6 +367,16 @@ class Client(_Core):
         """Cancel one open order by its hash."""
         return self._run(self._op_cancel(order_hash))
 
+    def replace_order(self, old_hash: str, order: NewOrder) -> OrderAck:
+        """Amend: cancel open order `old_hash` and place `order`, both or neither (the new
+        order has no time priority from the old). Raises the ApiError of whichever failed."""
+        return self._run(self._op_replace_order(old_hash, order))
+
+    def mass_quote(self, pairs: Sequence[tuple[str, NewOrder]]) -> list[OrderAck | ApiError]:
+        """Requote many levels at once through /v1/quotes: each (old order hash, new order) is
+        an independent amend; one result per pair, an OrderAck or the ApiError that refused it."""
+        return self._run(self._op_mass_quote(pairs))
+
     def cancel_all(self, instrument: str = "") -> int:
         """Cancel the account's open orders in `instrument` ("" = all); returns how many."""
         return self._run(self._op_cancel_all(instrument))
@@ -470,6 +504,14 @@ class AsyncClient(_Core):
     async def cancel(self, order_hash: str) -> CancelResult:
         """See `Client.cancel`."""
         return await self._run(self._op_cancel(order_hash))
+
+    async def replace_order(self, old_hash: str, order: NewOrder) -> OrderAck:
+        """See `Client.replace_order`."""
+        return await self._run(self._op_replace_order(old_hash, order))
+
+    async def mass_quote(self, pairs: Sequence[tuple[str, NewOrder]]) -> list[OrderAck | ApiError]:
+        """See `Client.mass_quote`."""
+        return await self._run(self._op_mass_quote(pairs))
 
     async def cancel_all(self, instrument: str = "") -> int:
         """See `Client.cancel_all`."""

@@ -7,9 +7,12 @@ once the record's future resolves. A `Seal` record closes the open block (if it 
 opens the next; the block (with its marks root and withdrawal leaves), its withdrawal index
 (signed withdrawals by digest, every leaf by (account, nonce)) and the outcomes of the L1
 messages it processed are written atomically with it. Periodically
-a snapshot of `core` as it is right after a seal record S is encoded in a forked child and
-written once record S is durable (`Snapshotter`), so snapshot S is exactly the state after
-record S and intake never waits for it.
+a snapshot of `core` as it is right after a seal record S is written once record S is durable,
+so snapshot S is exactly the state after record S and intake never waits for it: by default a
+snapshot worker process keeps its own replica of `core` from the records it is streamed and
+encodes that (`sequencer.node.snapshotworker`); OPTROLLUP_SNAPSHOT_MODE=fork|inline selects the
+forked or inline writer (`sequencer.node.snapshotter`). `CoreApplier` is the one DB-free path
+that applies a record to a `Core`: live requests, replay and the worker's replica all use it.
 """
 
 from __future__ import annotations
@@ -41,11 +44,12 @@ from sequencer.node.config import NodeConfig
 from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, L1Follower, SeenMessage
 from sequencer.node.metrics import Metrics
 from sequencer.node.reads import L1MessageView, NodeReads
-from sequencer.node.records import (Deposit, ForcedWithdrawal, OperatorCancel, Record, Seal,
+from sequencer.node.records import (Deposit, ForcedWithdrawal, OperatorCancel, Record, Replace, Seal,
                                     Signed, decode_record, encode_record)
 from sequencer.node.snapshot import decode_core, encode_core
-from sequencer.node.snapshotter import Snapshotter
+from sequencer.node.snapshotter import SnapshotMetrics, snapshot_mode
 from sequencer.store import BlockStore, GroupCommitter, InputLog, StoreError, block_puts, open_db
+from sequencer.store.blocks import SNAP
 
 log = logging.getLogger("optrollup.node")
 
@@ -199,6 +203,18 @@ class Node(NodeReads):
                 rec.l1_block, "paid_out" if paid else "refused", res.refusal, None,
                 eng.state.withdrawal_leaves[-1] if paid else None, leaves if paid else None))
             return res
+        if isinstance(rec, Replace):
+            for part in rec:
+                eng.ctx.digests[part.msg] = part.digest
+                eng.ctx.signers[(part.digest, part.signature)] = part.signer
+            old = eng.open.get(rec.cancel.msg.orderHash)
+            result = eng.replace_order(rec.cancel.msg, rec.cancel.signature, rec.order.msg,
+                                       rec.order.signature)
+            for name in sorted({rec.order.msg.instrument} | ({old.order.instrument} if old else set())):
+                self._bump(name)
+            for fill in result.fills:
+                self._record_trade(fill, rec.order.msg)
+            return result
         msg = rec.msg
         eng.ctx.digests[msg] = rec.digest
         eng.ctx.signers[(rec.digest, rec.signature)] = rec.signer
@@ -365,8 +381,9 @@ class Node(NodeReads):
         """Submit `rec` (already encoded as `raw`, if given); the events its processing produced
         fire once it is durable. An accepted order is indexed by digest in the same write."""
         self._since_snapshot += 1
-        if isinstance(rec, Signed) and type(rec.msg) is Order:
-            extra = [*extra, (ORDER + rec.digest, msgpack.packb(list(rec.msg), use_bin_type=True))]
+        placed = rec.order if isinstance(rec, Replace) else rec
+        if isinstance(placed, Signed) and type(placed.msg) is Order:
+            extra = [*extra, (ORDER + placed.digest, msgpack.packb(list(placed.msg), use_bin_type=True))]
         try:
             fut = self.committer.submit(encode_record(rec) if raw is None else raw, extra)
         except StoreError as exc:
@@ -428,19 +445,35 @@ class Node(NodeReads):
         """Apply verified requests in order; each result is (value or OptrollupError, future).
         `admit(msg, signer)`, if given, may refuse an item before it is applied (e.g. a rate
         limit charged to the recovered signer) by returning the error to answer."""
+        return self._process([Signed(msg, sig, d, signer)
+                              for (msg, sig), d, signer in zip(items, digests, signers)], admit)
+
+    def process_replaces(self, pairs: Sequence[tuple[tuple[Cancel, bytes], tuple[Order, bytes]]],
+                         digests: Sequence[bytes], signers: Sequence[bytes | None],
+                         admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
+                         ) -> list[tuple[Any, Future[int] | None]]:
+        """Apply verified amends (cancel + order, both or neither) in order, like `process`;
+        `digests`/`signers` are those of the flattened [cancel, order, cancel, order, ...]."""
+        return self._process([Replace(Signed(c, cs, digests[2 * i], signers[2 * i]),
+                                      Signed(o, os_, digests[2 * i + 1], signers[2 * i + 1]))
+                              for i, ((c, cs), (o, os_)) in enumerate(pairs)], admit)
+
+    def _process(self, records: Sequence[Signed | Replace],
+                 admit: Callable[[Any, bytes | None], OptrollupError | None] | None,
+                 ) -> list[tuple[Any, Future[int] | None]]:
         self.check_alive()
         self.tick()
         out: list[tuple[Any, Future[int] | None]] = []
-        for (msg, sig), d, signer in zip(items, digests, signers):
-            rec = Signed(msg, sig, d, signer)
-            kind = type(msg).__name__
+        for rec in records:
+            head = rec.order if isinstance(rec, Replace) else rec  # charged to the order's signer
+            kind = "Replace" if isinstance(rec, Replace) else type(rec.msg).__name__
             try:
                 raw = encode_record(rec)  # before applying: what cannot be logged never applies
             except (OverflowError, TypeError, ValueError) as exc:
                 out.append((InvalidRequest(f"request cannot be recorded: {exc}", code="unencodable"), None))
                 continue
             if admit is not None:
-                refused = admit(msg, signer)
+                refused = admit(head.msg, head.signer)
                 if refused is not None:
                     self.metrics.rejected.labels(kind, refused.code).inc()
                     out.append((refused, None))
@@ -473,7 +506,20 @@ class Node(NodeReads):
         self.check_alive()
         loop = asyncio.get_running_loop()
         digests, signers = await loop.run_in_executor(None, self.verify, items)
-        done = self.process(items, digests, signers, admit)
+        return await self._durable_results(self.process(items, digests, signers, admit))
+
+    async def submit_replaces(self, pairs: Sequence[tuple[tuple[Cancel, bytes], tuple[Order, bytes]]],
+                              admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
+                              ) -> list[Any]:
+        """`submit` for amends: each pair ((cancel, sig), (order, sig)) is done whole or not at
+        all; one result per pair (an OrderResult or the OptrollupError, with `party`)."""
+        self.check_alive()
+        loop = asyncio.get_running_loop()
+        flat = [part for pair in pairs for part in pair]
+        digests, signers = await loop.run_in_executor(None, self.verify, flat)
+        return await self._durable_results(self.process_replaces(pairs, digests, signers, admit))
+
+    async def _durable_results(self, done: list[tuple[Any, Future[int] | None]]) -> list[Any]:
         # Records become durable in log order and a failed write fails every later one, so
         # the last accepted record's future stands for all of them.
         last = next((f for _, f in reversed(done) if f is not None), None)

@@ -21,7 +21,7 @@ Message = Order | Cancel | CancelAll | SessionKey | Withdraw | Feed | Listing
 KINDS: dict[type, int] = {Order: 1, Cancel: 2, CancelAll: 3, SessionKey: 4, Withdraw: 5,
                           Feed: 6, Listing: 7}
 _BY_KIND = {v: k for k, v in KINDS.items()}
-DEPOSIT, SEAL, OPERATOR_CANCEL, FORCED_WITHDRAWAL = 8, 9, 10, 11
+DEPOSIT, SEAL, OPERATOR_CANCEL, FORCED_WITHDRAWAL, REPLACE = 8, 9, 10, 11, 12
 
 
 class Signed(NamedTuple):
@@ -69,17 +69,36 @@ class OperatorCancel(NamedTuple):
     reason: str
 
 
-Record = Signed | Deposit | ForcedWithdrawal | Seal | OperatorCancel
+class Replace(NamedTuple):
+    """An amend (design.md, "Amend and mass quote"): the signed Cancel and the signed Order,
+    applied together or not at all (`Engine.replace_order`)."""
+
+    cancel: Signed
+    order: Signed
+
+
+Record = Signed | Deposit | ForcedWithdrawal | Seal | OperatorCancel | Replace
 
 
 def _plain(v: Any) -> Any:
     return list(v) if isinstance(v, tuple) else v
 
 
+def _signed_body(rec: Signed) -> list[Any]:
+    return [KINDS[type(rec.msg)], [_plain(v) for v in rec.msg], rec.signature, rec.digest, rec.signer]
+
+
+def _signed_from(raw: list[Any]) -> Signed:
+    kind, fields, sig, digest, signer = raw
+    msg = _BY_KIND[kind](*[tuple(v) if isinstance(v, list) else v for v in fields])
+    return Signed(msg, sig, digest, signer)
+
+
 def encode_record(rec: Record) -> bytes:
     if isinstance(rec, Signed):
-        body = [KINDS[type(rec.msg)], [_plain(v) for v in rec.msg], rec.signature, rec.digest,
-                rec.signer]
+        body = _signed_body(rec)
+    elif isinstance(rec, Replace):
+        body = [REPLACE, _signed_body(rec.cancel), _signed_body(rec.order)]
     elif isinstance(rec, Deposit):
         body = [DEPOSIT, *rec]
     elif isinstance(rec, ForcedWithdrawal):
@@ -103,9 +122,11 @@ def decode_record(data: bytes) -> Record:
             return ForcedWithdrawal(*raw[1:])
         if kind == OPERATOR_CANCEL:
             return OperatorCancel(raw[1], raw[2])
-        cls = _BY_KIND[kind]
-        fields, sig, digest, signer = raw[1:]
-        msg = cls(*[tuple(v) if isinstance(v, list) else v for v in fields])
-        return Signed(msg, sig, digest, signer)
+        if kind == REPLACE:
+            cancel, order = _signed_from(raw[1]), _signed_from(raw[2])
+            if not (isinstance(cancel.msg, Cancel) and isinstance(order.msg, Order)):
+                raise ValueError("a replace record holds a Cancel and an Order")
+            return Replace(cancel, order)
+        return _signed_from(raw)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise InvalidRequest(f"corrupt input-log record: {exc}", code="corrupt_log") from None

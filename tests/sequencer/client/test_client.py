@@ -216,3 +216,33 @@ def test_async_client(live) -> None:
             assert await c.cancel_all(PUT) == 2
             assert (await c.block(0)).header.number == 0
     asyncio.run(main())
+
+
+def test_replace_and_mass_quote(live) -> None:
+    """The SDK's amend and mass quote (sync and async), against a live node."""
+    F = USERS[5]
+    with client(live, F) as c:
+        a = c.place_order(PUT, "buy", U, Q, post_only=True)
+        b = c.place_order(PUT, "buy", 2 * U, Q, post_only=True)
+        r = c.replace_order(a.order_hash, NewOrder(PUT, "buy", 3 * U, Q, post_only=True))
+        assert r.status == "open" and r.order_hash not in (a.order_hash, b.order_hash)
+        with pytest.raises(NotFoundError) as e:
+            c.replace_order(a.order_hash, NewOrder(PUT, "buy", 4 * U, Q))
+        assert e.value.code == "unknown_order" and "cancel: " in str(e.value)
+        res = c.mass_quote([(b.order_hash, NewOrder(PUT, "buy", 5 * U, Q)),
+                            (r.order_hash, NewOrder(PUT, "buy", 7, Q))])  # off the tick: refused
+        assert isinstance(res[0], OrderAck) and isinstance(res[1], ApiError)
+        assert res[1].code == "price_not_on_tick"
+        prices = sorted(o.order.price for o in c.open_orders())
+        assert prices == [3 * U, 5 * U]  # the failed pair left r in place
+
+        async def amend_async() -> None:
+            async with AsyncClient(live.url, private_key=F.hex, clock=live.clock) as ac:
+                got = await ac.replace_order(res[0].order_hash, NewOrder(PUT, "buy", 6 * U, Q))
+                assert got.status == "open"
+                out = await ac.mass_quote([(got.order_hash, NewOrder(PUT, "buy", 8 * U, Q))])
+                assert isinstance(out[0], OrderAck)
+
+        asyncio.run(amend_async())
+        assert sorted(o.order.price for o in c.open_orders()) == [3 * U, 8 * U]
+        assert c.cancel_all(PUT) == 2
