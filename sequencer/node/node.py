@@ -7,12 +7,9 @@ once the record's future resolves. A `Seal` record closes the open block (if it 
 opens the next; the block (with its marks root and withdrawal leaves), its withdrawal index
 (signed withdrawals by digest, every leaf by (account, nonce)) and the outcomes of the L1
 messages it processed are written atomically with it. Periodically
-a snapshot of `core` as it is right after a seal record S is written once record S is durable,
-so snapshot S is exactly the state after record S and intake never waits for it: by default a
-snapshot worker process keeps its own replica of `core` from the records it is streamed and
-encodes that (`sequencer.node.snapshotworker`); OPTROLLUP_SNAPSHOT_MODE=fork|inline selects the
-forked or inline writer (`sequencer.node.snapshotter`). `CoreApplier` is the one DB-free path
-that applies a record to a `Core`: live requests, replay and the worker's replica all use it.
+a snapshot of `core` as it is right after a seal record S is encoded in a forked child and
+written once record S is durable (`Snapshotter`), so snapshot S is exactly the state after
+record S and intake never waits for it.
 """
 
 from __future__ import annotations
@@ -47,9 +44,8 @@ from sequencer.node.reads import L1MessageView, NodeReads
 from sequencer.node.records import (Deposit, ForcedWithdrawal, OperatorCancel, Record, Replace, Seal,
                                     Signed, decode_record, encode_record)
 from sequencer.node.snapshot import decode_core, encode_core
-from sequencer.node.snapshotter import SnapshotMetrics, snapshot_mode
+from sequencer.node.snapshotter import Snapshotter
 from sequencer.store import BlockStore, GroupCommitter, InputLog, StoreError, block_puts, open_db
-from sequencer.store.blocks import SNAP
 
 log = logging.getLogger("optrollup.node")
 
