@@ -6,8 +6,8 @@
         [--confirmations N] [--lock-dir DIR] [--poll SECONDS]
     optrollup escape --l1-rpc URL --rollup ADDRESS --account A
         [--keystore FILE [--password-file F | --password-env NAME]]
-    optrollup withdraw --amount USDC [--recipient R] --keystore FILE
-        (--url URL | --force --l1-rpc URL --rollup ADDRESS [--poll SECONDS] [--no-wait])
+    optrollup withdraw --force --amount USDC [--recipient R] --keystore FILE
+        --l1-rpc URL --rollup ADDRESS [--poll SECONDS] [--no-wait]
 
 Keys follow sequencer.keys: an encrypted keystore, its password from --password-file, the
 variable named by --password-env, or OPTROLLUP_PASSWORD (PKCS#11 URIs: not supported yet).
@@ -88,24 +88,17 @@ def _key_args(p: argparse.ArgumentParser, *, required: bool, what: str) -> None:
 
 def _withdraw(args: argparse.Namespace) -> int:
     from cext import to_checksum
-    from sequencer.client.cli import format_units, parse_units
     from sequencer.errors import InvalidRequest
     from sequencer.keys import load_key
+    from sequencer.units import format_units, parse_units
 
+    if not args.force:
+        raise InvalidRequest("this command withdraws through L1 without the operator: give --force "
+                             "(a withdrawal through the sequencer is POST /v1/withdrawals, "
+                             "SDK Client.withdraw)", code="missing_option")
     amount = parse_units(args.amount, "--amount")
     key = load_key(args.keystore, password_file=args.password_file, password_env=args.password_env)
     recipient = args.recipient or key.address
-    if not args.force:
-        if not args.url:
-            raise InvalidRequest("give --url (the sequencer) or --force (through L1, without it)",
-                                 code="missing_option")
-        from sequencer.client import Client
-
-        with Client(args.url, private_key=bytes(key.key)) as c:
-            ack = c.withdraw(amount, recipient)
-        print(f"withdrawal {ack.withdrawal_hash} accepted: {format_units(amount)} USDC to {recipient}; "
-              f"GET {args.url}/v1/withdrawals/{ack.withdrawal_hash} gives the L1 call once final")
-        return 0
     if not (args.l1_rpc and args.rollup):
         raise InvalidRequest("--force needs --l1-rpc and --rollup", code="missing_option")
     from prover.forced import request_withdrawal, run_forced
@@ -133,15 +126,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
     """Add prover's subcommands (escape, post-batches, verify, withdraw) to the `optrollup` parser."""
     w = sub.add_parser(
         "withdraw",
-        help="withdraw collateral to L1: through the sequencer, or with --force through L1 alone",
-        description="Without --force: sign a Withdraw and send it to the sequencer at --url. With "
-                    "--force: queue Bridge.requestWithdrawal from the account's key on L1, watch L1 "
+        help="withdraw --force: leave through L1 alone, without the operator",
+        description="With --force: queue Bridge.requestWithdrawal from the account's key on L1, watch L1 "
                     "(replaying batches, no sequencer needed) until a batch includes it, then send "
                     "finalizeWithdrawal once final; if the operator does not include it in time, "
                     "freeze the Rollup and escape with the account's value.")
     w.add_argument("--amount", required=True, help="USDC, up to 6 decimals")
     w.add_argument("--recipient", metavar="ADDRESS", help="L1 recipient (default: the account)")
-    w.add_argument("--url", help="the sequencer's HTTP API (without --force)")
     w.add_argument("--force", action="store_true", help="go through L1, without the operator")
     w.add_argument("--l1-rpc", metavar="URL")
     w.add_argument("--rollup", metavar="ADDRESS")

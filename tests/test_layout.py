@@ -15,7 +15,8 @@ OURS = {"cext", "sequencer", "prover", "channels"}
 ALLOWED: dict[str, set[str]] = {
     "cext": set(),
     "sequencer": {"cext"},
-    "prover": {"cext", "sequencer.core", "sequencer.errors", "sequencer.keys", "sequencer.l1"},
+    "prover": {"cext", "sequencer.core", "sequencer.errors", "sequencer.keys", "sequencer.l1",
+               "sequencer.units"},
     "channels": {"cext", "sequencer.core", "sequencer.errors"},
 }
 

@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 
 from eth_account import Account as EthAccount
@@ -30,35 +28,12 @@ from sequencer.client.errors import ClientError
 from sequencer.client.signing import Signer
 from sequencer.client.types import OrderAck
 from sequencer.errors import InvalidRequest
+from sequencer.units import DECIMALS, format_units, parse_units  # noqa: F401 - re-exported
 from sequencer.keys import PASSWORD_ENV, load_key, read_keystore, read_password, refuse_raw_key_option
 
 __all__ = ["format_units", "parse_units", "register"]
 
-DECIMALS = 6
 CLOCK: Callable[[], float] = time.time   # unix seconds; tests replace it
-_PLAIN = re.compile(r"[0-9]+(\.[0-9]+)?")
-
-
-def parse_units(text: str, what: str, decimals: int = DECIMALS) -> int:
-    """'12.5' -> 12_500_000 (decimals=6); refuses signs, exponents and inexact values."""
-    if not _PLAIN.fullmatch(text):
-        raise InvalidRequest(f"{what} must be a plain decimal number like 12.5, got {text!r}",
-                             code="invalid_number")
-    scaled = Decimal(text).scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise InvalidRequest(f"{what} {text} has more than {decimals} decimals; it would not be exact",
-                             code="inexact_amount")
-    n = int(scaled)
-    if n <= 0:
-        raise InvalidRequest(f"{what} must be positive, got {text}", code="invalid_number")
-    return n
-
-
-def format_units(n: int, decimals: int = DECIMALS) -> str:
-    """12_500_000 -> '12.5' (decimals=6)."""
-    sign, n = ("-" if n < 0 else ""), abs(n)
-    whole, frac = divmod(n, 10**decimals)
-    return sign + (f"{whole}.{frac:0{decimals}d}".rstrip("0").rstrip(".") if frac else str(whole))
 
 
 # -- passwords and keys (the rule of sequencer.keys) ----------------------------------------------

@@ -44,7 +44,8 @@ def test_client_never_imports_server_signing_code() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sequencer"):
                 # sequencer.keys: the one keystore rule, neutral (eth-account only), shared with prover
-                assert node.module.startswith(("sequencer.client", "sequencer.errors", "sequencer.keys")), (
+                assert node.module.startswith(("sequencer.client", "sequencer.errors", "sequencer.keys",
+                                                "sequencer.units")), (
                     path, node.module)
             if isinstance(node, ast.Import):
                 assert not any(a.name.startswith(("sequencer.core", "sequencer.api", "cext")) for a in node.names)

@@ -1,0 +1,37 @@
+"""Human decimal amounts <-> exact integers (USDC base units, contracts x 10^6), for every CLI.
+
+Neutral (standard library only), shared by the SDK's CLI and prover's commands like
+sequencer.keys and sequencer.errors.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from sequencer.errors import InvalidRequest
+
+DECIMALS = 6
+_PLAIN = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def parse_units(text: str, what: str, decimals: int = DECIMALS) -> int:
+    """'12.5' -> 12_500_000 (decimals=6); refuses signs, exponents and inexact values."""
+    if not _PLAIN.fullmatch(text):
+        raise InvalidRequest(f"{what} must be a plain decimal number like 12.5, got {text!r}",
+                             code="invalid_number")
+    scaled = Decimal(text).scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise InvalidRequest(f"{what} {text} has more than {decimals} decimals; it would not be exact",
+                             code="inexact_amount")
+    n = int(scaled)
+    if n <= 0:
+        raise InvalidRequest(f"{what} must be positive, got {text}", code="invalid_number")
+    return n
+
+
+def format_units(n: int, decimals: int = DECIMALS) -> str:
+    """12_500_000 -> '12.5' (decimals=6)."""
+    sign, n = ("-" if n < 0 else ""), abs(n)
+    whole, frac = divmod(n, 10**decimals)
+    return sign + (f"{whole}.{frac:0{decimals}d}".rstrip("0").rstrip(".") if frac else str(whole))
