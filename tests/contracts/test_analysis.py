@@ -3,9 +3,10 @@
 * Slither over contracts/src; a High or Medium finding missing from
   contracts/analysis/slither-triage.md fails the test.
 * forge (contracts/forge): build, scripted handler tests, the handler-based invariant suite, and
-  the canaries, which MUST fail (they show that the fuzzer reaches every payout).
-* halmos: MerkleLib and Rollup finality proofs must pass with every path explored; their
-  controls MUST fail with a counterexample (the proofs are not vacuous).
+  the canaries, which MUST fail (they show that the fuzzer reaches every payout and the freeze,
+  and that planted bugs are caught, for the right reason).
+* halmos: MerkleLib, Rollup finality and Rollup freeze proofs must pass with every path
+  explored; their controls MUST fail with a counterexample (the proofs are not vacuous).
 
 The tools are subprocesses with timeouts; they compile with the pinned solc-js behind
 scripts/solc-shim, offline. slither and halmos live in .venv/analysis, forge in node_modules (both
@@ -301,8 +302,15 @@ def _describe(results: dict, names) -> str:
     return "\n".join(out)
 
 
-INVARIANTS = ["invariant_withdrawalPaidAtMostOnce", "invariant_bridgeCoversWhatItOwes", "invariant_noUnexpectedPayout",
-              "invariant_accountingCloses", "invariant_modelInSync"]
+# BridgePayoutInvariants (the first four are what the forgotten-paid-flag canary must break) ...
+PAYOUT_INVARIANTS = ["invariant_withdrawalPaidAtMostOnce", "invariant_bridgeCoversWhatItOwes",
+                     "invariant_noUnexpectedPayout", "invariant_accountingCloses", "invariant_modelInSync"]
+# ... and the Rollup's finality and freeze as the Bridge relies on them (BridgeInvariants only)
+FINALITY_INVARIANTS = ["invariant_payoutsOnlyFromFinalBatches", "invariant_finalityIsAMonotonePrefix",
+                       "invariant_freezeKeepsExactlyTheFinalPrefix", "invariant_refundNeverCoversACreditedDeposit"]
+INVARIANTS = PAYOUT_INVARIANTS + FINALITY_INVARIANTS
+PROBES = ("WithdrawalNeverPaid", "ForcedWithdrawalNeverPaid", "NoEscape", "NoRefund", "NoReject", "NoFreeze",
+          "NoFreezeDroppingBatches", "NoRefundAboveCreditedDeposits")
 
 
 def test_forge_handler_and_invariants(forge_build):
@@ -311,6 +319,7 @@ def test_forge_handler_and_invariants(forge_build):
         "BridgeHandlerTest.test_withdrawalIsPaidOnce",
         "BridgeHandlerTest.test_forcedWithdrawalIsProcessedAndPaid",
         "BridgeHandlerTest.test_rejectRollsBackAndEscapeAndRefundPayEverything",
+        "BridgeHandlerTest.test_freezeKeepsTheFinalPrefixAndRefundsOnlyUncredited",
     }
     assert expected <= results.keys(), f"missing tests: {sorted(expected - results.keys())}"
     failed = [n for n, res in results.items() if res["status"] != "Success"]
@@ -320,22 +329,27 @@ def test_forge_handler_and_invariants(forge_build):
 
 
 def test_forge_canaries_are_caught(forge_build):
-    """The planted bug (the Bridge forgets a withdrawal was paid) must break the payout
-    invariants, and every reachability probe must fail: the fuzzer pays withdrawals (signed and
-    forced), escapes, refunds and rejects with the configured runs/depth."""
+    """The planted bugs must be caught, each by the invariant written for it: the Bridge
+    forgetting a withdrawal was paid breaks the payout invariants; a Rollup answering
+    `finalWithdrawalsRoot` for non-final batches breaks "payouts only from final batches". Every
+    reachability probe must fail: the fuzzer pays withdrawals (signed and forced), escapes,
+    refunds, rejects and freezes (also dropping non-final batches, and refunding past credited
+    deposits) with the configured runs/depth."""
     # profile "canary" (foundry.toml): the default profile leaves the canaries out
     env = {"FOUNDRY_PROFILE": "canary", "FOUNDRY_INVARIANT_SHRINK_RUN_LIMIT": "0"}
     results, r = _forge_test(forge_build, "Canary$", env)
-    must_fail = {f"BridgeInvariantsCanary.{n}" for n in INVARIANTS[:4]} | {
-        f"BridgeReachabilityCanary.invariant_probe{p}"
-        for p in ("WithdrawalNeverPaid", "ForcedWithdrawalNeverPaid", "NoEscape", "NoRefund", "NoReject")
-    }
+    must_fail = {f"BridgeInvariantsCanary.{n}" for n in PAYOUT_INVARIANTS[:4]} | {
+        f"BridgeReachabilityCanary.invariant_probe{p}" for p in PROBES
+    } | {"BridgeFinalityCanary.invariant_payoutsOnlyFromFinalBatches"}
     assert must_fail <= results.keys(), f"missing canaries: {sorted(must_fail - results.keys())}\n{_tail(r)}"
     not_caught = sorted(n for n in must_fail if results[n]["status"] != "Failure")
     assert not not_caught, (
         f"canaries NOT caught (seed {FUZZ_SEED}): the invariant runs do not reach these states; raise "
         f"[invariant] runs/depth in contracts/forge/foundry.toml or steer the handler:\n  " + "\n  ".join(not_caught)
     )
+    # for the right reason: the payout from a non-final batch, not another check of the invariant
+    reason = results["BridgeFinalityCanary.invariant_payoutsOnlyFromFinalBatches"].get("reason") or ""
+    assert "a withdrawal was paid from a non-final batch" in reason, reason
     # the bug is in the Bridge, not in the model: the model still follows the Rollup
     assert results["BridgeInvariantsCanary.invariant_modelInSync"]["status"] == "Success"
     assert r.returncode != 0, "forge exited 0 with failing tests"
@@ -350,7 +364,7 @@ def test_forge_canaries_are_caught(forge_build):
 def halmos_results(forge_build, tmp_path_factory) -> dict[str, dict[str, dict]]:
     out = tmp_path_factory.mktemp("halmos") / "halmos.json"
     cmd = [_tool(TOOLS / "halmos"), "--root", str(FORGE_ROOT),
-           "--match-contract", "^(MerkleLib|RollupFinality)(Proofs|Controls)$",
+           "--match-contract", "^(MerkleLib|RollupFinality|RollupFreeze)(Proofs|Controls)$",
            "--function", "check_", "--loop", "32", "--solver-timeout-assertion", "300s",
            "--json-output", str(out)]
     r = _run(cmd, cwd=FORGE_ROOT, timeout=900)
@@ -387,10 +401,19 @@ def test_halmos_rollup_finality_proofs(halmos_results):
     })
 
 
+def test_halmos_rollup_freeze_proofs(halmos_results):
+    _assert_proved(halmos_results, "RollupFreezeProofs", {
+        "check_freeze_keeps_exactly_the_final_prefix", "check_freeze_while_paused_iff_spec",
+        "check_pause_longer_than_escape_delay_allows_freeze", "check_pauses_delay_the_escape_by_at_most_escape_delay",
+        "check_batch_submitted_before_a_pause_cannot_become_final_during_it",
+    })
+
+
 def test_halmos_controls_fail_with_a_counterexample(halmos_results):
     for contract, expected in {
         "MerkleLibControls": 4,
         "RollupFinalityControls": 2,
+        "RollupFreezeControls": 3,
     }.items():
         tests = halmos_results.get(contract, {})
         assert len(tests) == expected, f"{contract}: {sorted(tests)}"

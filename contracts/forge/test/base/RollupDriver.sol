@@ -95,8 +95,13 @@ abstract contract RollupDriver is TestBase {
 
     // ---------------------------------------------------------------- guardian actions
 
+    /// @dev Far in the future (2^40 s, beyond any time the tests reach) and concrete, so that
+    ///      under halmos the signed digests are concrete even when the clock is symbolic (with
+    ///      symbolic deadlines every guardian action's digest, its `actionUsed` slot and its
+    ///      recovered signer are symbolic, and a second pause multiplies the paths ~50x).
+    ///      Deadlines themselves are not what these tests are about.
     function _deadline() internal returns (uint256) {
-        return block.timestamp + 1 hours + ++_actions;
+        return (uint256(1) << 40) + ++_actions;
     }
 
     function _quorum(bytes32 structHash) internal view returns (bytes[] memory sigs) {
@@ -104,9 +109,16 @@ abstract contract RollupDriver is TestBase {
         sigs = new bytes[](threshold);
         for (uint256 i; i < threshold; ++i) {
             (uint8 v, bytes32 r, bytes32 s) = vm.sign(guardianKeys[i], digest);
+            _signatureShape(v, s);
             sigs[i] = abi.encodePacked(r, s, v);
         }
     }
+
+    /// @dev Hook on every signature made: nothing by default (forge's vm.sign gives canonical
+    ///      low-s signatures). The halmos proofs override it to assume one shape (v = 27, low s):
+    ///      halmos' symbolic signatures otherwise fork every guardian action on v (27 or 28) and
+    ///      on s (high s: refused), which multiplies the paths of a history with several pauses.
+    function _signatureShape(uint8 v, bytes32 s) internal view virtual {}
 
     function _pause() internal returns (bool ok) {
         uint256 deadline = _deadline();
@@ -164,6 +176,48 @@ abstract contract RollupDriver is TestBase {
 
     function _canFreeze() internal view returns (bool) {
         return rollup.canFreeze();
+    }
+
+    function _freezeReason() internal view returns (uint8) {
+        return rollup.freezeReason();
+    }
+
+    /// @notice (final batch count, last final header hash, its state root, its marks root).
+    function _lastFinalState() internal view returns (uint256, bytes32, bytes32, bytes32) {
+        return rollup.lastFinalState();
+    }
+
+    function _batchHeaderHash(uint256 index) internal view returns (bytes32) {
+        return rollup.getBatch(index).lastHeaderHash;
+    }
+
+    /// @notice The L1 message cursor of batch `index`'s last header.
+    function _batchCursor(uint256 index) internal view returns (uint64) {
+        return rollup.getBatch(index).messageCursor;
+    }
+
+    /// @notice True iff the Rollup would hand the Bridge batch `index`'s withdrawals root now.
+    function _rootAvailable(uint256 index) internal view returns (bool ok) {
+        try rollup.finalWithdrawalsRoot(index) returns (bytes32) {
+            ok = true;
+        } catch {}
+    }
+
+    // ---------------------------------------------------------------- planted bugs (forge only)
+
+    /// @notice Canary: from now on the Rollup hands the Bridge batch `index`'s withdrawals root
+    ///         whether or not the batch is final (or the Rollup paused): a Rollup that forgot its
+    ///         finality check. Undo with `_clearMocks`.
+    function _mockFinalWithdrawalsRoot(uint256 index) internal {
+        vm.mockCall(
+            address(rollup),
+            abi.encodeCall(Rollup.finalWithdrawalsRoot, (index)),
+            abi.encode(rollup.getBatch(index).withdrawalsRoot)
+        );
+    }
+
+    function _clearMocks() internal {
+        vm.clearMockedCalls();
     }
 
     function _tip() internal view returns (uint64 lastBlock, bytes32 lastHeaderHash) {

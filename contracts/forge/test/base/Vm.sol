@@ -5,6 +5,13 @@ pragma solidity 0.8.37;
 ///        offline). Forge and halmos both serve them at the HEVM address below; the selectors
 ///        are those of the function signatures, so only the names and types matter here.
 interface Vm {
+    /// @notice A log recorded by recordLogs (forge-std's Vm.Log).
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
     function warp(uint256 timestamp) external;
     function roll(uint256 blockNumber) external;
     function prank(address sender) external;
@@ -19,6 +26,12 @@ interface Vm {
     function load(address target, bytes32 slot) external view returns (bytes32);
     function store(address target, bytes32 slot, bytes32 value) external;
     function label(address account, string calldata newLabel) external;
+    // forge only (the invariant handler): event capture and call mocking. recordLogs (re)starts
+    // an empty record; logs of calls that reverted are recorded too.
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory logs);
+    function mockCall(address callee, bytes calldata data, bytes calldata returnData) external;
+    function clearMockedCalls() external;
     // assertions (revert with a readable message on failure)
     function assertTrue(bool condition, string calldata err) external pure;
     function assertEq(uint256 left, uint256 right, string calldata err) external pure;

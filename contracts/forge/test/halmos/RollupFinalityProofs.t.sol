@@ -39,6 +39,15 @@ abstract contract RollupFinalitySetup is RollupDriver {
 
     bytes32 internal tipHash = keccak256("genesis");
 
+    /// @dev secp256k1 n / 2 (Signatures.HALF_N).
+    uint256 internal constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
+
+    /// @dev Guardian signatures are symbolic; only their validity matters here, not their
+    ///      encoding: one shape (v = 27, low s), so that a guardian action is one path, not four.
+    function _signatureShape(uint8 v, bytes32 s) internal pure override {
+        vm.assume(v == 27 && uint256(s) <= HALF_N);
+    }
+
     function _later(uint32 dt) internal {
         vm.warp(block.timestamp + dt);
     }

@@ -6,6 +6,7 @@ import {Bridge} from "optrollup/Bridge.sol";
 import {Encoding} from "optrollup/Encoding.sol";
 import {MockUSDC} from "optrollup/MockUSDC.sol";
 import {RollupDriver} from "../base/RollupDriver.sol";
+import {Vm} from "../base/Vm.sol";
 import {Spec} from "../base/Spec.sol";
 
 /// @notice The L2 state the handler starts from: `actors` with zero collateral, no deposit.
@@ -31,9 +32,17 @@ function genesisHeader(address[] memory actors) pure returns (Encoding.BlockHead
 ///             or rejected ones), escapes and refunds deposits after the freeze.
 ///         A snapshot of the model is kept per batch, so a rejection or the freeze rolls the model
 ///         back to the state the Rollup keeps. Ghost variables record every payout.
-/// @dev Canary (`forgetPaidFlag`): after each successful withdrawal payout the Bridge's "paid"
-///      flag is wiped with vm.store, simulating a Bridge that forgets it. The invariants must then
-///      fail: that shows the fuzzer reaches payouts (and a second payout of the same withdrawal).
+///         The Rollup's finality and freeze are watched too: after every action the final
+///         batches seen so far must still be final and unchanged (`tracked`); the events of
+///         each successful payout, refund and freeze are read (vm.recordLogs) and checked
+///         against the Rollup's state in the same block.
+/// @dev Planted bugs (`bug`), for the canaries:
+///      * BUG_FORGET_PAID: after each successful withdrawal payout the Bridge's "paid" flag is
+///        wiped with vm.store, simulating a Bridge that forgets it. The payout invariants must
+///        then fail: the fuzzer reaches payouts (and a second payout of the same withdrawal).
+///      * BUG_PAY_NON_FINAL: when a withdrawal of a non-final batch is tried, the Rollup's
+///        `finalWithdrawalsRoot` is mocked to answer anyway (a Rollup without its finality
+///        check). "Payouts only from final batches" must then fail.
 contract BridgeHandler is RollupDriver {
     uint256 internal constant MAX_AMOUNT = 1_000_000e6;
 
@@ -41,6 +50,10 @@ contract BridgeHandler is RollupDriver {
     uint8 internal constant KIND_FORCED = 1;
     /// @notice Forced withdrawals are paid with nonce FORCED_NONCE_BASE + message nonce.
     uint64 internal constant FORCED_NONCE_BASE = uint64(1) << 63;
+
+    uint8 public constant BUG_NONE = 0;
+    uint8 public constant BUG_FORGET_PAID = 1;
+    uint8 public constant BUG_PAY_NON_FINAL = 2;
 
     /// @notice A withdrawal leaf waiting for the next batch.
     struct Request {
@@ -82,7 +95,7 @@ contract BridgeHandler is RollupDriver {
     }
 
     MockUSDC public immutable token;
-    bool public immutable forgetPaidFlag;
+    uint8 public immutable bug;
     address[] internal actors;
     Encoding.BlockHeader internal genesis;
 
@@ -112,6 +125,36 @@ contract BridgeHandler is RollupDriver {
     /// @notice Successful calls per action (for the curious: `forge test -vvv` traces).
     mapping(bytes32 action => uint256) public calls;
 
+    // ---- ghosts of finality and the freeze
+    /// @notice WithdrawalFinalized events seen, and those against a batch that was not final
+    ///         (before or after the call, same block), or paid while paused and not frozen.
+    uint256 public payoutsSeen;
+    uint256 public payoutsFromNonFinal;
+    uint256 public payoutsWhilePaused;
+    /// @notice Header hash of every batch seen final, by index: a final batch never stops being
+    ///         final nor changes (`tracked` checks it after every action).
+    bytes32[] internal finalHashes;
+    uint256 internal trackedBatchCount; // batchCount at the last check
+    /// @notice A final batch lost or changed, finalizedBatchCount() going back, or a rejection
+    ///         of a batch that was final accepted.
+    uint256 public finalityViolations;
+    /// @notice RollupFrozen events seen; those that dropped non-final batches; anything wrong
+    ///         about a freeze (see _checkFreeze).
+    uint256 public freezes;
+    uint256 public freezesDroppingBatches;
+    uint256 public freezeViolations;
+    /// @notice Recorded at the freeze: the final batches kept, the last final header hash and
+    ///         its L1 message cursor, by the Rollup and by the model.
+    uint256 public frozenFinalCount;
+    bytes32 public frozenHeaderHash;
+    uint64 public frozenCursor;
+    uint64 public frozenModelCursor;
+    /// @notice DepositRefunded events seen; those of a deposit the final state had processed
+    ///         (nonce below the final cursor), or not a deposit; refunds above a non-zero cursor.
+    uint256 public refundsSeen;
+    uint256 public refundsOfCredited;
+    uint256 public refundsAboveCreditedDeposits;
+
     constructor(
         Rollup rollup_,
         MockUSDC token_,
@@ -119,11 +162,11 @@ contract BridgeHandler is RollupDriver {
         uint256[] memory guardianKeys_,
         uint256 threshold_,
         address[] memory actors_,
-        bool forgetPaidFlag_
+        uint8 bug_
     ) {
         _useSystem(rollup_, poster_, guardianKeys_, threshold_);
         token = token_;
-        forgetPaidFlag = forgetPaidFlag_;
+        bug = bug_;
         actors = actors_;
         balances = new uint256[](actors_.length);
         nextNonce = new uint64[](actors_.length);
@@ -135,8 +178,18 @@ contract BridgeHandler is RollupDriver {
     // Actions
     // ==========================================================================================
 
+    /// @dev After every action: batches seen final are still final, with the same header hash
+    ///      (so finalizedBatchCount() never goes back: a rejection or a freeze only drops
+    ///      non-final batches), and newly final batches are recorded. The recorded hashes are
+    ///      compared whenever batchCount has changed (a submission, rejection or freeze: what
+    ///      may rewrite batches); the count after every action.
+    modifier tracked() {
+        _;
+        _trackFinality();
+    }
+
     /// @notice An actor deposits for an actor (L1 message, kind 0).
-    function deposit(uint256 fromSeed, uint256 toSeed, uint256 amount) external {
+    function deposit(uint256 fromSeed, uint256 toSeed, uint256 amount) external tracked {
         address from = actors[fromSeed % actors.length];
         address to = actors[toSeed % actors.length];
         amount = bound(amount, 1, MAX_AMOUNT);
@@ -154,7 +207,7 @@ contract BridgeHandler is RollupDriver {
 
     /// @notice An actor forces a withdrawal of its L2 collateral through L1 (message, kind 1):
     ///         any amount; the L2 pays it only if the balance covers it when processed.
-    function forceWithdrawal(uint256 actorSeed, uint256 recipientSeed, uint256 amount) external {
+    function forceWithdrawal(uint256 actorSeed, uint256 recipientSeed, uint256 amount) external tracked {
         address account = actors[actorSeed % actors.length];
         address recipient = actors[recipientSeed % actors.length];
         amount = bound(amount, 1, MAX_AMOUNT);
@@ -167,7 +220,7 @@ contract BridgeHandler is RollupDriver {
     }
 
     /// @notice A signed L2 Withdraw (model only): debited now, its leaf goes in the next batch.
-    function l2Withdraw(uint256 actorSeed, uint256 recipientSeed, uint256 amount) external {
+    function l2Withdraw(uint256 actorSeed, uint256 recipientSeed, uint256 amount) external tracked {
         if (_frozen()) return;
         uint256 a = actorSeed % actors.length;
         if (balances[a] == 0) return;
@@ -191,7 +244,7 @@ contract BridgeHandler is RollupDriver {
     }
 
     /// @notice The test poster commits the current L2 state in a batch of 1-3 blocks.
-    function postBatch(uint256 seed) external {
+    function postBatch(uint256 seed) external tracked {
         Draft memory d = _draft(seed);
         if (!_submitBatch(l2Block + 1, tipHash, d.last, d.roots)) return;
 
@@ -280,7 +333,7 @@ contract BridgeHandler is RollupDriver {
 
     /// @notice Time passes: mostly up to 2 hours (the window is 1 hour), one time in 16 up to
     ///         2 days (the escape delay is 1 day: the freeze should come late in a run).
-    function warp(uint256 seed) external {
+    function warp(uint256 seed) external tracked {
         uint256 dt = seed % 16 == 0 ? bound(seed >> 4, 0, 2 days) : bound(seed >> 4, 0, 2 hours);
         vm.warp(block.timestamp + dt);
         calls["warp"]++;
@@ -288,7 +341,7 @@ contract BridgeHandler is RollupDriver {
 
     /// @notice Pays a posted withdrawal: half the time the next payable one, else any (paid,
     ///         rejected or not yet final ones included: those must fail).
-    function finalizeWithdrawal(uint256 seed) external {
+    function finalizeWithdrawal(uint256 seed) external tracked {
         uint256 n = posted.length;
         if (n == 0) return;
         uint256 i = (seed >> 1) % n;
@@ -314,19 +367,29 @@ contract BridgeHandler is RollupDriver {
             leafIndex: w.leafIndex,
             leafProof: Spec.proof(leaves, w.leafIndex)
         });
+        bool finalBefore = _isFinal(w.batchIndex);
+        bool mocked = bug == BUG_PAY_NON_FINAL && !finalBefore && w.batchIndex < _batchCount();
+        if (mocked) _mockFinalWithdrawalsRoot(w.batchIndex);
+        vm.recordLogs();
+        bool paid;
         try bridge.finalizeWithdrawal(Bridge.Withdrawal(w.account, w.recipient, w.amount, w.nonce), p) {
-            paidCount[w.account][w.nonce]++;
-            totalPaidOut += w.amount;
-            if (!legit) unexpectedPayouts++;
-            calls["finalizeWithdrawal"]++;
-            if (w.nonce >= FORCED_NONCE_BASE) calls["finalizeForcedWithdrawal"]++;
-            if (forgetPaidFlag) _forgetPaid(w.account, w.nonce);
+            paid = true;
         } catch {}
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        if (mocked) _clearMocks();
+        if (!paid) return;
+        _checkPayouts(logs, w.batchIndex, finalBefore);
+        paidCount[w.account][w.nonce]++;
+        totalPaidOut += w.amount;
+        if (!legit) unexpectedPayouts++;
+        calls["finalizeWithdrawal"]++;
+        if (w.nonce >= FORCED_NONCE_BASE) calls["finalizeForcedWithdrawal"]++;
+        if (bug == BUG_FORGET_PAID) _forgetPaid(w.account, w.nonce);
     }
 
     /// @notice Guardians unpause when paused; otherwise pause one time in 4 (a pause blocks
     ///         most actions, so pauses are kept short and rare).
-    function guardianPauseOrUnpause(uint256 seed) external {
+    function guardianPauseOrUnpause(uint256 seed) external tracked {
         if (_paused()) {
             if (_unpause()) calls["unpause"]++;
         } else if (seed % 4 == 0) {
@@ -335,26 +398,42 @@ contract BridgeHandler is RollupDriver {
     }
 
     /// @notice Guardians reject one of the non-final batches (and every later one), one time in 4
-    ///         (rejections undo the runs' progress towards payouts).
-    function guardianReject(uint256 seed) external {
+    ///         (rejections undo the runs' progress towards payouts); one time in 4 of those they
+    ///         try any batch, final ones included (a valid quorum, which must be refused).
+    function guardianReject(uint256 seed) external tracked {
         uint256 count = _batchCount();
         uint256 finalCount = _finalCount();
-        if (count == finalCount || seed % 4 != 0) return;
-        uint256 index = finalCount + (seed >> 2) % (count - finalCount);
+        if (count == 0 || seed % 4 != 0) return;
+        uint256 index;
+        if ((seed >> 8) % 4 == 3) {
+            index = (seed >> 10) % count;
+        } else {
+            if (count == finalCount) return;
+            index = finalCount + (seed >> 2) % (count - finalCount);
+        }
+        bool wasFinal = _isFinal(index);
         if (!_reject(index, Spec.headerHash(snapshots[index].lastHeader))) return;
+        if (wasFinal) finalityViolations++;
         _truncate(index);
         calls["reject"]++;
     }
 
-    function freeze() external {
-        if (!_freeze()) return;
+    /// @notice Anyone freezes. It must succeed iff freezeReason() != 0 just before (same block).
+    function freeze() external tracked {
+        FreezeView memory pre = _freezeView();
+        vm.recordLogs();
+        bool ok = _freeze();
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        if (ok != (pre.reason != 0)) freezeViolations++;
+        if (!ok) return;
         _truncate(_batchCount());
+        if (_checkFreezes(logs, pre) != 1) freezeViolations++;
         calls["freeze"]++;
     }
 
     /// @notice An actor escapes with its collateral in the last final state (no positions;
     ///         freezes first when allowed, as the Bridge does).
-    function escape(uint256 actorSeed) external {
+    function escape(uint256 actorSeed) external tracked {
         uint256 a = actorSeed % actors.length;
         if (!_frozen() && !_canFreeze()) return;
         uint256 finalCount = _finalCount(); // what freeze() keeps, in this same block
@@ -370,23 +449,30 @@ contract BridgeHandler is RollupDriver {
             positions: new Bridge.Position[](0)
         });
         uint256 held = token.balanceOf(address(bridge));
+        FreezeView memory pre = _freezeView();
+        vm.recordLogs();
         try bridge.escape(header, claim, address(0), "") {
+            Vm.Log[] memory logs = vm.getRecordedLogs();
             uint256 paid = held - token.balanceOf(address(bridge));
             if (escapeCount[actors[a]]++ != 0 || paid != bal[a]) unexpectedPayouts++;
             totalPaidOut += paid;
             _truncate(_batchCount());
+            // the first escape freezes (in this same call): the same checks as freeze()
+            if (_checkFreezes(logs, pre) != (pre.frozen ? 0 : 1)) freezeViolations++;
             calls["escape"]++;
         } catch {}
     }
 
     /// @notice After the freeze, returns a deposit (any message: processed, refunded or forced
     ///         ones must fail).
-    function refundDeposit(uint256 seed) external {
+    function refundDeposit(uint256 seed) external tracked {
         if (!_frozen() || messages.length == 0) return;
         uint256 n = seed % messages.length;
         Message storage m = messages[n];
         (Encoding.BlockHeader memory header, uint64 finalCursor) = _finalHeader();
+        vm.recordLogs();
         try bridge.refundDeposit(n, m.from, m.to, m.amount, header, address(0), "") {
+            _checkRefunds(vm.getRecordedLogs());
             if (m.kind != KIND_DEPOSIT || m.refunded || n < finalCursor) unexpectedPayouts++;
             m.refunded = true;
             totalPaidOut += m.amount;
@@ -442,6 +528,34 @@ contract BridgeHandler is RollupDriver {
         return posted.length;
     }
 
+    /// @notice True iff isFinal(i) == (i < finalizedBatchCount()) for every i <= batchCount
+    ///         (final batches are exactly a prefix; one past the end is never final).
+    function finalIsAPrefix() external view returns (bool) {
+        uint256 count = _batchCount();
+        uint256 k = _finalCount();
+        if (k > count) return false;
+        for (uint256 i; i <= count; ++i) {
+            if (_isFinal(i) != (i < k)) return false;
+        }
+        return true;
+    }
+
+    /// @notice After the freeze: the Rollup still holds exactly the batches final at the freeze,
+    ///         all final, and the last final header is the one recorded then. True before it.
+    function frozenStateKept() external view returns (bool) {
+        if (!_frozen()) return freezes == 0;
+        (uint256 k, bytes32 headerHash,,) = _lastFinalState();
+        return freezes == 1 && _batchCount() == frozenFinalCount && k == frozenFinalCount
+            && headerHash == frozenHeaderHash;
+    }
+
+    /// @notice Messages the model saw refunded below the final cursor recorded at the freeze.
+    function refundedBelowFinalCursor() external view returns (uint256 bad) {
+        for (uint256 n; n < messages.length; ++n) {
+            if (messages[n].refunded && (n < frozenCursor || n < frozenModelCursor)) bad++;
+        }
+    }
+
     // ==========================================================================================
     // Internals
     // ==========================================================================================
@@ -486,6 +600,104 @@ contract BridgeHandler is RollupDriver {
             cursor = s.cursor;
             l2Block = s.lastHeader.number;
             tipHash = Spec.headerHash(s.lastHeader);
+        }
+    }
+
+    /// @dev See `tracked`.
+    function _trackFinality() internal {
+        uint256 count = _batchCount();
+        uint256 k = _finalCount();
+        uint256 seen = finalHashes.length;
+        if (k < seen) finalityViolations++;
+        if (count != trackedBatchCount) {
+            trackedBatchCount = count;
+            for (uint256 i; i < seen && i < k; ++i) {
+                if (_batchHeaderHash(i) != finalHashes[i]) finalityViolations++;
+            }
+        }
+        for (uint256 i = seen; i < k; ++i) finalHashes.push(_batchHeaderHash(i));
+    }
+
+    /// @dev Every WithdrawalFinalized in `logs` (one successful finalizeWithdrawal, for batch
+    ///      `batchIndex`, final before the call iff `finalBefore`): its batch is final now (same
+    ///      block as the payout), was final before, and the Rollup is not paused unless frozen.
+    function _checkPayouts(Vm.Log[] memory logs, uint256 batchIndex, bool finalBefore) internal {
+        for (uint256 i; i < logs.length; ++i) {
+            Vm.Log memory l = logs[i];
+            if (l.emitter != address(bridge) || l.topics[0] != Bridge.WithdrawalFinalized.selector) continue;
+            (, uint256 paidFrom) = abi.decode(l.data, (uint256, uint256));
+            payoutsSeen++;
+            if (paidFrom != batchIndex || !finalBefore || !_isFinal(paidFrom) || paidFrom >= _finalCount()) {
+                payoutsFromNonFinal++;
+            }
+            if (_paused() && !_frozen()) payoutsWhilePaused++;
+        }
+    }
+
+    /// @notice The Rollup's finality/freeze view at one moment (taken just before a freeze call).
+    struct FreezeView {
+        bool frozen;
+        uint8 reason;
+        uint256 batchCount;
+        uint256 finalCount;
+        bytes32 headerHash;
+        bytes32 stateRoot;
+        bytes32 marksRoot;
+    }
+
+    function _freezeView() internal view returns (FreezeView memory v) {
+        v.frozen = _frozen();
+        v.reason = _freezeReason();
+        v.batchCount = _batchCount();
+        (v.finalCount, v.headerHash, v.stateRoot, v.marksRoot) = _lastFinalState();
+    }
+
+    /// @dev Checks every RollupFrozen in `logs` (one successful call, same block as `pre`, the
+    ///      model already rolled back) and returns how many there were. A freeze keeps exactly
+    ///      the final prefix: the event and the Rollup report the final count and last final
+    ///      state of just before; batchCount is that count; batches below it are final, none
+    ///      above; the reason is the one freezeReason() gave.
+    function _checkFreezes(Vm.Log[] memory logs, FreezeView memory pre) internal returns (uint256 found) {
+        for (uint256 i; i < logs.length; ++i) {
+            Vm.Log memory l = logs[i];
+            if (l.emitter != address(rollup) || l.topics[0] != Rollup.RollupFrozen.selector) continue;
+            ++found;
+            freezes++;
+            (uint256 k, bytes32 headerHash, bytes32 stateRoot, uint8 reason) =
+                abi.decode(l.data, (uint256, bytes32, bytes32, uint8));
+            if (pre.batchCount > pre.finalCount) freezesDroppingBatches++;
+            bool bad = pre.frozen || k != pre.finalCount || headerHash != pre.headerHash
+                || stateRoot != pre.stateRoot || reason == 0 || reason > 4 || reason != pre.reason;
+            FreezeView memory post = _freezeView();
+            bad = bad || !post.frozen || post.reason != 0 || post.batchCount != k || post.finalCount != k
+                || post.headerHash != pre.headerHash || post.stateRoot != pre.stateRoot
+                || post.marksRoot != pre.marksRoot;
+            for (uint256 j; j < k; ++j) {
+                if (!_isFinal(j)) bad = true;
+            }
+            if (_isFinal(k)) bad = true;
+            if (bad) freezeViolations++;
+            frozenFinalCount = k;
+            frozenHeaderHash = headerHash;
+            frozenCursor = k == 0 ? 0 : _batchCursor(k - 1);
+            frozenModelCursor = cursor; // the model was rolled back to the final state
+        }
+    }
+
+    /// @dev Every DepositRefunded in `logs`: after a freeze, of a deposit (not a forced
+    ///      withdrawal) at or past the final header's l1MessageCursor, by the Rollup's record and
+    ///      by the model (whose final balances credit exactly the deposits below its cursor).
+    function _checkRefunds(Vm.Log[] memory logs) internal {
+        for (uint256 i; i < logs.length; ++i) {
+            Vm.Log memory l = logs[i];
+            if (l.emitter != address(bridge) || l.topics[0] != Bridge.DepositRefunded.selector) continue;
+            uint256 nonce = uint256(l.topics[1]);
+            refundsSeen++;
+            if (
+                !_frozen() || freezes == 0 || nonce < frozenCursor || nonce < frozenModelCursor
+                    || nonce >= messages.length || messages[nonce].kind != KIND_DEPOSIT
+            ) refundsOfCredited++;
+            if (frozenCursor > 0) refundsAboveCreditedDeposits++;
         }
     }
 

@@ -19,8 +19,9 @@ abstract contract BridgeSystem is TestBase {
     Bridge internal bridge;
     BridgeHandler internal handler;
 
-    function _canary() internal pure virtual returns (bool) {
-        return false;
+    /// @dev The planted bug of a canary (BridgeHandler.BUG_*), none by default.
+    function _bug() internal pure virtual returns (uint8) {
+        return 0;
     }
 
     function setUp() public {
@@ -47,7 +48,7 @@ abstract contract BridgeSystem is TestBase {
                 token: address(token)
             })
         );
-        handler = new BridgeHandler(rollup, token, poster, keys, 2, actors, _canary());
+        handler = new BridgeHandler(rollup, token, poster, keys, 2, actors, _bug());
 
         bytes4[] memory selectors = new bytes4[](11);
         selectors[0] = BridgeHandler.deposit.selector;
@@ -73,13 +74,36 @@ abstract contract BridgeSystem is TestBase {
         vm.assertEq(balance, handler.totalDeposited() - handler.totalPaidOut(), "Bridge balance vs ghost ledger");
         vm.assertEq(balance, handler.owed(), "Bridge balance vs liabilities");
         vm.assertTrue(handler.inSync(), "handler model out of sync with the Rollup");
+        _checkPayoutsFinal();
+        _checkFinalityPrefix();
+        _checkFreezeKeepsPrefix();
+        _checkRefunds();
+    }
+
+    function _checkPayoutsFinal() internal view {
+        vm.assertEq(handler.payoutsFromNonFinal(), 0, "a withdrawal was paid from a non-final batch");
+        vm.assertEq(handler.payoutsWhilePaused(), 0, "a withdrawal was paid while paused (not frozen)");
+    }
+
+    function _checkFinalityPrefix() internal view {
+        vm.assertEq(handler.finalityViolations(), 0, "a final batch was lost or changed");
+        vm.assertTrue(handler.finalIsAPrefix(), "final batches are not a prefix");
+    }
+
+    function _checkFreezeKeepsPrefix() internal view {
+        vm.assertEq(handler.freezeViolations(), 0, "a freeze did not keep exactly the final prefix");
+        vm.assertTrue(handler.frozenStateKept(), "the frozen Rollup changed");
+    }
+
+    function _checkRefunds() internal view {
+        vm.assertEq(handler.refundsOfCredited(), 0, "a refund covered a credited deposit");
+        vm.assertEq(handler.refundedBelowFinalCursor(), 0, "a deposit below the final cursor is refunded");
     }
 }
 
-/// @title BridgeInvariants: handler-based invariant suite over the real Rollup + Bridge.
-/// @notice Run: `forge test --root contracts/forge --match-contract '^BridgeInvariants$'`
-///         (the canary below must be run on its own and must FAIL).
-contract BridgeInvariants is BridgeSystem {
+/// @title BridgePayoutInvariants: the payout and accounting invariants (the planted-bug canary
+///        BridgeInvariantsCanary runs exactly these).
+abstract contract BridgePayoutInvariants is BridgeSystem {
     /// @notice Each (account, nonce) withdrawal is paid at most once, whatever batch proves it.
     function invariant_withdrawalPaidAtMostOnce() public view {
         vm.assertLe(handler.maxPaidCount(), 1, "a withdrawal was paid twice");
@@ -110,12 +134,78 @@ contract BridgeInvariants is BridgeSystem {
     }
 }
 
+/// @title BridgeInvariants: handler-based invariant suite over the real Rollup + Bridge: the
+///        payout invariants above, and the Rollup's finality and freeze as the Bridge relies on
+///        them.
+/// @notice Run: `forge test --root contracts/forge --match-contract '^BridgeInvariants$'`
+///         (the canaries below must be run on their own and must FAIL).
+contract BridgeInvariants is BridgePayoutInvariants {
+    /// @notice Forge runs one campaign per invariant and calls this at the end of every run of
+    ///         each: the handler's records for the four invariants below (counters that stay
+    ///         raised once a violation is seen) are thus checked over the runs of all nine
+    ///         campaigns, which lets those four run shorter campaigns of their own (inline
+    ///         config below) for their per-call checks.
+    function afterInvariant() public view {
+        _checkPayoutsFinal();
+        _checkFinalityPrefix();
+        _checkFreezeKeepsPrefix();
+        _checkRefunds();
+    }
+
+    /// @notice Every WithdrawalFinalized the handler saw was against a batch final at that
+    ///         moment (checked before and after the call, same block), never while paused
+    ///         (unless frozen).
+    /// forge-config: default.invariant.runs = 32
+    function invariant_payoutsOnlyFromFinalBatches() public view {
+        _checkPayoutsFinal();
+    }
+
+    /// @notice Finality is a monotone prefix: isFinal(i) iff i < finalizedBatchCount(); a batch
+    ///         seen final stays final with the same header hash (finalizedBatchCount() never
+    ///         goes back: rejections and the freeze drop only non-final batches; guardians
+    ///         trying to reject a final batch are refused).
+    /// forge-config: default.invariant.runs = 32
+    function invariant_finalityIsAMonotonePrefix() public view {
+        _checkFinalityPrefix();
+    }
+
+    /// @notice A freeze succeeds iff freezeReason() != 0 and keeps exactly the final prefix:
+    ///         batchCount becomes the finalizedBatchCount() of just before (same block), those
+    ///         batches stay final, lastFinalState() is unchanged, and stays so afterwards.
+    /// forge-config: default.invariant.runs = 32
+    function invariant_freezeKeepsExactlyTheFinalPrefix() public view {
+        _checkFreezeKeepsPrefix();
+    }
+
+    /// @notice Every DepositRefunded is of a deposit at or past the final header's
+    ///         l1MessageCursor at the freeze (by the Rollup's record and by the model): never a
+    ///         deposit the final state credited.
+    /// forge-config: default.invariant.runs = 32
+    function invariant_refundNeverCoversACreditedDeposit() public view {
+        _checkRefunds();
+    }
+}
+
 /// @title BridgeInvariantsCanary: the same suite with a planted bug (the Bridge forgets that a
 ///        withdrawal was paid). MUST FAIL: if it passes, the fuzzer never paid a withdrawal twice
 ///        with these runs/depth, and the passing suite above proves little.
-contract BridgeInvariantsCanary is BridgeInvariants {
-    function _canary() internal pure override returns (bool) {
-        return true;
+contract BridgeInvariantsCanary is BridgePayoutInvariants {
+    function _bug() internal pure override returns (uint8) {
+        return 1; // BUG_FORGET_PAID
+    }
+}
+
+/// @title BridgeFinalityCanary: a planted bug in the Rollup's finality check (the handler mocks
+///        `finalWithdrawalsRoot` to answer for non-final batches). MUST FAIL on
+///        `invariant_payoutsOnlyFromFinalBatches` with "paid from a non-final batch": the fuzzer
+///        does try to pay withdrawals of non-final batches, and the invariant catches a payout.
+contract BridgeFinalityCanary is BridgeSystem {
+    function _bug() internal pure override returns (uint8) {
+        return 2; // BUG_PAY_NON_FINAL
+    }
+
+    function invariant_payoutsOnlyFromFinalBatches() public view {
+        _checkPayoutsFinal();
     }
 }
 
@@ -181,6 +271,33 @@ contract BridgeHandlerTest is BridgeSystem {
         vm.assertEq(handler.calls("refundDeposit"), 1, "refund");
         _checkAll();
         vm.assertEq(token.balanceOf(address(bridge)), 0, "everything paid out");
+        vm.assertEq(handler.payoutsSeen(), 1, "payout events checked");
+    }
+
+    function test_freezeKeepsTheFinalPrefixAndRefundsOnlyUncredited() public {
+        handler.deposit(0, 1, 500e6); // nonce 0
+        handler.postBatch(17); // batch 0 credits it
+        vm.warp(block.timestamp + 1 hours); // batch 0 final
+        handler.deposit(2, 2, 300e6); // nonce 1, never processed
+        handler.freeze(); // nothing overdue yet: refused
+        vm.assertEq(handler.freezes(), 0, "frozen too early");
+        vm.warp(block.timestamp + 2 hours + 1); // nonce 1 overdue: freeze reason 2
+        handler.postBatch(0); // batch 1: one block, processes no message, not final
+        vm.assertEq(rollup.batchCount(), 2, "batch 1 posted");
+        vm.assertEq(rollup.freezeReason(), 2, "reason 2");
+        handler.freeze();
+        vm.assertEq(handler.freezes(), 1, "frozen");
+        vm.assertEq(handler.freezesDroppingBatches(), 1, "batch 1 dropped");
+        vm.assertEq(rollup.batchCount(), 1, "final prefix kept");
+        vm.assertEq(handler.frozenFinalCount(), 1, "final count recorded");
+        vm.assertEq(uint256(handler.frozenCursor()), 1, "final cursor recorded");
+        handler.freeze(); // again: refused
+        handler.refundDeposit(0); // credited: refused
+        handler.refundDeposit(1);
+        vm.assertEq(handler.calls("refundDeposit"), 1, "refund");
+        vm.assertEq(handler.refundsSeen(), 1, "refund events checked");
+        vm.assertEq(handler.refundsAboveCreditedDeposits(), 1, "refund above a credited deposit");
+        _checkAll();
     }
 }
 
@@ -206,5 +323,20 @@ contract BridgeReachabilityCanary is BridgeSystem {
 
     function invariant_probeNoReject() public view {
         vm.assertEq(handler.calls("reject"), 0, "probe: a batch was rejected");
+    }
+
+    function invariant_probeNoFreeze() public view {
+        vm.assertEq(handler.freezes(), 0, "probe: the Rollup was frozen");
+    }
+
+    /// @dev The freeze invariant is exercised where it matters: non-final batches dropped.
+    function invariant_probeNoFreezeDroppingBatches() public view {
+        vm.assertEq(handler.freezesDroppingBatches(), 0, "probe: a freeze dropped non-final batches");
+    }
+
+    /// @dev The refund invariant is exercised where it matters: a refund after a freeze whose
+    ///      final state had credited deposits (cursor > 0).
+    function invariant_probeNoRefundAboveCreditedDeposits() public view {
+        vm.assertEq(handler.refundsAboveCreditedDeposits(), 0, "probe: a refund past credited deposits");
     }
 }
