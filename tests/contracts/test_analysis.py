@@ -403,7 +403,7 @@ def test_halmos_rollup_finality_proofs(halmos_results):
 
 def test_halmos_rollup_freeze_proofs(halmos_results):
     _assert_proved(halmos_results, "RollupFreezeProofs", {
-        "check_freeze_keeps_exactly_the_final_prefix", "check_freeze_while_paused_iff_spec",
+        "check_freeze_iff_spec_and_keeps_exactly_the_final_prefix",
         "check_pause_longer_than_escape_delay_allows_freeze", "check_pauses_delay_the_escape_by_at_most_escape_delay",
         "check_batch_submitted_before_a_pause_cannot_become_final_during_it",
     })
@@ -413,7 +413,7 @@ def test_halmos_controls_fail_with_a_counterexample(halmos_results):
     for contract, expected in {
         "MerkleLibControls": 4,
         "RollupFinalityControls": 2,
-        "RollupFreezeControls": 3,
+        "RollupFreezeControls": 4,
     }.items():
         tests = halmos_results.get(contract, {})
         assert len(tests) == expected, f"{contract}: {sorted(tests)}"

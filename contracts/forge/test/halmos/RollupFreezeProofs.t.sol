@@ -49,23 +49,38 @@ abstract contract RollupFreezeSetup is RollupFinalitySetup {
         return h.lifted ? block.timestamp - h.held : h.pausedAt;
     }
 
-    /// @dev Number of batches final now by the spec: challengeWindow live seconds since submission.
-    function _specFinal(History memory h) internal view returns (uint256 k) {
-        uint256 live = _live(h);
-        while (k < h.posted && h.l[k] + WINDOW <= live) ++k;
-    }
-
     /// @dev The spec of the escape hatch without L1 messages: freeze is allowed iff no batch
     ///      became final for more than escapeDelay live seconds, or the current pause has
     ///      lasted more than escapeDelay, or no batch became final for more than 2·escapeDelay
     ///      wall seconds (measured from submission + challengeWindow, a lower bound of the wall
-    ///      time it became final: live time never runs faster than wall time).
+    ///      time it became final: live time never runs faster than wall time). Written without
+    ///      branches on symbolic values (`_and`/`_or`), so that it adds no paths: "the newest
+    ///      final batch is i" is spelled out for each i (batches are final in order).
     function _specMayFreeze(History memory h) internal view returns (bool) {
-        uint256 k = _specFinal(h);
-        uint256 finalLive = k == 0 ? START : h.l[k - 1] + WINDOW;
-        uint256 finalWall = k == 0 ? START : h.s[k - 1] + WINDOW;
-        return _live(h) > finalLive + E || (!h.lifted && block.timestamp > h.pausedAt + E)
-            || block.timestamp > finalWall + 2 * uint256(E);
+        uint256 live = _live(h);
+        uint256 e = E;
+        bool none = !(h.l[0] + WINDOW <= live);
+        bool r1 = _and(none, live > START + e);
+        bool r4 = _and(none, block.timestamp > START + 2 * e);
+        for (uint256 i; i < h.posted; ++i) {
+            bool newest = _and(h.l[i] + WINDOW <= live, i + 1 == h.posted ? true : !(h.l[i + 1] + WINDOW <= live));
+            r1 = _or(r1, _and(newest, live > h.l[i] + WINDOW + e));
+            r4 = _or(r4, _and(newest, block.timestamp > h.s[i] + WINDOW + 2 * e));
+        }
+        bool r3 = _and(!h.lifted, block.timestamp > h.pausedAt + e);
+        return _or(_or(r1, r3), r4);
+    }
+
+    function _and(bool a, bool b) internal pure returns (bool r) {
+        assembly ("memory-safe") {
+            r := and(a, b)
+        }
+    }
+
+    function _or(bool a, bool b) internal pure returns (bool r) {
+        assembly ("memory-safe") {
+            r := or(a, b)
+        }
     }
 }
 
@@ -76,11 +91,13 @@ abstract contract RollupFreezeSetup is RollupFinalitySetup {
 ///      ecrecover model): the paths are those where the pause/unpause quorum is valid and the
 ///      cooldown allows it (`vm.assume`); RollupFreezeControls shows those paths exist.
 contract RollupFreezeProofs is RollupFreezeSetup {
-    /// @notice `freeze()` succeeds iff freezeReason() != 0, and a freeze keeps exactly the final
-    ///         prefix: after it, batchCount is the finalizedBatchCount() of just before, those
-    ///         batches are still final (and stay so, whatever time passes), the others are gone,
-    ///         lastFinalState() and the tip are unchanged. A refused freeze changes nothing.
-    function check_freeze_keeps_exactly_the_final_prefix(
+    /// @notice `freeze()` succeeds iff freezeReason() != 0, iff the spec's condition holds
+    ///         (`_specMayFreeze`, over the spec's own live and wall clocks), whether the pause
+    ///         still runs or was lifted; and a freeze keeps exactly the final prefix: after it,
+    ///         batchCount is the finalizedBatchCount() of just before, those batches are still
+    ///         final (and stay so, whatever time passes), the others are gone, lastFinalState()
+    ///         and the tip are unchanged. A refused freeze changes nothing.
+    function check_freeze_iff_spec_and_keeps_exactly_the_final_prefix(
         uint32 d0,
         uint32 dPause,
         uint32 dHeld,
@@ -89,7 +106,8 @@ contract RollupFreezeProofs is RollupFreezeSetup {
         uint32 dNow,
         uint32 dLater
     ) public {
-        _history(d0, dPause, dHeld, lift, dAfter, dNow);
+        History memory h = _history(d0, dPause, dHeld, lift, dAfter, dNow);
+        bool spec = _specMayFreeze(h);
         uint256 n = _batchCount();
         uint256 k = _finalCount();
         bool[3] memory wasFinal;
@@ -98,6 +116,7 @@ contract RollupFreezeProofs is RollupFreezeSetup {
         uint8 reason = _freezeReason();
         bool ok = _freeze();
         assert(ok == (reason != 0)); // freeze() reverts iff freezeReason() == 0
+        assert(ok == spec); // iff the spec's condition holds
         if (!ok) {
             assert(!_frozen() && _batchCount() == n && _finalCount() == k);
             return;
@@ -117,19 +136,6 @@ contract RollupFreezeProofs is RollupFreezeSetup {
         for (uint256 i; i < 3; ++i) {
             assert(_isFinal(i) == (i < k));
         }
-    }
-
-    /// @notice While paused (a batch, then a pause of any length), `freeze()` succeeds iff
-    ///         freezeReason() != 0, iff the spec's condition holds (no L1 message queued): no
-    ///         batch final for more than escapeDelay live seconds, the pause longer than
-    ///         escapeDelay, or no batch final for more than 2·escapeDelay wall seconds.
-    function check_freeze_while_paused_iff_spec(uint32 d0, uint32 dPause, uint32 dHeld) public {
-        History memory h = _history(d0, dPause, dHeld, false, 0, 0);
-        uint8 reason = _freezeReason();
-        bool spec = _specMayFreeze(h);
-        bool ok = _freeze();
-        assert(ok == (reason != 0));
-        assert(ok == spec);
     }
 
     /// @notice Reason 3: a pause longer than escapeDelay wall seconds lets anyone freeze,
@@ -217,8 +223,9 @@ contract RollupFreezeProofs is RollupFreezeSetup {
 }
 
 /// @title RollupFreezeControls: checks that MUST FAIL, showing the proofs above reach the states
-///        they talk about (a freeze is refused; a freeze succeeds after an unpause; a freeze
-///        during a pause drops a non-final batch). One counterexample each is enough.
+///        they talk about (a freeze is refused; a freeze succeeds after an unpause; a second
+///        pause succeeds; a freeze during a pause drops a non-final batch). One counterexample
+///        each is enough.
 /// @custom:halmos --early-exit
 contract RollupFreezeControls is RollupFreezeSetup {
     function check_control_freeze_refused(uint32 d0, uint32 dPause, uint32 dHeld, bool lift, uint32 dAfter) public {
@@ -233,6 +240,16 @@ contract RollupFreezeControls is RollupFreezeSetup {
         vm.assume(_unpause());
         _later(dNow);
         assert(!_freeze());
+    }
+
+    /// @dev The two-cycle histories of the proofs exist (the cooldown lets a second pause in).
+    function check_control_second_pause_succeeds(uint32 dHeld, uint32 dGap) public {
+        _post(0);
+        vm.assume(_pause());
+        _later(dHeld);
+        vm.assume(_unpause());
+        _later(dGap);
+        assert(!_pause());
     }
 
     function check_control_freeze_drops_a_batch(uint32 d0, uint32 dPause, uint32 dHeld) public {
