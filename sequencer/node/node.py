@@ -7,9 +7,12 @@ once the record's future resolves. A `Seal` record closes the open block (if it 
 opens the next; the block (with its marks root and withdrawal leaves), its withdrawal index
 (signed withdrawals by digest, every leaf by (account, nonce)) and the outcomes of the L1
 messages it processed are written atomically with it. Periodically
-a snapshot of `core` as it is right after a seal record S is encoded in a forked child and
-written once record S is durable (`Snapshotter`), so snapshot S is exactly the state after
-record S and intake never waits for it.
+a snapshot of `core` as it is right after a seal record S is written once record S is durable,
+so snapshot S is exactly the state after record S and intake never waits for it: by default a
+snapshot worker process keeps its own replica of `core` from the records it is streamed and
+encodes that (`sequencer.node.snapshotworker`); OPTROLLUP_SNAPSHOT_MODE=fork|inline selects the
+forked or inline writer (`sequencer.node.snapshotter`). `CoreApplier` is the one DB-free path
+that applies a record to a `Core`: live requests, replay and the worker's replica all use it.
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ from sequencer.node.reads import L1MessageView, NodeReads
 from sequencer.node.records import (Deposit, ForcedWithdrawal, OperatorCancel, Record, Replace, Seal,
                                     Signed, decode_record, encode_record)
 from sequencer.node.snapshot import decode_core, encode_core
-from sequencer.node.snapshotter import Snapshotter
+from sequencer.node.snapshotter import SnapshotMetrics, Snapshotter, snapshot_mode
+from sequencer.node.snapshotworker import WorkerSnapshotter
 from sequencer.store import BlockStore, GroupCommitter, InputLog, StoreError, block_puts, open_db
+from sequencer.store.blocks import SNAP
 
 log = logging.getLogger("optrollup.node")
 
@@ -78,96 +83,22 @@ def genesis_core(cfg: NodeConfig) -> tuple[Core, Block]:
     return Core(engine, tree, header0), Block(header0, (cfg.genesis.to_bytes(),))
 
 
-class Node(NodeReads):
-    """One node over one data dir (LevelDB's lock makes it the only one). Writes go through
-    `submit`/`process`, `process_l1_message`, `operator_cancel_all` and `seal`; reads through
-    the `NodeReads` interface."""
+class CoreApplier:
+    """Applies input-log records to `self.core`, touching no database: the one path for live
+    requests, for replay, and for the snapshot worker's replica (sequencer.node.snapshotworker),
+    so all three stay bit-identical. What only the node does (events, the L1 message index,
+    checking and storing sealed blocks, the recipient check of live withdrawals) is in hooks
+    that do nothing here and that `Node` overrides. A pending withdrawal is dropped at a seal
+    once `_withdrawal_durable` says so: here at the first seal after it was accepted (every
+    accepted withdrawal is sealed by then), as replay over a synced log does."""
 
-    def __init__(self, data_dir: str | Path, cfg: NodeConfig, *,
-                 clock: Callable[[], float] = time.time, l1: L1Follower | None = None) -> None:
-        self.cfg = cfg
-        self.l1 = l1  # follows the L1 contracts (deposits, batches); run by NodeRunner
-        self._own_contracts = {parse_address(a): what for what, a in (
-            ("the Rollup", cfg.rollup),
-            *(() if cfg.l1 is None else (("the Bridge", cfg.l1.bridge),
-                                         ("the collateral token", cfg.l1.collateral_token))))}
-        self.clock = clock
-        self.domain = cfg.genesis.config.domain
-        self.metrics = Metrics()
-        self.listeners: list[Callable[[str, Any], None]] = []
-        self._events: list[tuple[str, Any]] = []  # fired once the record that caused them is durable
-        self.loop: asyncio.AbstractEventLoop | None = None  # where listeners run (bind_loop)
-        self.failed: str | None = None  # set once the node may hold state that is not durable
-        # L1 messages processed whose outcome is not durable in the DB yet: those of the open
-        # block (block None) and of sealed blocks whose write may not be synced. Rebuilt by
-        # replay (a snapshot follows a seal, whose open block holds no L1 message).
-        self._l1_pending: dict[int, L1MessageView] = {}
-        self.db = open_db(Path(data_dir) / "db")
-        try:
-            self.store = BlockStore(self.db)
-            self.log = InputLog(self.db)
-            self._since_snapshot = 0
-            self.snapshotter = Snapshotter(self.db, keep=SNAPSHOTS_KEPT)
-            self.core = self._recover()
-            self.committer = GroupCommitter(self.log, on_sync=self.metrics.on_sync)
-        except BaseException:
-            self.db.close()
-            raise
-        self.metrics.height.set(self.core.head.number)
-
-    # -- start-up ---------------------------------------------------------------------------
-
-    def _recover(self) -> Core:
-        """Latest snapshot (if it loads) plus the log after it; checks every re-sealed block.
-        The cyclic GC is paused meanwhile: unpickling and replay allocate ~10^6 long-lived
-        objects, and full collections rescanning them cost seconds of a restart."""
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return self._load_and_replay()
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-
-    def _load_and_replay(self) -> Core:
-        start, core = 0, None
-        snap = self.store.latest_snapshot()
-        if snap is not None:
-            try:
-                core = decode_core(snap[1], self.cfg)
-                start = snap[0] + 1
-            except Exception as exc:  # a snapshot from other code: the log is the truth
-                log.warning("snapshot at record %d unusable (%s); replaying the whole log", snap[0], exc)
-        if core is None:
-            core, block0 = genesis_core(self.cfg)
-            stored = self.store.get(0)
-            if stored is None:
-                mroot = marks_root(core.engine.state, block0.header.timestamp)
-                with self.db.write_batch(sync=True) as wb:
-                    for k, v in block_puts(block0, marks_root=mroot):
-                        wb.put(k, v)
-            elif stored[0].header != block0.header:
-                raise StoreError("data dir belongs to another chain: stored genesis header "
-                                 f"{stored[0].header.hash().hex()} != {block0.header.hash().hex()}")
-        self.core = core
-        t0, n = time.perf_counter(), 0
-        for _, raw in self.log.read(start):
-            self._apply(decode_record(raw), replay=True)
-            n += 1
-        log.info("recovered: %d records replayed after record %d in %.2fs; head block %d",
-                 n, start - 1, time.perf_counter() - t0, core.head.number)
-        return core
-
-    def close(self) -> None:
-        self.snapshotter.close()
-        self.committer.close()
-        self.db.close()
-
-    # -- the one path for live requests and replay -----------------------------------------
+    core: Core
+    domain: bytes
 
     def _apply(self, rec: Record, *, replay: bool = False) -> Any:
         """Apply one record to `core`; raises OptrollupError if the request is rejected (live
-        only: a logged record never fails on replay)."""
+        only: a logged record never fails on replay). `replay`: the record is from the log
+        (recipient checks are skipped, a re-sealed block is checked against the stored one)."""
         core, eng = self.core, self.core.engine
         if isinstance(rec, Seal):
             return self._seal(rec.next_timestamp, replay=replay)
@@ -245,6 +176,183 @@ class Node(NodeReads):
             return tx
         raise TypeError(f"unknown record message {type(msg).__name__}")
 
+    # -- hooks (Node overrides them) --------------------------------------------------------------
+
+    def _l1_processed(self, m: L1MessageView) -> None:
+        """An L1 message was processed with outcome `m`."""
+
+    def _check_recipient(self, recipient: bytes) -> None:
+        """Live withdrawals only: refuse a recipient (raise OptrollupError)."""
+
+    def _emit(self, kind: str, payload: Any) -> None:
+        """An event for listeners, once the record that caused it is durable."""
+
+    def _sealed(self, block: Block, leaves: list[WithdrawalLeaf], *,
+                replay: bool) -> list[tuple[bytes, bytes]]:
+        """`block` was just sealed (with these withdrawal leaves); the DB puts to write with
+        its seal record."""
+        return []
+
+    def _withdrawal_durable(self, digest: bytes) -> bool:
+        """May the pending (accepted, unsealed or not yet durable) withdrawal go at this seal?"""
+        return True
+
+    def _prune_sealed(self, block: Block | None) -> None:
+        """At a seal, before the next block opens: drop what the DB now answers for."""
+
+    def _block_done(self, header: Header) -> None:
+        """A block was sealed and the next one opened."""
+
+    # -- shared -----------------------------------------------------------------------------------
+
+    def _bump(self, instrument: str) -> None:
+        seq = self.core.book_seq
+        seq[instrument] = seq.get(instrument, 0) + 1
+        self._emit("book", instrument)
+
+    def _record_trade(self, fill: FillTx, taker: Order) -> None:
+        eng = self.core.engine
+        maker = fill.maker
+        maker_hash = eng.ctx.digest(self.domain, maker.order) if isinstance(maker, SignedOrder) else maker
+        taker_hash = eng.ctx.digest(self.domain, taker)
+        trade = {"instrument": taker.instrument, "price": fill.price, "amount": fill.amount,
+                 "takerSide": "buy" if taker.isBuy else "sell", "timestamp": eng.now,
+                 "makerOrder": maker_hash, "takerOrder": taker_hash}
+        self.core.trades.append(trade)
+        self._emit("trade", trade)
+
+    def _seal(self, next_ts: int, *, replay: bool) -> tuple[Block | None, list[tuple[bytes, bytes]]]:
+        """Close the open block (if it has txs) and open the next at `next_ts`; (block or
+        None, the puts `_sealed` returned)."""
+        core, eng = self.core, self.core.engine
+        txs = eng.end_block()
+        block, puts = None, []
+        if txs:
+            tx_bytes = [encode_tx(t) for t in txs]
+            leaves = list(eng.state.withdrawal_leaves)  # seal_header empties the list
+            header = seal_header(eng.state, core.tree, core.head, eng.now, txs, tx_bytes)
+            block = Block(header, tuple(tx_bytes))
+            core.head = header
+            puts = self._sealed(block, leaves, replay=replay)
+        for d in [d for d in core.pending_withdrawals if self._withdrawal_durable(d)]:
+            del core.pending_withdrawals[d]
+        self._prune_sealed(block)
+        open_before = len(eng.open)
+        eng.begin_block(next_ts)
+        if len(eng.open) != open_before:  # orders expired: every book may have changed
+            for name in sorted(eng.books):
+                self._bump(name)
+        if block is not None:
+            self._block_done(block.header)
+        return block, puts
+
+
+class Node(NodeReads, CoreApplier):
+    """One node over one data dir (LevelDB's lock makes it the only one). Writes go through
+    `submit`/`process`, `process_l1_message`, `operator_cancel_all` and `seal`; reads through
+    the `NodeReads` interface."""
+
+    def __init__(self, data_dir: str | Path, cfg: NodeConfig, *,
+                 clock: Callable[[], float] = time.time, l1: L1Follower | None = None,
+                 snapshots: str | None = None) -> None:
+        """`snapshots`: how snapshots are taken, worker | fork | inline (default: the
+        OPTROLLUP_SNAPSHOT_MODE environment variable, else worker; see `snapshot_mode`)."""
+        self.cfg = cfg
+        self.l1 = l1  # follows the L1 contracts (deposits, batches); run by NodeRunner
+        self._own_contracts = {parse_address(a): what for what, a in (
+            ("the Rollup", cfg.rollup),
+            *(() if cfg.l1 is None else (("the Bridge", cfg.l1.bridge),
+                                         ("the collateral token", cfg.l1.collateral_token))))}
+        self.clock = clock
+        self.domain = cfg.genesis.config.domain
+        self.metrics = Metrics()
+        self.listeners: list[Callable[[str, Any], None]] = []
+        self._events: list[tuple[str, Any]] = []  # fired once the record that caused them is durable
+        self.loop: asyncio.AbstractEventLoop | None = None  # where listeners run (bind_loop)
+        self.failed: str | None = None  # set once the node may hold state that is not durable
+        # L1 messages processed whose outcome is not durable in the DB yet: those of the open
+        # block (block None) and of sealed blocks whose write may not be synced. Rebuilt by
+        # replay (a snapshot follows a seal, whose open block holds no L1 message).
+        self._l1_pending: dict[int, L1MessageView] = {}
+        # the snapshot worker's feed: called with every record's bytes once it is submitted
+        self._stream: Callable[[bytes], None] | None = None
+        self._base: tuple[int, bytes] | None = None  # the snapshot recovery started from
+        self.db = open_db(Path(data_dir) / "db")
+        try:
+            self.store = BlockStore(self.db)
+            self.log = InputLog(self.db)
+            self._since_snapshot = 0
+            self.core = self._recover()
+            self.committer = GroupCommitter(self.log, on_sync=self.metrics.on_sync)
+            mode = snapshot_mode(snapshots)
+            smetrics = SnapshotMetrics(self.metrics.registry)
+            writer = Snapshotter(self.db, keep=SNAPSHOTS_KEPT, metrics=smetrics,  # fork if it can
+                                 inline=mode == "inline" or snapshot_mode("fork") == "inline")
+            if mode == "worker":  # the forked (or inline) writer stays as its fallback
+                self.snapshotter = WorkerSnapshotter(
+                    self.db, self.log, cfg, keep=SNAPSHOTS_KEPT, base=self._base,
+                    start_seq=self.log.next_seq, fallback=writer, metrics=smetrics,
+                    tmp_dir=Path(data_dir) / "snapshot-worker")
+                self._stream = self.snapshotter.feed
+            else:
+                self.snapshotter = writer
+            self._base = None  # the worker holds the bytes until it has them
+        except BaseException:
+            self.db.close()
+            raise
+        self.metrics.height.set(self.core.head.number)
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def _recover(self) -> Core:
+        """The newest snapshot that loads plus the log after it; checks every re-sealed block.
+        The cyclic GC is paused meanwhile: unpickling and replay allocate ~10^6 long-lived
+        objects, and full collections rescanning them cost seconds of a restart."""
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._load_and_replay()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _load_and_replay(self) -> Core:
+        start, core = 0, None
+        for key, value in self.db.iterator(prefix=SNAP, reverse=True):  # the newest that decodes
+            seq = int.from_bytes(key[len(SNAP):], "big")
+            try:
+                core = decode_core(value, self.cfg)
+            except Exception as exc:  # a snapshot from other code: the log is the truth
+                log.warning("snapshot at record %d unusable (%s); trying an older one, or the "
+                            "whole log", seq, exc)
+                continue
+            start, self._base = seq + 1, (seq, value)
+            break
+        if core is None:
+            core, block0 = genesis_core(self.cfg)
+            stored = self.store.get(0)
+            if stored is None:
+                mroot = marks_root(core.engine.state, block0.header.timestamp)
+                with self.db.write_batch(sync=True) as wb:
+                    for k, v in block_puts(block0, marks_root=mroot):
+                        wb.put(k, v)
+            elif stored[0].header != block0.header:
+                raise StoreError("data dir belongs to another chain: stored genesis header "
+                                 f"{stored[0].header.hash().hex()} != {block0.header.hash().hex()}")
+        self.core = core
+        t0, n = time.perf_counter(), 0
+        for _, raw in self.log.read(start):
+            self._apply(decode_record(raw), replay=True)
+            n += 1
+        log.info("recovered: %d records replayed after record %d in %.2fs; head block %d",
+                 n, start - 1, time.perf_counter() - t0, core.head.number)
+        return core
+
+    def close(self) -> None:
+        self.snapshotter.close()
+        self.committer.close()
+        self.db.close()
+
     def _l1_processed(self, m: L1MessageView) -> None:
         """Remember an L1 message's outcome until its block's write is durable."""
         self._l1_pending[m.nonce] = m
@@ -281,64 +389,44 @@ class Node(NodeReads):
                 except Exception:  # noqa: BLE001 - a listener must not break the log writer
                     log.exception("listener failed on %s", kind)
 
-    def _bump(self, instrument: str) -> None:
-        seq = self.core.book_seq
-        seq[instrument] = seq.get(instrument, 0) + 1
-        self._emit("book", instrument)
+    # -- CoreApplier hooks: what the node does beside the core ---------------------------------
 
-    def _record_trade(self, fill: FillTx, taker: Order) -> None:
-        eng = self.core.engine
-        maker = fill.maker
-        maker_hash = eng.ctx.digest(self.domain, maker.order) if isinstance(maker, SignedOrder) else maker
-        taker_hash = eng.ctx.digest(self.domain, taker)
-        trade = {"instrument": taker.instrument, "price": fill.price, "amount": fill.amount,
-                 "takerSide": "buy" if taker.isBuy else "sell", "timestamp": eng.now,
-                 "makerOrder": maker_hash, "takerOrder": taker_hash}
-        self.core.trades.append(trade)
-        self._emit("trade", trade)
+    def _sealed(self, block: Block, leaves: list[WithdrawalLeaf], *,
+                replay: bool) -> list[tuple[bytes, bytes]]:
+        """Replay: check the re-sealed block against the stored one. Live: the puts that store
+        it (marks root, withdrawal index, L1 message outcomes) with its seal record."""
+        eng, header = self.core.engine, block.header
+        sealed = [m._replace(block=header.number) for m in self._l1_pending.values()
+                  if m.block is None]
+        if replay:
+            stored = self.store.get(header.number)
+            if stored is None or stored[0] != block:
+                raise StoreError(f"replay diverged at block {header.number}: the stored block "
+                                 "differs from the re-sealed one (corrupt data dir or changed code)")
+            for m in sealed:  # written with the stored block
+                del self._l1_pending[m.nonce]
+            return []
+        mroot = marks_root(eng.state, eng.now, eng.ctx.marks(eng.state))
+        puts = (block_puts(block, marks_root=mroot, withdrawals=leaves)
+                + self._withdrawal_puts(header.number, leaves)
+                + [(L1_MESSAGE + m.nonce.to_bytes(8, "big"), _pack_l1(m)) for m in sealed])
+        self._l1_pending.update((m.nonce, m) for m in sealed)
+        return puts
 
-    def _seal(self, next_ts: int, *, replay: bool) -> tuple[Block | None, list[tuple[bytes, bytes]]]:
-        core, eng = self.core, self.core.engine
-        txs = eng.end_block()
-        block, puts = None, []
-        if txs:
-            tx_bytes = [encode_tx(t) for t in txs]
-            leaves = list(eng.state.withdrawal_leaves)  # seal_header empties the list
-            header = seal_header(eng.state, core.tree, core.head, eng.now, txs, tx_bytes)
-            block = Block(header, tuple(tx_bytes))
-            core.head = header
-            sealed = [m._replace(block=header.number) for m in self._l1_pending.values()
-                      if m.block is None]
-            if replay:
-                stored = self.store.get(header.number)
-                if stored is None or stored[0] != block:
-                    raise StoreError(f"replay diverged at block {header.number}: the stored block "
-                                     "differs from the re-sealed one (corrupt data dir or changed code)")
-                for m in sealed:  # written with the stored block
-                    del self._l1_pending[m.nonce]
-            else:
-                mroot = marks_root(eng.state, eng.now, eng.ctx.marks(eng.state))
-                puts = (block_puts(block, marks_root=mroot, withdrawals=leaves)
-                        + self._withdrawal_puts(header.number, leaves)
-                        + [(L1_MESSAGE + m.nonce.to_bytes(8, "big"), _pack_l1(m)) for m in sealed])
-                self._l1_pending.update((m.nonce, m) for m in sealed)
+    def _withdrawal_durable(self, digest: bytes) -> bool:
         # A sealed withdrawal (or L1 message outcome) is findable in the DB only once its seal's
         # write is synced: until then it stays pending, so a lookup never falls into the gap.
-        for d in [d for d in core.pending_withdrawals if self.db.get(WITHDRAWAL + d) is not None]:
-            del core.pending_withdrawals[d]
+        return self.db.get(WITHDRAWAL + digest) is not None
+
+    def _prune_sealed(self, block: Block | None) -> None:
         for n in [n for n, m in self._l1_pending.items() if m.block is not None
                   and (block is None or m.block != block.header.number)
                   and self.db.get(L1_MESSAGE + n.to_bytes(8, "big")) is not None]:
             del self._l1_pending[n]
-        open_before = len(eng.open)
-        eng.begin_block(next_ts)
-        if len(eng.open) != open_before:  # orders expired: every book may have changed
-            for name in sorted(eng.books):
-                self._bump(name)
-        if block is not None:
-            self.metrics.height.set(block.header.number)
-            self._emit("block", block.header)
-        return block, puts
+
+    def _block_done(self, header: Header) -> None:
+        self.metrics.height.set(header.number)
+        self._emit("block", header)
 
     def _withdrawal_puts(self, number: int,
                          leaves: Sequence[WithdrawalLeaf]) -> list[tuple[bytes, bytes]]:
@@ -380,11 +468,15 @@ class Node(NodeReads):
         placed = rec.order if isinstance(rec, Replace) else rec
         if isinstance(placed, Signed) and type(placed.msg) is Order:
             extra = [*extra, (ORDER + placed.digest, msgpack.packb(list(placed.msg), use_bin_type=True))]
+        if raw is None:
+            raw = encode_record(rec)
         try:
-            fut = self.committer.submit(encode_record(rec) if raw is None else raw, extra)
+            fut = self.committer.submit(raw, extra)
         except StoreError as exc:
             self.fail(str(exc))
             raise StoreUnavailable(f"could not log the request: {exc}") from exc
+        if self._stream is not None:  # the snapshot worker applies it too (a deque append)
+            self._stream(raw)
         fut.add_done_callback(self._on_written)
         if self._events:
             events, self._events = self._events, []
@@ -414,7 +506,7 @@ class Node(NodeReads):
         fut = self._log(Seal(ts), puts)
         if due:  # the state right after this seal, written once the seal is durable
             core, cfg = self.core, self.cfg
-            self.snapshotter.take(seq, lambda: encode_core(core, cfg), fut)
+            self.snapshotter.take(seq, lambda: encode_core(core, cfg), fut, core)
         return fut
 
     def tick(self) -> Future[int] | None:

@@ -1,4 +1,8 @@
-"""Snapshots written off the event loop.
+"""Snapshots written off the event loop: the forked and inline writers, the mode switch, metrics.
+
+By default the node takes snapshots with a worker process that never forks the node
+(`sequencer.node.snapshotworker`, OPTROLLUP_SNAPSHOT_MODE=worker); this module's `Snapshotter`
+is the writer of OPTROLLUP_SNAPSHOT_MODE=fork and =inline, and the worker's fallback.
 
 Encoding a node with a million orders takes seconds of CPU under the GIL; done on the loop (or in
 a thread, which holds the GIL through msgpack's C packer) it would stall intake for that long.
@@ -6,9 +10,12 @@ Instead, like Redis' BGSAVE, the loop forks: the child holds a copy-on-write ima
 it was right after the seal record, encodes it (`sequencer.node.snapshot.encode_core`) and
 streams the bytes back through a pipe; a thread of the parent reads them, waits until the seal
 record itself is durable, and only then writes `snap/<seq>` (so a snapshot never runs ahead of
-the log), then prunes older ones. The parent's only cost is the fork (page tables: ~ms per GB).
+the log), then prunes older ones.
 
-Where fork is unavailable, or with OPTROLLUP_SNAPSHOT_INLINE=1, the snapshot is encoded inline.
+The fork itself (page tables) and the copy-on-write faults of the pages the parent writes
+next stall the loop: 30-45 ms per snapshot at 1M orders, with or without glibc malloc on
+transparent huge pages (benchmarks/README.md, "Snapshots"). Where fork is unavailable, with
+OPTROLLUP_SNAPSHOT_MODE=inline or OPTROLLUP_SNAPSHOT_INLINE=1, the snapshot is encoded inline.
 At most one snapshot is in flight; a due one is skipped while another runs (the next seal
 takes it).
 """
@@ -19,36 +26,80 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
 import plyvel
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from sequencer.store.blocks import BlockStore, snapshot_puts
 
 log = logging.getLogger("optrollup.node")
+
+MODES = ("worker", "fork", "inline")
+
+
+def snapshot_mode(explicit: str | None = None) -> str:
+    """worker | fork | inline: `explicit`, else OPTROLLUP_SNAPSHOT_MODE, else inline if
+    OPTROLLUP_SNAPSHOT_INLINE=1, else worker. fork becomes inline where fork is unavailable."""
+    mode = explicit or os.environ.get("OPTROLLUP_SNAPSHOT_MODE") or (
+        "inline" if os.environ.get("OPTROLLUP_SNAPSHOT_INLINE") == "1" else "worker")
+    if mode not in MODES:
+        raise ValueError(f"snapshot mode {mode!r}: expected one of {', '.join(MODES)}")
+    if mode == "fork" and not hasattr(os, "fork"):
+        mode = "inline"
+    return mode
+
+
+class SnapshotMetrics:
+    """The node's snapshot counters (registered on the node's registry)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry if registry is not None else CollectorRegistry()
+        self.snapshots = Counter("optrollup_snapshots_total",
+                                 "Snapshots by writer (worker, fork, inline) and outcome (written, "
+                                 "failed, abandoned, superseded)", ["writer", "outcome"], registry=r)
+        self.worker_restarts = Counter("optrollup_snapshot_worker_restarts_total",
+                                       "Snapshot worker (re)starts after a fault, by reason "
+                                       "(crashed, stuck, diverged, failed, backlog)", ["reason"],
+                                       registry=r)
+        self.worker_fallback = Gauge("optrollup_snapshot_worker_fallback",
+                                     "1 once the node gave up on the snapshot worker and forks "
+                                     "(or encodes inline) instead", registry=r)
+        self.worker_lag = Gauge("optrollup_snapshot_worker_lag_records",
+                                "Records the snapshot worker has been sent but not applied yet",
+                                registry=r)
+
+    def outcome(self, writer: str, outcome: str) -> None:
+        self.snapshots.labels(writer, outcome).inc()
 
 
 class Snapshotter:
     """Writes `encode()` (a pure function of the core at call time) as snapshot `seq` once the
     record `seq` is durable (`durable` resolves), keeping the newest `keep` snapshots."""
 
-    def __init__(self, db: plyvel.DB, *, keep: int = 2, inline: bool | None = None) -> None:
+    def __init__(self, db: plyvel.DB, *, keep: int = 2, inline: bool | None = None,
+                 metrics: SnapshotMetrics | None = None) -> None:
         self.db, self.keep = db, keep
         if inline is None:
-            inline = os.environ.get("OPTROLLUP_SNAPSHOT_INLINE") == "1" or not hasattr(os, "fork")
+            inline = snapshot_mode() == "inline" or not hasattr(os, "fork")
         self.inline = inline
+        self.metrics = metrics
         self._busy: threading.Thread | None = None
         self._closing = threading.Event()
         self._child: int | None = None
         self.written: list[int] = []  # seqs written by this process (for tests and metrics)
+        self.store_times: list[tuple[int, float, float]] = []  # (seq, perf_counter of the put)
 
     @property
     def busy(self) -> bool:
         return self._busy is not None and self._busy.is_alive()
 
-    def take(self, seq: int, encode: Callable[[], bytes], durable: Future[int]) -> bool:
-        """Start snapshot `seq`; False (nothing done) if one is still being written."""
+    def take(self, seq: int, encode: Callable[[], bytes], durable: Future[int],
+             core: object = None) -> bool:
+        """Start snapshot `seq`; False (nothing done) if one is still being written. (`core` is
+        for the worker's interface; this writer has `encode`.)"""
         if self.busy:
             return False
         if self.inline:
@@ -98,21 +149,30 @@ class Snapshotter:
         return b"".join(chunks)
 
     def _write(self, seq: int, produce: Callable[[], bytes | None], durable: Future[int]) -> None:
+        outcome = "failed"
         try:
             data = produce()
             if data is None:
                 return
+            outcome = "abandoned"
             while not durable.done():  # the seal record is not durable yet
                 if self._closing.wait(0.01):
                     return
             if durable.exception() is not None or self._closing.is_set():
                 return  # the record never became durable, or the node is closing
+            outcome = "failed"
             [(key, value)] = snapshot_puts(seq, data)
+            t0 = time.perf_counter()
             self.db.put(key, value, sync=True)
+            self.store_times.append((seq, t0, time.perf_counter()))
             self.written.append(seq)
+            outcome = "written"
             BlockStore(self.db).prune_snapshots(keep=self.keep)
-        except Exception:  # noqa: BLE001 - a snapshot is an optimisation: log, never crash
+        except Exception:
             log.exception("snapshot %d not written", seq)
+        finally:
+            if self.metrics is not None:
+                self.metrics.outcome("inline" if self.inline else "fork", outcome)
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the snapshot in flight (if any) is written or abandoned."""
