@@ -15,16 +15,25 @@ import os
 import time
 from pathlib import Path
 
-import plyvel
 import pytest
 
 import cext
+from benchmarks.loadgen import (
+    FeedKeeper,
+    batch_bodies,
+    make_world,
+    pair_orders,
+    pct,
+    refresh_feed,
+    run_batches,
+    run_open_loop,
+    single_bodies,
+    start_server,
+)
 from cext import order_digests
 from sequencer.core import digest
 from sequencer.node.node import Node
-from sequencer.store.blocks import SNAP
-from benchmarks.loadgen import (FeedKeeper, batch_bodies, make_world, pair_orders, pct, refresh_feed,
-                                run_batches, run_open_loop, single_bodies, start_server)
+from sequencer.store import SnapshotFiles
 from tests.e2e.serverkit import ORACLE, U, feed, instrument_names
 
 pytestmark = pytest.mark.skipif(not cext.ACCELERATED, reason="node benchmarks use the accelerated cext")
@@ -155,23 +164,17 @@ def test_restart_time(benchmark, tmp_path: Path) -> None:
     w = make_world(1000)
     data = tmp_path / "data"
     info = build_log(data, w, n)
-    db = plyvel.DB(str(data / "db"))
-    snaps = [(int.from_bytes(k[len(SNAP):], "big"), len(v)) for k, v in db.iterator(prefix=SNAP)]
-    db.close()
+    files = SnapshotFiles(data / "snapshots")
+    snaps = [(seq, files.path(seq).stat().st_size) for seq in files.seqs()]
     # with the latest snapshot (the node's default cadence: every 100,000 records)
     with_snap, head, records = benchmark.pedantic(timed_open, args=(data, w.cfg), rounds=1, iterations=1)
     # the worst case of the default cadence: the latest snapshot deleted, the one before it
     # (up to snapshotEveryRecords older) loaded and the log after it replayed
-    db = plyvel.DB(str(data / "db"))
     if snaps:
-        db.delete(SNAP + snaps[-1][0].to_bytes(8, "big"))
-    db.close()
+        files.path(snaps[-1][0]).unlink()
     older, head1, _ = timed_open(data, w.cfg)
     # without: every snapshot deleted, the whole log replayed from genesis
-    db = plyvel.DB(str(data / "db"))
-    for k in list(db.iterator(prefix=SNAP, include_value=False)):
-        db.delete(k)
-    db.close()
+    files.prune(keep=0)
     full, head2, _ = timed_open(data, w.cfg)
     assert head2 == head1 == head
     du = sum(f.stat().st_size for f in (data / "db").iterdir())

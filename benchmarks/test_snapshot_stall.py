@@ -19,9 +19,10 @@ the loop). The worker is stopped before the fork window.
 
 `none` runs first: the same window and seal with no snapshot due (worker streamed), the noise
 floor of this machine (fsync, GC). `during_*` are the requests that started between the seal and
-the snapshot being stored; `put_ms` is the snapshot's synced LevelDB put (every writer does it),
-`overlapping_put_max_ms` the worst request that overlapped it (its log write queues behind the
-put in LevelDB) and `during_but_put_*` the others. `during_loop_*`: the loop's part of those
+the snapshot being stored; `store_ms` is the time to write the snapshot file (every writer does
+it: fdatasynced 1 MiB chunks, `sequencer.store.snapshots`), `overlapping_store_max_ms` the worst
+request that overlapped it (its log fsync shares the disk with it) and `during_but_store_*` the
+others. `during_loop_*`: the loop's part of those
 requests (the seal or `process` call, i.e. what the writer costs the loop itself); the rest of a
 request's time is its wait for the log's fsync. Sizes: OPTROLLUP_BENCH_SNAP_OPEN / _FILLED; modes:
 OPTROLLUP_BENCH_STALL_MODES (default "none,worker,worker,fork,fork,inline": two windows of
@@ -44,8 +45,7 @@ from sequencer.node.node import Node
 from sequencer.node.snapshot import encode_core
 from sequencer.node.snapshotter import Snapshotter
 from sequencer.node.snapshotworker import WorkerSnapshotter
-from sequencer.store import open_db, snapshot_puts
-from sequencer.store.blocks import SNAP
+from sequencer.store import SnapshotFiles
 
 WINDOW = 3.0  # seconds of requests per mode, at least
 
@@ -63,11 +63,8 @@ def node(tmp_path_factory: pytest.TempPathFactory):
     first = Node(path, cfg, clock=lambda: float(now), snapshots="inline")  # one record: seal 0
     first.seal(now).result()
     first.close()
-    db = open_db(path / "db")
-    [(k, v)] = snapshot_puts(0, encode_core(core, cfg))  # the big core, as if taken at record 0
-    db.put(k, v, sync=True)
-    db.close()
-    del core, k, v
+    SnapshotFiles(path / "snapshots").write(0, encode_core(core, cfg))  # as if taken at record 0
+    del core
     n = Node(path, cfg, clock=lambda: float(n.core.engine.now))  # loads it; the worker too
     tune_gc()  # as `optrollup serve` runs: the recovered state is long-lived
     assert isinstance(n.snapshotter, WorkerSnapshotter), "set OPTROLLUP_SNAPSHOT_MODE=worker (or unset)"
@@ -101,9 +98,6 @@ def run_window(node: Node, nonce0: int, due: bool = True) -> dict[str, float]:
     """One window; `due=False`: the same seal with no snapshot (the noise floor: fsyncs, GC)."""
     snap = node.snapshotter
     snap.wait()
-    # the previous snapshot's 70 MB out of LevelDB's memtable, as 50,000 records later it is
-    # (else the next big put waits for that flush: an artefact of back-to-back windows)
-    node.db.compact_range(start=SNAP, stop=SNAP + b"\xff")
     time.sleep(0.5)
     before = len(snap.written)
     reqs = requests(node, 60_000, nonce0)
@@ -139,7 +133,7 @@ def run_window(node: Node, nonce0: int, due: bool = True) -> dict[str, float]:
     elapsed = time.perf_counter() - start
     snap.wait()
     lat.sort()
-    # the snapshot's LevelDB put (sync): requests overlapping it wait behind it in LevelDB
+    # the snapshot file's write: requests overlapping it share the disk with it
     _, p0, p1 = snap.store_times[-1] if due and snap.store_times else (0, 0.0, 0.0)
     put = sorted((b - a) * 1e3 for a, _, b in during if b >= p0 and a <= p1)
     rest = sorted((b - a) * 1e3 for a, _, b in during if not (b >= p0 and a <= p1))
@@ -152,10 +146,10 @@ def run_window(node: Node, nonce0: int, due: bool = True) -> dict[str, float]:
             "snapshot_stored_s": round(stored_s, 2) if due else None,
             "during_n": len(during_ms), "during_max_ms": round(during_ms[-1], 2) if during_ms else None,
             "during_p99_ms": round(during_ms[int(len(during_ms) * 0.99)], 3) if during_ms else None,
-            "put_ms": round((p1 - p0) * 1e3, 1) if due else None,
-            "during_but_put_max_ms": round(rest[-1], 2) if rest else None,
-            "during_but_put_over_10ms": sum(1 for x in rest if x > 10),
-            "overlapping_put_max_ms": round(put[-1], 2) if put else None,
+            "store_ms": round((p1 - p0) * 1e3, 1) if due else None,
+            "during_but_store_max_ms": round(rest[-1], 2) if rest else None,
+            "during_but_store_over_10ms": sum(1 for x in rest if x > 10),
+            "overlapping_store_max_ms": round(put[-1], 2) if put else None,
             "during_loop_max_ms": round(loop_ms[-1], 2) if loop_ms else None,
             "during_loop_over_10ms": sum(1 for x in loop_ms if x > 10),
             "snapshots": len(snap.written) - before}
@@ -176,7 +170,8 @@ def test_requests_during_a_snapshot(benchmark, node: Node) -> None:
             else:
                 if worker.worker_pid is not None:  # no replica beside the forked writer
                     worker.close()
-                node.snapshotter = Snapshotter(node.db, keep=2, inline=mode == "inline")
+                node.snapshotter = Snapshotter(node.snapshot_files, node.db, keep=2,
+                                               inline=mode == "inline")
                 node._stream = None
             key = mode if mode not in out else f"{mode}#{sum(m.startswith(mode) for m in out) + 1}"
             out[key] = run_window(node, nonce0=(k + 1) * 10**9, due=mode != "none")

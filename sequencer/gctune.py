@@ -7,11 +7,16 @@ import gc
 
 
 def tune_gc() -> None:
-    """Freeze everything alive now (the recovered state) out of the cyclic collector, and
-    collect the young generation less often: full collections over a large state paused the
-    event loop for 30-50 ms, and frequent young collections cost ~3 % of matching throughput.
-    Call after the long-lived state is built. Objects frozen here are never collected, so call
-    it once, not per block."""
+    """Freeze everything alive now (the recovered state) out of the cyclic collector, and keep
+    each young collection short: full collections over a large state paused the event loop for
+    30-50 ms. Thresholds (2,000, 5, 100): a generation-0 pass scans at most ~2,000 objects and a
+    generation-1 pass ~10,000, measured at most 0.7 ms and 2.4 ms on a 1M-order node (the
+    earlier (50,000, 20, 100) cost 5-13 ms and 12-21 ms: the largest request stalls there were
+    these passes, benchmarks/README.md "Snapshots"); the total collection time is about the
+    same. Not bounded: a full pass (when objects promoted since the last reach 25 % of those it
+    kept), which scans every long-lived object created since this call. Call after the
+    long-lived state is built. Objects frozen here are never collected, so call it once, not
+    per block."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(2_000, 5, 100)

@@ -27,7 +27,6 @@ from sequencer.client.client import Client
 from sequencer.client.errors import ClientError
 from sequencer.client.signing import Signer
 from sequencer.client.types import OrderAck
-from sequencer.errors import InvalidRequest
 from sequencer.units import DECIMALS, format_units, parse_units  # noqa: F401 - re-exported
 from sequencer.keys import PASSWORD_ENV, load_key, read_keystore, read_password, refuse_raw_key_option
 

@@ -50,7 +50,7 @@ from sequencer.node.snapshot import decode_core, encode_core
 from sequencer.node.snapshotter import SnapshotMetrics, Snapshotter, snapshot_mode
 from sequencer.node.snapshotworker import WorkerSnapshotter
 from sequencer.store import BlockStore, GroupCommitter, InputLog, StoreError, block_puts, open_db
-from sequencer.store.blocks import SNAP
+from sequencer.store.snapshots import SnapshotFiles, newest_first
 
 log = logging.getLogger("optrollup.node")
 
@@ -281,16 +281,19 @@ class Node(NodeReads, CoreApplier):
         try:
             self.store = BlockStore(self.db)
             self.log = InputLog(self.db)
+            self.snapshot_files = SnapshotFiles(Path(data_dir) / "snapshots")
             self._since_snapshot = 0
             self.core = self._recover()
             self.committer = GroupCommitter(self.log, on_sync=self.metrics.on_sync)
             mode = snapshot_mode(snapshots)
             smetrics = SnapshotMetrics(self.metrics.registry)
-            writer = Snapshotter(self.db, keep=SNAPSHOTS_KEPT, metrics=smetrics,  # fork if it can
+            writer = Snapshotter(self.snapshot_files, self.db, keep=SNAPSHOTS_KEPT,  # fork if it can
+                                 metrics=smetrics,
                                  inline=mode == "inline" or snapshot_mode("fork") == "inline")
             if mode == "worker":  # the forked (or inline) writer stays as its fallback
                 self.snapshotter = WorkerSnapshotter(
-                    self.db, self.log, cfg, keep=SNAPSHOTS_KEPT, base=self._base,
+                    self.snapshot_files, self.db, self.log, cfg, keep=SNAPSHOTS_KEPT,
+                    base=self._base,
                     start_seq=self.log.next_seq, fallback=writer, metrics=smetrics,
                     tmp_dir=Path(data_dir) / "snapshot-worker")
                 self._stream = self.snapshotter.feed
@@ -318,9 +321,14 @@ class Node(NodeReads, CoreApplier):
 
     def _load_and_replay(self) -> Core:
         start, core = 0, None
-        for key, value in self.db.iterator(prefix=SNAP, reverse=True):  # the newest that decodes
-            seq = int.from_bytes(key[len(SNAP):], "big")
+        for seq, value in newest_first(self.snapshot_files, self.db):  # the newest that decodes
+            if seq >= self.log.next_seq:  # never ahead of the log (a data dir put together by hand)
+                log.warning("snapshot at record %d is ahead of the log (next record %d); skipped",
+                            seq, self.log.next_seq)
+                continue
             try:
+                if isinstance(value, Exception):
+                    raise value
                 core = decode_core(value, self.cfg)
             except Exception as exc:  # a snapshot from other code: the log is the truth
                 log.warning("snapshot at record %d unusable (%s); trying an older one, or the "

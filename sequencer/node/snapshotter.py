@@ -9,8 +9,8 @@ a thread, which holds the GIL through msgpack's C packer) it would stall intake 
 Instead, like Redis' BGSAVE, the loop forks: the child holds a copy-on-write image of `Core` as
 it was right after the seal record, encodes it (`sequencer.node.snapshot.encode_core`) and
 streams the bytes back through a pipe; a thread of the parent reads them, waits until the seal
-record itself is durable, and only then writes `snap/<seq>` (so a snapshot never runs ahead of
-the log), then prunes older ones.
+record itself is durable, and only then writes the snapshot file (`SnapshotFiles`, so a
+snapshot never runs ahead of the log), then prunes older ones.
 
 The fork itself (page tables) and the copy-on-write faults of the pages the parent writes
 next stall the loop: 30-45 ms per snapshot at 1M orders, with or without glibc malloc on
@@ -33,7 +33,7 @@ from concurrent.futures import Future
 import plyvel
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from sequencer.store.blocks import BlockStore, snapshot_puts
+from sequencer.store.snapshots import SnapshotFiles, drop_legacy_snapshots
 
 log = logging.getLogger("optrollup.node")
 
@@ -75,13 +75,27 @@ class SnapshotMetrics:
         self.snapshots.labels(writer, outcome).inc()
 
 
+def store_snapshot(files: SnapshotFiles, db: plyvel.DB | None, seq: int, data: bytes | memoryview,
+                   keep: int) -> tuple[float, float]:
+    """Write snapshot `seq`, keep the newest `keep`, drop any left in the LevelDB by earlier
+    versions (`db`); (perf_counter before, after) the write."""
+    t0 = time.perf_counter()
+    files.write(seq, data)
+    t1 = time.perf_counter()
+    files.prune(keep)
+    if db is not None:
+        drop_legacy_snapshots(db)
+    return t0, t1
+
+
 class Snapshotter:
     """Writes `encode()` (a pure function of the core at call time) as snapshot `seq` once the
-    record `seq` is durable (`durable` resolves), keeping the newest `keep` snapshots."""
+    record `seq` is durable (`durable` resolves), keeping the newest `keep` snapshots in `files`
+    (and deleting the legacy ones in `db`)."""
 
-    def __init__(self, db: plyvel.DB, *, keep: int = 2, inline: bool | None = None,
-                 metrics: SnapshotMetrics | None = None) -> None:
-        self.db, self.keep = db, keep
+    def __init__(self, files: SnapshotFiles, db: plyvel.DB | None = None, *, keep: int = 2,
+                 inline: bool | None = None, metrics: SnapshotMetrics | None = None) -> None:
+        self.files, self.db, self.keep = files, db, keep
         if inline is None:
             inline = snapshot_mode() == "inline" or not hasattr(os, "fork")
         self.inline = inline
@@ -90,7 +104,7 @@ class Snapshotter:
         self._closing = threading.Event()
         self._child: int | None = None
         self.written: list[int] = []  # seqs written by this process (for tests and metrics)
-        self.store_times: list[tuple[int, float, float]] = []  # (seq, perf_counter of the put)
+        self.store_times: list[tuple[int, float, float]] = []  # (seq, perf_counter of the write)
 
     @property
     def busy(self) -> bool:
@@ -161,13 +175,10 @@ class Snapshotter:
             if durable.exception() is not None or self._closing.is_set():
                 return  # the record never became durable, or the node is closing
             outcome = "failed"
-            [(key, value)] = snapshot_puts(seq, data)
-            t0 = time.perf_counter()
-            self.db.put(key, value, sync=True)
-            self.store_times.append((seq, t0, time.perf_counter()))
+            t0, t1 = store_snapshot(self.files, self.db, seq, data, self.keep)
+            self.store_times.append((seq, t0, t1))
             self.written.append(seq)
             outcome = "written"
-            BlockStore(self.db).prune_snapshots(keep=self.keep)
         except Exception:
             log.exception("snapshot %d not written", seq)
         finally:

@@ -20,7 +20,7 @@ subprocess, which copies no page tables) that
 The node's side (`WorkerSnapshotter`): the node appends each record's bytes to a deque (its
 whole per-record cost); a feeder thread sends them in batches through the worker's stdin; a
 reader thread per worker reads its answers, opens the blob (checking its inode), waits until
-record S is durable, reads it (one read without the GIL) and stores it as `snap/<S>`, then
+record S is durable, reads it (one read without the GIL) and stores it as snapshot file S, then
 prunes, exactly as the forked writer did. It keeps the newest stored blob open as the base a
 restarted worker loads, so a restart costs the node no snapshot read (memory: that blob, and
 the worker's last two).
@@ -35,8 +35,8 @@ behind, the node gives up on it for this run and forks (or encodes inline) inste
 the newest one it has been sent ("superseded"). Costs: a second copy of the core in memory, and
 the CPU to apply every record twice (measured in benchmarks/README.md).
 
-Not solved here: the node stores the snapshot with one synced LevelDB put in the log's
-database, and the log's commits wait behind it (benchmarks/README.md, "Snapshots").
+The snapshot is stored as a file beside the LevelDB (`sequencer.store.snapshots`), written in
+fdatasynced 1 MiB chunks, so the log's group commits never queue behind it.
 
 Wire format, msgpack (use_bin_type). Node to worker: [INIT, parent pid, pickled NodeConfig,
 base seq (-1: genesis), base path | nil, tmp dir, nice of the encoding thread], then
@@ -65,8 +65,8 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 import plyvel
 
-from sequencer.node.snapshotter import SnapshotMetrics, Snapshotter
-from sequencer.store.blocks import SNAP, BlockStore, snapshot_puts
+from sequencer.node.snapshotter import SnapshotMetrics, Snapshotter, store_snapshot
+from sequencer.store.snapshots import SnapshotFiles, SnapshotUnusable
 from sequencer.store.log import InputLog
 
 if TYPE_CHECKING:
@@ -171,14 +171,15 @@ class WorkerSnapshotter:
     with every logged record's bytes (in log order, from `start_seq`) and `take` right after a
     seal record's `feed`; `wait`, `close`, `busy`, `written` as `Snapshotter`."""
 
-    def __init__(self, db: plyvel.DB, log_: InputLog, cfg: NodeConfig, *, keep: int,
+    def __init__(self, files: SnapshotFiles, db: plyvel.DB, log_: InputLog, cfg: NodeConfig, *,
+                 keep: int,
                  base: tuple[int, bytes] | None, start_seq: int, fallback: Snapshotter,
                  metrics: SnapshotMetrics, tmp_dir: Path, nice: int = 10,  # of encoding
                  stall_seconds: float = 30.0, encode_seconds: float = 600.0,
                  start_seconds: float = 300.0,
                  max_failures: int = 3, max_lag: int | None = None,
                  argv: list[str] | None = None) -> None:
-        self.db, self._log, self.cfg, self.keep = db, log_, cfg, keep
+        self.files, self.db, self._log, self.cfg, self.keep = files, db, log_, cfg, keep
         self.fallback, self.metrics, self.tmp_dir, self.nice = fallback, metrics, Path(tmp_dir), nice
         self.stall_seconds, self.encode_seconds = stall_seconds, encode_seconds
         self.start_seconds = start_seconds  # to load its base and say READY
@@ -390,7 +391,10 @@ class WorkerSnapshotter:
             fd, path, _ = _blob(data, f"base-{seq}", self.tmp_dir)
             self._set_base(seq, fd, path)
         if self._base is None and self._good >= 0:  # not expected: from the database
-            data = self.db.get(SNAP + self._good.to_bytes(8, "big"))  # (copied under the GIL)
+            try:
+                data: bytes | None = self.files.read(self._good)
+            except SnapshotUnusable:
+                data = None
             if data is not None:
                 fd, path, _ = _blob(data, f"base-{self._good}", self.tmp_dir)
                 self._set_base(self._good, fd, path)
@@ -640,14 +644,11 @@ class WorkerSnapshotter:
                 return
             outcome = "failed"
             data = _pread_all(fd, size)
-            [(key, value)] = snapshot_puts(seq, data)
-            t0 = time.perf_counter()
-            self.db.put(key, value, sync=True)  # plyvel releases the GIL
-            self.store_times.append((seq, t0, time.perf_counter()))
+            t0, t1 = store_snapshot(self.files, self.db, seq, data, self.keep)
+            self.store_times.append((seq, t0, t1))
             self.written.append(seq)
             outcome = "written"
             self._good, self._failures = seq, 0
-            BlockStore(self.db).prune_snapshots(keep=self.keep)
             if _MEMFD:
                 self._set_base(seq, fd, f"/proc/{os.getpid()}/fd/{fd}")
             else:

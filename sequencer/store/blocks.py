@@ -4,9 +4,10 @@ Keys: `blk/<number:8>` → msgpack [header fields..., [tx bytes...], receipts, m
 [[account, recipient, amount, nonce]...]] (the last two: the block's marks root and its
 withdrawal leaves in leaf order, neither part of the header; a record written before they
 existed has neither and reads as nil / nil); `head` → number of the newest sealed block;
-`snap/<seq:8>` → snapshot bytes taken after log record `seq`. Writers get the puts
-(`block_puts`, `snapshot_puts`) and put them in the same atomic write as the log record that
-seals the block, so a block and its seal marker are never half-written.
+`snap/<seq:8>` → a snapshot taken after log record `seq` by versions before snapshots moved to
+files (`sequencer.store.snapshots`; read, never written, now). Writers get the puts
+(`block_puts`) and put them in the same atomic write as the log record that seals the block, so
+a block and its seal marker are never half-written.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sequencer.core.header import Block, Header, WithdrawalLeaf
 
 BLOCK = b"blk/"
 HEAD = b"head"
-SNAP = b"snap/"
+SNAP = b"snap/"  # legacy snapshots (sequencer.store.snapshots)
 
 
 def _n(x: int) -> bytes:
@@ -50,12 +51,8 @@ def block_puts(block: Block, receipts: Any = None, *, marks_root: bytes | None =
     return [(BLOCK + _n(h.number), value), (HEAD, _n(h.number))]
 
 
-def snapshot_puts(seq: int, snapshot: bytes) -> list[tuple[bytes, bytes]]:
-    return [(SNAP + _n(seq), snapshot)]
-
-
 class BlockStore:
-    """Read side of sealed blocks and snapshots."""
+    """Read side of sealed blocks."""
 
     def __init__(self, db: plyvel.DB) -> None:
         self._db = db
@@ -79,13 +76,3 @@ class BlockStore:
         """(block, receipts) of block `number`, or None."""
         got = self.sealed(number)
         return None if got is None else (got.block, got.receipts)
-
-    def latest_snapshot(self) -> tuple[int, bytes] | None:
-        for key, value in self._db.iterator(prefix=SNAP, reverse=True):
-            return int.from_bytes(key[len(SNAP):], "big"), value
-        return None
-
-    def prune_snapshots(self, keep: int = 2) -> None:
-        keys = list(self._db.iterator(prefix=SNAP, include_value=False))
-        for key in keys[:-keep] if keep else keys:
-            self._db.delete(key)

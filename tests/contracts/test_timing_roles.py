@@ -25,7 +25,7 @@ from tests.contracts.l1_testkit import (
     reverts,
 )
 
-from sequencer.l1 import (ContractRevert, execute_rotation, send_pause, send_rotation, send_unpause, sign_pause,
+from sequencer.l1 import (execute_rotation, send_pause, send_rotation, send_unpause, sign_pause,
                           sign_reject, sign_rotation, sign_unpause)
 
 GAS = 1_000_000  # fixed gas: a transaction timed at a boundary skips estimation at the previous block

@@ -161,7 +161,7 @@ def test_escape_to_a_recipient_the_account_signs_for(fresh: World, tmp_path, mon
     (`optrollup escape --recipient`, EIP-712 EscapeTo checked by the Bridge)."""
     import json
 
-    world, ch, sys_ = fresh, fresh.chain, fresh.system
+    world, sys_ = fresh, fresh.system
     post_all(world)
     sys_.advance(sys_.rollup.call("escapeDelay") + sys_.rollup.call("challengeWindow") + 2)
     user_tx(world)

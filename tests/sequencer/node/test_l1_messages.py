@@ -172,7 +172,7 @@ def test_restart_replays_refunds_and_forced_withdrawals(tmp_path: Path, snapshot
     if snapshots:
         node.snapshotter.wait()
         from sequencer.node.snapshot import decode_core
-        decode_core(node.store.latest_snapshot()[1], k.cfg)  # usable: the restart starts there
+        decode_core(node.snapshot_files.latest()[1], k.cfg)  # usable: the restart starts there
     head = node.core.head
     want = (state_bytes(node.core.engine.state), head, node.core.tree.root(),
             [node.store.get(i)[0] for i in range(head.number + 1)],

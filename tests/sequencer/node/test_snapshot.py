@@ -329,7 +329,7 @@ def test_node_restarts_from_a_versioned_snapshot(tmp_path: Path, monkeypatch: py
     k = Kit(tmp_path, snapshot_every_records=20)
     build_scenario(k)
     k.node.snapshotter.wait()  # snapshots are written off the loop
-    snap = k.node.store.latest_snapshot()
+    snap = k.node.snapshot_files.latest()
     assert snap is not None and snap[1][1] == FORMAT_VERSION
     live = k.node.core
     calls: list[int] = []
@@ -347,8 +347,8 @@ def test_node_falls_back_to_replay_on_an_unusable_snapshot(tmp_path: Path) -> No
     build_scenario(k)
     live = k.node.core
     k.node.snapshotter.wait()  # snapshots are written off the loop
-    seq, _ = k.node.store.latest_snapshot()
-    k.node.db.put(b"snap/" + seq.to_bytes(8, "big"), pickle.dumps(live))  # the old format
+    seq, _ = k.node.snapshot_files.latest()
+    k.node.snapshot_files.write(seq, pickle.dumps(live))  # the old format (a sound file)
     node = k.reopen()
     assert_cores_equal(live, node.core)
     node.close()

@@ -10,21 +10,20 @@ from pathlib import Path
 import pytest
 
 from sequencer.node.snapshotter import Snapshotter
-from sequencer.store import open_db
+from sequencer.store import SnapshotFiles, open_db
 from sequencer.store.blocks import SNAP
 
 
 @pytest.fixture(params=[False, True], ids=["fork", "inline"])
 def snap(request, tmp_path: Path):
-    db = open_db(tmp_path / "db")
-    s = Snapshotter(db, keep=2, inline=request.param)
-    yield s, db
+    files = SnapshotFiles(tmp_path / "snapshots")
+    s = Snapshotter(files, keep=2, inline=request.param)
+    yield s, files
     s.close()
-    db.close()
 
 
-def stored(db) -> dict[int, bytes]:
-    return {int.from_bytes(k[len(SNAP):], "big"): v for k, v in db.iterator(prefix=SNAP)}
+def stored(files: SnapshotFiles) -> dict[int, bytes]:
+    return {seq: files.read(seq) for seq in files.seqs()}
 
 
 def test_written_only_after_the_record_is_durable_and_pruned(snap) -> None:
@@ -69,12 +68,24 @@ def test_nothing_written_when_the_record_or_the_encoder_fails(snap) -> None:
 
 
 def test_close_abandons_a_slow_child(tmp_path: Path) -> None:
-    db = open_db(tmp_path / "db")
-    s = Snapshotter(db, inline=False)
+    files = SnapshotFiles(tmp_path / "snapshots")
+    s = Snapshotter(files, inline=False)
     f: Future[int] = Future()
     f.set_result(1)
     s.take(1, lambda: time.sleep(60) or b"late", f)
     t = time.monotonic()
     s.close()
-    assert time.monotonic() - t < 10 and stored(db) == {}
+    assert time.monotonic() - t < 10 and stored(files) == {}
+
+
+def test_legacy_leveldb_snapshots_dropped_once_a_file_is_written(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "db")
+    db.put(SNAP + (3).to_bytes(8, "big"), b"old format place")
+    s = Snapshotter(SnapshotFiles(tmp_path / "snapshots"), db, inline=True)
+    f: Future[int] = Future()
+    f.set_result(5)
+    s.take(5, lambda: b"s5", f)
+    s.wait(10)
+    assert list(db.iterator(prefix=SNAP)) == [] and s.files.read(5) == b"s5"
+    s.close()
     db.close()

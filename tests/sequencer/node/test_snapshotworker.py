@@ -23,7 +23,6 @@ from sequencer.node.records import decode_record
 from sequencer.node.snapshot import encode_core
 from sequencer.node.snapshotter import Snapshotter, snapshot_mode
 from sequencer.node.snapshotworker import WorkerSnapshotter
-from sequencer.store.blocks import SNAP
 from tests.sequencer.node.kit import CALL, PUT, USERS, Kit, node_config
 from tests.sequencer.node.snapshot_compare import assert_cores_equal
 
@@ -47,7 +46,8 @@ def metric(node: Node, name: str, **labels: str) -> float:
 
 
 def stored(node: Node, seq: int) -> bytes | None:
-    return node.db.get(SNAP + seq.to_bytes(8, "big"))
+    files = node.snapshot_files
+    return files.read(seq) if seq in files.seqs() else None
 
 
 def snap(k: Kit) -> tuple[int, bytes]:
@@ -342,9 +342,9 @@ def test_restart_loads_the_newest_snapshot_that_decodes(tmp_path: Path,
         k.node.snapshotter.wait(60)
     for _ in range(20):
         f.step()
-    assert [int.from_bytes(key[len(SNAP):], "big") for key in
-            k.node.db.iterator(prefix=SNAP, include_value=False)] == older
-    k.node.db.put(SNAP + older[1].to_bytes(8, "big"), b"\x92\x01\x02")  # the newest: unusable
+    files = k.node.snapshot_files
+    assert files.seqs() == older
+    files.write(older[1], b"\x92\x01\x02")  # the newest: a sound file that does not decode
     live = k.node.core
     calls: list[int] = []
     real = node_mod.decode_core
