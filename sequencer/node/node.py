@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -268,6 +269,9 @@ class Node(NodeReads, CoreApplier):
         self.metrics = Metrics()
         self.listeners: list[Callable[[str, Any], None]] = []
         self._events: list[tuple[str, Any]] = []  # fired once the record that caused them is durable
+        self._held: deque[tuple[int, list[tuple[str, Any]]]] = deque()  # (seq, its events)
+        self._durable_upto = -1  # the newest seq the log writer reported durable
+        self._fire_lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None  # where listeners run (bind_loop)
         self.failed: str | None = None  # set once the node may hold state that is not durable
         # L1 messages processed whose outcome is not durable in the DB yet: those of the open
@@ -284,7 +288,9 @@ class Node(NodeReads, CoreApplier):
             self.snapshot_files = SnapshotFiles(Path(data_dir) / "snapshots")
             self._since_snapshot = 0
             self.core = self._recover()
-            self.committer = GroupCommitter(self.log, on_sync=self.metrics.on_sync)
+            self.committer = GroupCommitter(self.log, on_sync=self.metrics.on_sync,
+                                            on_durable=self._on_durable,
+                                            on_error=self._on_log_error)
             mode = snapshot_mode(snapshots)
             smetrics = SnapshotMetrics(self.metrics.registry)
             writer = Snapshotter(self.snapshot_files, self.db, keep=SNAPSHOTS_KEPT,  # fork if it can
@@ -381,21 +387,35 @@ class Node(NodeReads, CoreApplier):
         """Run listeners on `loop` (the thread that owns `core`), one callback per durable record."""
         self.loop = loop
 
-    def _durable(self, fut: Future[int], events: list[tuple[str, Any]]) -> None:
-        if fut.exception() is not None:
+    def _on_durable(self, last: int) -> None:
+        """Log-writer thread, once per synced batch: fire the events of the records up to
+        `last` (one wake-up of the loop per batch, not per record)."""
+        self._durable_upto = last
+        try:
+            if self._held[0][0] > last:
+                return
+        except IndexError:  # nothing held (or the loop just fired it)
             return
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._fire, events)
-        else:
-            self._fire(events)
+        self._schedule_fire(last)
 
-    def _fire(self, events: list[tuple[str, Any]]) -> None:
-        for kind, payload in events:
-            for cb in self.listeners:
-                try:
-                    cb(kind, payload)
-                except Exception:  # noqa: BLE001 - a listener must not break the log writer
-                    log.exception("listener failed on %s", kind)
+    def _schedule_fire(self, last: int) -> None:
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._fire, last)
+        else:
+            self._fire(last)
+
+    def _fire(self, last: int) -> None:
+        held, ready = self._held, []
+        with self._fire_lock:  # without a loop, the writer and the caller's thread both fire
+            while held and held[0][0] <= last:
+                ready.append(held.popleft()[1])
+        for events in ready:
+            for kind, payload in events:
+                for cb in self.listeners:
+                    try:
+                        cb(kind, payload)
+                    except Exception:  # noqa: BLE001 - a listener must not break the log writer
+                        log.exception("listener failed on %s", kind)
 
     # -- CoreApplier hooks: what the node does beside the core ---------------------------------
 
@@ -479,22 +499,21 @@ class Node(NodeReads, CoreApplier):
         if raw is None:
             raw = encode_record(rec)
         try:
-            fut = self.committer.submit(raw, extra)
+            seq, fut = self.committer.submit_seq(raw, extra)
         except StoreError as exc:
             self.fail(str(exc))
             raise StoreUnavailable(f"could not log the request: {exc}") from exc
         if self._stream is not None:  # the snapshot worker applies it too (a deque append)
             self._stream(raw)
-        fut.add_done_callback(self._on_written)
-        if self._events:
-            events, self._events = self._events, []
-            fut.add_done_callback(lambda f: self._durable(f, events))
+        if self._events:  # fired by `_on_durable`, or here if its batch was already synced
+            self._held.append((seq, self._events))
+            self._events = []
+            if seq <= self._durable_upto:
+                self._schedule_fire(seq)
         return fut
 
-    def _on_written(self, fut: Future[int]) -> None:
-        exc = fut.exception()
-        if exc is not None:
-            self.fail(f"input log write failed: {exc}")
+    def _on_log_error(self, exc: BaseException) -> None:
+        self.fail(f"input log write failed: {exc}")
 
     def seal(self, next_ts: int | None = None) -> Future[int]:
         """Close the open block (if it has txs) and open the next at `next_ts` (default now)."""

@@ -58,14 +58,20 @@ class GroupCommitter:
 
     `submit` assigns sequence numbers in call order (callers serialise processing, so log
     order is processing order) and returns a Future that resolves to the seq once durable, or
-    to the write's exception. `on_sync(seconds, records)` observes each fsync (for metrics).
+    to the write's exception. Hooks, called on the writer thread once per synced batch rather
+    than once per record: `on_sync(seconds, records)` observes each fsync (metrics),
+    `on_durable(last_seq)` says every record up to `last_seq` is durable, `on_error(exc)` says
+    a write failed (every later record fails too).
     """
 
     def __init__(self, log: InputLog, *, max_batch: int = 8192,
-                 on_sync: Callable[[float, int], None] | None = None) -> None:
+                 on_sync: Callable[[float, int], None] | None = None,
+                 on_durable: Callable[[int], None] | None = None,
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
         self._log = log
         self._max_batch = max_batch
         self._on_sync = on_sync
+        self._on_durable, self._on_error = on_durable, on_error
         self._cond = threading.Condition()
         self._pending: list[tuple[bytes, list[tuple[bytes, bytes]], Future[int]]] = []
         self._next = log.next_seq
@@ -84,6 +90,11 @@ class GroupCommitter:
     def submit(self, record: bytes, extra: list[tuple[bytes, bytes]] = ()) -> Future[int]:
         """Queue `record` (and `extra` puts to land atomically with it); the future resolves
         to its seq once durable."""
+        return self.submit_seq(record, extra)[1]
+
+    def submit_seq(self, record: bytes, extra: list[tuple[bytes, bytes]] = ()
+                   ) -> tuple[int, Future[int]]:
+        """`submit`, also returning the seq the record gets."""
         fut: Future[int] = Future()
         with self._cond:
             if self._closed:
@@ -91,9 +102,10 @@ class GroupCommitter:
             if self._error is not None:
                 raise StoreError(f"input log failed earlier: {self._error}")
             self._pending.append((record, list(extra), fut))
+            seq = self._next
             self._next += 1
             self._cond.notify()
-        return fut
+        return seq, fut
 
     def _run(self) -> None:
         while True:
@@ -114,12 +126,16 @@ class GroupCommitter:
                     self._error = exc
                     failed = batch + self._pending
                     self._pending = []
+                if self._on_error is not None:
+                    self._on_error(exc)
                 for _, _, fut in failed:
                     fut.set_exception(StoreError(f"input log write failed: {exc}"))
                 continue
             self.syncs += 1
             if self._on_sync is not None:
                 self._on_sync(time.perf_counter() - t0, len(batch))
+            if self._on_durable is not None:
+                self._on_durable(first + len(batch) - 1)
             for i, (_, _, fut) in enumerate(batch):
                 fut.set_result(first + i)
 

@@ -53,7 +53,9 @@ def test_group_commit_shares_syncs_and_keeps_order(tmp_path: Path) -> None:
     db = open_db(tmp_path / "db")
     log = InputLog(db)
     syncs: list[int] = []
-    gc = GroupCommitter(log, on_sync=lambda dt, n: syncs.append(n))
+    durable: list[int] = []
+
+    gc = GroupCommitter(log, on_sync=lambda dt, n: syncs.append(n), on_durable=durable.append)
     lock = threading.Lock()
     futures = []
 
@@ -72,6 +74,9 @@ def test_group_commit_shares_syncs_and_keeps_order(tmp_path: Path) -> None:
     assert seqs == list(range(4000))
     assert sum(syncs) == 4000
     assert gc.syncs == len(syncs) < 4000  # shared fsyncs
+    # one on_durable per synced batch, with the batch's last seq
+    assert len(durable) == len(syncs) and durable[-1] == 3999
+    assert [b - a for a, b in zip([-1, *durable], durable)] == syncs
     stored = dict(log.read())
     assert all(stored[s] == rec for (rec, _), s in zip(futures, seqs))
     db.close()
@@ -81,10 +86,12 @@ def test_write_failure_fails_every_waiter(tmp_path: Path) -> None:
     db = open_db(tmp_path / "db")
     log = InputLog(db)
     log.write = lambda first, records, **kw: (_ for _ in ()).throw(OSError("disk full"))  # injected fault
-    gc = GroupCommitter(log)
+    errors: list[BaseException] = []
+    gc = GroupCommitter(log, on_error=errors.append, on_durable=lambda last: pytest.fail("durable"))
     fut = gc.submit(b"x")
     with pytest.raises(StoreError, match="disk full"):
         fut.result(timeout=10)
+    assert [str(e) for e in errors] == ["disk full"]
     with pytest.raises(StoreError, match="failed earlier"):
         gc.submit(b"y")
     gc.close()
