@@ -15,6 +15,7 @@ from sequencer.api.app import create_app
 from sequencer.gctune import tune_gc
 from sequencer.node import Node, NodeConfig
 from sequencer.node.l1follower import L1Follower
+from sequencer.node.snapshotter import snapshot_mode
 
 
 def build_app(data_dir: str | Path, config: str | Path):  # noqa: ANN201 - FastAPI
@@ -35,14 +36,15 @@ class JsonLogFormatter(logging.Formatter):
 
 
 def reexec_for_fast_fork() -> None:
-    """Snapshots fork the node (sequencer.node.snapshotter). Forking a heap of several GB copies
-    its page tables: ~17 ms per GB here with 4 KiB pages, which every request waits for. With
-    glibc malloc on transparent huge pages the fork takes ~1-4 ms at 1M orders (measured in
-    benchmarks/test_snapshot_stall.py; ~5% off core throughput). Both must be chosen before the
-    interpreter starts, so `serve` re-executes itself once with them; OPTROLLUP_FAST_FORK=0
-    keeps the current process as it is."""
+    """With OPTROLLUP_SNAPSHOT_MODE=fork, snapshots fork the node (sequencer.node.snapshotter).
+    Forking a heap of several GB copies its page tables: ~17 ms per GB here with 4 KiB pages,
+    which every request waits for. With glibc malloc on transparent huge pages the fork takes
+    ~1-4 ms at 1M orders (benchmarks/test_snapshot_stall.py) for ~5% of core throughput. Both
+    must be chosen before the interpreter starts, so in fork mode `serve` re-executes itself
+    once with them; OPTROLLUP_FAST_FORK=0 keeps the current process as it is. The default
+    writer (a worker process) never forks the node, so it does not pay that 5%."""
     if (sys.platform != "linux" or os.environ.get("OPTROLLUP_FAST_FORK", "1") == "0"
-            or os.environ.get("PYTHONMALLOC") == "malloc"):
+            or os.environ.get("PYTHONMALLOC") == "malloc" or snapshot_mode() != "fork"):
         return
     tunables = os.environ.get("GLIBC_TUNABLES")
     env = {**os.environ, "PYTHONMALLOC": "malloc", "GLIBC_TUNABLES":
