@@ -6,10 +6,12 @@ import argparse
 
 from sequencer import devnet, serve
 from sequencer.client import cli as client_cli
+from sequencer.client import mmpcli
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
     """Add the node's subcommands to the `optrollup` parser."""
     serve.register(sub)
     client_cli.register(sub)  # keys new|show, order place|cancel|list
+    mmpcli.register(sub)  # mmp set|reset|show
     devnet.register(sub)

@@ -23,10 +23,12 @@ from cext import Order, parse_address, to_checksum
 from sequencer.api import schemas, views, wire
 from sequencer.api.auth import authenticate
 from sequencer.api.errors import error_response, plain_error
+from sequencer.api.mmp import add_mmp_routes
 from sequencer.api.ratelimit import RateLimiter
 from sequencer.api.stream import add_stream
 from sequencer.core.eip712 import FIELDS, Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw, eip712_types
 from sequencer.core.engine import OrderResult
+from sequencer.core.mmp import MAX_FROZEN_MS, MAX_INTERVAL_MS
 from sequencer.core.transition import FORCED_NONCE_BASE
 from sequencer.errors import InvalidRequest, NotFound, OptrollupError, PayloadTooLarge, RateLimited
 from sequencer.node.l1follower import L1Follower, withdrawal_proof
@@ -168,7 +170,8 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
             "limits": {"maxBatch": lim.max_batch, "maxBodyBytes": lim.max_body_bytes,
                        "ordersPerSecond": lim.orders_per_second, "burst": lim.burst,
                        "maxOrderTtl": g.max_order_ttl, "cancelAllWindow": g.cancel_all_window,
-                       "authMaxSkew": 30},
+                       "authMaxSkew": 30, "mmpMaxIntervalMs": MAX_INTERVAL_MS,
+                       "mmpMaxFrozenMs": MAX_FROZEN_MS},
         }
 
     @app.get("/v1/instruments")
@@ -367,6 +370,7 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
 
     for path, (primary_json, cls) in SIGNED_WRITES.items():
         signed_write(path, primary_json, cls)
+    add_mmp_routes(app, api)  # market-maker protection: /v1/mmp/config, /v1/mmp/reset, reads
 
     # -- private reads --------------------------------------------------------------------------
 

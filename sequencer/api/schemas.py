@@ -16,7 +16,8 @@ _TYPES: dict[str, dict[str, Any]] = {
 }
 _SIG = {"type": "string", "pattern": "^0[xX][0-9a-fA-F]{130}$"}
 _JSON_NAME = {"Order": "order", "Cancel": "cancel", "CancelAll": "cancelAll", "Withdraw": "withdraw",
-              "SessionKey": "sessionKey", "Feed": "feed", "List": "list"}
+              "SessionKey": "sessionKey", "Feed": "feed", "List": "list", "MmpConfig": "mmpConfig",
+              "MmpReset": "mmpReset"}
 
 
 def _field(typ: str) -> dict[str, Any]:

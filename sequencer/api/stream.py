@@ -23,7 +23,9 @@ slow for its bounded queue is disconnected with close code 1008 and reason "slow
   blocks     each sealed block's header as in GET /v1/blocks/{n}, once that block is durable.
   orders.A   first {"type": "snapshot", "openOrders": [...]}, then {"type": "update", "orderHash",
              "instrument", "status", "filledAmount", "remaining", ...} whenever one of A's orders
-             rests, fills or leaves the book.
+             rests, fills or leaves the book, and {"type": "mmp", "event": "triggered"|"reset"|
+             "expired", ...} when A's market-maker protection freezes or unfreezes an underlying
+             (sequencer.api.mmp.mmp_event_json).
 
 Events come from `node.listeners` on the loop thread; callbacks only enqueue (or mark dirty and
 schedule one flush per loop turn), never block.
@@ -46,6 +48,7 @@ from cext import to_checksum
 from sequencer.api import views, wire
 from sequencer.api.auth import authenticate
 from sequencer.api.errors import status_of
+from sequencer.api.mmp import mmp_event_json
 from sequencer.core.header import Header
 from sequencer.errors import InvalidRequest, InvalidSignature, NotFound, OptrollupError
 
@@ -171,6 +174,12 @@ class StreamHub:
                     if o is not None and o.account in self.orders:
                         self.dirty_orders.add(d)
                         self._schedule()
+        elif kind == "mmp":
+            subs = self.orders.get(payload.account)
+            if subs:
+                data = _dumps(mmp_event_json(payload))
+                for c in list(subs):
+                    c.push_raw("orders." + to_checksum(payload.account), data)
         elif kind == "block" and self.blocks:
             self.pending_blocks.append(payload)
             if self.block_task is None or self.block_task.done():

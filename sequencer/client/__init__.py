@@ -13,6 +13,7 @@ from sequencer.client.errors import (ApiError, BadRequestError, ClientError, Con
                                      PayloadTooLargeError, RateLimitedError, RejectedError, ServerError,
                                      StreamClosed, StreamGap, TransportError, UnauthorizedError,
                                      UnavailableError)
+from sequencer.client.mmp import MmpConfigInfo, MmpFreeze, MmpPair, MmpResetAck, MmpState
 from sequencer.client.signing import Signer
 from sequencer.client.stream import AsyncStream, Stream
 from sequencer.client.types import (Account, Block, BlockHeader, Book, CancelResult, Fill, Greeks, Info,
@@ -23,7 +24,8 @@ from sequencer.client.types import (Account, Block, BlockHeader, Book, CancelRes
 __all__ = [
     "DEFAULT_ORDER_TTL", "Account", "ApiError", "AsyncClient", "AsyncStream", "BadRequestError", "Block",
     "BlockHeader", "Book", "CancelResult", "Client", "ClientError", "ConflictError", "Fill", "Greeks",
-    "Info", "Instrument", "Level", "NewOrder", "NotFoundError", "OpenOrder", "OrderAck", "OrderInfo",
+    "Info", "Instrument", "Level", "MmpConfigInfo", "MmpFreeze", "MmpPair", "MmpResetAck", "MmpState",
+    "NewOrder", "NotFoundError", "OpenOrder", "OrderAck", "OrderInfo",
     "OrderStatus", "PayloadTooLargeError", "Position", "RateLimitedError", "RejectedError", "ServerError",
     "Signer", "Stream", "StreamClosed", "StreamGap", "StreamMessage", "TimeInForce", "Trade",
     "TransportError", "UnauthorizedError", "UnavailableError", "Withdrawal", "WithdrawalAck",

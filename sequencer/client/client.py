@@ -21,6 +21,7 @@ import httpx
 
 from sequencer.client.errors import ApiError, ClientError, ConflictError, TransportError, error_from_answer
 from sequencer.errors import OptrollupError
+from sequencer.client.mmp import MmpOps, MmpPair, MmpResetAck, MmpState
 from sequencer.client.signing import Signer, message_json
 from sequencer.client.stream import AsyncStream, Stream, stream_url
 from sequencer.client.types import (Account, Block, Book, CancelResult, Info, Instrument, NewOrder,
@@ -71,8 +72,9 @@ def _hash32(value: str, name: str) -> str:
     return "0x" + raw.lower()
 
 
-class _Core:
-    """Signing, request building and answer parsing shared by both clients."""
+class _Core(MmpOps):
+    """Signing, request building and answer parsing shared by both clients (market-maker
+    protection's plans in sequencer.client.mmp)."""
 
     def __init__(self, url: str, *, private_key: str | bytes | None = None,
                  keystore: str | Path | None = None, password: str | None = None,
@@ -246,6 +248,12 @@ class _Core:
         body = yield from self._signed("SessionKey", msg)
         yield _Req("POST", "/v1/session_keys", json=body)
 
+    def _post(self, path: str, body: Any) -> _Req:
+        return _Req("POST", path, json=body)
+
+    def _get_auth(self, path: str) -> _Req:
+        return _Req("GET", path, auth=True)
+
     def _op_get(self, path: str, parse: Callable[[Any], T], params: dict[str, Any] | None = None,
                 auth: bool = False) -> Op[T]:
         return parse((yield _Req("GET", path, params=params, auth=auth)))
@@ -394,6 +402,24 @@ class Client(_Core):
         """The account view (auth headers signed by this client's key)."""
         return self._run(self._op_account(address))
 
+    def set_mmp(self, underlying: str, *, interval_ms: int, frozen_ms: int, amount_limit: int = 0,
+                delta_limit: int = 0, vega_limit: int = 0, nonce: int | None = None) -> MmpPair:
+        """Market-maker protection in `underlying` (docs/mmp.md): when this account's maker
+        fills within `interval_ms` of block time pass a limit (`amount_limit` contracts × 10^6,
+        `delta_limit` contracts × 10^6 of delta, `vega_limit` base units per vol point; 0 = no
+        limit), its orders there are cancelled and new ones refused for `frozen_ms` (0: until
+        `reset_mmp`). `nonce` must exceed the last config's (default: the client's clock)."""
+        return self._run(self._op_set_mmp(underlying, interval_ms, frozen_ms, amount_limit,
+                                          delta_limit, vega_limit, nonce))
+
+    def reset_mmp(self, underlying: str) -> MmpResetAck:
+        """Lift the MMP freeze in `underlying` (and empty its window)."""
+        return self._run(self._op_reset_mmp(underlying))
+
+    def mmp(self, address: str | None = None) -> MmpState:
+        """This account's MMP configs, window totals and freezes (auth headers)."""
+        return self._run(self._op_mmp(address))
+
     def order(self, order_hash: str) -> OrderStatus:
         """Status of one of this account's orders."""
         return self._run(self._op_order(order_hash))
@@ -528,6 +554,21 @@ class AsyncClient(_Core):
     async def account(self, address: str | None = None) -> Account:
         """See `Client.account`."""
         return await self._run(self._op_account(address))
+
+    async def set_mmp(self, underlying: str, *, interval_ms: int, frozen_ms: int,
+                      amount_limit: int = 0, delta_limit: int = 0, vega_limit: int = 0,
+                      nonce: int | None = None) -> MmpPair:
+        """See `Client.set_mmp`."""
+        return await self._run(self._op_set_mmp(underlying, interval_ms, frozen_ms, amount_limit,
+                                                delta_limit, vega_limit, nonce))
+
+    async def reset_mmp(self, underlying: str) -> MmpResetAck:
+        """See `Client.reset_mmp`."""
+        return await self._run(self._op_reset_mmp(underlying))
+
+    async def mmp(self, address: str | None = None) -> MmpState:
+        """See `Client.mmp`."""
+        return await self._run(self._op_mmp(address))
 
     async def order(self, order_hash: str) -> OrderStatus:
         """See `Client.order`."""

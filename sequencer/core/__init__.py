@@ -4,8 +4,9 @@ time comes in with the block."""
 
 from sequencer.core.book import Book, Resting
 from sequencer.core.config import CoreConfig, OracleParams, UnderlyingParams
-from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw,
-                                   digest, digests, eip712_types, hash_struct, order_digest)
+from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Listing, MmpConfig, MmpReset,
+                                   SessionKey, Withdraw, digest, digests, eip712_types,
+                                   hash_struct, order_digest)
 from sequencer.core.engine import (AccountView, Engine, ForcedResult, OpenOrderView, OrderResult,
                                    PositionView)
 from sequencer.core.instruments import UNIT, Instrument, make_instrument, parse_name
@@ -25,7 +26,8 @@ from sequencer.core.txs import (DepositTx, FillTx, ForcedWithdrawTx, ListTx, Ora
 __all__ = [
     "FORCED_NONCE_BASE", "MAX_COLLATERAL", "UNIT", "Account", "AccountView", "BlockContext", "Book", "Cancel", "CancelAll", "CoreConfig",
     "DepositTx", "Engine", "Feed", "FillTx", "FilledOrder", "ForcedResult", "ForcedWithdrawTx", "Greeks", "Instrument", "ListTx",
-    "Listing", "Margin", "Mark", "Marks", "OpenOrderView", "OracleParams", "OracleState",
+    "Listing", "Margin", "Mark", "Marks", "MmpConfig", "MmpReset",
+    "OpenOrderView", "OracleParams", "OracleState",
     "OracleTx", "OrderResult", "PositionView", "Price", "Resting", "RiskRow", "SessionKey",
     "SessionKeyTx", "SettleTx", "SignedOrder", "State", "Tx", "UnderlyingParams", "Withdraw",
     "WithdrawTx", "account_leaf", "apply", "black76", "current_price", "decode_tx", "digest",

@@ -1,8 +1,9 @@
 """EIP-712 types of design.md and generic struct hashing for every message but `Order`.
 
 Order digests always go through `cext.order_digests`; the other messages (Cancel, CancelAll,
-Withdraw, SessionKey, Feed, List) are hashed here. Messages are NamedTuples whose fields are
-the EIP-712 fields in type order; addresses are 20 raw bytes, `orderHash` 32 bytes.
+Withdraw, SessionKey, Feed, List, MmpConfig, MmpReset) are hashed here. Messages are
+NamedTuples whose fields are the EIP-712 fields in type order; addresses are 20 raw bytes,
+`orderHash` 32 bytes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
              ("expiries", "uint64[]"), ("vols", "uint256[]")),
     "List": (("instrument", "string"), ("tickSize", "uint256"), ("amountStep", "uint256"),
              ("minAmount", "uint256")),
+    "MmpConfig": (("account", "address"), ("underlying", "string"), ("intervalMs", "uint64"),
+                  ("frozenMs", "uint64"), ("amountLimit", "uint256"), ("deltaLimit", "uint256"),
+                  ("vegaLimit", "uint256"), ("nonce", "uint64")),
+    "MmpReset": (("account", "address"), ("underlying", "string"), ("timestamp", "uint64")),
 }
 DOMAIN_FIELDS: tuple[tuple[str, str], ...] = (
     ("name", "string"), ("version", "string"), ("chainId", "uint256"),
@@ -84,9 +89,36 @@ class Listing(NamedTuple):
     minAmount: int
 
 
-Message = Cancel | CancelAll | Withdraw | SessionKey | Feed | Listing
+class MmpConfig(NamedTuple):
+    """Market-maker protection of `account` in `underlying` (sequencer.core.mmp): over the last
+    `intervalMs` of block time, its maker fills may total at most `amountLimit` (contracts
+    x 10^6), |Σ delta| `deltaLimit` (contracts x 10^6 of underlying) and |Σ vega| `vegaLimit`
+    (base units per vol point); a limit of 0 is no limit. A breach freezes it there for
+    `frozenMs` (0: until an MmpReset). `nonce` above the last config's of the pair."""
+
+    account: bytes
+    underlying: str
+    intervalMs: int
+    frozenMs: int
+    amountLimit: int
+    deltaLimit: int
+    vegaLimit: int
+    nonce: int
+
+
+class MmpReset(NamedTuple):
+    """Lift the MMP freeze of `account` in `underlying` and empty its window; `timestamp`
+    unix s, within the cancel-all window of block time and newer than the pair's last reset."""
+
+    account: bytes
+    underlying: str
+    timestamp: int
+
+
+Message = Cancel | CancelAll | Withdraw | SessionKey | Feed | Listing | MmpConfig | MmpReset
 PRIMARY: dict[type, str] = {Cancel: "Cancel", CancelAll: "CancelAll", Withdraw: "Withdraw",
-                            SessionKey: "SessionKey", Feed: "Feed", Listing: "List"}
+                            SessionKey: "SessionKey", Feed: "Feed", Listing: "List",
+                            MmpConfig: "MmpConfig", MmpReset: "MmpReset"}
 
 
 def type_string(primary: str) -> str:

@@ -1,6 +1,6 @@
 """The matching engine: processes input-log requests (orders, cancels, cancel-alls, withdrawals,
-feeds, session keys, listings, L1 deposits and forced withdrawals) at a block time and proposes
-block transactions.
+feeds, session keys, listings, L1 deposits and forced withdrawals, MMP configs and resets) at a
+block time and proposes block transactions.
 
 Every state change goes through `transition.apply`; a resting order whose fill would fail apply
 is cancelled instead. Every order is a transaction (`_Txn`): its cancels of resting orders are
@@ -8,7 +8,8 @@ staged and its state changes journalled, so it either commits all of its effects
 raises, none: a rejected request leaves books, state and caches exactly as they were, which is
 what lets the input log (accepted requests only) replay to the same node. Signatures are
 recovered in batches (`recover`) before processing. The engine's own data (books, open orders, seen digests, last cancel-all) is rebuilt by replaying
-the input log; only `state` is committed.
+the input log, market-maker protection included (`self.mmp`, sequencer.core.mmp); only `state`
+is committed.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import heapq
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from cext import Order, recover_addresses
+from cext import Order, recover_addresses, to_checksum
 from sequencer.core import eip712
 from sequencer.core.book import Book, Resting
-from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
+from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Listing, MmpConfig, MmpReset,
+                                   SessionKey, Withdraw)
 from sequencer.core.margin import RiskRow, im_of, mm_of, value
+from sequencer.core.mmp import MS, Mmp, MmpView, ResetResult, Stage, check_config
 from sequencer.core.openorders import OrderTotals, requirement
 from sequencer.core.marks import Marks
 from sequencer.core.pricing import Mark
@@ -114,6 +117,7 @@ class Engine:
         self.seen: set[bytes] = set()
         self.expiring: list[tuple[int, bytes]] = []
         self.last_cancel_all: dict[bytes, int] = {}
+        self.mmp = Mmp()  # market-maker protection: configs, windows, freezes (sequencer.core.mmp)
         self.ctx = BlockContext(0)
         self.txs: list[Tx] = []
         self._risk: dict[bytes, _Risk] = {}
@@ -137,6 +141,7 @@ class Engine:
                                  code="time_went_backwards")
         self.ctx = BlockContext(timestamp)
         self.txs = []
+        self.mmp.begin_block(timestamp * MS)
         while self.expiring and self.expiring[0][0] <= timestamp:
             _, d = heapq.heappop(self.expiring)
             self.seen.discard(d)
@@ -242,6 +247,8 @@ class Engine:
         require_signer(acct, order.account, self.ctx.signer(d, signature), now, "order")
         if d in self.seen or d in st.orders:
             raise Conflict(f"order {d.hex()} was already submitted", code="duplicate_order")
+        if self.mmp.frozen:
+            self.mmp.check_open(order.account, ins.underlying, now * MS)
         marks = self.ctx.marks(st)
         if marks.row(ins.name) is None:
             raise Rejected(f"trading in {ins.underlying} is halted: no valid oracle price",
@@ -289,10 +296,14 @@ class Engine:
         st, o = self.state, taker.order
         fills: list[FillTx] = []
         stopped = False
+        mmp = bool(self.mmp.configs)
+        und = st.instruments[o.instrument].underlying if mmp else ""
         for maker in book.matches(o.isBuy, o.price):
             if not taker.remaining:
                 break
             mo = maker.order
+            if txn.mmp is not None and (mo.account, und) in txn.mmp.trips:
+                continue  # frozen by MMP earlier in this request: cancelled at commit
             if mo.account == o.account:
                 txn.drops.append(maker)  # self-trade prevention: cancel the resting order
                 continue
@@ -324,8 +335,38 @@ class Engine:
             taker.remaining -= amt
             self._touch(o.account, o.instrument)
             self._touch(mo.account, mo.instrument)
+            if mmp:
+                self._mmp_fill(txn, maker, amt, und)
         txn.txs.extend(fills)
         return fills, stopped
+
+    def _mmp_fill(self, txn: _Txn, maker: Resting, amt: int, underlying: str) -> None:
+        """Count a maker fill of `amt` for MMP (sequencer.core.mmp) at the block's marks; on a
+        breach, stage the freeze and the cancel of what the maker has left resting in the
+        underlying."""
+        mo, st = maker.order, self.state
+        key = (mo.account, underlying)
+        cfg = self.mmp.watched(key)
+        if cfg is None:
+            return
+        if txn.mmp is None:
+            txn.mmp = Stage()
+        m = self.ctx.marks(st).mark(mo.instrument)
+        s = amt if mo.isBuy else -amt
+        greeks = (s * m.delta, s * m.vega) if m is not None else (0, 0)
+        freeze = self.mmp.count(txn.mmp, key, cfg, amt, *greeks, self.now * MS)
+        if freeze is None:
+            return
+        taken: dict[bytes, int] = {}
+        for r, a in txn.filled:
+            if r.order.account == mo.account:
+                taken[r.digest] = taken.get(r.digest, 0) + a
+        victims = [r for name, per in self.by_account.get(mo.account, {}).items()
+                   if name in st.instruments and st.instruments[name].underlying == underlying
+                   for r in per.values() if r.remaining > taken.get(r.digest, 0)]
+        txn.drops.extend(victims)
+        txn.mmp.trips[key] = (freeze, tuple(r.digest for r in victims),
+                              tuple(sorted({r.order.instrument for r in victims})))
 
     # -- requests as transactions --------------------------------------------------------------
 
@@ -349,6 +390,8 @@ class Engine:
                 self._drop(maker)
         for r in txn.drops:
             self._drop(r)
+        if txn.mmp is not None:
+            self.mmp.commit(txn.mmp, self.now * MS)
         if txn.seen is not None:
             self.seen.add(txn.seen[1])
             heapq.heappush(self.expiring, txn.seen)
@@ -434,6 +477,35 @@ class Engine:
         for r in victims:
             self._drop(r)
         return len(victims)
+
+    # -- market-maker protection (sequencer.core.mmp) -------------------------------------------
+
+    def mmp_config(self, msg: MmpConfig, signature: bytes) -> MmpView:
+        """Set the MMP config of (account, underlying); signed by the account or a live
+        session key. Returns the pair as it now stands."""
+        self._mmp_signer(msg, signature, "mmpConfig")
+        check_config(msg, self.state.config.underlyings)
+        self.mmp.configure(msg)
+        return self.mmp.view((msg.account, msg.underlying))
+
+    def mmp_reset(self, msg: MmpReset, signature: bytes) -> ResetResult:
+        """Lift the MMP freeze of (account, underlying) and empty its window; signed like
+        `mmp_config`. Returns the freeze lifted (None if there was none) and the pair."""
+        self._mmp_signer(msg, signature, "mmpReset")
+        if msg.underlying not in self.state.config.underlyings:
+            raise NotFound(f"mmpReset.underlying {msg.underlying!r} is not configured",
+                           code="unknown_underlying")
+        lifted = self.mmp.reset(msg, self.now, self.state.config.cancel_all_window)
+        return ResetResult(lifted, self.mmp.view((msg.account, msg.underlying)))
+
+    def _mmp_signer(self, msg: MmpConfig | MmpReset, signature: bytes, what: str) -> None:
+        st = self.state
+        d = self.ctx.digest(st.config.domain, msg)
+        acct = st.accounts.get(msg.account)
+        require_signer(acct, msg.account, self.ctx.signer(d, signature), self.now, what)
+        if acct is None:
+            raise NotFound(f"account {to_checksum(msg.account)} does not exist (no deposit yet)",
+                           code="unknown_account")
 
     # -- risk ---------------------------------------------------------------------------------
 
@@ -645,12 +717,14 @@ class _Journal:
 
 class _Txn:
     """One request in progress: its journal, the block txs it proposes, the resting orders it
-    fills (maker, amount) or cancels, and what it adds (digest to `seen`, an order to rest).
+    fills (maker, amount) or cancels, what it adds (digest to `seen`, an order to rest) and its
+    MMP effects.
     Nothing outside `state` changes until `Engine._commit`."""
 
-    __slots__ = ("journal", "txs", "filled", "drops", "seen", "rest")
+    __slots__ = ("journal", "txs", "filled", "drops", "seen", "rest", "mmp")
 
     def __init__(self, state: State) -> None:
+        self.mmp: Stage | None = None  # MMP fills counted and freezes, if any
         self.journal = _Journal(state)
         self.txs: list[Tx] = []
         self.filled: list[tuple[Resting, int]] = []

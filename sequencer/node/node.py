@@ -35,7 +35,8 @@ from cext import Order, parse_address, recover_addresses, to_checksum
 from sequencer.core import eip712
 from sequencer.core.accounttree import AccountTree
 from sequencer.core.chain import marks_root, seal_header
-from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
+from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Listing, MmpConfig, MmpReset,
+                                   SessionKey, Withdraw)
 from sequencer.core.engine import Engine
 from sequencer.core.header import Block, Header, WithdrawalLeaf
 from sequencer.core.transition import FORCED_NONCE_BASE
@@ -142,6 +143,7 @@ class CoreApplier:
                 self._bump(name)
             for fill in result.fills:
                 self._record_trade(fill, rec.order.msg)
+            self._mmp_events(rec.order.msg.instrument)
             return result
         msg = rec.msg
         eng.ctx.digests[msg] = rec.digest
@@ -151,6 +153,7 @@ class CoreApplier:
             self._bump(msg.instrument)
             for fill in result.fills:
                 self._record_trade(fill, msg)
+            self._mmp_events(msg.instrument)
             return result
         if isinstance(msg, Cancel):
             view = eng.cancel(msg, rec.signature)
@@ -175,6 +178,12 @@ class CoreApplier:
             tx = eng.list_instrument(msg, rec.signature)
             self._bump(msg.instrument)
             return tx
+        if isinstance(msg, MmpConfig):
+            return eng.mmp_config(msg, rec.signature)
+        if isinstance(msg, MmpReset):
+            reset = eng.mmp_reset(msg, rec.signature)
+            self._mmp_events()
+            return reset
         raise TypeError(f"unknown record message {type(msg).__name__}")
 
     # -- hooks (Node overrides them) --------------------------------------------------------------
@@ -211,6 +220,15 @@ class CoreApplier:
         seq[instrument] = seq.get(instrument, 0) + 1
         self._emit("book", instrument)
 
+    def _mmp_events(self, bumped: str = "") -> None:
+        """Announce the engine's MMP events (sequencer.core.mmp); the books a trigger cancelled
+        orders in change (`bumped` already did)."""
+        for ev in self.core.engine.mmp.take_events():
+            for name in ev.instruments:
+                if name != bumped:
+                    self._bump(name)
+            self._emit("mmp", ev)
+
     def _record_trade(self, fill: FillTx, taker: Order) -> None:
         eng = self.core.engine
         maker = fill.maker
@@ -240,6 +258,7 @@ class CoreApplier:
         self._prune_sealed(block)
         open_before = len(eng.open)
         eng.begin_block(next_ts)
+        self._mmp_events()  # freezes that ended
         if len(eng.open) != open_before:  # orders expired: every book may have changed
             for name in sorted(eng.books):
                 self._bump(name)

@@ -10,6 +10,7 @@ from cext import Order, to_checksum
 from sequencer.core.engine import AccountView
 from sequencer.core.header import Block, Header, WithdrawalLeaf
 from sequencer.core.instruments import Instrument
+from sequencer.core.mmp import MS, MmpView
 from sequencer.core.pricing import Mark
 from sequencer.core.state import account_leaf, positions_hash
 from sequencer.core.transition import authorized
@@ -177,6 +178,11 @@ class NodeReads:
             raise NotFound(f"account {to_checksum(address)} does not exist (no deposit yet)",
                            code="unknown_account")
         return self.core.engine.account_view(address)
+
+    def mmp(self, account: bytes) -> tuple[int, list[MmpView]]:
+        """(block time in unix ms, the account's market-maker protection pairs by underlying)."""
+        eng = self.core.engine
+        return eng.now * MS, eng.mmp.views(account)
 
     def open_orders(self, account: bytes) -> dict[str, list[tuple[bytes, Order, int]]]:
         """The account's open orders by instrument: (orderHash, order, remaining), in time order."""

@@ -12,12 +12,13 @@ block context's digest, signer and marks caches, and a request's staging area (`
 Those are empty (None) between requests. `State.config` is not stored either: the decoder
 takes it from the node's genesis and checks the snapshot's chain fingerprint against it.
 
-Format, version 2 (msgpack, `use_bin_type=True`; version 1 lacked `withdrawalLeaves` and held
-DepositTx bytes without a depositor). Arrays are written as `[...]`. Addresses and
+Format, version 3 (msgpack, `use_bin_type=True`; version 2 lacked `mmp` and is still read, as
+a node without market-maker protection; version 1 lacked `withdrawalLeaves` and held DepositTx
+bytes without a depositor). Arrays are written as `[...]`. Addresses and
 digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is ext type 1
 (big-endian two's complement). Dict entries keep their insertion order. Sets are sorted.
 
-    [1, fingerprint, addrs, names, state, engine, tree, node]
+    [3, fingerprint, addrs, names, state, engine, tree, node]
     fingerprint = keccak256(msgpack([chainId, verifyingContract, Genesis.to_bytes()]))
     addrs, names  tables that orders refer to by position (account address, instrument name)
     order   = [addr#, name#, isBuy, price, amount, nonce, expiry, timeInForce, postOnly, reduceOnly]
@@ -34,7 +35,7 @@ digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is 
       withdrawalLeaves [[account, recipient, amount, nonce]..] of the open block, in order
                   (the node snapshots right after a seal, when it is empty; the format does
                   not rely on that, as it also stores the open block's txs)
-    engine  = [timestamp, resting, books, byAccount, seen, expiring, lastCancelAll, txs]
+    engine  = [timestamp, resting, books, byAccount, seen, expiring, lastCancelAll, txs, mmp]
       resting     [[digest, order|nil, signature, remaining]..] in `Engine.open` order; nil
                   means the order of State.orders[digest]. A "row" below is a position here.
       books       [[instrument, bids, asks]..] in `Engine.books` order. Each side is
@@ -44,6 +45,11 @@ digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is 
       expiring    [[expiry, digest | ref]..], the heap's list as is; an int ref stands for
                   the digest at that position in (State.orders keys ++ resting digests)
       lastCancelAll [[address, timestamp]..];  txs [canonical tx bytes..] (the open block)
+      mmp         [configs, windows, frozen, lastReset] (sequencer.core.mmp), in dict order:
+                  configs [[MmpConfig fields..]..]; windows [[account, underlying,
+                  [[tMs, amount, delta, vega]..]]..] (sums are recomputed); frozen [[account,
+                  underlying, atMs, untilMs|nil, measure, value, limit]..]; lastReset [[account,
+                  underlying, timestamp]..]. Absent in version 2 (= all empty).
     tree    = [depth, [[[index..], hashes]..]] with depth+1 levels from the leaves up. Only
               non-empty nodes are stored; `hashes` concatenates their 32-byte values.
     node    = [head (7 header fields), tradesMaxlen|nil, [trade map..], [[instrument, seq]..],
@@ -69,10 +75,11 @@ import msgpack
 from cext import ORDER_FIELDS, Order, keccak256
 from sequencer.core.accounttree import AccountTree
 from sequencer.core.book import Book, Resting
-from sequencer.core.eip712 import Feed, Withdraw
+from sequencer.core.eip712 import Feed, MmpConfig, Withdraw
 from sequencer.core.engine import Engine
 from sequencer.core.header import Header, WithdrawalLeaf
 from sequencer.core.instruments import Instrument
+from sequencer.core.mmp import Freeze, Mmp, Window
 from sequencer.core.oracle import OracleState
 from sequencer.core.state import Account, FilledOrder, State
 from sequencer.core.transition import BlockContext
@@ -84,7 +91,8 @@ from sequencer.store import StoreError
 if TYPE_CHECKING:  # node.py imports this module; Core is imported lazily at decode time
     from sequencer.node.node import Core
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE = (2, 3)  # version 2 = version 3 without MMP data
 _BIGINT = 1  # msgpack ext type of integers outside msgpack's range
 
 
@@ -115,14 +123,19 @@ _TUPLES: list[tuple[type, tuple[str, ...]]] = [
     (Feed, ("underlying", "spot", "timestamp", "expiries", "vols")),
     (Withdraw, ("account", "recipient", "amount", "nonce")),
     (WithdrawalLeaf, ("account", "recipient", "amount", "nonce")),
+    (MmpConfig, ("account", "underlying", "intervalMs", "frozenMs", "amountLimit", "deltaLimit",
+                 "vegaLimit", "nonce")),
+    (Freeze, ("at_ms", "until_ms", "measure", "value", "limit")),
 ]
 _SLOTS: list[tuple[type, tuple[str, ...]]] = [
     (Resting, ("digest", "order", "signature", "remaining")),
     (Book, ("bids", "asks")),
+    (Mmp, ("configs", "windows", "frozen", "last_reset", "events")),  # events: transient
+    (Window, ("buckets", "amount", "delta", "vega")),  # the sums are recomputed
 ]
 _CORE_FIELDS = ("engine", "tree", "head", "trades", "book_seq", "l1_block", "pending_withdrawals")
 _ENGINE_STORED = frozenset({"state", "books", "open", "by_account", "seen", "expiring",
-                            "last_cancel_all", "ctx", "txs"})
+                            "last_cancel_all", "ctx", "txs", "mmp"})
 _ENGINE_DERIVED = frozenset({"_risk", "_open_totals"})  # caches that rebuild lazily from the stored fields
 _TREE_ATTRS = frozenset({"depth", "_zeros", "_levels"})
 
@@ -259,7 +272,7 @@ def _plain(core: Core, cfg: NodeConfig) -> list[Any]:
     except OptrollupError as exc:
         raise SnapshotError(f"a transaction of the open block does not encode: {exc}") from exc
     engine = [eng.ctx.timestamp, rows, books, by_account, seen, expiring,
-              list(eng.last_cancel_all.items()), txs]
+              list(eng.last_cancel_all.items()), txs, _mmp_plain(eng.mmp)]
 
     levels = tree._levels  # noqa: SLF001 - the tree's nodes are what is stored
     tree_plain = [tree.depth, [(list(lv), b"".join(lv.values())) for lv in levels]]
@@ -270,6 +283,32 @@ def _plain(core: Core, cfg: NodeConfig) -> list[Any]:
             core.trades.maxlen, [dict(t) for t in core.trades], list(core.book_seq.items()),
             core.l1_block, [(d, *w) for d, w in core.pending_withdrawals.items()]]
     return [FORMAT_VERSION, chain_fingerprint(cfg), addrs, names, state, engine, tree_plain, node]
+
+
+def _mmp_plain(m: Mmp) -> list[Any]:
+    return [[tuple(c) for c in m.configs.values()],
+            [(a, u, [tuple(b) for b in w.buckets]) for (a, u), w in m.windows.items()],
+            [(a, u, *f) for (a, u), f in m.frozen.items()],
+            [(a, u, t) for (a, u), t in m.last_reset.items()]]
+
+
+def _mmp_build(plain: Any) -> Mmp:
+    m = Mmp()
+    if plain is None:  # a version-2 snapshot: made before MMP existed
+        return m
+    configs, windows, frozen, last_reset = plain
+    m.configs = {(c[0], c[1]): MmpConfig._make(c) for c in configs}
+    for a, u, buckets in windows:
+        if (a, u) not in m.configs:
+            raise SnapshotError("snapshot MMP window of a pair without a config")
+        w = m.windows[(a, u)] = Window()
+        for b in buckets:
+            w.add(*b)
+        if len(w.buckets) != len(buckets):
+            raise SnapshotError("snapshot MMP window has two buckets of one block time")
+    m.frozen = {(a, u): Freeze._make(f) for a, u, *f in frozen}
+    m.last_reset = {(a, u): t for a, u, t in last_reset}
+    return m
 
 
 def _default(obj: Any) -> Any:
@@ -319,9 +358,9 @@ def decode_core(data: bytes, cfg: NodeConfig) -> Core:
         version = u.unpack() if n else None
     except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types
         raise SnapshotError(f"not a versioned snapshot (an old pickle one?): {exc}") from None
-    if type(version) is not int or version != FORMAT_VERSION:
+    if type(version) is not int or version not in READABLE:
         raise SnapshotError(f"snapshot format version {version!r} is unknown to this code, "
-                            f"which reads version {FORMAT_VERSION}")
+                            f"which reads versions {', '.join(map(str, READABLE))}")
     if n != 8:
         raise SnapshotError(f"snapshot v{version} has {n} parts, not 8")
     want = chain_fingerprint(cfg)
@@ -340,7 +379,7 @@ def decode_core(data: bytes, cfg: NodeConfig) -> Core:
             if u.tell() != len(data):
                 raise SnapshotError(f"{len(data) - u.tell()} bytes after the snapshot")
             del u
-            core = _build(parts, cfg, Core)
+            core = _build(parts, cfg, Core, version)
             del parts
         except SnapshotError:
             raise
@@ -349,7 +388,7 @@ def decode_core(data: bytes, cfg: NodeConfig) -> Core:
     return core
 
 
-def _build(parts: list[Any], cfg: NodeConfig, core_cls: type) -> Core:
+def _build(parts: list[Any], cfg: NodeConfig, core_cls: type, version: int) -> Core:
     addrs, names, s, e, t, c = parts
     mk = Order._make
 
@@ -374,7 +413,9 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type) -> Core:
     st.withdrawal_leaves = [WithdrawalLeaf._make(w) for w in withdrawal_leaves]
 
     # engine: build it as the code does, then put the stored fields in
-    ts, resting, books, by_account, seen, expiring, last_cancel_all, txs = e
+    if len(e) != (8 if version == 2 else 9):
+        raise SnapshotError(f"snapshot v{version} engine has {len(e)} parts")
+    ts, resting, books, by_account, seen, expiring, last_cancel_all, txs = e[:8]
     eng = Engine(st)
     _check_engine(eng)
     filled = st.orders
@@ -407,6 +448,7 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type) -> Core:
     eng.last_cancel_all = dict(last_cancel_all)
     eng.ctx = BlockContext(ts)
     eng.txs = [decode_tx(b) for b in txs]
+    eng.mmp = _mmp_build(e[8] if version >= 3 else None)
 
     # account tree
     depth, levels = t

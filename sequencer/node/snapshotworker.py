@@ -88,7 +88,8 @@ def core_check(core: Core) -> list[Any]:
     eng, st = core.engine, core.engine.state
     return [core.head.hash(), eng.now, len(eng.open), len(st.orders), len(eng.seen),
             len(eng.expiring), len(eng.txs), len(st.accounts), st.message_cursor,
-            sum(core.book_seq.values()), len(core.trades), core.l1_block]
+            sum(core.book_seq.values()), len(core.trades), core.l1_block,
+            len(eng.mmp.configs), len(eng.mmp.windows), len(eng.mmp.frozen)]
 
 
 def _write_all(fd: int, data: bytes) -> None:

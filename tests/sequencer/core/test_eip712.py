@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cext import Order, domain_separator
-from sequencer.core import (Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw, digest,
-                            digests, eip712_types, order_digest)
+from sequencer.core import (Cancel, CancelAll, Feed, Listing, MmpConfig, MmpReset, SessionKey,
+                            Withdraw, digest, digests, eip712_types, order_digest)
 
 CHAIN, CONTRACT = 31337, b"\x42" * 20
 DOMAIN = domain_separator(CHAIN, CONTRACT)
@@ -44,7 +44,9 @@ text = st.text(max_size=30)
 def test_messages_match_eth_account(a, h, b, amount, n, s) -> None:
     for primary, msg in (("Cancel", Cancel(a, h)), ("CancelAll", CancelAll(a, s, n)),
                          ("Withdraw", Withdraw(a, b, amount, n)), ("SessionKey", SessionKey(a, b, n)),
-                         ("List", Listing(s, amount, amount // 3, n))):
+                         ("List", Listing(s, amount, amount // 3, n)),
+                         ("MmpConfig", MmpConfig(a, s, n, n // 2, amount, amount // 5, amount // 7, n)),
+                         ("MmpReset", MmpReset(a, s, n))):
         assert digest(DOMAIN, msg) == reference(primary, msg), primary
 
 
@@ -68,4 +70,12 @@ def test_order_digest_matches_eth_account(fields) -> None:
 
 def test_types_object_lists_every_primary_type() -> None:
     assert set(eip712_types()) == {"EIP712Domain", "Order", "Cancel", "CancelAll", "Withdraw",
-                                   "SessionKey", "Feed", "List"}
+                                   "SessionKey", "Feed", "List", "MmpConfig", "MmpReset"}
+
+
+def test_mmp_type_strings_are_the_designs() -> None:
+    from sequencer.core.eip712 import type_string
+    assert type_string("MmpConfig") == (
+        "MmpConfig(address account,string underlying,uint64 intervalMs,uint64 frozenMs,"
+        "uint256 amountLimit,uint256 deltaLimit,uint256 vegaLimit,uint64 nonce)")
+    assert type_string("MmpReset") == "MmpReset(address account,string underlying,uint64 timestamp)"

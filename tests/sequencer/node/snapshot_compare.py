@@ -6,7 +6,7 @@ iterated (dict order, book price-time priority, the expiry heap's list). Derived
     core_diff(a, b, ignore=("pending_withdrawals",)) # the differences, as messages
 
 `ignore` takes section names: state, books, open, by_account, seen, expiring, last_cancel_all,
-ctx, txs, tree, head, trades, book_seq, l1_block, pending_withdrawals.
+mmp, ctx, txs, tree, head, trades, book_seq, l1_block, pending_withdrawals.
 """
 
 from __future__ import annotations
@@ -108,6 +108,18 @@ def _is_heap(h: list[Any]) -> bool:
     return all(not h[i] < h[(i - 1) // 2] for i in range(1, len(h)))
 
 
+def mmp_diff(a: Any, b: Any) -> list[str]:
+    """Differences between two engines' market-maker protection data (events are transient)."""
+    out: list[str] = []
+    _cmp(out, "mmp.configs", list(a.configs.items()), list(b.configs.items()))
+    for name, get in (("mmp.windows", lambda m: [(k, [list(x) for x in w.buckets], w.amount,
+                                                  w.delta, w.vega) for k, w in m.windows.items()]),
+                      ("mmp.frozen", lambda m: list(m.frozen.items())),
+                      ("mmp.last_reset", lambda m: list(m.last_reset.items()))):
+        _cmp(out, name, get(a), get(b))
+    return out
+
+
 def core_diff(a: Core, b: Core, ignore: Iterable[str] = (), proofs: int = 64) -> list[str]:
     """Every difference between two Cores (empty when equal); `proofs` account proofs checked."""
     skip = set(ignore)
@@ -139,6 +151,8 @@ def core_diff(a: Core, b: Core, ignore: Iterable[str] = (), proofs: int = 64) ->
              heapq.nsmallest(len(eb.expiring), eb.expiring))
     if "last_cancel_all" not in skip:
         _cmp(out, "last_cancel_all", list(ea.last_cancel_all.items()), list(eb.last_cancel_all.items()))
+    if "mmp" not in skip:
+        out += mmp_diff(ea.mmp, eb.mmp)
     if "ctx" not in skip:
         _cmp(out, "ctx.timestamp", ea.ctx.timestamp, eb.ctx.timestamp)
     if "txs" not in skip:

@@ -3,7 +3,8 @@
 Random flows go through a real `Node` on a temp LevelDB: places that rest, cross, self-cross,
 reduce-only and post-only orders, IOC/FOK, cancels and cancel-alls, oracle moves (and staleness),
 deposits (some too big to fit, hence refunded), withdrawals, forced withdrawals from L1 (paid or
-refused; they cancel the account's orders), operator cancels, block seals, and rejections of every kind (bad and
+refused; they cancel the account's orders), operator cancels, market-maker protection configs
+and resets (whose freezes then cancel and refuse orders), block seals, and rejections of every kind (bad and
 foreign signatures, replays, duplicate orders, off-tick prices, stale cancel-alls, margin and
 collateral failures). At random points the node is closed, or killed with unacknowledged requests
 in flight, and reopened. Checked:
@@ -34,7 +35,7 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 
 from cext import Order
 from sequencer.core import MAX_COLLATERAL
-from sequencer.core.eip712 import Cancel, CancelAll, Feed, SessionKey, Withdraw
+from sequencer.core.eip712 import Cancel, CancelAll, Feed, MmpConfig, MmpReset, SessionKey, Withdraw
 from sequencer.core.margin import positions_margin
 from sequencer.errors import OptrollupError
 from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, SeenMessage
@@ -79,6 +80,9 @@ def picture(node: Node) -> dict[str, Any]:
         "seen": sorted(eng.seen),
         "expiring": sorted(eng.expiring),
         "last_cancel_all": dict(sorted(eng.last_cancel_all.items())),
+        "mmp": (list(eng.mmp.configs.items()), list(eng.mmp.frozen.items()),
+                list(eng.mmp.last_reset.items()),
+                [(k, [list(b) for b in w.buckets]) for k, w in eng.mmp.windows.items()]),
         "message_cursor": state.message_cursor,
         "now": eng.now,
         "open_block": [type(t).__name__ for t in eng.txs],
@@ -362,6 +366,39 @@ class NodeModel(RuleBasedStateMachine):
         ca = CancelAll(who.address, instrument, ts)
         self.send(ca, self.sign(who, ca))  # stale, replayed or fine: the node decides
 
+    @rule(who=st.sampled_from(TRADERS[:2] * 2 + TRADERS),  # mostly the makers of the first book
+          interval=st.sampled_from([0, 1000, 5000, 60_000]),
+          frozen=st.sampled_from([0, 2000, 10_000]), amount=st.sampled_from([0, 10_000, 30_000, 100_000]),
+          delta=st.sampled_from([0, 10_000]), vega=st.sampled_from([0, 50_000]),
+          signer=st.sampled_from(["owner", "owner", "session", "stranger"]))
+    def mmp_config(self, who: Key, interval: int, frozen: int, amount: int, delta: int, vega: int,
+                   signer: str) -> None:
+        """Market-maker protection of a trader in ETH; its freezes cancel and refuse orders."""
+        self.nonce += 1
+        msg = MmpConfig(who.address, "ETH", interval, frozen, amount, delta, vega, self.nonce)
+        key = {"owner": who, "session": SESSION[who.address], "stranger": STRANGER}[signer]
+        r = self.send(msg, self.sign(key, msg))
+        if signer == "stranger":
+            assert isinstance(r, OptrollupError) and r.code == "signer_mismatch", r
+        elif signer == "owner":
+            assert not isinstance(r, OptrollupError), r
+
+    @rule(maker=st.sampled_from(TRADERS[:2]), taker=st.sampled_from(TRADERS[2:]),
+          instrument=st.sampled_from([CALL, PUT]), is_buy=st.booleans(),
+          frozen=st.sampled_from([0, 2000]), levels=st.integers(min_value=1, max_value=3))
+    def mmp_sweep(self, maker: Key, taker: Key, instrument: str, is_buy: bool, frozen: int,
+                  levels: int) -> None:
+        """A maker sets a tight limit, then a taker sweeps its side: a likely freeze."""
+        self.mmp_config(maker, 5000, frozen, 10_000, 0, 0, "owner")
+        self.cross(taker, instrument, is_buy, levels, 20_000, 1, False)
+
+    @rule(who=st.sampled_from(TRADERS), skew=st.sampled_from([0, 0, 1, -1000]))
+    def mmp_reset(self, who: Key, skew: int) -> None:
+        msg = MmpReset(who.address, "ETH", int(self.clock()) + skew)
+        r = self.send(msg, self.sign(who, msg))  # stale or replayed: the node decides
+        if not isinstance(r, OptrollupError):
+            event("mmp reset lifted a freeze" if r.lifted else "mmp reset")
+
     @rule(who=st.sampled_from(TRADERS))
     def operator_cancel(self, who: Key) -> None:
         f = self.node.operator_cancel_all(who.address, "model")
@@ -474,6 +511,11 @@ class NodeModel(RuleBasedStateMachine):
     @invariant()
     def caches_are_exact(self) -> None:
         check_risk_caches(self.node)
+
+    @invariant()
+    def note_mmp(self) -> None:
+        if self.node.core.engine.mmp.frozen:
+            event("an account is MMP-frozen")
 
     @invariant()
     def collateral_is_conserved(self) -> None:

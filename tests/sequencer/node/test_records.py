@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from cext import Order
-from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
+from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Listing, MmpConfig, MmpReset,
+                                   SessionKey, Withdraw)
 from sequencer.errors import InvalidRequest
 from sequencer.node.records import (Deposit, ForcedWithdrawal, Seal, Signed, decode_record,
                                     encode_record)
@@ -20,6 +21,8 @@ SIG, D = b"\x02" * 65, b"\x03" * 32
     Withdraw(A, b"\x05" * 20, 7, 0),
     Feed("ETH", 3_000_000_000, 10, (100, 200), (800_000, 700_000)),
     Listing("ETH-27DEC26-3000-C", 100_000, 10_000, 10_000),
+    MmpConfig(A, "ETH", 1000, 0, 2**64 - 1, 0, 5_000_000, 2**64 - 1),
+    MmpReset(A, "ETH", 1_800_000_000),
 ])
 def test_signed_round_trip(msg) -> None:
     rec = Signed(msg, SIG, D, A)
