@@ -103,6 +103,10 @@ class _Risk:
 
 _NO_ORDERS = OrderTotals()  # what an account without open orders in an instrument has (never mutated)
 _TOTALS_FROM = 16  # open orders of one account in one instrument from which totals are kept
+MAX_FILLS_PER_ORDER = 64  # makers one order may fill; the rest of it is cancelled (FOK: refused).
+# It bounds the block bytes one request adds (64 fills <= ~26 KB), so a block sealed at
+# NodeConfig.max_block_bytes always fits one L1 batch (prover/plan.py); a matching rule, not
+# consensus: the verifier checks fills, not how they were matched.
 
 
 class Engine:
@@ -281,7 +285,10 @@ class Engine:
         fills, stopped = self._match(taker, book, txn)
         filled = amount - taker.remaining
         if order.timeInForce == FOK and taker.remaining:
-            raise Rejected(f"FOK order for {amount} could fill only {filled}", code="fok_unfilled")
+            cap = (f" within {MAX_FILLS_PER_ORDER} maker orders"
+                   if len(fills) >= MAX_FILLS_PER_ORDER else "")
+            raise Rejected(f"FOK order for {amount} could fill only {filled}{cap}",
+                           code="fok_unfilled")
         txn.seen = (order.expiry, d)
         if taker.remaining and order.timeInForce == GTC and not stopped:
             txn.rest = taker
@@ -290,9 +297,9 @@ class Engine:
 
     def _match(self, taker: Resting, book: Book, txn: _Txn) -> tuple[list[FillTx], bool]:
         """Fill `taker` against the book into `txn`; (fills, stopped early by a taker-side
-        failure). Resting orders met that cannot trade (self-trade prevention, a reduce-only
-        maker with nothing left to reduce, a maker whose fill fails apply) are cancelled when,
-        and only when, the request commits."""
+        failure or after MAX_FILLS_PER_ORDER fills). Resting orders met that cannot trade
+        (self-trade prevention, a reduce-only maker with nothing left to reduce, a maker whose
+        fill fails apply) are cancelled when, and only when, the request commits."""
         st, o = self.state, taker.order
         fills: list[FillTx] = []
         stopped = False
@@ -300,6 +307,9 @@ class Engine:
         und = st.instruments[o.instrument].underlying if mmp else ""
         for maker in book.matches(o.isBuy, o.price):
             if not taker.remaining:
+                break
+            if len(fills) >= MAX_FILLS_PER_ORDER:
+                stopped = True  # the rest is cancelled, as after a taker-side failure
                 break
             mo = maker.order
             if txn.mmp is not None and (mo.account, und) in txn.mmp.trips:

@@ -1,7 +1,7 @@
 """Node configuration: a JSON file (written by `optrollup devnet`, or by an operator).
 
     {"chainId": 412346, "rollup": "0x..", "genesis": "0x<Genesis.to_bytes() hex>",
-     "blockTime": 1.0, "maxBlockTxs": 5000, "snapshotEveryRecords": 50000,
+     "blockTime": 1.0, "maxBlockTxs": 5000, "maxBlockBytes": 90000, "snapshotEveryRecords": 50000,
      "l1": {"rpc": "http://127.0.0.1:8545", "bridge": "0x..", "collateralToken": "0x..",
             "chainId": 31337, "deploymentBlock": 1, "confirmations": 1, "pollSeconds": 1.0},
      "limits": {"ordersPerSecond": 2000, "burst": 4000, "ipRequestsPerSecond": 500,
@@ -57,6 +57,10 @@ class NodeConfig:
     genesis: Genesis
     block_time: float = 1.0
     max_block_txs: int = 5000
+    # seal once the open block's txs encode to this many bytes: with the <= ~26 KB one request
+    # can add (engine.MAX_FILLS_PER_ORDER) a block stays under the poster's 120,000-byte batch
+    # budget (prover/plan.py: a block that alone exceeds it could never be posted)
+    max_block_bytes: int = 90_000
     snapshot_every_records: int = 50_000
     l1: L1Settings | None = None
     limits: Limits = field(default_factory=Limits)
@@ -74,6 +78,7 @@ class NodeConfig:
                 chain_id=chain_id, rollup=rollup, genesis=genesis,
                 block_time=float(d.get("blockTime", 1.0)),
                 max_block_txs=int(d.get("maxBlockTxs", 5000)),
+                max_block_bytes=int(d.get("maxBlockBytes", 90_000)),
                 snapshot_every_records=int(d.get("snapshotEveryRecords", 50_000)),
                 l1=None if l1 is None else L1Settings(
                     rpc=l1["rpc"], bridge=l1["bridge"], collateral_token=l1["collateralToken"],
@@ -95,7 +100,8 @@ class NodeConfig:
         out: dict[str, Any] = {
             "chainId": self.chain_id, "rollup": self.rollup,
             "genesis": "0x" + self.genesis.to_bytes().hex(), "blockTime": self.block_time,
-            "maxBlockTxs": self.max_block_txs, "snapshotEveryRecords": self.snapshot_every_records,
+            "maxBlockTxs": self.max_block_txs,
+            "maxBlockBytes": self.max_block_bytes, "snapshotEveryRecords": self.snapshot_every_records,
             "limits": {"ordersPerSecond": self.limits.orders_per_second, "burst": self.limits.burst,
                        "ipRequestsPerSecond": self.limits.ip_requests_per_second,
                        "ipBurst": self.limits.ip_burst, "maxBatch": self.limits.max_batch,

@@ -40,7 +40,7 @@ from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Listing, MmpConfig, 
 from sequencer.core.engine import Engine
 from sequencer.core.header import Block, Header, WithdrawalLeaf
 from sequencer.core.transition import FORCED_NONCE_BASE
-from sequencer.core.txs import FillTx, SignedOrder, encode_tx
+from sequencer.core.txs import FillTx, SignedOrder, Tx, encode_tx
 from sequencer.errors import Conflict, InvalidRequest, OptrollupError, StoreUnavailable
 from sequencer.node.config import NodeConfig
 from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, L1Follower, SeenMessage
@@ -85,6 +85,37 @@ def genesis_core(cfg: NodeConfig) -> tuple[Core, Block]:
     return Core(engine, tree, header0), Block(header0, (cfg.genesis.to_bytes(),))
 
 
+class OpenBlockBytes:
+    """Canonical bytes of the open block's txs, encoded once as they come and reused by the
+    seal: how big the block is so far (`Node._block_full`)."""
+
+    __slots__ = ("of", "encoded", "total")
+
+    def __init__(self) -> None:
+        self.of: list[Tx] | None = None  # the engine's list of the open block's txs
+        self.encoded: list[bytes] = []
+        self.total = 0
+
+    def update(self, txs: list[Tx]) -> int:
+        """Encode the txs added since the last call (a block's list of txs only ever grows;
+        each block has its own list); the block's bytes so far."""
+        if txs is not self.of:
+            self.of, self.encoded, self.total = txs, [], 0
+        done = self.encoded
+        for t in txs[len(done):]:
+            raw = encode_tx(t)
+            done.append(raw)
+            self.total += len(raw)
+        return self.total
+
+    def take(self, txs: list[Tx]) -> list[bytes]:
+        """All of `txs` encoded (the block being sealed); empties the cache."""
+        self.update(txs)
+        out = self.encoded
+        self.of, self.encoded, self.total = None, [], 0
+        return out
+
+
 class CoreApplier:
     """Applies input-log records to `self.core`, touching no database: the one path for live
     requests, for replay, and for the snapshot worker's replica (sequencer.node.snapshotworker),
@@ -96,6 +127,12 @@ class CoreApplier:
 
     core: Core
     domain: bytes
+
+    def _open_bytes(self) -> OpenBlockBytes:
+        cache = self.__dict__.get("_open_block_bytes")
+        if cache is None:
+            cache = self.__dict__["_open_block_bytes"] = OpenBlockBytes()
+        return cache
 
     def _apply(self, rec: Record, *, replay: bool = False) -> Any:
         """Apply one record to `core`; raises OptrollupError if the request is rejected (live
@@ -246,8 +283,8 @@ class CoreApplier:
         core, eng = self.core, self.core.engine
         txs = eng.end_block()
         block, puts = None, []
+        tx_bytes = self._open_bytes().take(txs)
         if txs:
-            tx_bytes = [encode_tx(t) for t in txs]
             leaves = list(eng.state.withdrawal_leaves)  # seal_header empties the list
             header = seal_header(eng.state, core.tree, core.head, eng.now, txs, tx_bytes)
             block = Block(header, tuple(tx_bytes))
@@ -561,9 +598,14 @@ class Node(NodeReads, CoreApplier):
             return None
         eng = self.core.engine
         now = int(self.clock())
-        if now - eng.now >= max(1.0, self.cfg.block_time) or len(eng.txs) >= self.cfg.max_block_txs:
+        if now - eng.now >= max(1.0, self.cfg.block_time) or self._block_full():
             return self.seal(now)
         return None
+
+    def _block_full(self) -> bool:
+        """The open block has `max_block_txs` txs or `max_block_bytes` of them: seal it."""
+        return (len(self.core.engine.txs) >= self.cfg.max_block_txs
+                or self._open_bytes().update(self.core.engine.txs) >= self.cfg.max_block_bytes)
 
     # -- live: requests -----------------------------------------------------------------------
 
@@ -627,7 +669,7 @@ class Node(NodeReads, CoreApplier):
                                        "stopped to keep its state equal to its log") from exc
             self.metrics.accepted_kind(kind).inc()
             out.append((value, self._log(rec, raw=raw)))
-            if len(self.core.engine.txs) >= self.cfg.max_block_txs:
+            if self._block_full():
                 self.seal()
         return out
 

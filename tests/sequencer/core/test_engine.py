@@ -282,3 +282,36 @@ def test_a_withdrawal_to_address_zero_is_refused() -> None:
     assert code(w.engine.withdraw, wd, w.sign(A, wd)) == "bad_recipient"
     ok = Withdraw(A.address, B.address, U, 0)
     w.engine.withdraw(ok, w.sign(A, ok))
+
+
+def test_one_order_fills_at_most_max_fills_makers(world: World) -> None:
+    """A taker meeting more makers than MAX_FILLS_PER_ORDER fills that many and the rest of it
+    is cancelled (IOC and GTC alike: a GTC may not rest crossing the book); a FOK that needs
+    more is refused whole, naming the cap. This bounds the block bytes one request adds."""
+    from sequencer.core.engine import MAX_FILLS_PER_ORDER as CAP
+    from sequencer.core.txs import FillTx
+    w = world
+    makers = [B, C, D, E]
+
+    def asks(n: int, nonce0: int) -> None:  # n one-contract asks from 100.0 up, four accounts
+        for i in range(n):
+            w.place(makers[i % 4], is_buy=False, price=100 * U + i * 100_000, amount=U,
+                    nonce=nonce0 + i)
+
+    n = CAP + 16
+    asks(n, 100)
+    before = len(w.engine.txs)
+    with pytest.raises(OptrollupError, match=f"within {CAP} maker orders") as e:
+        w.place(A, price=200 * U, amount=n * U, tif=2, nonce=1)  # FOK
+    assert e.value.code == "fok_unfilled"
+    assert len(w.engine.txs) == before and len(w.engine.open) == n  # nothing changed
+    r = w.place(A, price=200 * U, amount=n * U, tif=1, nonce=2)  # IOC
+    fills = [t for t in w.engine.txs[before:] if isinstance(t, FillTx)]
+    assert (r.status, r.filledAmount, len(fills)) == ("cancelled", CAP * U, CAP)
+    assert [f.price for f in fills] == [100 * U + i * 100_000 for i in range(CAP)]  # best first
+    assert len(w.engine.open) == 16
+    asks(CAP, 1000)  # 16 + CAP asks again
+    r = w.place(A, price=200 * U, amount=n * U, tif=0, nonce=3)  # GTC
+    assert (r.status, r.filledAmount) == ("cancelled", CAP * U)
+    assert len(w.engine.open) == 16
+    assert A.address not in {o.order.account for o in w.engine.open.values()}  # did not rest

@@ -226,3 +226,34 @@ def test_a_withdrawal_to_our_own_contracts_is_refused(tmp_path: Path) -> None:
     r = k.run([(w, k.sign(A, w))])[0]
     assert isinstance(r, OptrollupError) and r.code == "bad_recipient" and "the Rollup" in r.message
     k.node.close()
+
+
+def test_blocks_are_sealed_by_size_and_each_fits_one_l1_batch(tmp_path: Path) -> None:
+    """Fills stream in faster than blocks are timed (the clock stands still): the node seals
+    whenever the open block reaches max_block_bytes, so no block ever outgrows what the poster
+    can post in one batch (prover/plan.py refuses a block that alone exceeds its budget, which
+    stalled the poster for good). Takers sweep MAX_FILLS_PER_ORDER makers each."""
+    from prover.batch import block_data, encode_batch
+    from sequencer.core.engine import MAX_FILLS_PER_ORDER as CAP
+    k = Kit(tmp_path)
+    makers, taker = USERS[1:21], USERS[0]
+    for key in [taker, *makers]:
+        k.fund(key, 10**6 * U)
+    k.feeds()
+    head0 = k.node.core.head.number
+    asks = [order(m, is_buy=False, price=100 * U + (i % 50) * 100_000, amount=U, nonce=1000 + i)
+            for i in range(30) for m in makers]  # 600 one-contract asks
+    assert all(not isinstance(r, Exception) for r in k.run([(o, k.sign(o_key, o)) for o, o_key in
+                                                           zip(asks, [m for _ in range(30) for m in makers])]))
+    takes = [order(taker, price=200 * U, amount=CAP * U, tif=1, nonce=i) for i in range(9)]
+    results = k.run([(o, k.sign(taker, o)) for o in takes])
+    assert [r.filledAmount for r in results] == [CAP * U] * 9  # 576 fills
+    k.node.seal().result(timeout=10)
+    sealed = [k.node.store.get(n)[0] for n in range(head0 + 1, k.node.core.head.number + 1)]
+    sizes = [sum(map(len, b.txs)) for b in sealed]
+    assert len(sealed) >= 2 and sizes[0] >= k.cfg.max_block_bytes, sizes  # sealed by size
+    domain = k.cfg.genesis.config.domain
+    for b, size in zip(sealed, sizes):
+        assert size < k.cfg.max_block_bytes + 30_000, sizes  # one request past the threshold at most
+        assert len(encode_batch([block_data(b)], domain)) <= 120_000  # the poster's default budget
+    k.node.close()
