@@ -88,7 +88,10 @@ def keccak256_many(items) -> list:
             keep[i] = b
             ptrs[i] = <const uint8_t *>PyBytes_AS_STRING(b)
             lens[i] = PyBytes_GET_SIZE(b)
-        with nogil:
+        if n >= NOGIL_HASHES:
+            with nogil:
+                rc = optr_keccak256_many(ptrs, lens, n, out, 0)
+        else:
             rc = optr_keccak256_many(ptrs, lens, n, out, 0)
         _check(rc)
         return _split32(out, n)
@@ -104,10 +107,31 @@ def merkle_root(leaves) -> bytes:
     cdef size_t n = len(src)
     cdef uint8_t out[32]
     cdef int rc
-    with nogil:
+    if n >= NOGIL_HASHES:
+        with nogil:
+            rc = optr_merkle_root(p, n, out, 0)
+    else:
         rc = optr_merkle_root(p, n, out, 0)
     _check(rc)
     return PyBytes_FromStringAndSize(<char *>out, 32)
+
+
+# The GIL is released only around calls long enough to repay it (~>= 100 us of C): a thread
+# that drops it while another thread runs Python waits up to the switch interval (5 ms) to get
+# it back, which for one signature or one digest on the event loop cost more than the work.
+cdef enum:
+    NOGIL_HASHES = 64       # keccak-sized items (digests, leaves, pairs): ~1-2 us each
+    NOGIL_RECOVERIES = 4    # ecrecovers: ~40-50 us each
+
+
+cdef inline void _hash_level(uint8_t *lv, Py_ssize_t n, Py_ssize_t half, uint8_t *zero) noexcept nogil:
+    """One Merkle level in place: pairs hashed into the front half (an odd last node with zero)."""
+    cdef Py_ssize_t i
+    for i in range(half):
+        _hash_pair(lv + 64 * i, lv + 64 * i + 32, lv + 32 * i)
+    if n & 1:
+        _hash_pair(lv + 32 * (n - 1), zero, lv + 32 * half)
+    _hash_pair(zero, zero, zero)
 
 
 cdef inline void _hash_pair(const uint8_t *a, const uint8_t *b, uint8_t *out) noexcept nogil:
@@ -137,12 +161,11 @@ def merkle_proof(leaves, index) -> list:
         else:
             proof.append(PyBytes_FromStringAndSize(<char *>zero, 32))
         half = n // 2
-        with nogil:
-            for i in range(half):
-                _hash_pair(lv + 64 * i, lv + 64 * i + 32, lv + 32 * i)
-            if n & 1:
-                _hash_pair(lv + 32 * (n - 1), zero, lv + 32 * half)
-            _hash_pair(zero, zero, zero)
+        if half >= NOGIL_HASHES:
+            with nogil:
+                _hash_level(lv, n, half, zero)
+        else:
+            _hash_level(lv, n, half, zero)
         n = half + (n & 1)
         idx >>= 1
     return proof
@@ -172,9 +195,11 @@ def merkle_verify(root, leaf, index, proof) -> bool:
     return PyBytes_FromStringAndSize(<char *>node, 32) == r
 
 
-def recover_addresses(digests, signatures, threads=0) -> list:
+def recover_addresses(digests, signatures, threads=0, release_gil=None) -> list:
     """20-byte signer address per (digest, 65-byte r||s||v signature), or None when invalid
-    (v not in {0,1,27,28}, r or s zero or >= n, s > n/2). threads=0: all cores."""
+    (v not in {0,1,27,28}, r or s zero or >= n, s > n/2). threads=0: all cores. release_gil:
+    True from a worker thread (the event loop runs meanwhile), False on the event loop, None:
+    only for NOGIL_RECOVERIES signatures or more."""
     cdef int nthreads = check_threads(threads)
     cdef list ds = _as_list(digests)
     cdef list ss = _as_list(signatures)
@@ -190,7 +215,10 @@ def recover_addresses(digests, signatures, threads=0) -> list:
     cdef uint8_t *ap = <uint8_t *>PyBytes_AS_STRING(addrs)
     cdef uint8_t *okp = <uint8_t *>PyBytes_AS_STRING(ok)
     cdef int rc
-    with nogil:
+    if (n >= NOGIL_RECOVERIES) if release_gil is None else release_gil:
+        with nogil:
+            rc = optr_recover_many(dp, sp, n, ap, okp, nthreads)
+    else:
         rc = optr_recover_many(dp, sp, n, ap, okp, nthreads)
     _check(rc)
     return [PyBytes_FromStringAndSize(<char *>ap + 20 * i, 20) if okp[i] else None
@@ -273,7 +301,10 @@ def order_digests(domain_separator, orders) -> list:
     cdef const uint8_t *dp = <const uint8_t *>PyBytes_AS_STRING(domain)
     cdef const uint8_t *tp = <const uint8_t *>PyBytes_AS_STRING(_TYPEHASH)
     cdef int rc
-    with nogil:
+    if n >= NOGIL_HASHES:
+        with nogil:
+            rc = optr_order_digests(dp, tp, rp, n, op, 0)
+    else:
         rc = optr_order_digests(dp, tp, rp, n, op, 0)
     _check(rc)
     return _split32(op, n)

@@ -113,9 +113,10 @@ def _recover_one(digest: bytes, sig: bytes) -> bytes | None:
 
 
 def recover_addresses(digests: Sequence[bytes], signatures: Sequence[bytes],
-                      threads: int = 0) -> list[bytes | None]:
+                      threads: int = 0, release_gil: bool | None = None) -> list[bytes | None]:
     """20-byte signer address per (digest, 65-byte r||s||v signature), or None when invalid
-    (v not in {0,1,27,28}, r or s zero or >= n, s > n/2). `threads` is accepted and ignored."""
+    (v not in {0,1,27,28}, r or s zero or >= n, s > n/2). `threads` and `release_gil` are
+    accepted and ignored (pure Python holds the GIL)."""
     check_threads(threads)
     ds = [as_bytes(d, f"digests[{i}]", 32) for i, d in enumerate(digests)]
     ss = [as_bytes(s, f"signatures[{i}]", 65) for i, s in enumerate(signatures)]

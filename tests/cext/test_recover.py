@@ -154,3 +154,17 @@ def test_wrong_shapes_raise(twin) -> None:
         twin.recover_addresses([d], [sig], threads=-1)
     with pytest.raises(TypeError):
         twin.recover_addresses([d], [sig], threads="2")
+
+
+@pytest.mark.parametrize("n", [1, 3, 4, 70])  # either side of the GIL thresholds
+def test_release_gil_never_changes_the_answer(twin, n: int) -> None:
+    """Holding or releasing the GIL (by size, forced on, forced off) is a scheduling choice:
+    the addresses are eth-account's in every case, invalid signatures still None."""
+    digests = [H(b"gil %d" % i) for i in range(n)]
+    sigs = [sign(KEYS[i % 4], d) for i, d in enumerate(digests)]
+    sigs[-1] = make(0, 1, 27)  # invalid: r = 0
+    want = [addr(KEYS[i % 4]) for i in range(n - 1)] + [None]
+    for release in (None, True, False):
+        assert twin.recover_addresses(digests, sigs, release_gil=release) == want
+    items = [b"x" * i for i in range(n)]  # hashing holds the GIL below 64 items, not above
+    assert twin.keccak256_many(items) == [H(x) for x in items]
