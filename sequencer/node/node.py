@@ -18,8 +18,10 @@ that applies a record to a `Core`: live requests, replay and the worker's replic
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -61,6 +63,7 @@ WITHDRAWAL_BY_NONCE = b"wdn/"  # every withdrawal leaf by account (20 bytes) ‖
 L1_MESSAGE = b"l1m/"  # processed L1 messages by nonce (8 bytes), once their block is sealed
 ORDER = b"ord/"  # every accepted order by digest (written with its log record; not in memory)
 SNAPSHOTS_KEPT = 2  # the newest, and one to fall back on
+INLINE_VERIFY = int(os.environ.get("OPTROLLUP_INLINE_VERIFY", 2))  # signatures verified on the loop
 
 
 @dataclass
@@ -327,6 +330,8 @@ class Node(NodeReads, CoreApplier):
         self._events: list[tuple[str, Any]] = []  # fired once the record that caused them is durable
         self._held: deque[tuple[int, list[tuple[str, Any]]]] = deque()  # (seq, its events)
         self._durable_upto = -1  # the newest seq the log writer reported durable
+        self._logged_seq = -1    # the newest seq submitted to the log writer
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # (seq, request)
         self._fire_lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None  # where listeners run (bind_loop)
         self.failed: str | None = None  # set once the node may hold state that is not durable
@@ -445,8 +450,12 @@ class Node(NodeReads, CoreApplier):
 
     def _on_durable(self, last: int) -> None:
         """Log-writer thread, once per synced batch: fire the events of the records up to
-        `last` (one wake-up of the loop per batch, not per record)."""
+        `last` and wake the requests waiting for them, with one wake-up of the loop per
+        batch, not one per record or per request."""
         self._durable_upto = last
+        if self._waiters:
+            self._schedule_fire(last)
+            return
         try:
             if self._held[0][0] > last:
                 return
@@ -461,6 +470,16 @@ class Node(NodeReads, CoreApplier):
             self._fire(last)
 
     def _fire(self, last: int) -> None:
+        """Everything up to record `last` is durable: listeners get its events, then the
+        requests waiting for it (`_durable_results`, loop thread only) are answered."""
+        self._fire_events(last)
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= last:
+            fut = waiters.popleft()[1]
+            if not fut.done():
+                fut.set_result(None)
+
+    def _fire_events(self, last: int) -> None:
         held, ready = self._held, []
         with self._fire_lock:  # without a loop, the writer and the caller's thread both fire
             while held and held[0][0] <= last:
@@ -559,6 +578,7 @@ class Node(NodeReads, CoreApplier):
         except StoreError as exc:
             self.fail(str(exc))
             raise StoreUnavailable(f"could not log the request: {exc}") from exc
+        self._logged_seq = seq
         if self._stream is not None:  # the snapshot worker applies it too (a deque append)
             self._stream(raw)
         if self._events:  # fired by `_on_durable`, or here if its batch was already synced
@@ -570,6 +590,14 @@ class Node(NodeReads, CoreApplier):
 
     def _on_log_error(self, exc: BaseException) -> None:
         self.fail(f"input log write failed: {exc}")
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._fail_waiters, exc)
+
+    def _fail_waiters(self, exc: BaseException) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()[1]
+            if not fut.done():
+                fut.set_exception(StoreError(f"input log write failed: {exc}"))
 
     def seal(self, next_ts: int | None = None) -> Future[int]:
         """Close the open block (if it has txs) and open the next at `next_ts` (default now)."""
@@ -609,10 +637,12 @@ class Node(NodeReads, CoreApplier):
 
     # -- live: requests -----------------------------------------------------------------------
 
-    def verify(self, items: Sequence[tuple[Any, bytes]]) -> tuple[list[bytes], list[bytes | None]]:
-        """Digests and recovered signers of (message, signature) pairs. Thread-safe, GIL-free."""
+    def verify(self, items: Sequence[tuple[Any, bytes]], *, release_gil: bool | None = None,
+               ) -> tuple[list[bytes], list[bytes | None]]:
+        """Digests and recovered signers of (message, signature) pairs. Thread-safe; the
+        recovery runs without the GIL when `release_gil` (see cext.recover_addresses)."""
         digests = eip712.digests(self.domain, [m for m, _ in items])
-        return digests, recover_addresses(digests, [s for _, s in items])
+        return digests, recover_addresses(digests, [s for _, s in items], release_gil=release_gil)
 
     def process(self, items: Sequence[tuple[Any, bytes]], digests: Sequence[bytes],
                 signers: Sequence[bytes | None],
@@ -680,9 +710,16 @@ class Node(NodeReads, CoreApplier):
         every accepted one is durable. Each result is the engine's answer or the
         OptrollupError that rejected it."""
         self.check_alive()
-        loop = asyncio.get_running_loop()
-        digests, signers = await loop.run_in_executor(None, self.verify, items)
+        digests, signers = await self._verify(items)
         return await self._durable_results(self.process(items, digests, signers, admit))
+
+    async def _verify(self, items: Sequence[tuple[Any, bytes]]) -> tuple[list[bytes], list[bytes | None]]:
+        """`verify`: on the loop for up to INLINE_VERIFY signatures (~50 µs each: less than
+        a hop to an executor thread and back costs the loop), else off-thread."""
+        if len(items) <= INLINE_VERIFY:
+            return self.verify(items, release_gil=False)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.verify, items, release_gil=True))
 
     async def submit_replaces(self, pairs: Sequence[tuple[tuple[Cancel, bytes], tuple[Order, bytes]]],
                               admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
@@ -690,9 +727,8 @@ class Node(NodeReads, CoreApplier):
         """`submit` for amends: each pair ((cancel, sig), (order, sig)) is done whole or not at
         all; one result per pair (an OrderResult or the OptrollupError, with `party`)."""
         self.check_alive()
-        loop = asyncio.get_running_loop()
         flat = [part for pair in pairs for part in pair]
-        digests, signers = await loop.run_in_executor(None, self.verify, flat)
+        digests, signers = await self._verify(flat)
         return await self._durable_results(self.process_replaces(pairs, digests, signers, admit))
 
     async def _durable_results(self, done: list[tuple[Any, Future[int] | None]]) -> list[Any]:
@@ -701,7 +737,18 @@ class Node(NodeReads, CoreApplier):
         last = next((f for _, f in reversed(done) if f is not None), None)
         if last is not None:
             try:
-                await asyncio.wrap_future(last)
+                if self.loop is asyncio.get_running_loop() and self.failed is None:
+                    # the newest logged seq is this request's last record (or a seal after
+                    # it): wait for it with the node's per-batch wake-up (`_fire`)
+                    seq = self._logged_seq
+                    if seq > self._durable_upto:
+                        waiter = self.loop.create_future()
+                        self._waiters.append((seq, waiter))
+                        if seq <= self._durable_upto:  # the writer got there in between
+                            self._fire(self._durable_upto)
+                        await waiter
+                else:
+                    await asyncio.wrap_future(last)
             except StoreError as exc:
                 raise StoreUnavailable(f"could not make the request durable: {exc}") from exc
         return [v for v, _ in done]

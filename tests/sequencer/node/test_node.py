@@ -257,3 +257,44 @@ def test_blocks_are_sealed_by_size_and_each_fits_one_l1_batch(tmp_path: Path) ->
         assert size < k.cfg.max_block_bytes + 30_000, sizes  # one request past the threshold at most
         assert len(encode_batch([block_data(b)], domain)) <= 120_000  # the poster's default budget
     k.node.close()
+
+
+def test_concurrent_submits_are_answered_once_durable_with_one_wakeup_per_sync(tmp_path: Path) -> None:
+    """Requests on the node's loop wait for their last record's group commit through the
+    node's per-batch wake-up: every one is answered, none before its record is durable, and
+    events fire in log order before the answers."""
+    import asyncio
+
+    from sequencer.node.node import ORDER
+    k = Kit(tmp_path)
+    k.fund(USERS[0], 10**6 * U)
+    k.feeds()
+    node = k.node
+    seen: list[str] = []
+    node.listeners.append(lambda kind, payload: seen.append(kind))
+    orders = [order(USERS[0], price=(50 + i) * U, amount=U, nonce=500 + i) for i in range(200)]
+
+    async def main() -> list[object]:
+        node.bind_loop(asyncio.get_running_loop())
+        calls = 0
+        real = node._fire
+
+        def counting(last: int) -> None:
+            nonlocal calls
+            calls += 1
+            real(last)
+        node._fire = counting  # type: ignore[method-assign]
+
+        async def one(o):
+            [r] = await node.submit([(o, k.sign(USERS[0], o))])
+            assert node.db.get(ORDER + r.orderHash) is not None  # answered once on disk
+            return r
+        out = await asyncio.gather(*(one(o) for o in orders))
+        assert calls <= node.committer.syncs + 1  # a wake-up per synced batch, not per request
+        return out
+
+    out = asyncio.run(main())
+    assert [r.status for r in out] == ["open"] * 200
+    assert not node._waiters and node._durable_upto >= node._logged_seq
+    assert seen.count("book") >= 1
+    node.close()
