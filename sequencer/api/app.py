@@ -1,6 +1,7 @@
 """The HTTP API of design.md on FastAPI. Handlers are thin: decode (sequencer.api.wire), call
 the node on the event-loop thread, render (sequencer.api.views). Errors are translated once,
-by the exception handlers at the bottom, through sequencer.api.errors.STATUS."""
+through sequencer.api.errors.STATUS: by the exception handlers at the bottom, and by the front
+that serves the signed write routes without the framework (sequencer.api.fastpath)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import logging
 import time
 from contextlib import asynccontextmanager
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,7 @@ from cext import Order, parse_address, to_checksum
 from sequencer.api import schemas, views, wire
 from sequencer.api.auth import authenticate
 from sequencer.api.errors import error_response, plain_error
+from sequencer.api.fastpath import FastWrites, WriteHandler
 from sequencer.api.mmp import add_mmp_routes
 from sequencer.api.ratelimit import RateLimiter
 from sequencer.api.stream import add_stream
@@ -88,12 +90,16 @@ class Api:
         return None
 
     async def body(self, request: Request) -> Any:
+        return await self.read_body(request.headers.get("content-length"), request.stream())
+
+    async def read_body(self, declared: str | None, chunks: AsyncIterator[bytes]) -> Any:
+        """The JSON body of a request (its Content-Length header, its body's chunks): at most
+        max_body_bytes (PayloadTooLarge), parsed (InvalidRequest malformed_json)."""
         limit = self.node.cfg.limits.max_body_bytes
-        declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge(f"body of {declared} bytes exceeds the {limit}-byte limit")
         buf = bytearray()
-        async for chunk in request.stream():
+        async for chunk in chunks:
             buf += chunk
             if len(buf) > limit:
                 raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
@@ -276,17 +282,33 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
             m.book_depth.labels(name).set(n)
         return Response(generate_latest(m.registry), media_type=CONTENT_TYPE_LATEST)
 
-    # -- signed writes --------------------------------------------------------------------------
+    # -- signed writes (served by FastWrites, sequencer/api/fastpath.py) -------------------------
 
-    @app.post("/v1/orders", openapi_extra=schemas.body("SignedOrder"))
-    async def post_order(request: Request) -> Any:
-        msg, sig = wire.signed(await api.body(request), "order")
+    writes: dict[str, WriteHandler] = {}
+
+    def write_route(path: str, schema: str) -> Callable[[WriteHandler], WriteHandler]:
+        """Register `handler(parsed JSON body) -> answer` for POST `path`: answered by the
+        FastWrites front, and declared to FastAPI (the OpenAPI schema, and the route if the app
+        is ever called without its front)."""
+        def register(handler: WriteHandler) -> WriteHandler:
+            writes[path] = handler
+
+            async def route(request: Request) -> Any:
+                return await handler(await api.body(request))
+            route.__name__, route.__doc__ = handler.__name__, handler.__doc__
+            app.post(path, openapi_extra=schemas.body(schema))(route)
+            return handler
+        return register
+
+    @write_route("/v1/orders", "SignedOrder")
+    async def post_order(body: Any) -> Any:
+        msg, sig = wire.signed(body, "order")
         order = wire.order(msg)
         return api.render(await api.submit_one(order, sig))
 
-    @app.post("/v1/orders/batch", openapi_extra=schemas.body("OrderBatch"))
-    async def post_orders(request: Request) -> Any:
-        body = wire.require_object(await api.body(request), "body", ("orders",))
+    @write_route("/v1/orders/batch", "OrderBatch")
+    async def post_orders(body: Any) -> Any:
+        body = wire.require_object(body, "body", ("orders",))
         items = body["orders"]
         cap = node.cfg.limits.max_batch
         if not isinstance(items, list) or not items:
@@ -322,20 +344,20 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
                 r.args = (f"{r.party}: {r.message}", *r.args[1:])
         return r
 
-    @app.post("/v1/orders/replace", openapi_extra=schemas.body("Replace"))
-    async def post_replace(request: Request) -> Any:
+    @write_route("/v1/orders/replace", "Replace")
+    async def post_replace(body: Any) -> Any:
         """Amend: cancel one open order and place another, both or neither (the new order has
         no time priority of the old)."""
-        pair = replace_pair(await api.body(request), "body")
+        pair = replace_pair(body, "body")
         [result] = await node.submit_replaces([pair], api.admit)
         if isinstance(result, OptrollupError):
             raise with_party(result)
         return api.render(result)
 
-    @app.post("/v1/quotes", openapi_extra=schemas.body("Quotes"))
-    async def post_quotes(request: Request) -> Any:
+    @write_route("/v1/quotes", "Quotes")
+    async def post_quotes(body: Any) -> Any:
         """Mass quote: up to maxBatch independent amends, one answer per pair."""
-        body = wire.require_object(await api.body(request), "body", ("quotes",))
+        body = wire.require_object(body, "body", ("quotes",))
         items = body["quotes"]
         cap = node.cfg.limits.max_batch
         if not isinstance(items, list) or not items:
@@ -359,14 +381,14 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
     def signed_write(path: str, primary_json: str, cls: type) -> None:
         fields = FIELDS[PRIMARY[cls]]
 
-        async def handler(request: Request) -> Any:
-            msg_json, sig = wire.signed(await api.body(request), primary_json)
+        async def handler(body: Any) -> Any:
+            msg_json, sig = wire.signed(body, primary_json)
             msg = wire.message(msg_json, primary_json, fields, cls)
             result = await api.submit_one(msg, sig)
             return write_answer(api, msg, result)
 
         handler.__name__ = "post_" + primary_json
-        app.post(path, openapi_extra=schemas.body(PRIMARY[cls]))(handler)
+        write_route(path, PRIMARY[cls])(handler)
 
     for path, (primary_json, cls) in SIGNED_WRITES.items():
         signed_write(path, primary_json, cls)
@@ -423,6 +445,7 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return plain_error(500, "internal_error", "internal error (a bug; it has been logged)")
 
+    app.add_middleware(FastWrites, api=api, writes=writes)  # outermost: the write routes
     return app
 
 

@@ -45,14 +45,20 @@ def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(exc: OptrollupError) -> JSONResponse:
+def error_parts(exc: OptrollupError) -> tuple[int, dict, dict[str, str]]:
+    """(status, body, headers) of the answer to `exc`."""
     if isinstance(exc, StoreError) and not isinstance(exc, Unavailable):
         # a storage fault is the node's, never the client's: one stable code for all of them
-        return plain_error(503, "store_unavailable", exc.message)
+        return 503, error_body("store_unavailable", exc.message), {}
     headers = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
-    return JSONResponse(error_body(exc.code, exc.message), status_code=status_of(exc), headers=headers)
+    return status_of(exc), error_body(exc.code, exc.message), headers
+
+
+def error_response(exc: OptrollupError) -> JSONResponse:
+    status, body, headers = error_parts(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def plain_error(status: int, code: str, message: str) -> JSONResponse:

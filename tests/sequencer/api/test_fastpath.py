@@ -1,0 +1,91 @@
+"""The write routes' front (sequencer/api/fastpath.py) answers exactly as the FastAPI routes
+behind it would: same status, headers that matter and body, for good requests and for every
+kind of bad one; anything else passes through to FastAPI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from sequencer.api.app import create_app
+from sequencer.api.fastpath import FastWrites
+from sequencer.node import Limits
+from tests.sequencer.api.test_app import order_msg, sign
+from tests.sequencer.node.kit import USERS, Kit
+
+U = 10**6
+A, B = USERS[:2]
+
+
+def behind_the_front(app) -> object:
+    """The app's own stack without FastWrites (what a hot request skips)."""
+    layer = app.middleware_stack
+    while not isinstance(layer, FastWrites):
+        layer = layer.app
+    return layer.app
+
+
+def test_front_and_routes_answer_alike(tmp_path: Path) -> None:
+    k = Kit(tmp_path, limits=Limits(orders_per_second=1000, burst=1000, max_body_bytes=4096,
+                                    ip_requests_per_second=1000, ip_burst=1000))
+    k.fund(A, 50_000 * U)
+    k.feeds()
+    app = create_app(k.node, tick_seconds=3600, monotonic=k.clock)
+    with TestClient(app) as front:
+        info = front.get("/v1/info").json()
+        direct = TestClient(behind_the_front(app))  # no lifespan: the node is already running
+
+        def signed(nonce: int, **kw) -> bytes:
+            m = order_msg(A, nonce=nonce, **kw)
+            return json.dumps({"order": m, "signature": sign(info, "Order", m, A)}).encode()
+
+        wrong_key = json.loads(signed(90))
+        wrong_key["signature"] = sign(info, "Order", wrong_key["order"], B)
+        cases = [  # (path, body): each sent once through each stack
+            ("/v1/orders", b"{not json"),
+            ("/v1/orders", b"[]"),
+            ("/v1/orders", b'{"order": {}, "signature": "0x00"}'),
+            ("/v1/orders", json.dumps(wrong_key).encode()),
+            ("/v1/orders", b"x" * 5000),  # over max_body_bytes
+            ("/v1/orders/batch", b'{"orders": []}'),
+            ("/v1/quotes", b'{"quotes": [{"cancel": {}}]}'),
+            ("/v1/orders/replace", b"{}"),
+            ("/v1/cancel", b'{"cancel": {"account": "0x12"}, "signature": "0x"}'),
+        ]
+        for path, body in cases:
+            a = front.post(path, content=body, headers={"content-type": "application/json"})
+            b = direct.post(path, content=body, headers={"content-type": "application/json"})
+            assert a.status_code == b.status_code and a.status_code in (200, 400, 401, 413), (path, a.text)
+            assert a.json() == b.json(), path
+        # accepted orders: the same answer shape (different nonces: different orders)
+        a = front.post("/v1/orders", content=signed(1), headers={"content-type": "application/json"})
+        b = direct.post("/v1/orders", content=signed(2), headers={"content-type": "application/json"})
+        assert a.status_code == b.status_code == 200
+        assert a.json().keys() == b.json().keys() and a.json()["status"] == b.json()["status"] == "open"
+        # duplicates are refused alike
+        a = front.post("/v1/orders", content=signed(2), headers={"content-type": "application/json"})
+        assert a.status_code == 409 and a.json()["error"]["code"] == "duplicate_order"
+        # the same latency histogram label for both
+        text = front.get("/metrics").text
+        assert 'optrollup_http_request_seconds_count{route="/v1/orders"}' in text
+        # a GET and an unknown POST pass through to FastAPI
+        assert front.get("/v1/orders/0x" + "00" * 32).status_code in (401, 404)
+        r = front.post("/v1/nothing", content=b"{}")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_front_charges_the_ip_budget_and_fails_safe(tmp_path: Path) -> None:
+    k = Kit(tmp_path, limits=Limits(ip_requests_per_second=1, ip_burst=2))
+    app = create_app(k.node, tick_seconds=3600, monotonic=k.clock)  # the clock stands still
+    with TestClient(app) as client:
+        codes = [client.post("/v1/orders", content=b"{}").status_code for _ in range(3)]
+        assert codes == [400, 400, 429]
+        r = client.post("/v1/orders", content=b"{}")
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert r.json()["error"]["code"] == "rate_limited"
+        k.clock.t += 100  # budget back
+        k.node.fail("injected: the disk is gone")
+        r = client.post("/v1/orders", content=b"{}")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable"
