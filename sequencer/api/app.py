@@ -114,6 +114,16 @@ class Api:
     def authed(self, request: Request) -> bytes:
         return authenticate(request.headers, int(self.node.clock()), self.may_sign_for)
 
+    def authed_as(self, request: Request, address: str) -> bytes:
+        """The account of path parameter `address`, if the request's auth headers are that
+        account's (or a live session key's); InvalidRequest auth_account_mismatch if not."""
+        a = wire.address(address, "address")
+        who = self.authed(request)
+        if who != a:
+            raise InvalidRequest(f"authenticated as {to_checksum(who)}, not {to_checksum(a)}",
+                                 code="auth_account_mismatch")
+        return a
+
     def digest_of(self, order: Order) -> bytes:
         return self.node.digest(order)
 
@@ -398,11 +408,7 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
 
     @app.get("/v1/accounts/{address}")
     async def get_account(address: str, request: Request) -> Any:
-        a = wire.address(address, "address")
-        who = api.authed(request)
-        if who != a:
-            raise InvalidRequest(f"authenticated as {to_checksum(who)}, not {to_checksum(a)}",
-                                 code="auth_account_mismatch")
+        a = api.authed_as(request, address)
         return views.account_json(a, node.account(a))
 
     @app.get("/v1/accounts/{address}/orders")

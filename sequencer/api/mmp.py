@@ -26,7 +26,6 @@ from cext import to_checksum
 from sequencer.api import schemas, views, wire
 from sequencer.core.eip712 import FIELDS, MmpConfig, MmpReset
 from sequencer.core.mmp import Freeze, MmpEvent, MmpView, check_config, in_limit_units
-from sequencer.errors import InvalidRequest
 
 
 def freeze_json(f: Freeze | None) -> dict[str, Any] | None:
@@ -84,11 +83,7 @@ def add_mmp_routes(app: FastAPI, api: Any) -> None:
     @app.get("/v1/accounts/{address}/mmp")
     async def get_mmp(address: str, request: Request) -> Any:
         """The account's MMP configs, window totals and freezes (auth headers)."""
-        a = wire.address(address, "address")
-        who = api.authed(request)
-        if who != a:
-            raise InvalidRequest(f"authenticated as {to_checksum(who)}, not {to_checksum(a)}",
-                                 code="auth_account_mismatch")
+        a = api.authed_as(request, address)
         now_ms, pairs = node.mmp(a)
         return {"account": to_checksum(a), "timeMs": now_ms,
                 "underlyings": [pair_json(v) for v in pairs]}
