@@ -9,7 +9,11 @@ is skipped, its index reused by the batch that replaced it):
 - fetches the `submitBatch` transaction, decodes its arguments, checks `keccak(data)` against
   the stored `dataHash` and the arguments against the stored batch;
 - decodes the batch data (prover.batch) and replays each block with the sequencer's own pure
-  code (`sequencer.core.chain.replay_block`: every signature, limit and margin check);
+  code (`sequencer.core.chain.replay_block`: every signature, limit and margin check, and the
+  liquidation steps: each block starts, right after its Settle txs, with exactly the auction
+  starts, takeovers and auction ends that the detection at its marks finds, and every
+  Liquidate is checked against its signed fraction and price limit, the auction price and the
+  liquidator's margin, docs/liquidation.md);
 - checks block numbers are contiguous from `firstBlock`, each block's posted state root,
   withdrawal root and message cursor against the recomputed header, the header chain (the
   batch's `prevHeaderHash` is the previous batch's recomputed last header hash, the genesis

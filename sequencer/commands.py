@@ -6,7 +6,7 @@ import argparse
 
 from sequencer import devnet, serve
 from sequencer.client import cli as client_cli
-from sequencer.client import mmpcli
+from sequencer.client import liquidator, mmpcli
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
@@ -14,4 +14,5 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
     serve.register(sub)
     client_cli.register(sub)  # keys new|show, order place|cancel|list
     mmpcli.register(sub)  # mmp set|reset|show
+    liquidator.register(sub)  # liquidator: the reference liquidation bidder
     devnet.register(sub)

@@ -1,4 +1,5 @@
-"""`optrollup devnet`: anvil + contracts + sequencer node + oracle feed + batch poster on loopback.
+"""`optrollup devnet`: anvil + contracts + sequencer node + oracle feed + batch poster + reference
+liquidator on loopback.
 
 First run: deploys MockUSDC, Rollup and Bridge on a fresh anvil, lists a default set of ETH
 options at genesis, funds the dev accounts through the real path (mint on L1, deposit through
@@ -123,7 +124,7 @@ class DevnetFiles:
 
 
 #: the supervised processes, in the order a cleanup stops leftovers (anvil last: it dumps state)
-CHILDREN = ("poster", "node", "anvil")
+CHILDREN = ("liquidator", "poster", "node", "anvil")
 
 
 def free_port() -> int:
@@ -261,6 +262,7 @@ def devnet(args: argparse.Namespace) -> int:
     anvil = Anvil(state_path=files.root / "l1-state.json", state_interval=5,
                   log_path=logs / "anvil.log", port=args.l1_port, pid_file=files.pid_file("anvil"))
     feeder = poster = None
+    liquidator: subprocess.Popen | None = None
     try:
         anvil.start()
         client = anvil.client()
@@ -295,6 +297,12 @@ def devnet(args: argparse.Namespace) -> int:
             poster.start()
         traders = keys["traders"]
         stores = trader_keystores(files, traders)
+        if not args.no_liquidator:  # the last dev trader bids in liquidation auctions
+            with open(logs / "liquidator.log", "ab") as liq_log:
+                liquidator = procs.popen(
+                    [*cli, "liquidator", "--sequencer", api, "--keystore", str(stores[-1]),
+                     "--password-file", str(files.password), "--json"],
+                    stdout=liq_log, stderr=subprocess.STDOUT, pid_file=files.pid_file("liquidator"))
         sample_ins = next(i.name for i in cfg.genesis.instruments if i.strike == 3000 * 10**6 and i.is_call)
         print(f"""
 optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
@@ -304,6 +312,7 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
   Bridge     {dep.bridge}
   USDC       {dep.collateral_token}   (mock, 6 decimals; `optrollup faucet` mints and deposits more)
   poster     {'optrollup post-batches --once every %gs (log: logs/poster.log)' % args.post_seconds if poster else 'not available in this build'}
+  liquidator {'optrollup liquidator as the last dev account (log: logs/liquidator.log)' if liquidator else 'off (--no-liquidator)'}
   dev accounts (devnet keys: never use them elsewhere; {FUND_USDC} USDC deposited each on first run):""")
         for k, store in zip(traders, stores):
             print(f"    {to_checksum(bytes.fromhex(Account.from_key(k).address[2:]))}  key {k}  keystore {store}")
@@ -322,6 +331,8 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
     except KeyboardInterrupt:
         pass
     finally:
+        if liquidator is not None:
+            procs.stop_child(liquidator, timeout=15, pid_file=files.pid_file("liquidator"))
         if feeder is not None:
             feeder.stop.set()
         if poster is not None:
@@ -359,6 +370,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--feed-seconds", type=float, default=5.0,
                    help="oracle feed interval (every feed is an L1-posted block tx)")
     p.add_argument("--post-seconds", type=float, default=10.0)
+    p.add_argument("--no-liquidator", action="store_true",
+                   help="do not run the reference liquidator (optrollup liquidator)")
     p.set_defaults(func=devnet)
     f = sub.add_parser("faucet", help="devnet: mint mock USDC on L1 and deposit it through the Bridge")
     f.add_argument("--data-dir", default=os.environ.get("OPTROLLUP_DEVNET_DIR", ".devnet"))

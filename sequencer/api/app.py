@@ -25,6 +25,7 @@ from sequencer.api import schemas, views, wire
 from sequencer.api.auth import authenticate
 from sequencer.api.errors import error_response, plain_error
 from sequencer.api.fastpath import FastWrites, WriteHandler
+from sequencer.api.liquidation import add_liquidation_routes, auction_rules_json, insurance_json
 from sequencer.api.mmp import add_mmp_routes
 from sequencer.api.ratelimit import RateLimiter
 from sequencer.api.stream import add_stream
@@ -188,6 +189,8 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
                        "maxOrderTtl": g.max_order_ttl, "cancelAllWindow": g.cancel_all_window,
                        "authMaxSkew": 30, "mmpMaxIntervalMs": MAX_INTERVAL_MS,
                        "mmpMaxFrozenMs": MAX_FROZEN_MS},
+            "insuranceFund": insurance_json(node.insurance()),
+            "liquidation": auction_rules_json(),
         }
 
     @app.get("/v1/instruments")
@@ -403,6 +406,7 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
     for path, (primary_json, cls) in SIGNED_WRITES.items():
         signed_write(path, primary_json, cls)
     add_mmp_routes(app, api)  # market-maker protection: /v1/mmp/config, /v1/mmp/reset, reads
+    add_liquidation_routes(app, api)  # GET/POST /v1/liquidations (docs/liquidation.md)
 
     # -- private reads --------------------------------------------------------------------------
 

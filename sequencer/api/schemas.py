@@ -8,6 +8,7 @@ from typing import Any
 from sequencer.core.eip712 import FIELDS
 
 _UINT = {"oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]{1,78}$"}]}
+_INT = {"oneOf": [{"type": "integer"}, {"type": "string", "pattern": "^-?[0-9]{1,78}$"}]}
 _TYPES: dict[str, dict[str, Any]] = {
     "address": {"type": "string", "pattern": "^0[xX][0-9a-fA-F]{40}$"},
     "string": {"type": "string", "maxLength": 64},
@@ -17,12 +18,14 @@ _TYPES: dict[str, dict[str, Any]] = {
 _SIG = {"type": "string", "pattern": "^0[xX][0-9a-fA-F]{130}$"}
 _JSON_NAME = {"Order": "order", "Cancel": "cancel", "CancelAll": "cancelAll", "Withdraw": "withdraw",
               "SessionKey": "sessionKey", "Feed": "feed", "List": "list", "MmpConfig": "mmpConfig",
-              "MmpReset": "mmpReset"}
+              "MmpReset": "mmpReset", "Liquidate": "liquidate"}
 
 
 def _field(typ: str) -> dict[str, Any]:
     if typ.endswith("[]"):
         return {"type": "array", "maxItems": 64, "items": _field(typ[:-2])}
+    if typ.startswith("int"):
+        return _INT
     return _TYPES.get(typ, _UINT)
 
 

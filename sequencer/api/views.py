@@ -66,7 +66,8 @@ def account_json(address: bytes, v: AccountView) -> dict[str, Any]:
         "collateral": money(v.collateral), "equity": money(v.equity),
         "initialMargin": money(v.initialMargin), "maintenanceMargin": money(v.maintenanceMargin),
         "available": money(v.available), "withdrawalNonce": str(v.withdrawalNonce),
-        "halted": list(v.halted),
+        "halted": list(v.halted), "liquidationStartedAt": v.liquidationStart,
+        "liquidateNonce": str(v.liquidateNonce),
         "positions": [{"instrument": p.instrument, "amount": money(p.amount), **mark_json(p.mark)}
                       for p in v.positions],
         "openOrders": [{"orderHash": h(o.orderHash), "remaining": money(o.remaining),

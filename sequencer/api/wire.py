@@ -7,12 +7,14 @@ Unknown fields are rejected so a typo never silently changes an order.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cext import Order, parse_address
 from sequencer.errors import InvalidRequest
 
+_SINT = re.compile(r"-?[0-9]{1,78}")
 ORDER_KEYS = ("account", "instrument", "isBuy", "price", "amount", "nonce", "expiry",
               "timeInForce", "postOnly", "reduceOnly")
 
@@ -42,6 +44,20 @@ def uint(value: Any, field: str, bits: int = 256) -> int:
                              code="invalid_number")
     if n >> bits:
         raise InvalidRequest(f"{field} does not fit in uint{bits}: {value}", code="invalid_number")
+    return n
+
+
+def sint(value: Any, field: str, bits: int = 256) -> int:
+    """A JSON integer or decimal string (optionally negative) in [-2**(bits-1), 2**(bits-1))."""
+    if type(value) is int:
+        n = value
+    elif isinstance(value, str) and _SINT.fullmatch(value):
+        n = int(value)
+    else:
+        raise InvalidRequest(f"{field} must be an integer or decimal string, got {value!r}",
+                             code="invalid_number")
+    if not -(1 << (bits - 1)) <= n < 1 << (bits - 1):
+        raise InvalidRequest(f"{field} does not fit in int{bits}: {value}", code="invalid_number")
     return n
 
 
@@ -144,6 +160,8 @@ def _field(typ: str, value: Any, name: str) -> Any:
         if not isinstance(value, list) or len(value) > 64:
             raise InvalidRequest(f"{name} must be a list of at most 64 items", code="invalid_type")
         return tuple(_field(typ[:-2], v, f"{name}[{i}]") for i, v in enumerate(value))
+    if typ.startswith("int"):
+        return sint(value, name, int(typ[3:]))
     return uint(value, name, int(typ[4:]))
 
 

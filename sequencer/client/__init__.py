@@ -13,6 +13,7 @@ from sequencer.client.errors import (ApiError, BadRequestError, ClientError, Con
                                      PayloadTooLargeError, RateLimitedError, RejectedError, ServerError,
                                      StreamClosed, StreamGap, TransportError, UnauthorizedError,
                                      UnavailableError)
+from sequencer.client.liquidation import Auction, InsuranceFund, Liquidations, LiquidationTake
 from sequencer.client.mmp import MmpConfigInfo, MmpFreeze, MmpPair, MmpResetAck, MmpState
 from sequencer.client.signing import Signer
 from sequencer.client.stream import AsyncStream, Stream
@@ -22,7 +23,8 @@ from sequencer.client.types import (Account, Block, BlockHeader, Book, CancelRes
                                     WithdrawalAck)
 
 __all__ = [
-    "DEFAULT_ORDER_TTL", "Account", "ApiError", "AsyncClient", "AsyncStream", "BadRequestError", "Block",
+    "DEFAULT_ORDER_TTL", "Account", "ApiError", "AsyncClient", "Auction", "InsuranceFund",
+    "LiquidationTake", "Liquidations", "AsyncStream", "BadRequestError", "Block",
     "BlockHeader", "Book", "CancelResult", "Client", "ClientError", "ConflictError", "Fill", "Greeks",
     "Info", "Instrument", "Level", "MmpConfigInfo", "MmpFreeze", "MmpPair", "MmpResetAck", "MmpState",
     "NewOrder", "NotFoundError", "OpenOrder", "OrderAck", "OrderInfo",

@@ -21,6 +21,7 @@ import httpx
 
 from sequencer.client.errors import ApiError, ClientError, ConflictError, TransportError, error_from_answer
 from sequencer.errors import OptrollupError
+from sequencer.client.liquidation import LiquidationOps, Liquidations, LiquidationTake
 from sequencer.client.mmp import MmpOps, MmpPair, MmpResetAck, MmpState
 from sequencer.client.signing import Signer, message_json
 from sequencer.client.stream import AsyncStream, Stream, stream_url
@@ -72,9 +73,9 @@ def _hash32(value: str, name: str) -> str:
     return "0x" + raw.lower()
 
 
-class _Core(MmpOps):
+class _Core(MmpOps, LiquidationOps):
     """Signing, request building and answer parsing shared by both clients (market-maker
-    protection's plans in sequencer.client.mmp)."""
+    protection's plans in sequencer.client.mmp, liquidation's in sequencer.client.liquidation)."""
 
     def __init__(self, url: str, *, private_key: str | bytes | None = None,
                  keystore: str | Path | None = None, password: str | None = None,
@@ -420,6 +421,17 @@ class Client(_Core):
         """This account's MMP configs, window totals and freezes (auth headers)."""
         return self._run(self._op_mmp(address))
 
+    def liquidations(self) -> Liquidations:
+        """Open liquidation auctions with their current prices, and the insurance fund."""
+        return self._run(self._op_liquidations())
+
+    def liquidate(self, account: str, fraction_ppm: int, max_price: int, *,
+                  nonce: int | None = None) -> LiquidationTake:
+        """Bid in the auction of `account`: take `fraction_ppm` / 10^6 of its positions and
+        collateral, paying at most `max_price` base units (negative: be paid at least that).
+        `nonce` at least this liquidator's next (default: the client's clock)."""
+        return self._run(self._op_liquidate(account, fraction_ppm, max_price, nonce))
+
     def order(self, order_hash: str) -> OrderStatus:
         """Status of one of this account's orders."""
         return self._run(self._op_order(order_hash))
@@ -569,6 +581,15 @@ class AsyncClient(_Core):
     async def mmp(self, address: str | None = None) -> MmpState:
         """See `Client.mmp`."""
         return await self._run(self._op_mmp(address))
+
+    async def liquidations(self) -> Liquidations:
+        """See `Client.liquidations`."""
+        return await self._run(self._op_liquidations())
+
+    async def liquidate(self, account: str, fraction_ppm: int, max_price: int, *,
+                        nonce: int | None = None) -> LiquidationTake:
+        """See `Client.liquidate`."""
+        return await self._run(self._op_liquidate(account, fraction_ppm, max_price, nonce))
 
     async def order(self, order_hash: str) -> OrderStatus:
         """See `Client.order`."""

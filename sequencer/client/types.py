@@ -202,13 +202,17 @@ class Account:
     halted: list[str]
     positions: list[Position]
     open_orders: list[OpenOrder]
+    liquidation_started_at: int | None = None  # block time its liquidation auction started
+    liquidate_nonce: int = 0                   # its next Liquidate nonce (as a liquidator)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Account":
+        started = d.get("liquidationStartedAt")
         return cls(d["account"], int(d["collateral"]), int(d["equity"]), int(d["initialMargin"]),
                    int(d["maintenanceMargin"]), int(d["available"]), int(d["withdrawalNonce"]),
                    list(d.get("halted", [])), [Position.from_json(p) for p in d.get("positions", [])],
-                   [OpenOrder.from_json(o) for o in d.get("openOrders", [])])
+                   [OpenOrder.from_json(o) for o in d.get("openOrders", [])],
+                   None if started is None else int(started), int(d.get("liquidateNonce", 0)))
 
 
 class Level(NamedTuple):

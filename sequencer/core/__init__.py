@@ -4,8 +4,8 @@ time comes in with the block."""
 
 from sequencer.core.book import Book, Resting
 from sequencer.core.config import CoreConfig, OracleParams, UnderlyingParams
-from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Listing, MmpConfig, MmpReset,
-                                   SessionKey, Withdraw, digest, digests, eip712_types,
+from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, Listing, MmpConfig,
+                                   MmpReset, SessionKey, Withdraw, digest, digests, eip712_types,
                                    hash_struct, order_digest)
 from sequencer.core.engine import (AccountView, Engine, ForcedResult, OpenOrderView, OrderResult,
                                    PositionView)
@@ -19,12 +19,13 @@ from sequencer.core.state import (Account, FilledOrder, State, account_leaf, gen
                                   positions_hash, state_bytes)
 from sequencer.core.transition import (FORCED_NONCE_BASE, MAX_COLLATERAL, BlockContext, apply,
                                        list_instrument, prepare_block)
-from sequencer.core.txs import (DepositTx, FillTx, ForcedWithdrawTx, ListTx, OracleTx,
-                                SessionKeyTx, SettleTx, SignedOrder, Tx, WithdrawTx, decode_tx,
-                                encode_tx)
+from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, DepositTx, FillTx, ForcedWithdrawTx,
+                                LiquidateTx, ListTx, OracleTx, SessionKeyTx, SettleTx, SignedOrder,
+                                TakeoverTx, Tx, WithdrawTx, decode_tx, encode_tx)
 
 __all__ = [
-    "FORCED_NONCE_BASE", "MAX_COLLATERAL", "UNIT", "Account", "AccountView", "BlockContext", "Book", "Cancel", "CancelAll", "CoreConfig",
+    "FORCED_NONCE_BASE", "MAX_COLLATERAL", "UNIT", "Account", "AccountView", "AuctionEndTx",
+    "AuctionStartTx", "Liquidate", "LiquidateTx", "TakeoverTx", "BlockContext", "Book", "Cancel", "CancelAll", "CoreConfig",
     "DepositTx", "Engine", "Feed", "FillTx", "FilledOrder", "ForcedResult", "ForcedWithdrawTx", "Greeks", "Instrument", "ListTx",
     "Listing", "Margin", "Mark", "Marks", "MmpConfig", "MmpReset",
     "OpenOrderView", "OracleParams", "OracleState",

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from cext import merkle_root
 from sequencer.core.accounttree import AccountTree
 from sequencer.core.header import Header, WithdrawalLeaf, mark_leaf, tx_root
+from sequencer.core.liquidation import scan
 from sequencer.core.marks import Marks
 from sequencer.core.state import State, account_leaf
 from sequencer.core.transition import apply, prepare_block
-from sequencer.core.txs import Tx, decode_tx
+from sequencer.core.txs import STATUS_TXS, SettleTx, Tx, decode_tx, encode_tx
 from sequencer.errors import OptrollupError
 
 
@@ -78,7 +79,10 @@ class BadBlock(OptrollupError):
 def replay_block(state: State, tree: AccountTree, parent: Header, timestamp: int,
                  tx_bytes: Sequence[bytes], payouts: list[WithdrawalLeaf] | None = None) -> Header:
     """Decode and apply a block's transactions, then seal; BadBlock names the first failure.
-    `payouts`, if given, receives the block's withdrawal leaves (in leaf order)."""
+    `payouts`, if given, receives the block's withdrawal leaves (in leaf order).
+    Liquidation detection is checked too: right after the block's leading Settle txs come
+    exactly the status txs (AuctionStart, Takeover, AuctionEnd) that `liquidation.scan`
+    finds at the block's marks, and no status tx appears anywhere else in the block."""
     number = parent.number + 1
     txs: list[Tx] = []
     for i, raw in enumerate(tx_bytes):
@@ -89,11 +93,28 @@ def replay_block(state: State, tree: AccountTree, parent: Header, timestamp: int
     if timestamp < parent.timestamp:
         raise BadBlock(number, None, f"timestamp {timestamp} before parent's {parent.timestamp}")
     ctx = prepare_block(state.config.domain, timestamp, txs)
+    detect = 0  # txs before the detection: the leading Settle txs
+    while detect < len(txs) and isinstance(txs[detect], SettleTx):
+        detect += 1
+    due: list[bytes] | None = None
     for i, tx in enumerate(txs):
+        if i == detect:
+            due = [encode_tx(t) for t in scan(state, ctx.marks(state))]
+            got = list(tx_bytes[i:i + len(due)])
+            if got != due:
+                k = next((j for j, (a, b) in enumerate(zip(got, due)) if a != b), len(got))
+                raise BadBlock(number, i + k, f"liquidation detection at the block's marks wants "
+                               f"{len(due)} status txs here, the block has others")
+        elif isinstance(tx, STATUS_TXS) and (due is None or i >= detect + len(due)):
+            raise BadBlock(number, i, f"{type(tx).__name__} outside the block's liquidation "
+                           "detection (right after its Settle txs)")
         try:
             apply(state, tx, ctx)
         except OptrollupError as exc:
             raise BadBlock(number, i, f"{type(tx).__name__} rejected [{exc.code}]: {exc.message}") from None
+    if due is None and scan(state, ctx.marks(state)):  # only Settle txs, or none
+        raise BadBlock(number, len(txs), "liquidation detection at the block's marks wants "
+                       "status txs the block does not have")
     if payouts is not None:
         payouts.extend(state.withdrawal_leaves)
     return seal_header(state, tree, parent, timestamp, txs, tx_bytes)

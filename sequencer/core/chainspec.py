@@ -15,16 +15,19 @@ from dataclasses import astuple, dataclass
 import msgpack
 
 from sequencer.core.accounttree import AccountTree
-from sequencer.core.config import CoreConfig, OracleParams, UnderlyingParams
+from sequencer.core.config import (DEFAULT_INSURANCE_FEE_SHARE, DEFAULT_INSURANCE_FUND, CoreConfig,
+                                   OracleParams, UnderlyingParams)
 from sequencer.core.header import ZERO32, Header, tx_root
 from sequencer.core.instruments import Instrument
 from sequencer.core.rules import check_schedule
 from sequencer.core.state import State, account_leaf, genesis
 from sequencer.errors import InvalidRequest
 
-GENESIS_VERSION = 2
-"""Layout version of the genesis bytes. 2 added the rules fork schedule (last field); layout 1
-implied the float pricing rules (rules version 0), which this code does not implement."""
+GENESIS_VERSION = 3
+"""Layout version of the genesis bytes. 3 added the insurance fund (last field), written when
+the schedule has the risk rules (CoreConfig.risk_scheduled), layout 2 otherwise, so the genesis
+of a chain without them keeps its bytes. 2 added the rules fork schedule; layout 1 implied the
+float pricing rules (rules version 0), which this code does not implement."""
 
 
 @dataclass(frozen=True)
@@ -37,18 +40,30 @@ class Genesis:
 
     def __post_init__(self) -> None:
         check_schedule(self.config.rules_schedule, self.timestamp)
+        c = self.config
+        if c.risk_scheduled:
+            if type(c.insurance_fund) is not bytes or len(c.insurance_fund) != 20 \
+                    or c.insurance_fund == b"\0" * 20:
+                raise InvalidRequest("the insurance fund must be a non-zero 20-byte address",
+                                     code="bad_genesis")
+            if type(c.insurance_fee_share) is not int or not 0 <= c.insurance_fee_share <= 10**6:
+                raise InvalidRequest("the insurance fee share must be in [0, 10^6] ppm",
+                                     code="bad_genesis")
 
     def to_bytes(self) -> bytes:
-        """Canonical msgpack of the genesis (chain id and Rollup address excluded)."""
+        """Canonical msgpack of the genesis (chain id and Rollup address excluded): layout 3
+        when the schedule has the risk rules, else layout 2 (docs/encoding.md)."""
         c = self.config
+        fund = [[c.insurance_fund, c.insurance_fee_share]] if c.risk_scheduled else []
         return msgpack.packb([
-            GENESIS_VERSION, self.timestamp, c.operator, c.fee_account,
+            GENESIS_VERSION if c.risk_scheduled else 2, self.timestamp, c.operator, c.fee_account,
             [list(c.oracle.keys), c.oracle.quorum, c.oracle.max_age, c.oracle.max_deviation,
              c.oracle.max_future],
             [[name, list(astuple(p))] for name, p in sorted(c.underlyings.items())],
             [c.max_order_ttl, c.cancel_all_window, c.settlement_window],
             [list(i) for i in self.instruments],
             [list(pair) for pair in c.rules_schedule],
+            *fund,
         ], use_bin_type=True)
 
     @classmethod
@@ -63,9 +78,15 @@ class Genesis:
                     "genesis layout 1 implies rules version 0 (float Black-76 pricing), which "
                     "this node does not implement; known rules versions start at 1",
                     code="unknown_rules_version")
-            (version, ts, operator, fee_account, oracle, unders, limits,
-             instruments, schedule) = fields
-            if version != GENESIS_VERSION:
+            version = fields[0]
+            if version == 2:
+                fund, share = DEFAULT_INSURANCE_FUND, DEFAULT_INSURANCE_FEE_SHARE
+                (version, ts, operator, fee_account, oracle, unders, limits,
+                 instruments, schedule) = fields
+            elif version == GENESIS_VERSION:
+                (version, ts, operator, fee_account, oracle, unders, limits,
+                 instruments, schedule, (fund, share)) = fields
+            else:
                 raise ValueError(f"unknown genesis version {version}")
             keys, quorum, max_age, max_dev, max_future = oracle
             config = CoreConfig(
@@ -74,7 +95,8 @@ class Genesis:
                 oracle=OracleParams(tuple(keys), quorum, max_age, max_dev, max_future),
                 underlyings={name: UnderlyingParams(*vals) for name, vals in unders},
                 max_order_ttl=limits[0], cancel_all_window=limits[1], settlement_window=limits[2],
-                rules_schedule=tuple(tuple(pair) for pair in schedule))
+                rules_schedule=tuple(tuple(pair) for pair in schedule),
+                insurance_fund=fund, insurance_fee_share=share)
             g = cls(config, ts, tuple(Instrument(*i) for i in instruments))
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidRequest(f"genesis bytes do not decode: {exc}", code="bad_genesis") from None

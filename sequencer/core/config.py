@@ -8,8 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from cext import domain_separator
-from sequencer.core.rules import DEFAULT_SCHEDULE, Schedule
+from cext import domain_separator, keccak256
+from sequencer.core.rules import DEFAULT_SCHEDULE, RISK_VERSION, Schedule
+
+DEFAULT_INSURANCE_FUND = keccak256(b"optrollup.insurance-fund.v1")[12:]
+"""The insurance fund account when the genesis names none: an address without a known key, so
+only the rules move its collateral."""
+DEFAULT_INSURANCE_FEE_SHARE = 200_000
+"""Share of every trading fee (ppm) that goes to the insurance fund (docs/liquidation.md)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,9 @@ class CoreConfig:
 
     `verifying_contract` is the L1 Rollup address (20 bytes); `operator` signs `List`;
     `fee_account` receives fees and settlement dust. Time bounds are seconds.
+    `insurance_fund` is the insurance fund account (sequencer.core.insurance): from rules
+    version 2 it receives `insurance_fee_share` ppm of every fee, takes over insolvent
+    accounts and covers what shorts cannot pay at settlement.
     `rules_schedule` is the fork schedule of consensus rules versions, ((activation block
     timestamp, version), ...), checked against the genesis timestamp (`sequencer.core.rules`)."""
 
@@ -61,6 +70,14 @@ class CoreConfig:
     cancel_all_window: int = 60
     settlement_window: int = 1_800
     rules_schedule: Schedule = DEFAULT_SCHEDULE
+    insurance_fund: bytes = DEFAULT_INSURANCE_FUND
+    insurance_fee_share: int = DEFAULT_INSURANCE_FEE_SHARE
+
+    @cached_property
+    def risk_scheduled(self) -> bool:
+        """True iff the fork schedule ever activates the risk rules (liquidation, insurance
+        fund: rules version >= RISK_VERSION); then the genesis names the fund (layout 3)."""
+        return any(v >= RISK_VERSION for _, v in self.rules_schedule)
 
     @cached_property
     def domain(self) -> bytes:

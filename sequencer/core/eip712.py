@@ -1,7 +1,7 @@
 """EIP-712 types of design.md and generic struct hashing for every message but `Order`.
 
 Order digests always go through `cext.order_digests`; the other messages (Cancel, CancelAll,
-Withdraw, SessionKey, Feed, List, MmpConfig, MmpReset) are hashed here. Messages are
+Withdraw, SessionKey, Feed, List, MmpConfig, MmpReset, Liquidate) are hashed here. Messages are
 NamedTuples whose fields are the EIP-712 fields in type order; addresses are 20 raw bytes,
 `orderHash` 32 bytes.
 """
@@ -29,6 +29,8 @@ FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
                   ("frozenMs", "uint64"), ("amountLimit", "uint256"), ("deltaLimit", "uint256"),
                   ("vegaLimit", "uint256"), ("nonce", "uint64")),
     "MmpReset": (("account", "address"), ("underlying", "string"), ("timestamp", "uint64")),
+    "Liquidate": (("liquidator", "address"), ("account", "address"), ("fractionPpm", "uint32"),
+                  ("maxPrice", "int256"), ("nonce", "uint64")),
 }
 DOMAIN_FIELDS: tuple[tuple[str, str], ...] = (
     ("name", "string"), ("version", "string"), ("chainId", "uint256"),
@@ -115,10 +117,24 @@ class MmpReset(NamedTuple):
     timestamp: int
 
 
-Message = Cancel | CancelAll | Withdraw | SessionKey | Feed | Listing | MmpConfig | MmpReset
+class Liquidate(NamedTuple):
+    """A bid in the liquidation auction of `account` (sequencer.core.liquidation): `liquidator`
+    takes `fractionPpm` / 10^6 of every position and of the collateral of `account` and pays
+    it the auction price, at most `maxPrice` base units (a negative price: the liquidator is
+    paid). `nonce` at least the liquidator's next Liquidate nonce (each one is used once)."""
+
+    liquidator: bytes
+    account: bytes
+    fractionPpm: int
+    maxPrice: int
+    nonce: int
+
+
+Message = (Cancel | CancelAll | Withdraw | SessionKey | Feed | Listing | MmpConfig | MmpReset
+           | Liquidate)
 PRIMARY: dict[type, str] = {Cancel: "Cancel", CancelAll: "CancelAll", Withdraw: "Withdraw",
                             SessionKey: "SessionKey", Feed: "Feed", Listing: "List",
-                            MmpConfig: "MmpConfig", MmpReset: "MmpReset"}
+                            MmpConfig: "MmpConfig", MmpReset: "MmpReset", Liquidate: "Liquidate"}
 
 
 def type_string(primary: str) -> str:
@@ -158,6 +174,11 @@ def _word(typ: str, value: Any, field: str) -> bytes:
         if type(value) is not bool:
             raise InvalidRequest(f"{field} must be a bool", code="bad_field")
         return int(value).to_bytes(32, "big")
+    if typ.startswith("int"):  # signed: two's complement in the word
+        bits = int(typ[3:])
+        if type(value) is not int or not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+            raise InvalidRequest(f"{field} must be an {typ}, got {value!r}", code="bad_field")
+        return value.to_bytes(32, "big", signed=True)
     bits = int(typ[4:])
     if type(value) is not int or value < 0 or value >> bits:
         raise InvalidRequest(f"{field} must be a {typ}, got {value!r}", code="bad_field")

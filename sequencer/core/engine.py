@@ -19,20 +19,21 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from cext import Order, recover_addresses, to_checksum
-from sequencer.core import eip712
+from sequencer.core import eip712, insurance, liquidation
 from sequencer.core.book import Book, Resting
-from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Listing, MmpConfig, MmpReset,
-                                   SessionKey, Withdraw)
+from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, Listing, MmpConfig,
+                                   MmpReset, SessionKey, Withdraw)
 from sequencer.core.margin import RiskRow, im_of, mm_of, value
 from sequencer.core.mmp import MS, Mmp, MmpView, ResetResult, Stage, check_config
 from sequencer.core.openorders import OrderTotals, requirement
 from sequencer.core.marks import Marks
 from sequencer.core.pricing import Mark
 from sequencer.core.state import State, set_position
-from sequencer.core.transition import (BlockContext, apply, check_l1_message, check_order,
-                                       forced_withdrawal_refusal, require_signer)
-from sequencer.core.txs import (DepositTx, FillTx, ForcedWithdrawTx, ListTx, OracleTx,
-                                SessionKeyTx, SettleTx, SignedOrder, Tx, WithdrawTx)
+from sequencer.core.transition import (BlockContext, apply, check_l1_message, check_liquidate,
+                                       check_order, forced_withdrawal_refusal, require_signer)
+from sequencer.core.txs import (AuctionStartTx, DepositTx, FillTx, ForcedWithdrawTx,
+                                LiquidateTx, ListTx, OracleTx, SessionKeyTx, SettleTx,
+                                SignedOrder, TakeoverTx, Tx, WithdrawTx)
 from sequencer.errors import Conflict, InvalidRequest, NotFound, OptrollupError, Rejected
 
 GTC, IOC, FOK = 0, 1, 2
@@ -76,7 +77,9 @@ class OpenOrderView(NamedTuple):
 class AccountView(NamedTuple):
     """Account figures in base units. `initialMargin` includes open orders (as if filled at
     their limits, with no credit for gains); `available` = min(collateral, equity − IM), ≥ 0;
-    `halted` lists instruments without a valid oracle price (left out of the figures)."""
+    `halted` lists instruments without a valid oracle price (left out of the figures);
+    `liquidationStart` is the block time its liquidation auction started (None: not in one);
+    `liquidateNonce` its smallest acceptable next Liquidate nonce (as a liquidator)."""
 
     collateral: int
     equity: int
@@ -87,6 +90,8 @@ class AccountView(NamedTuple):
     openOrders: list[OpenOrderView]
     withdrawalNonce: int
     halted: list[str]
+    liquidationStart: int | None = None
+    liquidateNonce: int = 0
 
 
 class _Risk:
@@ -139,7 +144,9 @@ class Engine:
 
     def begin_block(self, timestamp: int) -> list[Tx]:
         """Start a block at `timestamp` (non-decreasing): drop expired orders and digests, cancel
-        the orders of expired instruments and settle those that can be. Returns the Settle txs."""
+        the orders of expired instruments and settle those that can be, then run the block's
+        liquidation detection (`liquidation.scan`; an account whose auction starts loses its
+        open orders). Returns the Settle txs and the liquidation status txs, in block order."""
         if timestamp < self.ctx.timestamp:
             raise InvalidRequest(f"block time {timestamp} before {self.ctx.timestamp}",
                                  code="time_went_backwards")
@@ -162,7 +169,33 @@ class Engine:
                     settled.append(self.submit(SettleTx(name)))
                 except Rejected:
                     continue
-        return settled
+        return settled + self._detect()
+
+    def _detect(self) -> list[Tx]:
+        """Submit the liquidation status txs due at the block's marks; an account whose auction
+        starts has its open orders cancelled; every position moved leaves the risk caches."""
+        st = self.state
+        txs = liquidation.scan(st, self.ctx.marks(st))
+        for tx in txs:
+            moved = list(st.accounts[tx.account].positions) if isinstance(tx, TakeoverTx) else ()
+            self.submit(tx)
+            if isinstance(tx, (AuctionStartTx, TakeoverTx)):  # (reducing orders rest meanwhile)
+                self.drop_account_orders(tx.account)
+            for name in moved:
+                self._touch(tx.account, name)
+                self._touch(st.config.insurance_fund, name)
+        return txs
+
+    def liquidate(self, msg: Liquidate, signature: bytes) -> liquidation.Take:
+        """A liquidator's bid (design.md "Risk"): validated and applied as a LiquidateTx;
+        returns what it took and paid."""
+        tx = LiquidateTx(msg, signature)
+        take = check_liquidate(self.state, tx, self.ctx)
+        self.submit(tx)
+        for name, _ in take.positions:
+            self._touch(take.account, name)
+            self._touch(take.liquidator, name)
+        return take
 
     def end_block(self) -> list[Tx]:
         """The block transactions proposed since begin_block, in apply order."""
@@ -271,6 +304,9 @@ class Engine:
         if order.postOnly and book.crosses(is_buy, order.price):
             raise Rejected("post-only order would cross the book", code="post_only_would_cross")
         if amount + same_side > closing:
+            if order.account in st.auctions:
+                raise Rejected("the account is in liquidation: only orders that reduce its "
+                               "positions", code="account_in_liquidation")
             self._check_margin(order.account, name, (is_buy, order.price, amount))
         if order.timeInForce == FOK:
             avail = 0
@@ -653,7 +689,8 @@ class Engine:
 
     def _check_withdraw(self, w: Withdraw) -> None:
         if w.account in self.state.accounts and self.by_account.get(w.account):
-            self._check_margin(w.account, "", None, withdraw=w.amount)
+            self._check_margin(w.account, "", None,
+                               withdraw=insurance.withdrawal_debit(self.state, w.amount))
 
     # -- views --------------------------------------------------------------------------------
 
@@ -680,28 +717,33 @@ class Engine:
                   for r in o.values()]
         return AccountView(acct.collateral, equity, im, mm,
                            max(0, min(acct.collateral, equity - im)), positions, orders,
-                           acct.withdrawal_nonce, halted)
+                           acct.withdrawal_nonce, halted, self.state.auctions.get(address),
+                           self.state.liquidate_nonces.get(address, 0))
 
 
 class _Journal:
     """Before-images of what the fills of a request change (collateral and one position per
     account, cumulative fills per order), to roll the state back if the request is rejected."""
 
-    __slots__ = ("state", "accounts", "orders", "leaves")
+    __slots__ = ("state", "accounts", "orders", "leaves", "shortfall", "total")
 
     def __init__(self, state: State) -> None:
         self.state = state
         self.leaves = len(state.withdrawal_leaves)  # withdrawal leaves of the open block before
+        self.shortfall, self.total = state.shortfall, state.collateral_total  # fees repay it
         self.accounts: dict[tuple[bytes, str], tuple[int, int]] = {}
         self.orders: dict[bytes, int | None] = {}
 
     def save(self, name: str, maker: bytes, taker: bytes, maker_order: bytes,
              taker_order: bytes) -> None:
-        """Remember the accounts (and the fee account) and orders a fill in `name` may change."""
+        """Remember the accounts (and the fee account and the insurance fund, if it exists) and
+        orders a fill in `name` may change."""
         st, accounts = self.state, self.accounts
-        for a in (maker, taker, st.config.fee_account):
+        for a in (maker, taker, st.config.fee_account, st.config.insurance_fund):
             if (a, name) not in accounts:
-                acct = st.accounts[a]
+                acct = st.accounts.get(a)
+                if acct is None:  # no fund: rules without the risk rules
+                    continue
                 accounts[(a, name)] = (acct.collateral, acct.positions.get(name, 0))
         for d in (maker_order, taker_order):
             if d not in self.orders:
@@ -712,6 +754,7 @@ class _Journal:
         """Put every saved value back; returns the (account, instrument) pairs saved."""
         st = self.state
         del st.withdrawal_leaves[self.leaves:]  # fills emit none today; a rollback keeps none
+        st.shortfall, st.collateral_total = self.shortfall, self.total
         for (a, name), (c, q) in self.accounts.items():
             acct = st.accounts[a]
             acct.collateral = c

@@ -10,6 +10,10 @@ the last pair whose activation is ≤ T.
 Versions:
 - 1: integer rules. `pricing.interpolate_vol` (total variance, integer vol x 10^6) and
   `pricing.mark` (Black-76 in 2^96 binary fixed point, `sequencer.core.fixedpoint`).
+- 2: version 1's pricing plus the risk rules of docs/liquidation.md: liquidation auctions
+  (`sequencer.core.liquidation`), the insurance fund's fee share, settlement deficits covered
+  by the fund then recorded as shortfall (longs are paid in full), withdrawals haircut pro rata
+  while a shortfall is open (`sequencer.core.insurance`).
 (Version 0 would be the float pricing of genesis layout 1; it is not implemented.)
 """
 
@@ -38,9 +42,12 @@ class Rules(NamedTuple):
 
 RULES: Mapping[int, Rules] = {
     1: Rules(1, pricing.interpolate_vol, pricing.mark),
+    2: Rules(2, pricing.interpolate_vol, pricing.mark),
 }
 """Every rules version this code can execute."""
 
+RISK_VERSION = 2
+"""The first rules version with liquidation and the insurance fund."""
 LATEST = max(RULES)
 DEFAULT_SCHEDULE: Schedule = ((0, LATEST),)
 """The latest rules from the beginning of time: what a new chain uses."""

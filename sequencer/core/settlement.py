@@ -2,15 +2,19 @@
 oracle spot over the settlement window before expiry, then delist it. Idempotent.
 
 Payoff per contract: calls max(S−K, 0), puts max(K−S, 0). Shorts pay ceil(|q|·payoff/10^6),
-capped at their collateral; longs receive floor(q·payoff/10^6), scaled down pro rata (floor)
-when shorts could not pay in full. What is collected but not paid out (rounding dust) goes to
-the fee account, so Σ collateral + fee account is unchanged.
+capped at their collateral; longs receive floor(q·payoff/10^6). When shorts could not pay in
+full: under rules version 1 the longs are scaled down pro rata (floor); from rules version 2
+(RISK_VERSION) they are paid in full and the deficit is covered by the insurance fund, then
+recorded as shortfall (insurance.cover). What is collected but not paid out (rounding dust)
+goes to the fee account, so Σ collateral − shortfall is unchanged.
 """
 
 from __future__ import annotations
 
+from sequencer.core import insurance
 from sequencer.core.instruments import UNIT
 from sequencer.core.oracle import twap
+from sequencer.core.rules import RISK_VERSION, version_at
 from sequencer.core.state import State
 from sequencer.errors import NotFound, Rejected
 
@@ -58,6 +62,10 @@ def settle(state: State, name: str, now: int) -> None:
             d = min(-(q * payoff // UNIT), acct.collateral)
             acct.collateral -= d
             collected += d
+    backstop = version_at(state.config.rules_schedule, now) >= RISK_VERSION
+    if backstop and collected < owed:
+        insurance.cover(state, owed - collected)
+        collected = owed
     paid = 0
     for addr, c in credits:
         c = c if collected >= owed else c * collected // owed

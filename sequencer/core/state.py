@@ -46,6 +46,12 @@ class State:
     `settled` maps settled (delisted) instruments to their settlement price; `message_cursor`
     counts the L1 messages (deposits and forced withdrawals) processed; `oracle_version` counts
     accepted feeds (cache key for marks).
+    Risk (docs/liquidation.md): `auctions` maps each account in liquidation to the block time
+    (unix s) its auction started; `shortfall` (base units) is the loss the insurance fund could
+    not absorb, owed by the system until recovered; `liquidate_nonces` is each liquidator's
+    smallest acceptable next Liquidate nonce.
+    Derived (a sum kept in step, recomputed when a snapshot loads): `collateral_total`, Σ
+    collateral over all accounts (what withdrawals are haircut against while `shortfall` > 0).
     Not committed state, both emptied at every seal: `touched`, the accounts whose leaf may have
     changed since the last seal (created, or collateral/positions written; sealing rehashes only
     their leaves), and `withdrawal_leaves`, what the open block pays out on L1 (Withdraw txs,
@@ -61,14 +67,21 @@ class State:
     holders: dict[str, dict[bytes, None]] = field(default_factory=dict)
     message_cursor: int = 0
     oracle_version: int = 0
+    auctions: dict[bytes, int] = field(default_factory=dict)
+    shortfall: int = 0
+    liquidate_nonces: dict[bytes, int] = field(default_factory=dict)
+    collateral_total: int = 0
     touched: set[bytes] = field(default_factory=set)
     withdrawal_leaves: list[WithdrawalLeaf] = field(default_factory=list)
 
 
 def genesis(config: CoreConfig, instruments: Iterable[Instrument] = ()) -> State:
-    """Genesis state: the fee account at leaf 0 and the config-file instruments."""
+    """Genesis state: the fee account at leaf 0, the insurance fund at leaf 1 when the rules
+    schedule has the risk rules (config.risk_scheduled), and the config-file instruments."""
     state = State(config)
     account(state, config.fee_account)
+    if config.risk_scheduled:
+        account(state, config.insurance_fund)
     for ins in instruments:
         state.instruments[ins.name] = ins
         state.holders[ins.name] = {}
@@ -146,4 +159,5 @@ def state_bytes(state: State) -> bytes:
         [[u, [[k, list(f[:3]), list(f.expiries), list(f.vols)] for k, f in o.feeds.items()],
           o.history] for u, o in sorted(state.oracle.items())],
         state.message_cursor,
+        sorted(state.auctions.items()), state.shortfall, sorted(state.liquidate_nonces.items()),
     ], use_bin_type=True)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cext import Order, order_digests, recover_addresses, to_checksum
-from sequencer.core import eip712
+from sequencer.core import eip712, insurance, liquidation
 from sequencer.core.header import WithdrawalLeaf
 from sequencer.core.instruments import UNIT, Instrument, make_instrument
 from sequencer.core.margin import Margin, fee, position_delta, reduces
@@ -20,8 +20,9 @@ from sequencer.core.marks import Marks
 from sequencer.core.oracle import OracleState, accept_feed, check_feed, prune_history
 from sequencer.core.settlement import settle
 from sequencer.core.state import Account, FilledOrder, State, account, set_position
-from sequencer.core.txs import (DepositTx, FillTx, ForcedWithdrawTx, ListTx, OracleTx,
-                                SessionKeyTx, SettleTx, SignedOrder, Tx, WithdrawTx)
+from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, DepositTx, FillTx, ForcedWithdrawTx,
+                                LiquidateTx, ListTx, OracleTx, SessionKeyTx, SettleTx, SignedOrder,
+                                TakeoverTx, Tx, WithdrawTx)
 from sequencer.errors import (Conflict, InvalidRequest, InvalidSignature, NotFound,
                               OptrollupError, Rejected)
 
@@ -76,7 +77,7 @@ def signed_items(tx: Tx) -> list[tuple[Order | eip712.Message, bytes]]:
     """(message, signature) pairs carried by a block transaction."""
     if isinstance(tx, FillTx):
         return [(r.order, r.signature) for r in (tx.maker, tx.taker) if isinstance(r, SignedOrder)]
-    if isinstance(tx, (WithdrawTx, OracleTx, SessionKeyTx, ListTx)):
+    if isinstance(tx, (WithdrawTx, OracleTx, SessionKeyTx, ListTx, LiquidateTx)):
         return [(tx[0], tx[1])]
     return []
 
@@ -203,23 +204,32 @@ def _deposit(state: State, tx: DepositTx, ctx: BlockContext) -> None:
                                                       FORCED_NONCE_BASE + tx.l1Nonce))
         return
     account(state, tx.account).collateral += tx.amount
+    state.collateral_total += tx.amount
     state.touched.add(tx.account)
 
 
 def forced_withdrawal_refusal(state: State, tx: ForcedWithdrawTx, ctx: BlockContext) -> str | None:
     """Why a forced withdrawal is refused, as a stable code (unknown_account, bad_recipient,
-    insufficient_collateral, insufficient_margin, oracle_stale), or None if it is paid. Margin:
-    the account's positions at the block's marks, equity after the debit >= initial margin."""
+    account_in_liquidation, insolvent, insufficient_collateral, insufficient_margin,
+    oracle_stale), or None if it is paid. The debit is the amount plus the shortfall haircut
+    (insurance.withdrawal_debit). Margin: the account's positions at the block's marks, equity
+    after the debit >= initial margin."""
     acct = state.accounts.get(tx.account)
     if acct is None:
         return "unknown_account"
     if tx.recipient == ZERO_ADDRESS:
         return "bad_recipient"
-    if tx.amount > acct.collateral:
+    if tx.account in state.auctions:
+        return "account_in_liquidation"
+    try:
+        debit = insurance.withdrawal_debit(state, tx.amount)
+    except OptrollupError as exc:
+        return exc.code
+    if debit > acct.collateral:
         return "insufficient_collateral"
     if acct.positions:
         try:
-            m = margin_after(ctx.marks(state), tx.account, acct, acct.collateral - tx.amount)
+            m = margin_after(ctx.marks(state), tx.account, acct, acct.collateral - debit)
         except OptrollupError as exc:  # a position without a valid oracle price
             return exc.code
         if m.equity < m.im:
@@ -234,8 +244,8 @@ def _forced_withdraw(state: State, tx: ForcedWithdrawTx, ctx: BlockContext) -> N
     state.message_cursor += 1
     if forced_withdrawal_refusal(state, tx, ctx) is not None:
         return
-    state.accounts[tx.account].collateral -= tx.amount
-    state.touched.add(tx.account)
+    insurance.debit_withdrawal(state, tx.account, state.accounts[tx.account],
+                               insurance.withdrawal_debit(state, tx.amount), tx.amount)
     state.withdrawal_leaves.append(WithdrawalLeaf(tx.account, tx.recipient, tx.amount,
                                                   FORCED_NONCE_BASE + tx.l1Nonce))
 
@@ -323,6 +333,9 @@ def _apply_fill(state: State, tx: FillTx, ctx: BlockContext) -> None:
             raise _blame(Rejected(f"{party} collateral {acct.collateral} cannot pay premium and "
                                   f"fee {f}", code="insufficient_collateral"), party)
         if not reduces(q, delta):
+            if o.account in state.auctions:
+                raise _blame(Rejected(f"{party} account is in liquidation: only fills that "
+                                      "reduce its positions", code="account_in_liquidation"), party)
             try:
                 m = margin_after(marks, o.account, acct, coll, name, q + delta)
             except OptrollupError as exc:
@@ -331,12 +344,16 @@ def _apply_fill(state: State, tx: FillTx, ctx: BlockContext) -> None:
                 raise _blame(Rejected(f"{party} equity {m.equity} below initial margin {m.im} "
                                       "after the fill", code="insufficient_margin"), party)
         updates.append((o.account, acct, coll, q, q + delta, f))
+    fund_share = liquidation.risk_on(marks)
     for address, acct, coll, old, q, f in updates:
         acct.collateral = coll
         set_position(state, address, acct, name, q)
         marks.moved(address, name, old, q)
-        state.accounts[state.config.fee_account].collateral += f
-        state.touched.add(state.config.fee_account)
+        if fund_share:
+            insurance.credit_fee(state, f)
+        else:
+            state.accounts[state.config.fee_account].collateral += f
+            state.touched.add(state.config.fee_account)
     for d, fo in ((md, mf), (td, tf)):
         fo.filled += tx.amount
         state.orders[d] = fo
@@ -357,18 +374,22 @@ def _withdraw(state: State, tx: WithdrawTx, ctx: BlockContext) -> None:
     if w.recipient == ZERO_ADDRESS:
         raise InvalidRequest("withdraw recipient is the zero address, which L1 can never pay",
                              code="bad_recipient")
-    if w.amount > acct.collateral:
-        raise Rejected(f"withdraw amount {w.amount} exceeds collateral {acct.collateral}",
+    if w.account in state.auctions:
+        raise Rejected("the account is in liquidation: no withdrawals until its auction ends",
+                       code="account_in_liquidation")
+    debit = insurance.withdrawal_debit(state, w.amount)
+    if debit > acct.collateral:
+        haircut = f" (with the shortfall haircut, {debit})" if debit != w.amount else ""
+        raise Rejected(f"withdraw amount {w.amount}{haircut} exceeds collateral {acct.collateral}",
                        code="insufficient_collateral")
-    coll = acct.collateral - w.amount
+    coll = acct.collateral - debit
     if acct.positions:
         m = margin_after(ctx.marks(state), w.account, acct, coll)
         if m.equity < m.im:
             raise Rejected(f"equity {m.equity} below initial margin {m.im} after withdrawing",
                            code="insufficient_margin")
-    acct.collateral = coll
+    insurance.debit_withdrawal(state, w.account, acct, debit, w.amount)
     acct.withdrawal_nonce += 1
-    state.touched.add(w.account)
     state.withdrawal_leaves.append(WithdrawalLeaf(w.account, w.recipient, w.amount, w.nonce))
 
 
@@ -437,6 +458,33 @@ def list_instrument(state: State, ins: Instrument, now: int) -> None:
     state.holders[ins.name] = {}
 
 
+def _auction_start(state: State, tx: AuctionStartTx, ctx: BlockContext) -> None:
+    liquidation.start(state, tx.account, ctx.marks(state), ctx.timestamp)
+
+
+def _auction_end(state: State, tx: AuctionEndTx, ctx: BlockContext) -> None:
+    liquidation.end(state, tx.account, ctx.marks(state))
+
+
+def _takeover(state: State, tx: TakeoverTx, ctx: BlockContext) -> None:
+    liquidation.takeover(state, tx.account, ctx.marks(state))
+
+
+def check_liquidate(state: State, tx: LiquidateTx, ctx: BlockContext) -> liquidation.Take:
+    """Validate a Liquidate completely (signature: the liquidator or a live session key of it)
+    and plan it (liquidation.plan_take)."""
+    msg = tx.liquidate
+    liq = state.accounts.get(msg.liquidator)
+    d = ctx.digest(state.config.domain, msg)
+    require_signer(liq, msg.liquidator, ctx.signer(d, tx.signature), ctx.timestamp, "liquidate")
+    return liquidation.plan_take(state, msg, ctx.marks(state), ctx.timestamp)
+
+
+def _liquidate(state: State, tx: LiquidateTx, ctx: BlockContext) -> None:
+    liquidation.execute_take(state, check_liquidate(state, tx, ctx), ctx.marks(state))
+
+
 _HANDLERS = {DepositTx: _deposit, FillTx: _apply_fill, WithdrawTx: _withdraw, OracleTx: _oracle,
              SettleTx: _settle, SessionKeyTx: _session_key, ListTx: _list,
-             ForcedWithdrawTx: _forced_withdraw}
+             ForcedWithdrawTx: _forced_withdraw, AuctionStartTx: _auction_start,
+             LiquidateTx: _liquidate, TakeoverTx: _takeover, AuctionEndTx: _auction_end}

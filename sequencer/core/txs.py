@@ -16,8 +16,14 @@ accepts only canonical bytes: decode(b) re-encodes to exactly b.
 | 6 | SessionKeyTx | account, key, expiry, signature |
 | 7 | ListTx | instrument, tickSize, amountStep, minAmount, signature |
 | 8 | ForcedWithdrawTx | account, recipient, amount, l1Nonce |
+| 9 | AuctionStartTx | account |
+| 10 | LiquidateTx | liquidator, account, fractionPpm, maxPrice, nonce, signature |
+| 11 | TakeoverTx | account |
+| 12 | AuctionEndTx | account |
 
-Tags 1 and 8 are the two kinds of L1 message (docs/encoding.md), one nonce space.
+Tags 1 and 8 are the two kinds of L1 message (docs/encoding.md), one nonce space. Tags 9-12
+are liquidation (docs/liquidation.md); `maxPrice` is the one signed integer (int256 in
+EIP-712, here a msgpack int, so within [-2^63, 2^64)).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any, NamedTuple
 import msgpack
 
 from cext import ORDER_FIELDS, Order
-from sequencer.core.eip712 import FIELDS, Feed, Listing, SessionKey, Withdraw
+from sequencer.core.eip712 import FIELDS, Feed, Liquidate, Listing, SessionKey, Withdraw
 from sequencer.errors import InvalidRequest
 
 
@@ -106,11 +112,44 @@ class ForcedWithdrawTx(NamedTuple):
     l1Nonce: int
 
 
-Tx = DepositTx | FillTx | WithdrawTx | OracleTx | SettleTx | SessionKeyTx | ListTx | ForcedWithdrawTx
+class AuctionStartTx(NamedTuple):
+    """Start the liquidation auction of `account`: its equity is below its maintenance margin
+    at the block's marks (only at the start of a block: the block's detection)."""
+
+    account: bytes
+
+
+class LiquidateTx(NamedTuple):
+    """A signed Liquidate: a liquidator's take of part of an account in liquidation."""
+
+    liquidate: Liquidate
+    signature: bytes
+
+
+class TakeoverTx(NamedTuple):
+    """The insurance fund takes over `account` whole: it is in liquidation and its equity at
+    the block's marks is <= 0 (only at the start of a block)."""
+
+    account: bytes
+
+
+class AuctionEndTx(NamedTuple):
+    """End the auction of `account`: it has no positions or its equity is back at or above its
+    initial margin at the block's marks (only at the start of a block)."""
+
+    account: bytes
+
+
+Tx = (DepositTx | FillTx | WithdrawTx | OracleTx | SettleTx | SessionKeyTx | ListTx
+      | ForcedWithdrawTx | AuctionStartTx | LiquidateTx | TakeoverTx | AuctionEndTx)
 TAGS: dict[type, int] = {DepositTx: 1, FillTx: 2, WithdrawTx: 3, OracleTx: 4, SettleTx: 5,
-                         SessionKeyTx: 6, ListTx: 7, ForcedWithdrawTx: 8}
+                         SessionKeyTx: 6, ListTx: 7, ForcedWithdrawTx: 8, AuctionStartTx: 9,
+                         LiquidateTx: 10, TakeoverTx: 11, AuctionEndTx: 12}
+STATUS_TXS = (AuctionStartTx, TakeoverTx, AuctionEndTx)
+"""The liquidation status txs: only in a block's detection, right after its Settle txs."""
 _SIGNED_MSG = {3: (Withdraw, "Withdraw"), 4: (Feed, "Feed"), 6: (SessionKey, "SessionKey"),
-               7: (Listing, "List")}
+               7: (Listing, "List"), 10: (Liquidate, "Liquidate")}
+_ACCOUNT_ONLY = {9: AuctionStartTx, 11: TakeoverTx, 12: AuctionEndTx}
 
 
 def _ref(ref: OrderRef) -> Any:
@@ -145,6 +184,8 @@ def _check(value: Any, typ: str, name: str) -> Any:
         ok = type(value) is str
     elif typ == "bool":
         ok = type(value) is bool
+    elif typ.startswith("int"):
+        ok = type(value) is int and -(1 << 255) <= value < 1 << 255
     elif typ.endswith("[]"):
         if type(value) is not list:
             ok = False
@@ -194,10 +235,14 @@ def decode_tx(data: bytes) -> Tx:
                                        "forcedWithdraw"))
     elif tag == 5:
         tx = SettleTx(*_fields(body, (("instrument", "string"),), "settle"))
+    elif tag in _ACCOUNT_ONLY:
+        cls_ = _ACCOUNT_ONLY[tag]
+        tx = cls_(*_fields(body, (("account", "address"),), cls_.__name__))
     elif tag in _SIGNED_MSG:
         cls, primary = _SIGNED_MSG[tag]
         f = _fields(body, FIELDS[primary] + (("signature", "sig"),), primary)
-        tx = {3: WithdrawTx, 4: OracleTx, 6: SessionKeyTx, 7: ListTx}[tag](cls(*f[:-1]), f[-1])
+        tx = {3: WithdrawTx, 4: OracleTx, 6: SessionKeyTx, 7: ListTx,
+              10: LiquidateTx}[tag](cls(*f[:-1]), f[-1])
     else:
         raise InvalidRequest(f"unknown transaction tag {tag}", code="bad_tx")
     if encode_tx(tx) != data:

@@ -27,6 +27,18 @@ class Metrics:
                                    "L1 messages processed, by kind and outcome", ["kind", "outcome"],
                                    registry=r)
 
+        # liquidation (docs/liquidation.md): the fund, the shortfall, open auctions, status txs
+        self.insurance_fund = Gauge("optrollup_insurance_fund_balance",
+                                    "Insurance fund collateral, base units", registry=r)
+        self.shortfall = Gauge("optrollup_shortfall",
+                               "Loss the insurance fund could not absorb, base units (0 = none)",
+                               registry=r)
+        self.auctions = Gauge("optrollup_liquidation_auctions_open",
+                              "Accounts in liquidation", registry=r)
+        self.liquidation_steps = Counter("optrollup_liquidation_steps_total",
+                                         "Liquidation status txs by step (start, takeover, end)",
+                                         ["step"], registry=r)
+
         self._accepted: dict[str, Counter] = {}
 
     def accepted_kind(self, kind: str) -> Counter:

@@ -37,12 +37,13 @@ from cext import Order, parse_address, recover_addresses, to_checksum
 from sequencer.core import eip712
 from sequencer.core.accounttree import AccountTree
 from sequencer.core.chain import marks_root, seal_header
-from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Listing, MmpConfig, MmpReset,
-                                   SessionKey, Withdraw)
+from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, Listing, MmpConfig,
+                                   MmpReset, SessionKey, Withdraw)
 from sequencer.core.engine import Engine
 from sequencer.core.header import Block, Header, WithdrawalLeaf
 from sequencer.core.transition import FORCED_NONCE_BASE
-from sequencer.core.txs import FillTx, SignedOrder, Tx, encode_tx
+from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, FillTx, SignedOrder, TakeoverTx, Tx,
+                                encode_tx)
 from sequencer.errors import Conflict, InvalidRequest, OptrollupError, StoreUnavailable
 from sequencer.node.config import NodeConfig
 from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, L1Follower, SeenMessage
@@ -63,6 +64,7 @@ WITHDRAWAL_BY_NONCE = b"wdn/"  # every withdrawal leaf by account (20 bytes) ‖
 L1_MESSAGE = b"l1m/"  # processed L1 messages by nonce (8 bytes), once their block is sealed
 ORDER = b"ord/"  # every accepted order by digest (written with its log record; not in memory)
 SNAPSHOTS_KEPT = 2  # the newest, and one to fall back on
+_STEPS = {AuctionStartTx: "start", TakeoverTx: "takeover", AuctionEndTx: "end"}
 INLINE_VERIFY = int(os.environ.get("OPTROLLUP_INLINE_VERIFY", 2))  # signatures verified on the loop
 
 
@@ -224,6 +226,10 @@ class CoreApplier:
             reset = eng.mmp_reset(msg, rec.signature)
             self._mmp_events()
             return reset
+        if isinstance(msg, Liquidate):
+            take = eng.liquidate(msg, rec.signature)
+            self._emit("liquidation", take)
+            return take
         raise TypeError(f"unknown record message {type(msg).__name__}")
 
     # -- hooks (Node overrides them) --------------------------------------------------------------
@@ -252,6 +258,9 @@ class CoreApplier:
 
     def _block_done(self, header: Header) -> None:
         """A block was sealed and the next one opened."""
+
+    def _block_opened(self) -> None:
+        """A block was opened (its Settle and liquidation status txs are in `engine.txs`)."""
 
     # -- shared -----------------------------------------------------------------------------------
 
@@ -298,6 +307,7 @@ class CoreApplier:
         self._prune_sealed(block)
         open_before = len(eng.open)
         eng.begin_block(next_ts)
+        self._block_opened()
         self._mmp_events()  # freezes that ended
         if len(eng.open) != open_before:  # orders expired: every book may have changed
             for name in sorted(eng.books):
@@ -371,6 +381,7 @@ class Node(NodeReads, CoreApplier):
             self.db.close()
             raise
         self.metrics.height.set(self.core.head.number)
+        self._risk_gauges()
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -530,6 +541,21 @@ class Node(NodeReads, CoreApplier):
     def _block_done(self, header: Header) -> None:
         self.metrics.height.set(header.number)
         self._emit("block", header)
+
+    def _block_opened(self) -> None:
+        """Liquidation metrics: the steps the block's detection took, the fund, the shortfall."""
+        for tx in self.core.engine.txs:
+            step = _STEPS.get(type(tx))
+            if step is not None:
+                self.metrics.liquidation_steps.labels(step).inc()
+        self._risk_gauges()
+
+    def _risk_gauges(self) -> None:
+        m, st = self.metrics, self.core.engine.state
+        fund = st.accounts.get(st.config.insurance_fund)
+        m.insurance_fund.set(fund.collateral if fund is not None else 0)
+        m.shortfall.set(st.shortfall)
+        m.auctions.set(len(st.auctions))
 
     def _withdrawal_puts(self, number: int,
                          leaves: Sequence[WithdrawalLeaf]) -> list[tuple[bytes, bytes]]:

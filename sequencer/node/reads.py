@@ -10,6 +10,7 @@ from cext import Order, to_checksum
 from sequencer.core.engine import AccountView
 from sequencer.core.header import Block, Header, WithdrawalLeaf
 from sequencer.core.instruments import Instrument
+from sequencer.core.liquidation import Quote, quote, risk_on
 from sequencer.core.mmp import MS, MmpView
 from sequencer.core.pricing import Mark
 from sequencer.core.state import account_leaf, positions_hash
@@ -63,6 +64,18 @@ class L1MessageView(NamedTuple):
     block: int | None
     withdrawal: WithdrawalLeaf | None
     leaf_index: int | None
+
+
+class InsuranceView(NamedTuple):
+    """The insurance fund (docs/liquidation.md): its `address`, `balance` (collateral, base
+    units), the open `shortfall` (base units), its `fee_share` (ppm of every fee) and whether
+    the rules in force at block time have liquidation (`enabled`)."""
+
+    address: bytes
+    balance: int
+    shortfall: int
+    fee_share: int
+    enabled: bool
 
 
 class NodeReads:
@@ -183,6 +196,21 @@ class NodeReads:
         """(block time in unix ms, the account's market-maker protection pairs by underlying)."""
         eng = self.core.engine
         return eng.now * MS, eng.mmp.views(account)
+
+    def liquidations(self) -> list[Quote]:
+        """Every open liquidation auction at the open block's time and marks, oldest first."""
+        st = self.core.engine.state
+        marks = self.core.engine.ctx.marks(st)
+        return sorted((quote(st, marks, a) for a in st.auctions), key=lambda q: (q.started, q.account))
+
+    def insurance(self) -> InsuranceView:
+        """The insurance fund's balance and the shortfall."""
+        eng = self.core.engine
+        st, cfg = eng.state, eng.state.config
+        fund = st.accounts.get(cfg.insurance_fund)
+        return InsuranceView(cfg.insurance_fund, fund.collateral if fund is not None else 0,
+                             st.shortfall, cfg.insurance_fee_share,
+                             risk_on(eng.ctx.marks(st)))
 
     def open_orders(self, account: bytes) -> dict[str, list[tuple[bytes, Order, int]]]:
         """The account's open orders by instrument: (orderHash, order, remaining), in time order."""

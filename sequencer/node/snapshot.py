@@ -12,18 +12,20 @@ block context's digest, signer and marks caches, and a request's staging area (`
 Those are empty (None) between requests. `State.config` is not stored either: the decoder
 takes it from the node's genesis and checks the snapshot's chain fingerprint against it.
 
-Format, version 3 (msgpack, `use_bin_type=True`; version 2 lacked `mmp` and is still read, as
-a node without market-maker protection; version 1 lacked `withdrawalLeaves` and held DepositTx
-bytes without a depositor). Arrays are written as `[...]`. Addresses and
+Format, version 4 (msgpack, `use_bin_type=True`; version 3 lacked the liquidation state
+(`auctions`, `shortfall`, `liquidateNonces`) and is still read, as a state without auctions or
+shortfall; version 2 also lacked `mmp` and is still read, as a node without market-maker
+protection; version 1 lacked `withdrawalLeaves` and held DepositTx bytes without a depositor). Arrays are written as `[...]`. Addresses and
 digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is ext type 1
 (big-endian two's complement). Dict entries keep their insertion order. Sets are sorted.
 
-    [3, fingerprint, addrs, names, state, engine, tree, node]
+    [4, fingerprint, addrs, names, state, engine, tree, node]
     fingerprint = keccak256(msgpack([chainId, verifyingContract, Genesis.to_bytes()]))
     addrs, names  tables that orders refer to by position (account address, instrument name)
     order   = [addr#, name#, isBuy, price, amount, nonce, expiry, timeInForce, postOnly, reduceOnly]
     state   = [accounts, indexKeys|nil, indexValues, instruments, settled, orders, oracle,
-               holders, messageCursor, oracleVersion, touched, withdrawalLeaves]
+               holders, messageCursor, oracleVersion, touched, withdrawalLeaves, auctions,
+               shortfall, liquidateNonces]
       accounts    [[address, collateral, [[instrument, amount]..], [[key, expiry]..],
                     [usedKeyDigest..] (sorted), withdrawalNonce]..]
       indexKeys   nil when State.index has the same key order as accounts (always, today)
@@ -35,6 +37,9 @@ digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is 
       withdrawalLeaves [[account, recipient, amount, nonce]..] of the open block, in order
                   (the node snapshots right after a seal, when it is empty; the format does
                   not rely on that, as it also stores the open block's txs)
+      auctions    [[address, startTimestamp]..] in dict order;  shortfall int
+      liquidateNonces [[address, nextNonce]..] in dict order
+      (State.collateral_total is not stored: it is Σ collateral, recomputed)
     engine  = [timestamp, resting, books, byAccount, seen, expiring, lastCancelAll, txs, mmp]
       resting     [[digest, order|nil, signature, remaining]..] in `Engine.open` order; nil
                   means the order of State.orders[digest]. A "row" below is a position here.
@@ -91,8 +96,8 @@ from sequencer.store import StoreError
 if TYPE_CHECKING:  # node.py imports this module; Core is imported lazily at decode time
     from sequencer.node.node import Core
 
-FORMAT_VERSION = 3
-READABLE = (2, 3)  # version 2 = version 3 without MMP data
+FORMAT_VERSION = 4
+READABLE = (2, 3, 4)  # 3 = 4 without liquidation state; 2 = 3 without MMP data
 _BIGINT = 1  # msgpack ext type of integers outside msgpack's range
 
 
@@ -108,7 +113,8 @@ class SnapshotError(StoreError):
 
 _SHAPES: list[tuple[type, tuple[str, ...]]] = [
     (State, ("config", "accounts", "index", "instruments", "settled", "orders", "oracle",
-             "holders", "message_cursor", "oracle_version", "touched", "withdrawal_leaves")),
+             "holders", "message_cursor", "oracle_version", "auctions", "shortfall",
+             "liquidate_nonces", "collateral_total", "touched", "withdrawal_leaves")),
     (Account, ("collateral", "positions", "session_keys", "used_key_digests", "withdrawal_nonce")),
     (FilledOrder, ("order", "filled")),
     (OracleState, ("feeds", "history")),
@@ -241,6 +247,9 @@ def _plain(core: Core, cfg: NodeConfig) -> list[Any]:
         st.oracle_version,
         sorted(st.touched),
         [tuple(w) for w in st.withdrawal_leaves],
+        list(st.auctions.items()),
+        st.shortfall,
+        list(st.liquidate_nonces.items()),
     ]
 
     orders = st.orders
@@ -393,8 +402,10 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type, version: int) -> C
     mk = Order._make
 
     # state
+    if len(s) != (15 if version >= 4 else 12):
+        raise SnapshotError(f"snapshot v{version} state has {len(s)} parts")
     (accounts, index_keys, index_values, instruments, settled, orders, oracle, holders,
-     message_cursor, oracle_version, touched, withdrawal_leaves) = s
+     message_cursor, oracle_version, touched, withdrawal_leaves) = s[:12]
     st = State(cfg.genesis.config)
     st.accounts = {a: Account(coll, dict(pos), dict(keys), set(used), nonce)
                    for a, coll, pos, keys, used, nonce in accounts}
@@ -411,6 +422,10 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type, version: int) -> C
     st.message_cursor, st.oracle_version = message_cursor, oracle_version
     st.touched = set(touched)
     st.withdrawal_leaves = [WithdrawalLeaf._make(w) for w in withdrawal_leaves]
+    if version >= 4:  # before: made by code without liquidation (no auctions, no shortfall)
+        auctions, st.shortfall, nonces = s[12:]
+        st.auctions, st.liquidate_nonces = dict(auctions), dict(nonces)
+    st.collateral_total = sum(a.collateral for a in st.accounts.values())
 
     # engine: build it as the code does, then put the stored fields in
     if len(e) != (8 if version == 2 else 9):

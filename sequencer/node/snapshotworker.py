@@ -89,7 +89,8 @@ def core_check(core: Core) -> list[Any]:
     return [core.head.hash(), eng.now, len(eng.open), len(st.orders), len(eng.seen),
             len(eng.expiring), len(eng.txs), len(st.accounts), st.message_cursor,
             sum(core.book_seq.values()), len(core.trades), core.l1_block,
-            len(eng.mmp.configs), len(eng.mmp.windows), len(eng.mmp.frozen)]
+            len(eng.mmp.configs), len(eng.mmp.windows), len(eng.mmp.frozen),
+            len(st.auctions), st.shortfall, len(st.liquidate_nonces)]
 
 
 def _write_all(fd: int, data: bytes) -> None:

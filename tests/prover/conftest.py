@@ -18,7 +18,7 @@ from tests.prover.l2chain import L2Chain, make_genesis, market_flow
 from tests.sequencer.core.core_world import USERS
 
 HERE = Path(__file__).parent
-L1_TESTS = {"test_verifier.py", "test_poster.py", "test_escape.py"}
+L1_TESTS = {"test_verifier.py", "test_poster.py", "test_escape.py", "test_verifier_liquidation.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,6 +41,20 @@ class World:
 
 
 def build_world(client: L1Client, accounts, *, trades: int = 60, per_block: int = 10) -> World:  # noqa: F811
+    world = new_world(client, accounts)
+    chain = world.chain
+    market_flow(chain, trades, per_block, makers=2, takers=6)
+    # one withdrawal, so that withdrawal roots are not all zero
+    u = USERS[4 + 2]  # a taker
+    w = Withdraw(u.address, u.address, 1_000 * USDC, 0)
+    chain.engine.withdraw(w, u.sign(digest(chain.config.domain, w)))
+    chain.seal()
+    market_flow(chain, 20, per_block, makers=2, takers=6)
+    return world
+
+
+def new_world(client: L1Client, accounts) -> World:  # noqa: F811
+    """A fresh deployment and an L2 chain with only block 0 (deposits mirrored on L1)."""
     placeholder = make_genesis(L2_CHAIN_ID, b"\0" * 20)  # block 0 does not depend on the address
     _, _, h0 = placeholder.block0()
     system = deploy_system(client, accounts, genesis_header_hash=h0.hash(),
@@ -55,13 +69,6 @@ def build_world(client: L1Client, accounts, *, trades: int = 60, per_block: int 
     chain = L2Chain(L2_CHAIN_ID, bytes.fromhex(system.deployment.rollup[2:]), on_deposit,
                     depositor=bytes.fromhex(depositor.address[2:]))
     assert chain.blocks[0].header.hash() == h0.hash()
-    market_flow(chain, trades, per_block, makers=2, takers=6)
-    # one withdrawal, so that withdrawal roots are not all zero
-    u = USERS[4 + 2]  # a taker
-    w = Withdraw(u.address, u.address, 1_000 * USDC, 0)
-    chain.engine.withdraw(w, u.sign(digest(chain.config.domain, w)))
-    chain.seal()
-    market_flow(chain, 20, per_block, makers=2, takers=6)
     return World(system, chain)
 
 

@@ -9,6 +9,7 @@ import coincurve
 from cext import Order, keccak256
 from sequencer.core import (CoreConfig, Engine, Feed, OracleParams, digest, genesis,
                             make_instrument, order_digest)
+from sequencer.core.rules import DEFAULT_SCHEDULE, Schedule
 
 T0 = calendar.timegm((2026, 11, 1, 8, 0, 0))
 EXPIRY = calendar.timegm((2026, 12, 27, 8, 0, 0))
@@ -34,10 +35,11 @@ KEYS = [Key(i) for i in range(1, 40)]
 OPERATOR, FEE, ORACLES, USERS = KEYS[0], KEYS[1], KEYS[2:5], KEYS[5:]
 
 
-def make_config(quorum: int = 2) -> CoreConfig:
+def make_config(quorum: int = 2, schedule: Schedule = DEFAULT_SCHEDULE) -> CoreConfig:
     return CoreConfig(chain_id=31337, verifying_contract=b"\x42" * 20, operator=OPERATOR.address,
                       fee_account=FEE.address,
-                      oracle=OracleParams(keys=tuple(k.address for k in ORACLES), quorum=quorum))
+                      oracle=OracleParams(keys=tuple(k.address for k in ORACLES), quorum=quorum),
+                      rules_schedule=schedule)
 
 
 def order(key: Key, instrument: str = CALL, is_buy: bool = True, price: int = 100 * 10**6,
@@ -51,8 +53,9 @@ class World:
     """An engine at block time T0 with CALL and PUT listed, ETH at 3000 from all oracle keys, and
     funded USERS."""
 
-    def __init__(self, funds: int = 1_000_000 * 10**6, quorum: int = 2) -> None:
-        self.config = make_config(quorum)
+    def __init__(self, funds: int = 1_000_000 * 10**6, quorum: int = 2,
+                 schedule: Schedule = DEFAULT_SCHEDULE) -> None:
+        self.config = make_config(quorum, schedule)
         self.state = genesis(self.config, [make_instrument(CALL), make_instrument(PUT)])
         self.engine = Engine(self.state)
         self.engine.begin_block(T0)

@@ -36,8 +36,9 @@ def test_block0_commits_to_config_and_fee_account() -> None:
     state, tree, header = g.block0()
     assert header.number == 0 and header.parent_hash == ZERO32
     assert header.tx_root == tx_leaf(g.to_bytes())   # one leaf: the root is the leaf
-    want = AccountTree()
-    want.update({0: account_leaf(b"\x02" * 20, Account())})
+    want = AccountTree()  # the fee account at leaf 0, the insurance fund at leaf 1
+    want.update({0: account_leaf(b"\x02" * 20, Account()),
+                 1: account_leaf(g.config.insurance_fund, Account())})
     assert header.state_root == want.root() == tree.root()
     assert set(state.instruments) == {"ETH-27DEC26-3000-C", "BTC-27DEC26-90000-P"}
     # any change to the config changes the genesis header hash
@@ -63,30 +64,61 @@ def with_schedule(g: Genesis, schedule: tuple[tuple[int, int], ...]) -> Genesis:
 
 def test_genesis_bytes_name_the_rules_schedule() -> None:
     g = sample()
-    assert g.config.rules_schedule == ((0, 1),)
+    assert g.config.rules_schedule == ((0, 2),)
     fields = msgpack.unpackb(g.to_bytes(), raw=False)
-    assert fields[0] == GENESIS_VERSION == 2 and fields[-1] == [[0, 1]]
-    forked = with_schedule(g, ((0, 1), (g.timestamp + 86_400, 1)))
+    assert fields[0] == GENESIS_VERSION == 3 and fields[8] == [[0, 2]]
+    assert fields[9] == [g.config.insurance_fund, 200_000]
+    forked = with_schedule(g, ((0, 1), (g.timestamp + 86_400, 2)))
     back = Genesis.from_bytes(forked.to_bytes(), 412346, ROLLUP)
-    assert back == forked and back.config.rules_schedule == ((0, 1), (g.timestamp + 86_400, 1))
+    assert back == forked and back.config.rules_schedule == ((0, 1), (g.timestamp + 86_400, 2))
     assert forked.block0()[2].hash() != g.block0()[2].hash()
+
+
+def test_genesis_without_the_risk_rules_keeps_layout_2() -> None:
+    """A chain whose schedule never activates rules version 2 keeps the layout-2 bytes (and
+    block 0) it had before the insurance fund existed; the fund fields must then be defaults."""
+    v1 = with_schedule(sample(), ((0, 1),))
+    data = v1.to_bytes()
+    fields = msgpack.unpackb(data, raw=False)
+    assert fields[0] == 2 and len(fields) == 9 and fields[-1] == [[0, 1]]
+    assert Genesis.from_bytes(data, 412346, ROLLUP) == v1
+    state, tree, _ = v1.block0()
+    assert list(state.accounts) == [b"\x02" * 20]  # no fund account
+    # layout 2 naming the risk rules, or layout 3 without them, is not canonical
+    with pytest.raises(InvalidRequest) as e:
+        Genesis.from_bytes(repacked(data, schedule=[[0, 2]]), 412346, ROLLUP)
+    assert e.value.code == "bad_genesis"
+    three = msgpack.unpackb(sample().to_bytes(), raw=False)
+    three[8] = [[0, 1]]
+    with pytest.raises(InvalidRequest) as e:
+        Genesis.from_bytes(msgpack.packb(three, use_bin_type=True), 412346, ROLLUP)
+    assert e.value.code == "bad_genesis"
+
+
+@pytest.mark.parametrize("fund, share", [(b"\0" * 20, 0), (b"\x05" * 19, 0), (b"\x05" * 20, 10**6 + 1)])
+def test_bad_insurance_fund_is_bad_genesis(fund: bytes, share: int) -> None:
+    g = sample()
+    with pytest.raises(InvalidRequest) as e:
+        Genesis(dataclasses.replace(g.config, insurance_fund=fund, insurance_fee_share=share),
+                g.timestamp, g.instruments)
+    assert e.value.code == "bad_genesis"
 
 
 def repacked(data: bytes, **changes: object) -> bytes:
     fields = msgpack.unpackb(data, raw=False)
     if "schedule" in changes:
-        fields[-1] = changes["schedule"]
+        fields[8] = changes["schedule"]
     if "layout" in changes:
         fields[0] = changes["layout"]
     if changes.get("drop_schedule"):
-        fields = fields[:-1]
+        fields = fields[:8]
     return msgpack.packb(fields, use_bin_type=True)
 
 
 def test_unknown_rules_version_is_refused_at_decode() -> None:
     data = sample().to_bytes()
     ts = sample().timestamp
-    for schedule in ([[0, 7]], [[0, 1], [ts + 10, 2]], [[0, 0]]):
+    for schedule in ([[0, 7]], [[0, 2], [ts + 10, 3]], [[0, 0]]):
         with pytest.raises(InvalidRequest) as e:
             Genesis.from_bytes(repacked(data, schedule=schedule), 412346, ROLLUP)
         assert e.value.code == "unknown_rules_version"
@@ -97,9 +129,9 @@ def test_unknown_rules_version_is_refused_at_decode() -> None:
     assert e.value.code == "unknown_rules_version"
 
 
-@pytest.mark.parametrize("schedule", [[], [[1_790_000_001, 1]], [[0, 1], [0, 1]],
-                                      [[10, 1], [5, 1]], [[-1, 1]], [[0, "1"]], [[0]], 5,
-                                      [[0, 1, 2]]])
+@pytest.mark.parametrize("schedule", [[], [[1_790_000_001, 2]], [[0, 2], [0, 2]],
+                                      [[10, 2], [5, 2]], [[-1, 2]], [[0, "2"]], [[0]], 5,
+                                      [[0, 2, 2]]])
 def test_malformed_schedule_is_bad_genesis(schedule: object) -> None:
     data = repacked(sample().to_bytes(), schedule=schedule)
     with pytest.raises(InvalidRequest) as e:

@@ -70,7 +70,8 @@ def test_order_digest_matches_eth_account(fields) -> None:
 
 def test_types_object_lists_every_primary_type() -> None:
     assert set(eip712_types()) == {"EIP712Domain", "Order", "Cancel", "CancelAll", "Withdraw",
-                                   "SessionKey", "Feed", "List", "MmpConfig", "MmpReset"}
+                                   "SessionKey", "Feed", "List", "MmpConfig", "MmpReset",
+                                   "Liquidate"}
 
 
 def test_mmp_type_strings_are_the_designs() -> None:

@@ -1,6 +1,8 @@
-"""Hypothesis properties over random flows of orders, cancels, oracle moves, withdrawals and
-expiries: conservation after every transaction, zero-sum positions, and byte-for-byte
-determinism of the engine and of the verifier's replay of its blocks."""
+"""Hypothesis properties over random flows of orders, cancels, oracle moves, withdrawals,
+liquidations and expiries: conservation (Σ collateral − shortfall = deposits − withdrawals)
+after every transaction, zero-sum positions, no account below maintenance once its auction
+ended or the insurance fund took it over, and byte-for-byte determinism of the engine and of
+the verifier's replay of its blocks (`chain.replay_block`, detection check included)."""
 
 from __future__ import annotations
 
@@ -10,14 +12,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.sequencer.core.core_world import CALL, EXPIRY, PUT, SPOT, T0, USERS, World, make_config
-from sequencer.core import (Cancel, CancelAll, Withdraw, apply, decode_tx, encode_tx, genesis,
-                            make_instrument, prepare_block, state_bytes)
-from sequencer.core.txs import DepositTx, FillTx, SettleTx, WithdrawTx
+from sequencer.core import (Cancel, CancelAll, Liquidate, Withdraw, apply, decode_tx, encode_tx,
+                            genesis, make_instrument, prepare_block, state_bytes)
+from sequencer.core.accounttree import AccountTree
+from sequencer.core.chain import replay_block
+from sequencer.core.header import ZERO32, Header
+from sequencer.core.liquidation import margin
+from sequencer.core.state import account_leaf
+from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, DepositTx, FillTx, LiquidateTx,
+                                SettleTx, TakeoverTx, WithdrawTx)
 from sequencer.errors import OptrollupError
 
 U = 10**6
 ACCTS = USERS[:4]
 FUNDS = 5_000 * U
+SPREAD = [0, 2_000 * U, 4_500 * U, 4_700 * U]  # taken from the last two: some accounts run thin
 
 rarely = st.sampled_from([False, False, False, False, True])
 place = st.tuples(st.just("place"), st.integers(0, 3), st.sampled_from([CALL, PUT]), st.booleans(),
@@ -25,10 +34,15 @@ place = st.tuples(st.just("place"), st.integers(0, 3), st.sampled_from([CALL, PU
                   rarely, rarely)
 cancel = st.tuples(st.just("cancel"), st.integers(0, 3), st.integers(0, 50))
 cancel_all = st.tuples(st.just("cancel_all"), st.integers(0, 3), st.booleans())
-move = st.tuples(st.just("move"), st.integers(-60, 60), st.integers(1, 120))
+move = st.tuples(st.just("move"), st.integers(-150, 150), st.integers(1, 120))
 jump = st.tuples(st.just("jump"), st.integers(1, 12))
 withdraw = st.tuples(st.just("withdraw"), st.integers(0, 3), st.integers(1, 3000))
-actions = st.lists(st.one_of(place, cancel, cancel_all, move, jump, withdraw).filter(bool)
+liquidate = st.tuples(st.just("liquidate"), st.integers(0, 3),
+                      st.sampled_from([1, 10_000, 250_000, 500_000, 1_000_000]), st.booleans())
+short = st.tuples(st.just("short"), st.integers(1, 3), st.sampled_from([CALL, PUT]),
+                  st.integers(1, 200))
+actions = st.lists(st.one_of(place, cancel, cancel_all, move, jump, withdraw, liquidate,
+                             short).filter(bool)
                    | place | place | place | place,
                    min_size=10, max_size=60)
 
@@ -38,6 +52,12 @@ def run(acts: list[tuple]) -> tuple[World, list[tuple[int, list]], int]:
     eng = w.engine
     blocks: list[tuple[int, list]] = []
     now, spot, nonce, flows = T0, SPOT, 0, 0
+    for a, thin in zip(ACCTS, SPREAD):  # some accounts run thin
+        if thin:
+            wd = Withdraw(a.address, a.address, thin, 0)
+            eng.withdraw(wd, w.sign(a, wd))
+            flows += thin
+    eng.deposit(w.config.insurance_fund, 300 * U, w.deposits)  # the fund starts with a little
     ca_ts: dict[int, int] = {}
 
     def seal(t: int) -> None:
@@ -47,10 +67,12 @@ def run(acts: list[tuple]) -> tuple[World, list[tuple[int, list]], int]:
     def check() -> None:
         deposits = sum(t.amount for _, txs in blocks for t in txs if isinstance(t, DepositTx))
         deposits += sum(t.amount for t in eng.txs if isinstance(t, DepositTx))
-        assert w.total() == deposits - flows
+        assert w.total() - w.state.shortfall == deposits - flows
+        assert w.state.collateral_total == w.total() and w.state.shortfall >= 0
         for name, holders in w.state.holders.items():
             assert sum(w.state.accounts[a].positions[name] for a in holders) == 0
         assert all(a.collateral >= 0 for a in w.state.accounts.values())
+        assert w.config.insurance_fund not in w.state.auctions
 
     for act in acts:
         kind = act[0]
@@ -80,6 +102,8 @@ def run(acts: list[tuple]) -> tuple[World, list[tuple[int, list]], int]:
                 spot = max(100 * U, spot * (1000 + pct) // 1000)
                 seal(now)
                 w.feed_all(spot, now, vol=500_000 + 10_000 * (pct % 7))
+                now += 1
+                seal(now)  # a block whose detection sees the new marks
             elif kind == "jump":
                 if now >= EXPIRY:
                     continue
@@ -96,6 +120,25 @@ def run(acts: list[tuple]) -> tuple[World, list[tuple[int, list]], int]:
                 wd = Withdraw(a.address, a.address, amt * U, w.state.accounts[a.address].withdrawal_nonce)
                 eng.withdraw(wd, w.sign(a, wd))
                 flows += amt * U
+            elif kind == "short":  # account i sells to account 0 at the mark (rounded up)
+                _, i, name, amt = act
+                m = eng.ctx.marks(w.state).mark(name) if name in w.state.instruments else None
+                if m is None:
+                    continue
+                px = max(U // 10, -(-m.mark_hi // (U // 10)) * (U // 10))
+                nonce += 2
+                w.place(ACCTS[i], instrument=name, is_buy=False, price=px, amount=amt * 10_000,
+                        nonce=nonce, expiry=now + 3600)
+                w.place(ACCTS[0], instrument=name, is_buy=True, price=px, amount=amt * 10_000,
+                        nonce=nonce + 1, expiry=now + 3600, tif=1)
+            elif kind == "liquidate":
+                _, i, fraction, cheap = act
+                if not w.state.auctions:
+                    continue
+                target = min(w.state.auctions)
+                nonce += 1
+                msg = Liquidate(ACCTS[i].address, target, fraction, 0 if cheap else 10**15, nonce)
+                eng.liquidate(msg, w.sign(ACCTS[i], msg))
         except OptrollupError:
             pass
         check()
@@ -110,24 +153,60 @@ def random_flow(seed: int, n: int) -> list[tuple]:
     out: list[tuple] = []
     for _ in range(n):
         x = rng.random()
-        if x < 0.75:
+        if x < 0.66:
             out.append(("place", rng.randrange(4), rng.choice([CALL, PUT]), rng.random() < 0.5,
                         rng.randint(25, 40), rng.randint(1, 300), rng.choice([0, 0, 0, 1, 2]),
                         rng.random() < 0.1, rng.random() < 0.1))
-        elif x < 0.83:
+        elif x < 0.74:
             out.append(("cancel", rng.randrange(4), rng.randrange(50)))
-        elif x < 0.86:
+        elif x < 0.77:
             out.append(("cancel_all", rng.randrange(4), rng.random() < 0.5))
-        elif x < 0.92:
-            out.append(("move", rng.randint(-60, 60), rng.randint(1, 120)))
-        elif x < 0.97:
+        elif x < 0.85:
+            out.append(("move", rng.randint(-150, 150), rng.randint(1, 120)))
+        elif x < 0.88:
             out.append(("jump", rng.randint(1, 20)))
-        else:
+        elif x < 0.90:
             out.append(("withdraw", rng.randrange(4), rng.randint(1, 3000)))
+        elif x < 0.94:
+            out.append(("short", rng.randint(1, 3), rng.choice([CALL, PUT]), rng.randint(1, 200)))
+        else:
+            out.append(("liquidate", rng.randrange(4),
+                        rng.choice([1, 10_000, 250_000, 500_000, 1_000_000]), rng.random() < 0.1))
+    return out
+
+
+def risky_flow(seed: int, n: int) -> list[tuple]:
+    """A flow that liquidates: the thin accounts sell options to the rich one, the spot moves in
+    steps of up to ±10% (feeds stay fresh) or jumps up to ±35% after a gap, and bids come often."""
+    rng = random.Random(seed)
+    out: list[tuple] = []
+    for _ in range(n):
+        x = rng.random()
+        if x < 0.25:
+            out.append(("short", rng.randint(1, 3), rng.choice([CALL, PUT]), rng.randint(10, 200)))
+        elif x < 0.50:
+            gap = rng.random() < 0.2
+            out.append(("move", rng.randint(-350, 350) if gap else rng.randint(-100, 100),
+                        rng.randint(61, 120) if gap else rng.randint(1, 30)))
+        elif x < 0.75:
+            out.append(("liquidate", rng.randrange(4),
+                        rng.choice([10_000, 250_000, 500_000, 1_000_000]), rng.random() < 0.1))
+        elif x < 0.90:
+            out.append(("place", rng.randrange(4), rng.choice([CALL, PUT]), rng.random() < 0.5,
+                        rng.randint(25, 40), rng.randint(1, 300), rng.choice([0, 1]), False,
+                        rng.random() < 0.2))
+        elif x < 0.95:
+            out.append(("withdraw", rng.randrange(4), rng.randint(1, 500)))
+        else:
+            out.append(("jump", rng.randint(1, 5)))
     return out
 
 
 def replay(blocks: list[tuple[int, list]]) -> bytes:
+    """Replay tx by tx with `apply`, checking at each liquidation step that an account whose
+    auction ends (AuctionEnd, a Liquidate that ends it) is at or above maintenance at that
+    moment's marks and that one the fund took over is left empty; then replay the same blocks
+    with `chain.replay_block` (the verifier's code, detection check included)."""
     cfg = make_config()
     s = genesis(cfg, [make_instrument(CALL), make_instrument(PUT)])
     for ts, txs in blocks:
@@ -135,6 +214,24 @@ def replay(blocks: list[tuple[int, list]]) -> bytes:
         ctx = prepare_block(cfg.domain, ts, txs)
         for t in txs:
             apply(s, t, ctx)
+            who = (t.liquidate.account if isinstance(t, LiquidateTx)
+                   else t.account if isinstance(t, (AuctionEndTx, TakeoverTx)) else None)
+            if who is None or who in s.auctions:
+                continue
+            acct = s.accounts[who]
+            if isinstance(t, TakeoverTx):
+                assert not acct.positions and acct.collateral == 0
+            else:
+                m = margin(ctx.marks(s), acct)
+                assert m is not None and m.equity >= m.mm, (t, m)
+    s2 = genesis(cfg, [make_instrument(CALL), make_instrument(PUT)])
+    tree = AccountTree()
+    tree.update({s2.index[a]: account_leaf(a, x) for a, x in s2.accounts.items()})
+    head = Header(0, ZERO32, T0, ZERO32, tree.root(), ZERO32, 0)
+    for ts, txs in blocks:
+        if txs:
+            head = replay_block(s2, tree, head, ts, [encode_tx(t) for t in txs])
+    assert state_bytes(s2) == state_bytes(s)
     return state_bytes(s)
 
 
@@ -171,6 +268,28 @@ def test_seeded_flows_do_trade_and_settle() -> None:
     assert kinds.get(FillTx, 0) > 20 and kinds.get(SettleTx, 0) >= 2, kinds
 
 
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32), st.integers(50, 200))
+def test_conservation_and_determinism_on_risky_flows(seed: int, n: int) -> None:
+    check_flow(risky_flow(seed, n))
+
+
+def test_seeded_flows_do_liquidate() -> None:
+    """The risky flows reach every liquidation step: auctions start, bids take, auctions end,
+    the fund takes over, with a shortfall now and then."""
+    kinds: dict[type, int] = {}
+    shortfalls = 0
+    for seed in range(4):
+        w, blocks, _ = run(risky_flow(seed, 200))
+        shortfalls += w.state.shortfall > 0
+        for _, b in blocks:
+            for t in b:
+                kinds[type(t)] = kinds.get(type(t), 0) + 1
+    assert kinds.get(AuctionStartTx, 0) >= 5 and kinds.get(LiquidateTx, 0) >= 3, kinds
+    assert kinds.get(AuctionEndTx, 0) >= 1 and kinds.get(TakeoverTx, 0) >= 1, kinds
+    assert shortfalls >= 1
+
+
 def test_a_flow_that_trades_settles_and_conserves() -> None:
     acts = [("place", 0, CALL, False, 30, 100, 0, False, False),
             ("place", 1, CALL, True, 35, 50, 0, False, False),
@@ -180,5 +299,5 @@ def test_a_flow_that_trades_settles_and_conserves() -> None:
             ("withdraw", 1, 100)]
     w, blocks, flows = run(acts)
     assert w.state.settled.keys() == {CALL, PUT}
-    assert any(isinstance(t, WithdrawTx) for _, b in blocks for t in b) and flows == 100 * U
+    assert any(isinstance(t, WithdrawTx) for _, b in blocks for t in b) and flows == 100 * U + sum(SPREAD)
     assert replay(blocks) == state_bytes(w.state)

@@ -12,8 +12,8 @@ A, B = USERS[0], USERS[1]
 U = 10**6
 
 
-def near_expiry() -> World:
-    w = World()
+def near_expiry(schedule: tuple[tuple[int, int], ...] = ((0, 2),)) -> World:
+    w = World(schedule=schedule)
     w.engine.begin_block(EXPIRY - 86400)
     w.feed_all(SPOT, EXPIRY - 86400)
     return w
@@ -50,8 +50,8 @@ def test_settlement_at_twap_and_idempotent() -> None:
     assert w.total() == total and w.state.settled[CALL] == s
 
 
-def test_short_that_cannot_pay_is_capped_and_longs_share() -> None:
-    w = near_expiry()
+def test_short_that_cannot_pay_is_capped_and_longs_share_under_rules_1() -> None:
+    w = near_expiry(((0, 1),))
     w.place(A, is_buy=False, price=300 * U, amount=U, expiry=EXPIRY)
     w.place(B, price=300 * U, amount=U, expiry=EXPIRY)
     w.state.accounts[A.address].collateral = 10 * U        # A lost its cash elsewhere
@@ -63,6 +63,27 @@ def test_short_that_cannot_pay_is_capped_and_longs_share() -> None:
     assert w.state.accounts[A.address].collateral == 0
     assert w.state.accounts[B.address].collateral == b0 + 10 * U
     assert w.total() == total
+
+
+def test_fund_then_shortfall_cover_a_short_that_cannot_pay_under_rules_2() -> None:
+    """Rules 2: settlement is no longer the loss absorber. The long is paid in full; the
+    insurance fund pays what the short could not, and what the fund cannot pay is shortfall."""
+    w = near_expiry()
+    w.place(A, is_buy=False, price=300 * U, amount=U, expiry=EXPIRY)
+    w.place(B, price=300 * U, amount=U, expiry=EXPIRY)
+    fund = w.state.accounts[w.config.insurance_fund]
+    assert fund.collateral > 0  # its share of the two fees
+    w.state.accounts[A.address].collateral = 10 * U        # A lost its cash elsewhere
+    w.state.collateral_total = w.total()
+    total, f0 = w.total(), fund.collateral
+    w.engine.begin_block(EXPIRY - 1800)
+    w.feed_all(SPOT + 100 * U, EXPIRY - 1800)
+    b0 = w.state.accounts[B.address].collateral
+    w.engine.begin_block(EXPIRY + 60)
+    assert w.state.accounts[A.address].collateral == 0
+    assert w.state.accounts[B.address].collateral == b0 + 100 * U
+    assert fund.collateral == 0 and w.state.shortfall == 90 * U - f0
+    assert w.total() - w.state.shortfall == total == w.state.collateral_total - w.state.shortfall
 
 
 def test_no_price_in_window_waits() -> None:

@@ -107,4 +107,5 @@ def test_account_leaf_matches_hand_encoding() -> None:
 def test_state_root_indices_follow_first_appearance(world: World) -> None:
     assert list(world.state.index.values()) == list(range(len(world.state.index)))
     assert world.state.index[world.config.fee_account] == 0
-    assert world.state.index[USERS[0].address] == 1
+    assert world.state.index[world.config.insurance_fund] == 1
+    assert world.state.index[USERS[0].address] == 2

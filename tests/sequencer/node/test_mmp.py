@@ -104,7 +104,7 @@ def test_restart_from_a_worker_snapshot_holds_mmp(tmp_path: Path, monkeypatch: p
     seal(k)
     k.node.snapshotter.wait()
     seq, blob = k.node.snapshot_files.latest()
-    assert blob[1] == FORMAT_VERSION == 3
+    assert blob[1] == FORMAT_VERSION == 4
     snap = decode_core(blob, k.cfg)
     assert snap.engine.mmp.configs and snap.engine.mmp.frozen  # the worker's replica had MMP
     live = k.node.core
@@ -154,12 +154,13 @@ def test_a_format_2_snapshot_reads_as_a_node_without_mmp(tmp_path: Path) -> None
     assert plain[5][8] == _mmp_plain(core.engine.mmp) == [[], [], [], []]
     plain[0] = 2
     del plain[5][8]
+    del plain[4][12:]  # nor the liquidation state of version 4
     got = decode_core(pack_plain(plain), cfg)
     assert_cores_equal(core, got)
     plain[5].append([[], [], [], []])  # a version-2 snapshot with 9 engine parts is corrupt
     with pytest.raises(Exception, match="engine has 9 parts"):
         decode_core(pack_plain(plain), cfg)
-    assert msgpack.unpackb(encode_core(core, cfg), strict_map_key=False, ext_hook=lambda c, b: b)[0] == 3
+    assert msgpack.unpackb(encode_core(core, cfg), strict_map_key=False, ext_hook=lambda c, b: b)[0] == FORMAT_VERSION
     k.node.close()
 
 

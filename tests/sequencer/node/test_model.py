@@ -4,7 +4,9 @@ Random flows go through a real `Node` on a temp LevelDB: places that rest, cross
 reduce-only and post-only orders, IOC/FOK, cancels and cancel-alls, oracle moves (and staleness),
 deposits (some too big to fit, hence refunded), withdrawals, forced withdrawals from L1 (paid or
 refused; they cancel the account's orders), operator cancels, market-maker protection configs
-and resets (whose freezes then cancel and refuse orders), block seals, and rejections of every kind (bad and
+and resets (whose freezes then cancel and refuse orders), short sales by thin accounts and
+liquidation bids (auctions start, end and are taken over at seals), block seals, and
+rejections of every kind (bad and
 foreign signatures, replays, duplicate orders, off-tick prices, stale cancel-alls, margin and
 collateral failures). At random points the node is closed, or killed with unacknowledged requests
 in flight, and reopened. Checked:
@@ -16,7 +18,8 @@ in flight, and reopened. Checked:
 - at the end, a fresh node fed only the requests the live node accepted, in order, equals the
   live node (so a rejected request left no trace);
 - after every step, the incremental risk caches (`Engine._risk`, the position sums in `Marks`)
-  equal a from-scratch computation, and collateral is conserved.
+  equal a from-scratch computation, and collateral is conserved (Σ collateral − shortfall =
+  deposits − withdrawals).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 
 from cext import Order
 from sequencer.core import MAX_COLLATERAL
-from sequencer.core.eip712 import Cancel, CancelAll, Feed, MmpConfig, MmpReset, SessionKey, Withdraw
+from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, MmpConfig, MmpReset,
+                                   SessionKey, Withdraw)
 from sequencer.core.margin import positions_margin
 from sequencer.errors import OptrollupError
 from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, SeenMessage
@@ -50,7 +54,7 @@ STRANGER = USERS[10]  # never funded: signs for others
 SESSION = {k.address: USERS[20 + i] for i, k in enumerate(TRADERS)}  # each trader's session key
 PRICES = [u * U for u in (300, 340, 360, 370, 375, 380, 400, 450)]
 AMOUNTS = [10_000, 20_000, 50_000, 100_000]
-MOVES_PCT = [-8, -4, 4, 8]  # feeds may deviate at most 10% from the other keys' median
+MOVES_PCT = [-8, -4, 4, 8, 8]  # feeds may deviate at most 10% from the other keys' median
 # a rich trader, two middling ones and a poor one, so margin and collateral rejections happen
 FUNDS = [200_000 * U, 20_000 * U, 5_000 * U, 60 * U]
 
@@ -84,6 +88,8 @@ def picture(node: Node) -> dict[str, Any]:
                 list(eng.mmp.last_reset.items()),
                 [(k, [list(b) for b in w.buckets]) for k, w in eng.mmp.windows.items()]),
         "message_cursor": state.message_cursor,
+        "liquidation": (list(state.auctions.items()), state.shortfall,
+                        list(state.liquidate_nonces.items()), state.collateral_total),
         "now": eng.now,
         "open_block": [type(t).__name__ for t in eng.txs],
         "head": core.head.hash(),
@@ -399,6 +405,47 @@ class NodeModel(RuleBasedStateMachine):
         if not isinstance(r, OptrollupError):
             event("mmp reset lifted a freeze" if r.lifted else "mmp reset")
 
+    @rule(seller=st.sampled_from(TRADERS[1:]), instrument=st.sampled_from([CALL, PUT]),
+          amount=st.sampled_from([100_000, 1_000_000, 5_000_000, 10_000_000]))
+    def short_sale(self, seller: Key, instrument: str, amount: int) -> None:
+        """A thinner trader sells at the mark to the rich one: the shorts that moves liquidate."""
+        m = self.node.core.engine.ctx.marks(self.node.core.engine.state).mark(instrument)
+        if m is None:
+            return
+        price = max(U // 10, -(-m.mark_hi // (U // 10)) * (U // 10))
+        o = self.order(seller, instrument=instrument, is_buy=False, price=price, amount=amount)
+        r = self.send(o, self.sign(seller, o))
+        event(f"short sale -> {getattr(r, 'code', None) or r.status}")
+        if not isinstance(r, OptrollupError):
+            self.sent.append((o, self.sign(seller, o)))
+            t = self.order(TRADERS[0], instrument=instrument, is_buy=True, price=price,
+                           amount=amount, tif=1)
+            if not isinstance(self.send(t, self.sign(TRADERS[0], t)), OptrollupError):
+                self.sent.append((t, self.sign(TRADERS[0], t)))
+
+    @rule(seller=st.sampled_from(TRADERS[1:3]), instrument=st.sampled_from([CALL, PUT]),
+          amount=st.sampled_from([1_000_000, 5_000_000, 10_000_000]),
+          pct=st.sampled_from([10, 20, 30]), bid=st.sampled_from([None, 250_000, 1_000_000]))
+    def squeeze(self, seller: Key, instrument: str, amount: int, pct: int,
+                bid: int | None) -> None:
+        """A short sale, then a gap against it: an auction or a takeover at the next block,
+        and maybe a bid by the rich trader."""
+        self.short_sale(seller, instrument, amount)
+        self.oracle_gap(pct if instrument == CALL else -pct)
+        if bid is not None and self.node.core.engine.state.auctions:
+            self.liquidate(TRADERS[0], bid, 10**15, False)
+
+    @rule(who=st.sampled_from(TRADERS), fraction=st.sampled_from([1, 250_000, 1_000_000]),
+          max_price=st.sampled_from([-1, 10**15, 10**15]), by_key=st.sampled_from([False, False, True]))
+    def liquidate(self, who: Key, fraction: int, max_price: int, by_key: bool) -> None:
+        """A bid in the oldest open auction (signed by the bidder or its session key)."""
+        auctions = self.node.core.engine.state.auctions
+        target = min(auctions, default=TRADERS[3].address)
+        self.nonce += 1
+        msg = Liquidate(who.address, target, fraction, max_price, self.nonce)
+        r = self.send(msg, self.sign(SESSION[who.address] if by_key else who, msg))
+        event(f"liquidate -> {getattr(r, 'code', 'taken')}")
+
     @rule(who=st.sampled_from(TRADERS))
     def operator_cancel(self, who: Key) -> None:
         f = self.node.operator_cancel_all(who.address, "model")
@@ -444,6 +491,18 @@ class NodeModel(RuleBasedStateMachine):
         self.seal(1)  # a key's feeds must be strictly newer
         self.spot = self.spot * (100 + pct) // 100 // 100_000 * 100_000
         self.feeds(self.spot)
+
+    @rule(pct=st.sampled_from([-30, -10, 10, 30]))
+    def oracle_gap(self, pct: int) -> None:
+        """The feeds stop for a minute and come back far away (no deviation check against
+        stale feeds); the next block's detection sees the new marks."""
+        self.seal(61)
+        self.spot = self.spot * (100 + pct) // 100 // 100_000 * 100_000
+        self.feeds(self.spot)
+        self.seal(1)
+        event("oracle gap")
+        for t in self.node.core.engine.txs:
+            event(f"detection: {type(t).__name__}")
 
     @rule(stranger=st.booleans())
     def rogue_feed(self, stranger: bool) -> None:
@@ -520,7 +579,12 @@ class NodeModel(RuleBasedStateMachine):
     @invariant()
     def collateral_is_conserved(self) -> None:
         state = self.node.core.engine.state
-        assert sum(a.collateral for a in state.accounts.values()) == self.total
+        total = sum(a.collateral for a in state.accounts.values())
+        assert total - state.shortfall == self.total and total == state.collateral_total
+        if state.auctions:
+            event("an account is in liquidation")
+        if state.shortfall:
+            event("a shortfall is open")
 
     def check_fresh_replay(self) -> None:
         """A fresh node fed only the accepted requests, in order, equals the live node."""

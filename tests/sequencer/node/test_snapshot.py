@@ -318,6 +318,8 @@ def test_integers_beyond_64_bits_round_trip(scenario: Kit) -> None:
     st_ = core.engine.state
     st_.accounts[A.address].collateral = 2**70 + 3
     set_position(st_, B.address, st_.accounts[B.address], CALL, -(2**66) - 1)
+    st_.collateral_total = sum(a.collateral for a in st_.accounts.values())  # kept in step by apply
+    st_.shortfall = 2**65
     got = decode_core(encode_core(core, cfg), cfg)
     assert got.engine.state.accounts[A.address].collateral == 2**70 + 3
     assert got.engine.state.accounts[B.address].positions[CALL] == -(2**66) - 1
