@@ -58,6 +58,7 @@ from benchmarks import mmflow
 from benchmarks.mmflow_client import LoadGen
 from benchmarks.test_node import env_int
 from benchmarks.test_snapshot_stall import cpu_pressure
+from sequencer import procs
 from sequencer.devnet import wait_http
 from tests.e2e.devnet_proc import Devnet
 from tests.e2e.serverkit import ROOT, free_port
@@ -81,6 +82,9 @@ TAKER_CONNS = env_int("OPTROLLUP_MM_TAKER_CONNS", 64)
 CLIENT = os.environ.get("OPTROLLUP_MM_CLIENT", "raw")
 MAX_RATE = env_int("OPTROLLUP_MM_MAX_RATE", 20_000)  # orders/s the pre-signed chains can sustain
 PACED = os.environ.get("OPTROLLUP_MM_PACED") == "1"
+# OPTROLLUP_MM_INGRESS=N: the devnet's node runs N ingress workers (sequencer/ingress) and every
+# signed write of the flows goes to their port (reads and the bare ceiling are unchanged)
+INGRESS = env_int("OPTROLLUP_MM_INGRESS", 0)
 N_TAKERS = 40
 RESULTS: dict[str, Any] = {}
 
@@ -183,9 +187,12 @@ class CpuMeter:
         server_tree = tree_cpu(table, self.pid)
         devnet = tree_cpu(table, self.w.devnet.proc.pid)
         in_devnet = self.pid in descendants(table, self.w.devnet.proc.pid)
+        ingress = sum(table[p][1] + table[p][2] for p in descendants(table, self.pid)
+                      if p != self.pid and p in table and "gateway" in " ".join(procs.cmdline(p) or ()))
         return {"server main thread": threads.get("main thread", 0.0),
                 "server other threads": threads.get("other threads", 0.0),
-                "server children": server_tree - table[self.pid][1],
+                "server children": server_tree - table[self.pid][1] - ingress,
+                "ingress workers": ingress,
                 "devnet other": devnet - (server_tree if in_devnet else 0.0),
                 "load generator": tree_cpu(table, self.w.loadgen.pid)}
 
@@ -224,7 +231,8 @@ class World:
     def __init__(self, root: Path) -> None:
         self.root = root
         t = time.perf_counter()
-        self.devnet = Devnet(root / "devnet", "--feed-seconds", "5", timeout=180)
+        ingress = ["--ingress-workers", str(INGRESS), "--ingress-port", "0"] if INGRESS else []
+        self.devnet = Devnet(root / "devnet", "--feed-seconds", "5", *ingress, timeout=180)
         self.timings = {"devnet_start_s": round(time.perf_counter() - t, 1)}
         d = self.devnet
         self.http = httpx.Client(base_url=d.api, timeout=60)
@@ -232,6 +240,7 @@ class World:
         self.domain = cext.domain_separator(dom["chainId"], dom["verifyingContract"])
         mmflow.check_cancel_digest(self.domain)
         self.node_pid = d.child_pids()["node"]
+        self.order_url = d.order_url  # the main port, or the ingress workers' (INGRESS)
 
     def fund(self, seeds: list[int]) -> None:
         """Deposit FUNDS on L1 (mock USDC minted by a dev account, Bridge.deposit for each
@@ -356,6 +365,10 @@ def run_flow(w: World, url: str, target: str, flow: str, seconds: float, server_
     out = w.loadgen("flow", url=url, target=target, flow=flow, seconds=seconds,
                     taker_conns=TAKER_CONNS, maker_rate=maker_rate(w.flows[flow]))
     out["cores"] = meter.cores()
+    if target == "node" and out.get("orders_per_s"):  # the core's loop time per order: its ceiling
+        out["core_main_thread_us_per_order"] = round(
+            out["cores"]["server main thread"] * 1e6 / out["orders_per_s"], 1)
+    out["ingress_workers"] = INGRESS
     out["cpu_pressure_avg10"] = cpu_pressure()
     return out
 
@@ -412,7 +425,7 @@ def test_bare_ceiling(benchmark, world: World) -> None:
 @pytest.mark.benchmark(group="mm-flow")
 def test_flow_10_open_orders(benchmark, world: World) -> None:
     w = world
-    url = w.devnet.api
+    url = w.order_url
     setup = w.loadgen("setup", url=url, flow="shallow")
     assert setup["acked"] == MAKERS * w.flows["shallow"].open_orders, setup
     w.loadgen("flow", url=url, target="node", flow="shallow", seconds=WARMUP, taker_conns=TAKER_CONNS)
@@ -428,7 +441,7 @@ def test_flow_10_open_orders(benchmark, world: World) -> None:
 @pytest.mark.benchmark(group="mm-flow")
 def test_flow_deep_ladders(benchmark, world: World) -> None:
     w = world
-    url = w.devnet.api
+    url = w.order_url
     load_setup = machine_load("ladder setup")
     setup = w.loadgen("setup", url=url, flow="deep")
     setup["orders_per_s"] = round(setup["acked"] / setup["seconds"])
@@ -571,10 +584,13 @@ def single(w: World, url: str, target: str, rate: int, ips: list[str], seconds: 
 
 def measure_single(benchmark, w: World, label: str, rate: int, ips: list[str]) -> tuple[dict, dict]:
     """Warm-up, wait for a quiet machine, then the timed run on the node: (machine load, figures)."""
-    single(w, w.devnet.api, "node", rate, ips, LAT_WARMUP)
+    single(w, w.order_url, "node", rate, ips, LAT_WARMUP)
     load = machine_load(label)
-    out = benchmark.pedantic(single, args=(w, w.devnet.api, "node", rate, ips, LAT_SECONDS),
+    meter = CpuMeter(w, w.node_pid)
+    out = benchmark.pedantic(single, args=(w, w.order_url, "node", rate, ips, LAT_SECONDS),
                              rounds=1, iterations=1)
+    out["cores"] = meter.cores()
+    out["ingress_workers"] = INGRESS
     return load, out
 
 

@@ -7,6 +7,7 @@ import argparse
 from sequencer import devnet, serve
 from sequencer.client import cli as client_cli
 from sequencer.client import liquidator, mmpcli
+from sequencer.ingress import gateway
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
@@ -16,3 +17,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
     mmpcli.register(sub)  # mmp set|reset|show
     liquidator.register(sub)  # liquidator: the reference liquidation bidder
     devnet.register(sub)
+    gateway.register(sub)  # optrollup gateway: an ingress worker (sequencer/ingress)

@@ -281,10 +281,18 @@ def devnet(args: argparse.Namespace) -> int:
         api = f"http://127.0.0.1:{port}"
         cli = [sys.executable, "-m", "sequencer.cli"]
         with open(logs / "node.log", "ab") as node_log:
+            ingress = []  # --ingress-workers N: the signed writes also on a gateway port
+            if args.ingress_workers > 0:
+                ingress_port = args.ingress_port or free_port()
+                ingress = ["--ingress-workers", str(args.ingress_workers),
+                           "--ingress-port", str(ingress_port)]
             node = procs.popen([*cli, "serve", "--data-dir", str(files.root / "node"),
-                                "--config", str(files.node_config), "--port", str(port)],
+                                "--config", str(files.node_config), "--port", str(port), *ingress],
                                stdout=node_log, stderr=subprocess.STDOUT, pid_file=files.pid_file("node"))
         wait_http(f"{api}/health", 60, node)
+        order_entry = f"http://127.0.0.1:{ingress_port}" if ingress else None
+        if order_entry is not None:
+            wait_http(f"{order_entry}/health", 60, node)
         keys = json.loads(files.keys.read_text())
         feeder = Feeder(api, cfg.genesis.config.domain, keys["oracles"], "ETH", float(SPOT_USD),
                         sorted({i.expiry for i in cfg.genesis.instruments}), interval=args.feed_seconds)
@@ -304,10 +312,12 @@ def devnet(args: argparse.Namespace) -> int:
                      "--password-file", str(files.password), "--json"],
                     stdout=liq_log, stderr=subprocess.STDOUT, pid_file=files.pid_file("liquidator"))
         sample_ins = next(i.name for i in cfg.genesis.instruments if i.strike == 3000 * 10**6 and i.is_call)
+        entry_line = (f"  orders     {order_entry}   (order entry: the signed write routes, on "
+                      f"{args.ingress_workers} ingress workers)\n" if order_entry else "")
         print(f"""
 optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
   L2 API     {api}   (OpenAPI docs: {api}/docs)
-  L1 RPC     {anvil.url}   (anvil, chain id {dep.l1_chain_id})
+{entry_line}  L1 RPC     {anvil.url}   (anvil, chain id {dep.l1_chain_id})
   Rollup     {dep.rollup}
   Bridge     {dep.bridge}
   USDC       {dep.collateral_token}   (mock, 6 decimals; `optrollup faucet` mints and deposits more)
@@ -372,6 +382,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--post-seconds", type=float, default=10.0)
     p.add_argument("--no-liquidator", action="store_true",
                    help="do not run the reference liquidator (optrollup liquidator)")
+    p.add_argument("--ingress-workers", type=int, default=0, metavar="N",
+                   help="serve the signed write routes also from N ingress worker processes "
+                        "(sequencer/ingress) on --ingress-port, printed as the order-entry URL")
+    p.add_argument("--ingress-port", type=int, default=8081, help="0: any free port")
     p.set_defaults(func=devnet)
     f = sub.add_parser("faucet", help="devnet: mint mock USDC on L1 and deposit it through the Bridge")
     f.add_argument("--data-dir", default=os.environ.get("OPTROLLUP_DEVNET_DIR", ".devnet"))

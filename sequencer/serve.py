@@ -13,9 +13,13 @@ import uvicorn
 
 from sequencer.api.app import create_app
 from sequencer.gctune import tune_gc
+from sequencer.ingress import core as ingress_core
+from sequencer.ingress import gateway
+from sequencer.ingress.protocol import socket_path
 from sequencer.node import Node, NodeConfig
 from sequencer.node.l1follower import L1Follower
 from sequencer.node.snapshotter import snapshot_mode
+from sequencer.procs import stop_child
 
 
 def build_app(data_dir: str | Path, config: str | Path):  # noqa: ANN201 - FastAPI
@@ -60,10 +64,36 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = build_app(args.data_dir, args.config)
+    workers = getattr(args, "ingress_workers", 0)
+    if workers > 0 or getattr(args, "ingress_socket", False):
+        # DATA_DIR/ingress.sock (0600): whoever connects submits records whose signatures it
+        # says it checked, so it listens only when asked to
+        if not ingress_path_fits(args.data_dir):
+            raise SystemExit(f"ingress socket path {socket_path(args.data_dir)} is longer than "
+                             "a Unix socket path may be (107 bytes): use a shorter --data-dir")
+        ingress_core.attach(app, args.data_dir)
     tune_gc()  # after recovery: the recovered state is long-lived
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                access_log=args.access_log, timeout_graceful_shutdown=5)
+    reserve, children = None, []
+    if workers > 0:  # ingress workers (sequencer/ingress): the signed writes in N processes
+        reserve, children = gateway.spawn_workers(
+            workers, args.data_dir, args.ingress_host or args.host, args.ingress_port,
+            main_url=f"http://{args.host}:{args.port}", log_level="warning")
+        logging.getLogger("optrollup").warning(
+            "order entry (%d ingress workers): http://%s:%d", workers,
+            args.ingress_host or args.host, reserve.getsockname()[1])
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                    access_log=args.access_log, timeout_graceful_shutdown=5)
+    finally:
+        for c in children:
+            stop_child(c, timeout=5)
+        if reserve is not None:
+            reserve.close()
     return 0
+
+
+def ingress_path_fits(data_dir: str | Path) -> bool:
+    return len(os.fsencode(str(socket_path(data_dir)))) <= 107
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
@@ -76,4 +106,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--log-format", choices=("text", "json"), default="text",
                    help="json: one structured object per line")
+    p.add_argument("--ingress-workers", type=int, default=0, metavar="N",
+                   help="also serve the signed write routes from N gateway processes on "
+                        "--ingress-port (HTTP, JSON, decoding and signature recovery off the "
+                        "core's process; sequencer/ingress)")
+    p.add_argument("--ingress-port", type=int, default=8081, metavar="P",
+                   help="the ingress workers' shared port (SO_REUSEPORT; 0: any free port)")
+    p.add_argument("--ingress-host", default=None, help="default: --host")
+    p.add_argument("--ingress-socket", action="store_true",
+                   help="listen on DATA_DIR/ingress.sock for `optrollup gateway` processes started "
+                        "separately (implied by --ingress-workers)")
     p.set_defaults(func=serve)

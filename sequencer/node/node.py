@@ -757,6 +757,14 @@ class Node(NodeReads, CoreApplier):
         digests, signers = await self._verify(flat)
         return await self._durable_results(self.process_replaces(pairs, digests, signers, admit))
 
+    async def submit_verified(self, records: Sequence[Signed | Replace],
+                              admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
+                              ) -> list[Any]:
+        """`submit` for records whose digests and signers were computed elsewhere (an ingress
+        worker of this node, sequencer/ingress): process in order, return once durable."""
+        self.check_alive()
+        return await self._durable_results(self._process(records, admit))
+
     async def _durable_results(self, done: list[tuple[Any, Future[int] | None]]) -> list[Any]:
         # Records become durable in log order and a failed write fails every later one, so
         # the last accepted record's future stands for all of them.

@@ -47,6 +47,8 @@ class Devnet:
         self.bridge = re.search(r"Bridge\s+(\S+)", self.banner).group(1)
         self.usdc = re.search(r"USDC\s+(\S+)", self.banner).group(1)
         self.keys = re.findall(r"key (0x[0-9a-f]{64})", self.banner)
+        entry = re.search(r"^\s+orders\s+(http\S+)", self.banner, re.MULTILINE)
+        self.order_url = entry.group(1) if entry else self.api  # --ingress-workers N: the gateways
         self.http = httpx.Client(base_url=self.api, timeout=10)
         self.info = self.http.get("/v1/info").json()
 
