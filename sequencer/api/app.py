@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from cext import Order, parse_address, to_checksum
 from sequencer.api import schemas, views, wire
 from sequencer.api.auth import authenticate
-from sequencer.api.errors import error_response, plain_error
+from sequencer.api.errors import error_response, plain_error, with_party
 from sequencer.api.fastpath import FastWrites, WriteHandler
 from sequencer.api.liquidation import add_liquidation_routes, auction_rules_json, insurance_json
 from sequencer.api.mmp import add_mmp_routes
@@ -321,14 +321,7 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
 
     @write_route("/v1/orders/batch", "OrderBatch")
     async def post_orders(body: Any) -> Any:
-        body = wire.require_object(body, "body", ("orders",))
-        items = body["orders"]
-        cap = node.cfg.limits.max_batch
-        if not isinstance(items, list) or not items:
-            raise InvalidRequest("orders must be a non-empty list", code="invalid_type")
-        if len(items) > cap:
-            raise InvalidRequest(f"{len(items)} orders exceed the batch limit of {cap}",
-                                 code="batch_too_large")
+        items = wire.batch_items(body, "orders", node.cfg.limits.max_batch)
         results: list[Any] = [None] * len(items)
         good: list[tuple[int, Order, bytes]] = []
         for i, item in enumerate(items):
@@ -343,25 +336,11 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
                 results[i] = r
         return {"results": [api.render(r) for r in results]}
 
-    def replace_pair(item: Any, field: str) -> tuple[tuple[Cancel, bytes], tuple[Order, bytes]]:
-        obj = wire.require_object(item, field, ("cancel", "order"))
-        cmsg, csig = wire.signed(obj["cancel"], "cancel")
-        omsg, osig = wire.signed(obj["order"], "order")
-        return ((wire.message(cmsg, f"{field}.cancel.cancel", FIELDS["Cancel"], Cancel), csig),
-                (wire.order(omsg, f"{field}.order.order"), osig))
-
-    def with_party(r: Any) -> Any:
-        """An amend's error names the part that failed: "cancel: ..." or "order: ..."."""
-        if isinstance(r, OptrollupError) and getattr(r, "party", None) in ("cancel", "order"):
-            if not r.message.startswith(r.party + ": "):
-                r.args = (f"{r.party}: {r.message}", *r.args[1:])
-        return r
-
     @write_route("/v1/orders/replace", "Replace")
     async def post_replace(body: Any) -> Any:
         """Amend: cancel one open order and place another, both or neither (the new order has
         no time priority of the old)."""
-        pair = replace_pair(body, "body")
+        pair = wire.replace_pair(body, "body")
         [result] = await node.submit_replaces([pair], api.admit)
         if isinstance(result, OptrollupError):
             raise with_party(result)
@@ -370,19 +349,12 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
     @write_route("/v1/quotes", "Quotes")
     async def post_quotes(body: Any) -> Any:
         """Mass quote: up to maxBatch independent amends, one answer per pair."""
-        body = wire.require_object(body, "body", ("quotes",))
-        items = body["quotes"]
-        cap = node.cfg.limits.max_batch
-        if not isinstance(items, list) or not items:
-            raise InvalidRequest("quotes must be a non-empty list", code="invalid_type")
-        if len(items) > cap:
-            raise InvalidRequest(f"{len(items)} quotes exceed the batch limit of {cap}",
-                                 code="batch_too_large")
+        items = wire.batch_items(body, "quotes", node.cfg.limits.max_batch)
         results: list[Any] = [None] * len(items)
         good: list[tuple[int, tuple[tuple[Cancel, bytes], tuple[Order, bytes]]]] = []
         for i, item in enumerate(items):
             try:
-                good.append((i, replace_pair(item, f"quotes[{i}]")))
+                good.append((i, wire.replace_pair(item, f"quotes[{i}]")))
             except OptrollupError as exc:
                 results[i] = exc
         if good:

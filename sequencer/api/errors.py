@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.responses import JSONResponse
 
 from sequencer.errors import (
@@ -63,3 +65,11 @@ def error_response(exc: OptrollupError) -> JSONResponse:
 
 def plain_error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=status)
+
+
+def with_party(r: Any) -> Any:
+    """An amend's error names the part that failed: "cancel: ..." or "order: ..."."""
+    if isinstance(r, OptrollupError) and getattr(r, "party", None) in ("cancel", "order"):
+        if not r.message.startswith(r.party + ": "):
+            r.args = (f"{r.party}: {r.message}", *r.args[1:])
+    return r

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cext import Order, parse_address
+from sequencer.core.eip712 import FIELDS, Cancel
 from sequencer.errors import InvalidRequest
 
 _SINT = re.compile(r"-?[0-9]{1,78}")
@@ -169,3 +170,23 @@ def message(value: Any, field: str, fields: Sequence[tuple[str, str]], cls: type
     """An EIP-712 message of `cls` with the given (name, type) `fields`, from JSON."""
     o = require_object(value, field, [n for n, _ in fields])
     return cls(*[_field(t, o[n], f"{field}.{n}") for n, t in fields])
+
+
+def batch_items(body: Any, key: str, cap: int) -> list[Any]:
+    """The non-empty list `body[key]` of a batch request, at most `cap` long."""
+    items = require_object(body, "body", (key,))[key]
+    if not isinstance(items, list) or not items:
+        raise InvalidRequest(f"{key} must be a non-empty list", code="invalid_type")
+    if len(items) > cap:
+        raise InvalidRequest(f"{len(items)} {key} exceed the batch limit of {cap}",
+                             code="batch_too_large")
+    return items
+
+
+def replace_pair(item: Any, field: str) -> tuple[tuple[Any, bytes], tuple[Order, bytes]]:
+    """An amend {"cancel": signed Cancel, "order": signed Order}: ((cancel, sig), (order, sig))."""
+    obj = require_object(item, field, ("cancel", "order"))
+    cmsg, csig = signed(obj["cancel"], "cancel")
+    omsg, osig = signed(obj["order"], "order")
+    return ((message(cmsg, f"{field}.cancel.cancel", FIELDS["Cancel"], Cancel), csig),
+            (order(omsg, f"{field}.order.order"), osig))

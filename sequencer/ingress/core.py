@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from sequencer.api.app import Api, write_answer
-from sequencer.api.errors import error_body, error_parts
+from sequencer.api.errors import error_body, error_parts, with_party
 from sequencer.errors import OptrollupError
 from sequencer.ingress.protocol import FrameReader, pack, socket_path
 from sequencer.node.records import Replace, decode_record
@@ -32,14 +32,6 @@ from sequencer.node.records import Replace, decode_record
 log = logging.getLogger("optrollup.ingress")
 
 ORDER, BATCH, REPLACE, QUOTES = "/v1/orders", "/v1/orders/batch", "/v1/orders/replace", "/v1/quotes"
-
-
-def with_party(r: Any) -> Any:
-    """As create_app's: an amend's error names the part that failed ("cancel: ..." / "order: ...")."""
-    if isinstance(r, OptrollupError) and getattr(r, "party", None) in ("cancel", "order"):
-        if not r.message.startswith(r.party + ": "):
-            r.args = (f"{r.party}: {r.message}", *r.args[1:])
-    return r
 
 
 def render(api: Api, path: str, items: list[Any], records: list[Any], results: list[Any]) -> Any:

@@ -32,7 +32,7 @@ from sequencer.api import wire
 from sequencer.api.app import PRIMARY, SIGNED_WRITES
 from sequencer.api.errors import error_body, error_parts
 from sequencer.core import eip712
-from sequencer.core.eip712 import FIELDS, Cancel
+from sequencer.core.eip712 import FIELDS
 from sequencer.errors import InvalidRequest, OptrollupError, PayloadTooLarge
 from sequencer.ingress.protocol import FrameReader, pack, socket_path
 from sequencer.node.records import Replace, Signed, encode_record
@@ -47,25 +47,6 @@ RECONNECT_S = 0.2
 
 # -- decoding: what create_app's write handlers do before they call the node ----------------------
 
-def _replace_pair(item: Any, field: str) -> tuple[tuple[Cancel, bytes], tuple[Any, bytes]]:
-    obj = wire.require_object(item, field, ("cancel", "order"))
-    cmsg, csig = wire.signed(obj["cancel"], "cancel")
-    omsg, osig = wire.signed(obj["order"], "order")
-    return ((wire.message(cmsg, f"{field}.cancel.cancel", FIELDS["Cancel"], Cancel), csig),
-            (wire.order(omsg, f"{field}.order.order"), osig))
-
-
-def _items(body: Any, key: str, max_batch: int) -> list[Any]:
-    body = wire.require_object(body, "body", (key,))
-    items = body[key]
-    if not isinstance(items, list) or not items:
-        raise InvalidRequest(f"{key} must be a non-empty list", code="invalid_type")
-    if len(items) > max_batch:
-        raise InvalidRequest(f"{len(items)} {key} exceed the batch limit of {max_batch}",
-                             code="batch_too_large")
-    return items
-
-
 def decode(path: str, body: Any, max_batch: int) -> list[Any]:
     """The request's parts in order: a (msg, sig) pair, a ((cancel, sig), (order, sig)) amend,
     or (in a batch) the OptrollupError its item failed with. Raises the request's error."""
@@ -73,16 +54,16 @@ def decode(path: str, body: Any, max_batch: int) -> list[Any]:
         msg, sig = wire.signed(body, "order")
         return [(wire.order(msg), sig)]
     if path == REPLACE:
-        return [_replace_pair(body, "body")]
+        return [wire.replace_pair(body, "body")]
     if path == BATCH or path == QUOTES:
         out: list[Any] = []
-        for i, item in enumerate(_items(body, "orders" if path == BATCH else "quotes", max_batch)):
+        for i, item in enumerate(wire.batch_items(body, "orders" if path == BATCH else "quotes", max_batch)):
             try:
                 if path == BATCH:
                     msg, sig = wire.signed(item, "order")
                     out.append((wire.order(msg, f"orders[{i}].order"), sig))
                 else:
-                    out.append(_replace_pair(item, f"quotes[{i}]"))
+                    out.append(wire.replace_pair(item, f"quotes[{i}]"))
             except OptrollupError as exc:
                 out.append(exc)
         return out

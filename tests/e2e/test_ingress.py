@@ -29,7 +29,7 @@ from sequencer.core import digest
 from sequencer.core.eip712 import Cancel, CancelAll, SessionKey, Withdraw
 from sequencer.node import Limits
 from tests.e2e.serverkit import (ROOT, U, Server, auth_headers, free_port, fund, instrument_names,
-                                 node_config, open_limits, order_json, sign_orders, write_config)
+                                 node_config, open_limits, sign_orders, write_config)
 from tests.sequencer.core.core_world import Key
 
 A, B, STRANGER = Key(71), Key(72), Key(73)
