@@ -37,7 +37,7 @@ from sequencer.core.chainspec import Genesis
 from sequencer.core.config import CoreConfig, OracleParams
 from sequencer.core.instruments import MONTHS, make_instrument
 from sequencer.errors import InvalidRequest
-from sequencer.feeder import Feeder
+from sequencer.feeder import Feeder, parse_move, request_shock
 from sequencer.l1 import Anvil, Deployment, L1Client, L1Error, deploy
 from sequencer.node.config import L1Settings, NodeConfig
 
@@ -295,7 +295,8 @@ def devnet(args: argparse.Namespace) -> int:
             wait_http(f"{order_entry}/health", 60, node)
         keys = json.loads(files.keys.read_text())
         feeder = Feeder(api, cfg.genesis.config.domain, keys["oracles"], "ETH", float(SPOT_USD),
-                        sorted({i.expiry for i in cfg.genesis.instruments}), interval=args.feed_seconds)
+                        sorted({i.expiry for i in cfg.genesis.instruments}), interval=args.feed_seconds,
+                        control=files.root)  # `optrollup feed shock` requests
         feeder.start()
         if poster_available():
             poster = PosterLoop([*cli, "post-batches", "--once", "--sequencer", api, "--l1-rpc", anvil.url,
@@ -387,6 +388,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
                         "(sequencer/ingress) on --ingress-port, printed as the order-entry URL")
     p.add_argument("--ingress-port", type=int, default=8081, help="0: any free port")
     p.set_defaults(func=devnet)
+    fd = sub.add_parser("feed", help="devnet: steer the simulated oracle feed")
+    fsub = fd.add_subparsers(dest="feed_command", required=True)
+    sh = fsub.add_parser("shock", help="move the devnet's spot at once (e.g. to watch a liquidation)")
+    sh.add_argument("--spot", required=True, metavar="MOVE",
+                    help="+20%%, -15%% or a factor such as 1.5x")
+    sh.add_argument("--data-dir", default=os.environ.get("OPTROLLUP_DEVNET_DIR", ".devnet"))
+    sh.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the feeder")
+    sh.set_defaults(func=feed_shock_command)
     f = sub.add_parser("faucet", help="devnet: mint mock USDC on L1 and deposit it through the Bridge")
     f.add_argument("--data-dir", default=os.environ.get("OPTROLLUP_DEVNET_DIR", ".devnet"))
     f.add_argument("--l1-rpc", required=True)
@@ -399,3 +408,26 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
                    help="keystore password from the environment variable NAME (default: OPTROLLUP_PASSWORD)")
     f.add_argument("--amount", type=int, default=10_000, help="whole USDC")
     f.set_defaults(func=faucet_command)
+
+
+def feed_shock_command(args: argparse.Namespace) -> int:
+    """`optrollup feed shock --spot +20%`: the running devnet's feeder multiplies its spot
+    before its next feed (sequencer/feeder.py); prints the move, or why it did not happen."""
+    try:
+        factor = parse_move(args.spot)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not Path(args.data_dir, "node").is_dir():
+        print(f"error: no devnet in {args.data_dir} (start one with `optrollup devnet`)", file=sys.stderr)
+        return 2
+    got = request_shock(args.data_dir, factor, timeout=args.timeout)
+    if got is None:
+        print(f"error: the devnet's feeder did not take the shock within {args.timeout:g} s "
+              "(is `optrollup devnet` running on this data dir?); it will when it next runs",
+              file=sys.stderr)
+        return 1
+    print(f"spot {got['before']:.2f} -> {got['after']:.2f} USD (x{factor:g}) over the next "
+          f"{got.get('feeds', 1)} feeds (at most 9 % per feed: the oracle refuses a key far from "
+          "the others); watch GET /v1/liquidations")
+    return 0
