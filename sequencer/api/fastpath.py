@@ -47,6 +47,29 @@ def _content_length(scope: dict[str, Any]) -> str | None:
     return None
 
 
+Answer = tuple[int, Any, dict[str, str]]  # (status, JSON body, extra headers)
+
+
+async def answer_write(api: Api, ip: str, path: str,
+                       work: Callable[[], Awaitable[Answer]]) -> Answer:
+    """What the write routes do around `work`, wherever the request came in (this front, or an
+    ingress worker's frame, sequencer/ingress/core.py): charge `ip`'s budget, refuse while the
+    node has failed, then the answer of `work`; errors through the one table (a bug: a logged
+    500)."""
+    node = api.node
+    try:
+        api.charge_ip(ip)
+        if node.failed is not None:
+            node.check_alive()  # raises store_unavailable
+        return await work()
+    except OptrollupError as exc:
+        node.metrics.rejected.labels("http", exc.code).inc()
+        return error_parts(exc)
+    except Exception:  # a bug: logged, answered as the app's last-resort handler does
+        log.exception("unhandled error on POST %s", path)
+        return 500, error_body("internal_error", "internal error (a bug; it has been logged)"), {}
+
+
 class FastWrites:
     """ASGI: POST to a path in `writes` is handled here; anything else goes to `app`."""
 
@@ -60,27 +83,20 @@ class FastWrites:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
-        api, node = self.api, self.api.node
-        headers: list[tuple[bytes, bytes]] = []
-        try:
-            client = scope.get("client")
-            api.charge_ip(client[0] if client else "?")
-            if node.failed is not None:
-                node.check_alive()  # raises store_unavailable
+        api = self.api
+
+        async def work() -> Answer:
             body = await api.read_body(_content_length(scope), _chunks(receive))
-            status, payload = 200, await handler(body)
-        except OptrollupError as exc:
-            node.metrics.rejected.labels("http", exc.code).inc()
-            status, payload, extra = error_parts(exc)
-            headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
-        except Exception:  # a bug: logged, answered as the app's last-resort handler does
-            log.exception("unhandled error on POST %s", scope["path"])
-            status, payload = 500, error_body("internal_error",
-                                              "internal error (a bug; it has been logged)")
+            return 200, await handler(body), {}
+
+        client = scope.get("client")
+        status, payload, extra = await answer_write(api, client[0] if client else "?",
+                                                    scope["path"], work)
         raw = json.dumps(payload, ensure_ascii=False, allow_nan=False,
                          separators=(",", ":")).encode()
+        headers = [(k.lower().encode(), v.encode()) for k, v in extra.items()]
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(raw)).encode()), *headers]})
         await send({"type": "http.response.body", "body": raw})
-        node.metrics.latency.labels(scope["path"]).observe(time.perf_counter() - t0)
+        api.node.metrics.latency.labels(scope["path"]).observe(time.perf_counter() - t0)

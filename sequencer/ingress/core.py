@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from sequencer.api.app import Api, write_answer
-from sequencer.api.errors import error_body, error_parts, with_party
+from sequencer.api.errors import error_body, with_party
+from sequencer.api.fastpath import Answer, answer_write
 from sequencer.errors import OptrollupError
 from sequencer.ingress.protocol import FrameReader, pack, socket_path
-from sequencer.node.records import Replace, decode_record
 
 log = logging.getLogger("optrollup.ingress")
 
@@ -136,35 +136,27 @@ class IngressServer:
         t0 = time.perf_counter()
         api = self.api
         node = api.node
-        headers: list[list[str]] = []
-        req_id = frame[0] if isinstance(frame, list) and frame else 0
-        path = "?"
         try:
             req_id, path, ip, (error, items) = frame
-            api.charge_ip(ip)
-            if node.failed is not None:
-                node.check_alive()  # raises store_unavailable
-            if error is not None:
+        except (TypeError, ValueError):  # not a frame a gateway sends: a bug
+            log.error("malformed ingress frame %.200r", frame)
+            req_id = frame[0] if isinstance(frame, list) and frame else 0
+            conn.answer(req_id, 500, error_body("internal_error",
+                                                "internal error (a bug; it has been logged)"), [])
+            node.metrics.latency.labels("?").observe(time.perf_counter() - t0)
+            return
+
+        async def work() -> Answer:
+            if error is not None:  # the gateway could not decode it: its answer, in order
                 status, body, hdrs = error
                 node.metrics.rejected.labels("http", body["error"]["code"]).inc()
-                headers = [list(h) for h in hdrs]
-            else:
-                records = [decode_record(x) for x in items if isinstance(x, bytes)]
-                if any(not isinstance(r, Replace) and not hasattr(r, "digest") for r in records):
-                    raise ValueError("an ingress record must be a signed request or a replace")
-                results = await node.submit_verified(records, api.admit) if records else []
-                status, body = 200, render(api, path, items, records, results)
-        except OptrollupError as exc:
-            node.metrics.rejected.labels("http", exc.code).inc()
-            status, body, extra = error_parts(exc)
-            headers = [[k, v] for k, v in extra.items()]
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug: logged, answered as the app's last-resort handler does
-            log.exception("unhandled error on ingress POST %s", path)
-            status, body = 500, error_body("internal_error",
-                                           "internal error (a bug; it has been logged)")
-        conn.answer(req_id, status, body, headers)
+                return status, body, dict(hdrs)
+            raws = [x for x in items if isinstance(x, bytes)]
+            records, results = await node.submit_verified(raws, api.admit) if raws else ([], [])
+            return 200, render(api, path, items, records, results), {}
+
+        status, body, headers = await answer_write(api, ip, path, work)
+        conn.answer(req_id, status, body, [[k, v] for k, v in headers.items()])
         node.metrics.latency.labels(path).observe(time.perf_counter() - t0)
 
 

@@ -692,15 +692,18 @@ class Node(NodeReads, CoreApplier):
 
     def _process(self, records: Sequence[Signed | Replace],
                  admit: Callable[[Any, bytes | None], OptrollupError | None] | None,
+                 raws: Sequence[bytes] | None = None,
                  ) -> list[tuple[Any, Future[int] | None]]:
+        """`raws`, if given, are the records' log bytes already (`decode_record` of each is
+        the record): they are logged as they are, not encoded again."""
         self.check_alive()
         self.tick()
         out: list[tuple[Any, Future[int] | None]] = []
-        for rec in records:
+        for i, rec in enumerate(records):
             head = rec.order if isinstance(rec, Replace) else rec  # charged to the order's signer
             kind = "Replace" if isinstance(rec, Replace) else type(rec.msg).__name__
-            try:
-                raw = encode_record(rec)  # before applying: what cannot be logged never applies
+            try:  # before applying: what cannot be logged never applies
+                raw = encode_record(rec) if raws is None else raws[i]
             except (OverflowError, TypeError, ValueError) as exc:
                 out.append((InvalidRequest(f"request cannot be recorded: {exc}", code="unencodable"), None))
                 continue
@@ -757,13 +760,18 @@ class Node(NodeReads, CoreApplier):
         digests, signers = await self._verify(flat)
         return await self._durable_results(self.process_replaces(pairs, digests, signers, admit))
 
-    async def submit_verified(self, records: Sequence[Signed | Replace],
+    async def submit_verified(self, raws: Sequence[bytes],
                               admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
-                              ) -> list[Any]:
-        """`submit` for records whose digests and signers were computed elsewhere (an ingress
-        worker of this node, sequencer/ingress): process in order, return once durable."""
+                              ) -> tuple[list[Signed | Replace], list[Any]]:
+        """`submit` for requests whose digests and signers were computed elsewhere (an ingress
+        worker of this node, sequencer/ingress), sent as their log records' bytes: decoded,
+        processed in order and logged as they came; (the records, their results) once durable.
+        ValueError if one is not a signed request or an amend."""
         self.check_alive()
-        return await self._durable_results(self._process(records, admit))
+        records = [decode_record(raw) for raw in raws]
+        if any(not isinstance(r, (Signed, Replace)) for r in records):
+            raise ValueError("an ingress record must be a signed request or an amend")
+        return records, await self._durable_results(self._process(records, admit, raws))
 
     async def _durable_results(self, done: list[tuple[Any, Future[int] | None]]) -> list[Any]:
         # Records become durable in log order and a failed write fails every later one, so
