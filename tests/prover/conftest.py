@@ -5,6 +5,7 @@ Bridge deposits, and per-test rollback (evm_snapshot / evm_revert)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,15 +78,22 @@ def _world(client: L1Client, accounts) -> World:  # noqa: F811
     return build_world(client, accounts)
 
 
-@pytest.fixture
-def world(_world: World, client: L1Client) -> Iterator[World]:  # noqa: F811
-    """The session's world, with L1 rolled back after each test."""
+@contextmanager
+def rolled_back(client: L1Client) -> Iterator[None]:  # noqa: F811
+    """L1 as it was on entry once the block exits (automine back on, the base fee kept)."""
     snap = client.snapshot()
     try:
-        yield _world
+        yield
     finally:
         client.rpc("evm_setAutomine", [True])
         client.revert_to(snap)
         # anvil keeps the next block's base fee across a revert (a fee-spike test raised it)
         base = (client.get_block("latest") or {}).get("baseFeePerGas") or "0x0"
         client.rpc("anvil_setNextBlockBaseFeePerGas", [base])
+
+
+@pytest.fixture
+def world(_world: World, client: L1Client) -> Iterator[World]:  # noqa: F811
+    """The session's world, with L1 rolled back after each test."""
+    with rolled_back(client):
+        yield _world

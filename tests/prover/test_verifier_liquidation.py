@@ -15,7 +15,7 @@ from prover.verifier import verify
 from sequencer.core import Liquidate, digest
 from sequencer.core.txs import AuctionStartTx, LiquidateTx, TakeoverTx, decode_tx, encode_tx
 from sequencer.l1 import L1Client
-from tests.prover.conftest import World, new_world
+from tests.prover.conftest import World, new_world, rolled_back
 from tests.prover.test_verifier import caught, submit
 from tests.sequencer.core.core_world import CALL, USERS, Key
 
@@ -58,14 +58,8 @@ def _liq_world(client: L1Client, accounts) -> World:
 
 @pytest.fixture
 def liq_world(_liq_world: World, client: L1Client) -> Iterator[World]:
-    snap = client.snapshot()
-    try:
+    with rolled_back(client):
         yield _liq_world
-    finally:
-        client.rpc("evm_setAutomine", [True])
-        client.revert_to(snap)
-        base = (client.get_block("latest") or {}).get("baseFeePerGas") or "0x0"
-        client.rpc("anvil_setNextBlockBaseFeePerGas", [base])
 
 
 def find(world: World, kind: type) -> tuple[int, int]:
