@@ -97,6 +97,16 @@ def short_account(f: Flow, collateral: int = 500 * U, amount: int = U, price: in
     return poor
 
 
+def auctioned(f: Flow, **short: int) -> Key:
+    """A `short_account(f, **short)` in liquidation: feeds at 3,300 then 3,600, then the block
+    whose detection starts its auction."""
+    poor = short_account(f, **short)
+    f.block(3300 * U)
+    f.block(3600 * U)
+    f.block()
+    return poor
+
+
 def deposits(w: World) -> int:
     return sum(w.state.accounts[a].collateral for a in w.state.accounts) - w.state.shortfall
 
@@ -136,10 +146,7 @@ def test_detection_starts_an_auction_cancels_orders_and_refuses_risk() -> None:
 def test_partial_take_pays_the_discounted_value_and_full_take_ends_it() -> None:
     f = Flow()
     w = f.w
-    poor = short_account(f, amount=2 * U)
-    f.block(3300 * U)
-    f.block(3600 * U)
-    f.block()
+    poor = auctioned(f, amount=2 * U)
     start = w.state.auctions[poor.address]
     f.block(3600 * U, dt=300)  # 5 minutes into the auction
     acct = w.state.accounts[poor.address]
@@ -184,10 +191,7 @@ def test_partial_take_pays_the_discounted_value_and_full_take_ends_it() -> None:
 def test_bid_refusals(case: str, want: str) -> None:
     f = Flow()
     w = f.w
-    poor = short_account(f)
-    f.block(3300 * U)
-    f.block(3600 * U)
-    f.block()
+    poor = auctioned(f)
     assert poor.address in w.state.auctions
     if case == "nonce":
         f.bid(C, poor, 100_000)
@@ -213,10 +217,7 @@ def test_bid_refusals(case: str, want: str) -> None:
 def test_recovered_account_leaves_liquidation() -> None:
     f = Flow()
     w = f.w
-    poor = short_account(f)
-    f.block(3300 * U)
-    f.block(3600 * U)
-    f.block()
+    poor = auctioned(f)
     assert poor.address in w.state.auctions
     w.fund(poor, 5_000 * U)  # a deposit puts it back above initial margin
     assert f.block() == [AuctionEndTx(poor.address)]
@@ -336,10 +337,7 @@ def test_liquidate_tx_encoding_round_trips_negative_prices() -> None:
 
 def _liquidation_flow() -> tuple[Flow, Key]:
     f = Flow()
-    poor = short_account(f, amount=2 * U)
-    f.block(3300 * U)
-    f.block(3600 * U)
-    f.block()
+    poor = auctioned(f, amount=2 * U)
     f.bid(C, poor, 250_000)
     return f, poor
 
@@ -445,10 +443,7 @@ def test_no_bid_once_the_account_is_back_at_initial_margin_or_empty() -> None:
     """Between the recovery and the next block's AuctionEnd no one buys at a discount."""
     f = Flow()
     w = f.w
-    poor = short_account(f)
-    f.block(3300 * U)
-    f.block(3600 * U)
-    f.block()
+    poor = auctioned(f)
     w.fund(poor, 5_000 * U)  # back above IM: the auction ends at the next block
     assert code(f.bid, C, poor, 500_000) == "auction_over"
     assert f.block() == [AuctionEndTx(poor.address)]
