@@ -40,17 +40,24 @@ def pdeathsig_supported() -> bool:
     return _prctl is not None and os.environ.get("OPTROLLUP_NO_PDEATHSIG") != "1"
 
 
+def arm_death_signal(parent: int, sig: int) -> None:
+    """Have the kernel send `sig` to this process when its parent dies (Linux; elsewhere
+    nothing), and take `sig` now if `parent` already died before it took effect. For a child
+    that arms itself after exec (one started without a `preexec_fn`, e.g. so that subprocess
+    can vfork a large parent), and for the `preexec_fn` of `popen`."""
+    if _prctl is None:
+        return
+    _prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), sig)
+
+
 def _die_with_parent(sig: int) -> Callable[[], None] | None:
     """A `preexec_fn` that arms PR_SET_PDEATHSIG, or None where unsupported."""
     if not pdeathsig_supported():
         return None
     parent = os.getpid()
-
-    def arm() -> None:  # runs in the child between fork and exec: keep it minimal
-        _prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), sig)
-    return arm
+    return lambda: arm_death_signal(parent, sig)  # between fork and exec: minimal
 
 
 def write_pid_file(path: Path, pid: int, argv: Sequence[str]) -> None:

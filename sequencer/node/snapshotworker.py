@@ -66,6 +66,7 @@ import msgpack
 import plyvel
 
 from sequencer.node.snapshotter import SnapshotMetrics, Snapshotter, store_snapshot
+from sequencer.procs import arm_death_signal
 from sequencer.store.snapshots import SnapshotFiles, SnapshotUnusable
 from sequencer.store.log import InputLog
 
@@ -79,7 +80,6 @@ INIT, RECORDS, SNAPSHOT = 0, 1, 2                   # node -> worker
 READY, PROGRESS, DONE, SKIPPED, FAILED = 0, 1, 2, 3, 4  # worker -> node
 BATCH = 4096          # records per RECORDS message
 _F_SETPIPE_SZ = 1031  # Linux fcntl: pipe capacity
-_PR_SET_PDEATHSIG = 1
 
 
 def core_check(core: Core) -> list[Any]:
@@ -707,18 +707,6 @@ class _Inbox:
             return self.items.popleft()
 
 
-def _arm_death_signal(parent: int) -> None:
-    """SIGKILL when the node dies (Linux), besides the EOF on stdin it also sees."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(0)
-
-
 def main() -> int:
     out = os.dup(1)
     os.dup2(2, 1)  # a stray print must not corrupt the answers
@@ -740,7 +728,9 @@ def main() -> int:
         if init is not None:
             break
     _, parent, cfg_blob, base, base_path, tmp_dir, nice = init
-    _arm_death_signal(parent)
+    arm_death_signal(parent, signal.SIGKILL)  # besides the EOF on stdin it also sees
+    if os.getppid() != parent:  # the node is gone and this platform has no prctl
+        os._exit(0)
     inbox = _Inbox()
     for msg in unpacker:  # anything read past INIT
         if msg[0] == SNAPSHOT:
