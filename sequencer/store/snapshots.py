@@ -101,13 +101,14 @@ class SnapshotFiles:
     def read(self, seq: int) -> bytes:
         """The body of snapshot `seq`; `SnapshotUnusable` if it is missing, torn or corrupt."""
         try:
-            raw = self.path(seq).read_bytes()
+            with open(self.path(seq), "rb") as f:
+                head = f.read(_HEAD.size)
+                body = f.read()  # (the body alone: no copy of a ~70 MB file to slice)
         except OSError as exc:
             raise SnapshotUnusable(f"snapshot {seq}: {exc}") from exc
-        if len(raw) < _HEAD.size:
-            raise SnapshotUnusable(f"snapshot {seq}: {len(raw)} bytes, shorter than its header")
-        magic, got_seq, length, crc = _HEAD.unpack_from(raw)
-        body = raw[_HEAD.size:]
+        if len(head) < _HEAD.size:
+            raise SnapshotUnusable(f"snapshot {seq}: {len(head)} bytes, shorter than its header")
+        magic, got_seq, length, crc = _HEAD.unpack(head)
         if magic != MAGIC:
             raise SnapshotUnusable(f"snapshot {seq}: magic {magic!r}, expected {MAGIC!r}")
         if got_seq != seq:
