@@ -5,7 +5,8 @@ time comes in with the block."""
 from sequencer.core.book import Book, Resting
 from sequencer.core.config import CoreConfig, OracleParams, UnderlyingParams
 from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, Listing, MmpConfig,
-                                   MmpReset, SessionKey, Withdraw, digest, digests, eip712_types,
+                                   MmpReset, SessionKey, SetMarginMode, Withdraw, digest, digests,
+                                   eip712_types,
                                    hash_struct, order_digest)
 from sequencer.core.engine import (AccountView, Engine, ForcedResult, OpenOrderView, OrderResult,
                                    PositionView)
@@ -20,17 +21,17 @@ from sequencer.core.state import (Account, FilledOrder, State, account_leaf, gen
 from sequencer.core.transition import (FORCED_NONCE_BASE, MAX_COLLATERAL, BlockContext, apply,
                                        list_instrument, prepare_block)
 from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, DepositTx, FillTx, ForcedWithdrawTx,
-                                LiquidateTx, ListTx, OracleTx, SessionKeyTx, SettleTx, SignedOrder,
-                                TakeoverTx, Tx, WithdrawTx, decode_tx, encode_tx)
+                                LiquidateTx, ListTx, MarginModeTx, OracleTx, SessionKeyTx, SettleTx,
+                                SignedOrder, TakeoverTx, Tx, WithdrawTx, decode_tx, encode_tx)
 
 __all__ = [
     "FORCED_NONCE_BASE", "MAX_COLLATERAL", "UNIT", "Account", "AccountView", "AuctionEndTx",
     "AuctionStartTx", "Liquidate", "LiquidateTx", "TakeoverTx", "BlockContext", "Book", "Cancel", "CancelAll", "CoreConfig",
     "DepositTx", "Engine", "Feed", "FillTx", "FilledOrder", "ForcedResult", "ForcedWithdrawTx", "Greeks", "Instrument", "ListTx",
-    "Listing", "Margin", "Mark", "Marks", "MmpConfig", "MmpReset",
+    "Listing", "Margin", "MarginModeTx", "Mark", "Marks", "MmpConfig", "MmpReset",
     "OpenOrderView", "OracleParams", "OracleState",
     "OracleTx", "OrderResult", "PositionView", "Price", "Resting", "RiskRow", "SessionKey",
-    "SessionKeyTx", "SettleTx", "SignedOrder", "State", "Tx", "UnderlyingParams", "Withdraw",
+    "SessionKeyTx", "SetMarginMode", "SettleTx", "SignedOrder", "State", "Tx", "UnderlyingParams", "Withdraw",
     "WithdrawTx", "account_leaf", "apply", "black76", "current_price", "decode_tx", "digest",
     "digests", "eip712_types", "encode_tx", "fee", "genesis", "hash_struct", "interpolate_vol",
     "list_instrument", "make_instrument", "mark", "order_digest", "parse_name", "positions_hash",

@@ -1,7 +1,7 @@
 """EIP-712 types of design.md and generic struct hashing for every message but `Order`.
 
 Order digests always go through `cext.order_digests`; the other messages (Cancel, CancelAll,
-Withdraw, SessionKey, Feed, List, MmpConfig, MmpReset, Liquidate) are hashed here. Messages are
+Withdraw, SessionKey, Feed, List, MmpConfig, MmpReset, Liquidate, SetMarginMode) are hashed here. Messages are
 NamedTuples whose fields are the EIP-712 fields in type order; addresses are 20 raw bytes,
 `orderHash` 32 bytes.
 """
@@ -31,6 +31,7 @@ FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "MmpReset": (("account", "address"), ("underlying", "string"), ("timestamp", "uint64")),
     "Liquidate": (("liquidator", "address"), ("account", "address"), ("fractionPpm", "uint32"),
                   ("maxPrice", "int256"), ("nonce", "uint64")),
+    "SetMarginMode": (("account", "address"), ("mode", "uint8"), ("nonce", "uint64")),
 }
 DOMAIN_FIELDS: tuple[tuple[str, str], ...] = (
     ("name", "string"), ("version", "string"), ("chainId", "uint256"),
@@ -130,11 +131,21 @@ class Liquidate(NamedTuple):
     nonce: int
 
 
+class SetMarginMode(NamedTuple):
+    """Switch `account` to margin `mode` (0 standard, 1 portfolio; sequencer.core.portfolio);
+    `nonce` = the account's next margin nonce. Signed by the account itself."""
+
+    account: bytes
+    mode: int
+    nonce: int
+
+
 Message = (Cancel | CancelAll | Withdraw | SessionKey | Feed | Listing | MmpConfig | MmpReset
-           | Liquidate)
+           | Liquidate | SetMarginMode)
 PRIMARY: dict[type, str] = {Cancel: "Cancel", CancelAll: "CancelAll", Withdraw: "Withdraw",
                             SessionKey: "SessionKey", Feed: "Feed", Listing: "List",
-                            MmpConfig: "MmpConfig", MmpReset: "MmpReset", Liquidate: "Liquidate"}
+                            MmpConfig: "MmpConfig", MmpReset: "MmpReset", Liquidate: "Liquidate",
+                            SetMarginMode: "SetMarginMode"}
 
 
 def type_string(primary: str) -> str:

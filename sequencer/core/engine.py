@@ -19,20 +19,22 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from cext import Order, recover_addresses, to_checksum
-from sequencer.core import eip712, insurance, liquidation
+from sequencer.core import eip712, insurance, liquidation, portfolio
 from sequencer.core.book import Book, Resting
 from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, Listing, MmpConfig,
-                                   MmpReset, SessionKey, Withdraw)
+                                   MmpReset, SessionKey, SetMarginMode, Withdraw)
 from sequencer.core.margin import RiskRow, im_of, mm_of, value
 from sequencer.core.mmp import MS, Mmp, MmpView, ResetResult, Stage, check_config
 from sequencer.core.openorders import OrderTotals, requirement
 from sequencer.core.marks import Marks
+from sequencer.core.portfolio import PORTFOLIO, UnderlyingMargin
 from sequencer.core.pricing import Mark
 from sequencer.core.state import State, set_position
 from sequencer.core.transition import (BlockContext, apply, check_l1_message, check_liquidate,
-                                       check_order, forced_withdrawal_refusal, require_signer)
+                                       check_margin_mode, check_order, forced_withdrawal_refusal,
+                                       require_signer)
 from sequencer.core.txs import (AuctionStartTx, DepositTx, FillTx, ForcedWithdrawTx,
-                                LiquidateTx, ListTx, OracleTx, SessionKeyTx, SettleTx,
+                                LiquidateTx, ListTx, MarginModeTx, OracleTx, SessionKeyTx, SettleTx,
                                 SignedOrder, TakeoverTx, Tx, WithdrawTx)
 from sequencer.errors import Conflict, InvalidRequest, NotFound, OptrollupError, Rejected
 
@@ -75,8 +77,9 @@ class OpenOrderView(NamedTuple):
 
 
 class AccountView(NamedTuple):
-    """Account figures in base units. `initialMargin` includes open orders (as if filled at
-    their limits, with no credit for gains); `available` = min(collateral, equity − IM), ≥ 0;
+    """Account figures in base units, in the account's margin mode (`marginMode` 0 standard, 1
+    portfolio). `initialMargin` includes open orders (as if filled at their limits, with no
+    credit for gains; in portfolio mode what they add to the standard requirement); `available` = min(collateral, equity − IM), ≥ 0;
     `halted` lists instruments without a valid oracle price (left out of the figures);
     `liquidationStart` is the block time its liquidation auction started (None: not in one);
     `liquidateNonce` its smallest acceptable next Liquidate nonce (as a liquidator)."""
@@ -92,6 +95,10 @@ class AccountView(NamedTuple):
     halted: list[str]
     liquidationStart: int | None = None
     liquidateNonce: int = 0
+    marginMode: int = 0
+    marginNonce: int = 0
+    portfolio: tuple[UnderlyingMargin, ...] = ()
+    """Portfolio mode: each underlying's worst scenario, IM and MM (positions only)."""
 
 
 class _Risk:
@@ -262,6 +269,24 @@ class Engine:
         """Withdraw collateral; with open orders counted, as for a new order."""
         return self.submit(WithdrawTx(msg, signature))
 
+    def set_margin_mode(self, msg: SetMarginMode, signature: bytes) -> Tx:
+        """Switch an account's margin mode (sequencer.core.portfolio): refused unless its equity
+        covers the initial margin of the new mode with its open orders counted."""
+        tx = MarginModeTx(msg, signature)
+        acct = check_margin_mode(self.state, tx, self.ctx)
+        old = acct.margin_mode
+        if msg.mode != old and self.by_account.get(msg.account):
+            self._risk.pop(msg.account, None)
+            acct.margin_mode = msg.mode
+            try:
+                self._check_margin(msg.account, "", None)
+            finally:
+                acct.margin_mode = old
+                self._risk.pop(msg.account, None)
+        self.submit(tx)
+        self._risk.pop(msg.account, None)
+        return tx
+
     # -- orders -------------------------------------------------------------------------------
 
     def place_order(self, order: Order, signature: bytes) -> OrderResult:
@@ -303,11 +328,17 @@ class Engine:
         book = self.books[name]
         if order.postOnly and book.crosses(is_buy, order.price):
             raise Rejected("post-only order would cross the book", code="post_only_would_cross")
+        post_check = False
         if amount + same_side > closing:
             if order.account in st.auctions:
                 raise Rejected("the account is in liquidation: only orders that reduce its "
                                "positions", code="account_in_liquidation")
-            self._check_margin(order.account, name, (is_buy, order.price, amount))
+            if acct.margin_mode == PORTFOLIO:
+                # what fills is margined as positions (portfolio), what rests as an open order
+                # (standard add-on): checked once the match is known (a failure rolls it back)
+                post_check = True
+            else:
+                self._check_margin(order.account, name, (is_buy, order.price, amount))
         if order.timeInForce == FOK:
             avail = 0
             for r in book.matches(is_buy, order.price):
@@ -326,7 +357,13 @@ class Engine:
             raise Rejected(f"FOK order for {amount} could fill only {filled}{cap}",
                            code="fok_unfilled")
         txn.seen = (order.expiry, d)
-        if taker.remaining and order.timeInForce == GTC and not stopped:
+        rests = bool(taker.remaining and order.timeInForce == GTC and not stopped)
+        if post_check:
+            if rests:
+                self._check_margin(order.account, name, (is_buy, order.price, taker.remaining))
+            else:
+                self._check_margin(order.account, "", None)
+        if rests:
             txn.rest = taker
             return OrderResult(d, "partially_filled" if filled else "open", filled, fills)
         return OrderResult(d, "filled" if not taker.remaining else "cancelled", filled, fills)
@@ -603,6 +640,26 @@ class Engine:
 
     def _part(self, account: bytes, name: str, marks: Marks,
               extra: tuple[bool, int, int] | None = None) -> tuple[int, int]:
+        """(value, requirement) of the account's position and open orders in `name`: the
+        standard requirement, or in portfolio mode what the orders add to it (the positions'
+        portfolio IM is added by `_requirement`)."""
+        v, req = self._std_part(account, name, marks, extra)
+        acct = self.state.accounts[account]
+        if acct.margin_mode == PORTFOLIO:
+            q = acct.positions.get(name, 0)
+            if q < 0:
+                req -= im_of(q, marks.row(name))  # type: ignore[arg-type]
+        return v, req
+
+    def _pm_im(self, account: bytes, marks: Marks) -> int:
+        """Portfolio IM of the account's positions (0 in standard mode)."""
+        acct = self.state.accounts[account]
+        if acct.margin_mode != PORTFOLIO:
+            return 0
+        return portfolio.total_im(marks, marks.exposures(account, acct).items())
+
+    def _std_part(self, account: bytes, name: str, marks: Marks,
+                  extra: tuple[bool, int, int] | None = None) -> tuple[int, int]:
         row: RiskRow | None = marks.row(name)
         if row is None:
             raise Rejected(f"no valid oracle price for {name}", code="oracle_stale")
@@ -682,7 +739,7 @@ class Engine:
         old = risk.parts.get(name, (0, 0))
         new = self._part(account, name, risk.marks, extra) if extra is not None else old
         equity = self.state.accounts[account].collateral - withdraw + risk.value - old[0] + new[0]
-        req = risk.req - old[1] + new[1]
+        req = risk.req - old[1] + new[1] + self._pm_im(account, risk.marks)
         if equity < req:
             raise Rejected(f"equity {equity} below initial margin {req} with open orders",
                            code="insufficient_margin")
@@ -712,13 +769,18 @@ class Engine:
             equity += v
             im += req
             mm += mm_of(q, row)
+        pm: tuple[UnderlyingMargin, ...] = ()
+        if acct.margin_mode == PORTFOLIO and not halted:
+            f = portfolio.of_exposures(marks, 0, marks.exposures(address, acct))
+            im, mm, pm = im + f.im, f.mm, f.underlyings
         positions = [PositionView(n, q, marks.mark(n)) for n, q in sorted(acct.positions.items())]
         orders = [OpenOrderView(r.digest, r.order, r.remaining) for o in per.values()
                   for r in o.values()]
         return AccountView(acct.collateral, equity, im, mm,
                            max(0, min(acct.collateral, equity - im)), positions, orders,
                            acct.withdrawal_nonce, halted, self.state.auctions.get(address),
-                           self.state.liquidate_nonces.get(address, 0))
+                           self.state.liquidate_nonces.get(address, 0), acct.margin_mode,
+                           acct.margin_nonce, pm)
 
 
 class _Journal:

@@ -4,9 +4,9 @@ Rules version >= RISK_VERSION only; pure (called by `transition.apply`'s handler
 which proposes the status txs at each block start, and by `chain.replay_block`, which checks
 them).
 
-Figures are the standard margin of the account's positions at the block's marks (open orders
-do not count): equity E = collateral + Σ value(q), maintenance MM, initial IM (margin.py, all
-rounded against the account). Base units throughout; fractions and discounts in ppm.
+Figures are the margin of the account's positions at the block's marks in its margin mode
+(open orders do not count): equity E = collateral + Σ value(q), maintenance MM, initial IM
+(standard: margin.py; portfolio: portfolio.py; all rounded against the account). Base units throughout; fractions and discounts in ppm.
 
 - Detection (`scan`), at the start of every block, after its Settle txs, in account-index
   order: an account (not the fund) not in liquidation with E < MM starts an auction
@@ -31,6 +31,7 @@ from sequencer.core import insurance
 from sequencer.core.eip712 import Liquidate
 from sequencer.core.margin import Margin, RiskRow, positions_margin, value
 from sequencer.core.marks import Marks
+from sequencer.core.portfolio import PORTFOLIO, portfolio_margin
 from sequencer.core.rules import RISK_VERSION
 from sequencer.core.state import Account, State, set_position
 from sequencer.core.txs import AuctionEndTx, AuctionStartTx, TakeoverTx, Tx
@@ -80,10 +81,20 @@ def _rows(marks: Marks, positions: dict[str, int]) -> list[tuple[int, RiskRow]] 
     return rows
 
 
+def margin_of(marks: Marks, mode: int, collateral: int, positions: dict[str, int]) -> Margin | None:
+    """Equity, IM and MM of `positions` with `collateral` at `marks` in margin `mode`
+    (standard, or portfolio: sequencer.core.portfolio); None if a position has no price."""
+    if mode == PORTFOLIO:
+        pm = portfolio_margin(marks, collateral, positions)
+        return None if pm is None else pm.margin()
+    rows = _rows(marks, positions)
+    return None if rows is None else positions_margin(collateral, rows)
+
+
 def margin(marks: Marks, acct: Account) -> Margin | None:
-    """Equity, IM and MM of the account's positions at `marks`; None if one has no price."""
-    rows = _rows(marks, acct.positions)
-    return None if rows is None else positions_margin(acct.collateral, rows)
+    """Equity, IM and MM of the account's positions at `marks` in its margin mode; None if one
+    has no price."""
+    return margin_of(marks, acct.margin_mode, acct.collateral, acct.positions)
 
 
 def _priced(marks: Marks, acct: Account, who: str) -> Margin:
@@ -306,16 +317,16 @@ def plan_take(state: State, msg: Liquidate, marks: Marks, now: int) -> Take:
     for name, mq in moved:
         lpos[name] = lpos.get(name, 0) + mq
         apos[name] -= mq
-    lrows = _rows(marks, {n: q for n, q in lpos.items() if q})
-    if lrows is None:
+    lm = margin_of(marks, liq.margin_mode, liq_after, {n: q for n, q in lpos.items() if q})
+    if lm is None:
         raise Rejected("a position of the liquidator has no valid oracle price",
                        code="oracle_stale")
-    lm = positions_margin(liq_after, lrows)
     if lm.equity < lm.im:
         raise Rejected(f"liquidator equity {lm.equity} below initial margin {lm.im} after the take",
                        code="insufficient_margin")
     left = {n: q for n, q in apos.items() if q}
-    am = positions_margin(acct_after, _rows(marks, left) or [])
+    am = margin_of(marks, acct.margin_mode, acct_after, left)
+    assert am is not None  # its positions were all priced above
     return Take(msg.liquidator, msg.account, f, coll, tuple(moved), worth, d, price, msg.nonce,
                 not left or am.equity >= am.im)
 

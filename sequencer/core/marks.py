@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sequencer.core.margin import RiskRow, position_delta, positions_margin, short_margin
 from sequencer.core.oracle import Price, current_price
+from sequencer.core.portfolio import Exposure, ScenarioRows, exposures, scenario_rows
 from sequencer.core.pricing import Mark
 from sequencer.core.rules import Rules, rules_at
 from sequencer.core.state import Account, State
@@ -17,7 +18,8 @@ class Marks:
     """Lazily computed marks at block time `now`. `row`/`mark` return None when the
     underlying has no valid oracle price (trading halts)."""
 
-    __slots__ = ("state", "now", "version", "rules", "_prices", "_rows", "_marks", "_pos")
+    __slots__ = ("state", "now", "version", "rules", "_prices", "_rows", "_marks", "_pos",
+                 "_scen", "_exp")
 
     def __init__(self, state: State, now: int) -> None:
         self.state, self.now, self.version = state, now, state.oracle_version
@@ -26,6 +28,8 @@ class Marks:
         self._rows: dict[str, RiskRow | None] = {}
         self._marks: dict[str, Mark | None] = {}
         self._pos: dict[bytes, list[int]] = {}
+        self._scen: dict[str, ScenarioRows | None] = {}
+        self._exp: dict[bytes, dict[str, Exposure]] = {}
 
     def current(self, state: State, now: int) -> bool:
         """True iff these marks are still valid for `state` at `now`."""
@@ -72,6 +76,32 @@ class Marks:
         self._rows[name] = r
         return r
 
+    def scenarios(self, name: str) -> ScenarioRows | None:
+        """The 27 portfolio-margin scenario prices of a listed instrument (portfolio.py)."""
+        try:
+            return self._scen[name]
+        except KeyError:
+            pass
+        ins = self.state.instruments[name]
+        p = self.price(ins.underlying)
+        rows = None
+        if p is not None:
+            vol = self.rules.interpolate_vol(p.expiries, p.vols, ins.expiry, self.now)
+            rows = scenario_rows(p.spot, ins.strike, ins.expiry - self.now, vol, ins.is_call)
+        self._scen[name] = rows
+        return rows
+
+    def exposures(self, address: bytes, acct: Account) -> dict[str, Exposure]:
+        """Portfolio exposures of the account per underlying (cached; kept exact by `moved`).
+        Rejected oracle_stale if a position has no price."""
+        c = self._exp.get(address)
+        if c is None:
+            c = exposures(self, acct.positions)
+            if c is None:
+                raise Rejected("a position has no valid oracle price", code="oracle_stale")
+            self._exp[address] = c
+        return c
+
     def positions(self, address: bytes, acct: Account) -> list[int]:
         """[Σ value(q), Σ initial margin(q)] over the account's positions (cached; callers keep
         it exact with `moved`/`forget`). Rejected oracle_stale if a position has no price."""
@@ -96,7 +126,18 @@ class Marks:
             dv, dim = position_delta(old, new, r)
             c[0] += dv
             c[1] += dim
+        x = self._exp.get(address)
+        if x is not None:
+            r = self.row(name)
+            rows = self.scenarios(name)
+            assert r is not None and rows is not None
+            u = self.state.instruments[name].underlying
+            e = x.get(u)
+            if e is None:
+                e = x[u] = Exposure()
+            e.move(old, new, r.mark_lo, r.mark_hi, rows)
 
     def forget(self) -> None:
         """Drop the cached sums (after positions changed outside `moved`)."""
         self._pos.clear()
+        self._exp.clear()

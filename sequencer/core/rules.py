@@ -14,6 +14,9 @@ Versions:
   (`sequencer.core.liquidation`), the insurance fund's fee share, settlement deficits covered
   by the fund then recorded as shortfall (longs are paid in full), withdrawals haircut pro rata
   while a shortfall is open (`sequencer.core.insurance`).
+- 3: version 2 plus portfolio margin (`sequencer.core.portfolio`): the signed SetMarginMode
+  transaction; an account in portfolio mode is margined (fills, withdrawals, liquidation) by
+  the 27-scenario grid of design.md instead of the standard per-short rates.
 (Version 0 would be the float pricing of genesis layout 1; it is not implemented.)
 """
 
@@ -43,11 +46,14 @@ class Rules(NamedTuple):
 RULES: Mapping[int, Rules] = {
     1: Rules(1, pricing.interpolate_vol, pricing.mark),
     2: Rules(2, pricing.interpolate_vol, pricing.mark),
+    3: Rules(3, pricing.interpolate_vol, pricing.mark),
 }
 """Every rules version this code can execute."""
 
 RISK_VERSION = 2
 """The first rules version with liquidation and the insurance fund."""
+PORTFOLIO_VERSION = 3
+"""The first rules version with portfolio margin (SetMarginMode)."""
 LATEST = max(RULES)
 DEFAULT_SCHEDULE: Schedule = ((0, LATEST),)
 """The latest rules from the beginning of time: what a new chain uses."""

@@ -21,13 +21,16 @@ from sequencer.core.oracle import OracleState
 class Account:
     """`collateral` base units (never negative); `positions` instrument -> signed amount
     (contracts x 10^6, no zeros); `session_keys` key -> expiry (unix s); `used_key_digests`
-    SessionKey digests already applied; `withdrawal_nonce` next Withdraw nonce."""
+    SessionKey digests already applied; `withdrawal_nonce` next Withdraw nonce; `margin_mode`
+    0 standard, 1 portfolio (sequencer.core.portfolio); `margin_nonce` next SetMarginMode nonce."""
 
     collateral: int = 0
     positions: dict[str, int] = field(default_factory=dict)
     session_keys: dict[bytes, int] = field(default_factory=dict)
     used_key_digests: set[bytes] = field(default_factory=set)
     withdrawal_nonce: int = 0
+    margin_mode: int = 0
+    margin_nonce: int = 0
 
 
 @dataclass(slots=True)
@@ -149,7 +152,9 @@ def state_bytes(state: State) -> bytes:
     """Canonical msgpack serialisation of the whole committed state (keys sorted): equal states
     give equal bytes. For determinism checks and snapshots."""
     accts = [[a, state.index[a], x.collateral, sorted(x.positions.items()),
-              sorted(x.session_keys.items()), sorted(x.used_key_digests), x.withdrawal_nonce]
+              sorted(x.session_keys.items()), sorted(x.used_key_digests), x.withdrawal_nonce,
+              # the margin fields only where set, so states without them keep their bytes
+              *([x.margin_mode, x.margin_nonce] if x.margin_nonce else [])]
              for a, x in sorted(state.accounts.items())]
     return msgpack.packb([
         accts,

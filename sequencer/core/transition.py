@@ -12,17 +12,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cext import Order, order_digests, recover_addresses, to_checksum
-from sequencer.core import eip712, insurance, liquidation
+from sequencer.core import eip712, insurance, liquidation, portfolio
 from sequencer.core.header import WithdrawalLeaf
 from sequencer.core.instruments import UNIT, Instrument, make_instrument
 from sequencer.core.margin import Margin, fee, position_delta, reduces
 from sequencer.core.marks import Marks
+from sequencer.core.portfolio import MODES, PORTFOLIO
+from sequencer.core.rules import PORTFOLIO_VERSION
 from sequencer.core.oracle import OracleState, accept_feed, check_feed, prune_history
 from sequencer.core.settlement import settle
 from sequencer.core.state import Account, FilledOrder, State, account, set_position
 from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, DepositTx, FillTx, ForcedWithdrawTx,
-                                LiquidateTx, ListTx, OracleTx, SessionKeyTx, SettleTx, SignedOrder,
-                                TakeoverTx, Tx, WithdrawTx)
+                                LiquidateTx, ListTx, MarginModeTx, OracleTx, SessionKeyTx, SettleTx,
+                                SignedOrder, TakeoverTx, Tx, WithdrawTx)
 from sequencer.errors import (Conflict, InvalidRequest, InvalidSignature, NotFound,
                               OptrollupError, Rejected)
 
@@ -77,7 +79,7 @@ def signed_items(tx: Tx) -> list[tuple[Order | eip712.Message, bytes]]:
     """(message, signature) pairs carried by a block transaction."""
     if isinstance(tx, FillTx):
         return [(r.order, r.signature) for r in (tx.maker, tx.taker) if isinstance(r, SignedOrder)]
-    if isinstance(tx, (WithdrawTx, OracleTx, SessionKeyTx, ListTx, LiquidateTx)):
+    if isinstance(tx, (WithdrawTx, OracleTx, SessionKeyTx, ListTx, LiquidateTx, MarginModeTx)):
         return [(tx[0], tx[1])]
     return []
 
@@ -158,7 +160,8 @@ def check_order(state: State, order: Order, now: int) -> Instrument:
 
 def margin_after(marks: Marks, address: bytes, acct: Account, collateral: int,
                  name: str = "", q: int = 0) -> Margin:
-    """Positions-only margin of `acct` with `collateral` and position `name` set to `q`."""
+    """Positions-only margin of `acct` in its margin mode with `collateral` and position `name`
+    set to `q` (`mm` not computed: 0)."""
     v, im = marks.positions(address, acct)
     if name:
         r = marks.row(name)
@@ -168,6 +171,14 @@ def margin_after(marks: Marks, address: bytes, acct: Account, collateral: int,
         dv, dim = position_delta(old, q, r)
         v += dv
         im += dim
+    if acct.margin_mode == PORTFOLIO:
+        exps = marks.exposures(address, acct)
+        if name:
+            if marks.scenarios(name) is None:
+                raise Rejected(f"no valid oracle price for {name}", code="oracle_stale")
+            im = portfolio.im_after(marks, exps, name, acct.positions.get(name, 0), q)
+        else:
+            im = portfolio.total_im(marks, exps.items())
     return Margin(collateral + v, im, 0)
 
 
@@ -484,7 +495,48 @@ def _liquidate(state: State, tx: LiquidateTx, ctx: BlockContext) -> None:
     liquidation.execute_take(state, check_liquidate(state, tx, ctx), ctx.marks(state))
 
 
+def check_margin_mode(state: State, tx: MarginModeTx, ctx: BlockContext) -> Account:
+    """Validate a SetMarginMode (signed by the account itself) but the margin of its positions
+    in the new mode; returns the account."""
+    msg, now = tx.setMarginMode, ctx.timestamp
+    marks = ctx.marks(state)
+    if marks.rules.version < PORTFOLIO_VERSION:
+        raise Rejected(f"rules version {marks.rules.version} in force at {now} has no margin "
+                       f"modes (from version {PORTFOLIO_VERSION})", code="margin_mode_unavailable")
+    acct = state.accounts.get(msg.account)
+    if acct is None:
+        raise NotFound(f"account {to_checksum(msg.account)} does not exist", code="unknown_account")
+    d = ctx.digest(state.config.domain, msg)
+    require_signer(acct, msg.account, ctx.signer(d, tx.signature), now, "setMarginMode",
+                   session_ok=False)
+    if msg.mode not in MODES:
+        raise InvalidRequest(f"setMarginMode.mode must be 0 (standard) or 1 (portfolio), got "
+                             f"{msg.mode}", code="bad_margin_mode")
+    if msg.nonce != acct.margin_nonce:
+        raise Conflict(f"setMarginMode.nonce {msg.nonce}, expected {acct.margin_nonce}",
+                       code="bad_margin_nonce")
+    if msg.account in state.auctions:
+        raise Rejected("the account is in liquidation: its margin mode cannot change until its "
+                       "auction ends", code="account_in_liquidation")
+    return acct
+
+
+def _margin_mode(state: State, tx: MarginModeTx, ctx: BlockContext) -> None:
+    msg = tx.setMarginMode
+    acct = check_margin_mode(state, tx, ctx)
+    if acct.positions and msg.mode != acct.margin_mode:
+        m = liquidation.margin_of(ctx.marks(state), msg.mode, acct.collateral, acct.positions)
+        if m is None:
+            raise Rejected("a position has no valid oracle price", code="oracle_stale")
+        if m.equity < m.im:
+            raise Rejected(f"equity {m.equity} below initial margin {m.im} in "
+                           f"{MODES[msg.mode]} mode", code="insufficient_margin")
+    acct.margin_mode = msg.mode
+    acct.margin_nonce += 1
+
+
 _HANDLERS = {DepositTx: _deposit, FillTx: _apply_fill, WithdrawTx: _withdraw, OracleTx: _oracle,
              SettleTx: _settle, SessionKeyTx: _session_key, ListTx: _list,
              ForcedWithdrawTx: _forced_withdraw, AuctionStartTx: _auction_start,
-             LiquidateTx: _liquidate, TakeoverTx: _takeover, AuctionEndTx: _auction_end}
+             LiquidateTx: _liquidate, TakeoverTx: _takeover, AuctionEndTx: _auction_end,
+             MarginModeTx: _margin_mode}

@@ -20,6 +20,7 @@ accepts only canonical bytes: decode(b) re-encodes to exactly b.
 | 10 | LiquidateTx | liquidator, account, fractionPpm, maxPrice, nonce, signature |
 | 11 | TakeoverTx | account |
 | 12 | AuctionEndTx | account |
+| 13 | MarginModeTx | account, mode, nonce, signature |
 
 Tags 1 and 8 are the two kinds of L1 message (docs/encoding.md), one nonce space. Tags 9-12
 are liquidation (docs/liquidation.md); `maxPrice` is the one signed integer (int256 in
@@ -33,7 +34,8 @@ from typing import Any, NamedTuple
 import msgpack
 
 from cext import ORDER_FIELDS, Order
-from sequencer.core.eip712 import FIELDS, Feed, Liquidate, Listing, SessionKey, Withdraw
+from sequencer.core.eip712 import (FIELDS, Feed, Liquidate, Listing, SessionKey, SetMarginMode,
+                                   Withdraw)
 from sequencer.errors import InvalidRequest
 
 
@@ -140,15 +142,24 @@ class AuctionEndTx(NamedTuple):
     account: bytes
 
 
+class MarginModeTx(NamedTuple):
+    """A signed SetMarginMode (rules version >= 3)."""
+
+    setMarginMode: SetMarginMode
+    signature: bytes
+
+
 Tx = (DepositTx | FillTx | WithdrawTx | OracleTx | SettleTx | SessionKeyTx | ListTx
-      | ForcedWithdrawTx | AuctionStartTx | LiquidateTx | TakeoverTx | AuctionEndTx)
+      | ForcedWithdrawTx | AuctionStartTx | LiquidateTx | TakeoverTx | AuctionEndTx
+      | MarginModeTx)
 TAGS: dict[type, int] = {DepositTx: 1, FillTx: 2, WithdrawTx: 3, OracleTx: 4, SettleTx: 5,
                          SessionKeyTx: 6, ListTx: 7, ForcedWithdrawTx: 8, AuctionStartTx: 9,
-                         LiquidateTx: 10, TakeoverTx: 11, AuctionEndTx: 12}
+                         LiquidateTx: 10, TakeoverTx: 11, AuctionEndTx: 12, MarginModeTx: 13}
 STATUS_TXS = (AuctionStartTx, TakeoverTx, AuctionEndTx)
 """The liquidation status txs: only in a block's detection, right after its Settle txs."""
 _SIGNED_MSG = {3: (Withdraw, "Withdraw"), 4: (Feed, "Feed"), 6: (SessionKey, "SessionKey"),
-               7: (Listing, "List"), 10: (Liquidate, "Liquidate")}
+               7: (Listing, "List"), 10: (Liquidate, "Liquidate"),
+               13: (SetMarginMode, "SetMarginMode")}
 _ACCOUNT_ONLY = {9: AuctionStartTx, 11: TakeoverTx, 12: AuctionEndTx}
 
 
@@ -242,7 +253,7 @@ def decode_tx(data: bytes) -> Tx:
         cls, primary = _SIGNED_MSG[tag]
         f = _fields(body, FIELDS[primary] + (("signature", "sig"),), primary)
         tx = {3: WithdrawTx, 4: OracleTx, 6: SessionKeyTx, 7: ListTx,
-              10: LiquidateTx}[tag](cls(*f[:-1]), f[-1])
+              10: LiquidateTx, 13: MarginModeTx}[tag](cls(*f[:-1]), f[-1])
     else:
         raise InvalidRequest(f"unknown transaction tag {tag}", code="bad_tx")
     if encode_tx(tx) != data:

@@ -38,7 +38,7 @@ from sequencer.core import eip712
 from sequencer.core.accounttree import AccountTree
 from sequencer.core.chain import marks_root, seal_header
 from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, Listing, MmpConfig,
-                                   MmpReset, SessionKey, Withdraw)
+                                   MmpReset, SessionKey, SetMarginMode, Withdraw)
 from sequencer.core.engine import Engine
 from sequencer.core.header import Block, Header, WithdrawalLeaf
 from sequencer.core.transition import FORCED_NONCE_BASE
@@ -226,6 +226,8 @@ class CoreApplier:
             reset = eng.mmp_reset(msg, rec.signature)
             self._mmp_events()
             return reset
+        if isinstance(msg, SetMarginMode):
+            return eng.set_margin_mode(msg, rec.signature)
         if isinstance(msg, Liquidate):
             take = eng.liquidate(msg, rec.signature)
             self._emit("liquidation", take)

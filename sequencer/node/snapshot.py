@@ -19,7 +19,7 @@ protection; version 1 lacked `withdrawalLeaves` and held DepositTx bytes without
 digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is ext type 1
 (big-endian two's complement). Dict entries keep their insertion order. Sets are sorted.
 
-    [4, fingerprint, addrs, names, state, engine, tree, node]
+    [5, fingerprint, addrs, names, state, engine, tree, node]
     fingerprint = keccak256(msgpack([chainId, verifyingContract, Genesis.to_bytes()]))
     addrs, names  tables that orders refer to by position (account address, instrument name)
     order   = [addr#, name#, isBuy, price, amount, nonce, expiry, timeInForce, postOnly, reduceOnly]
@@ -27,7 +27,8 @@ digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is 
                holders, messageCursor, oracleVersion, touched, withdrawalLeaves, auctions,
                shortfall, liquidateNonces]
       accounts    [[address, collateral, [[instrument, amount]..], [[key, expiry]..],
-                    [usedKeyDigest..] (sorted), withdrawalNonce]..]
+                    [usedKeyDigest..] (sorted), withdrawalNonce, (marginMode, marginNonce)]..]
+                  the margin fields only when marginNonce > 0 (version 5; before: none)
       indexKeys   nil when State.index has the same key order as accounts (always, today)
       indexValues leaf index of each key, in that order
       instruments [[name, [Instrument fields..]]..];  settled [[name, price]..]
@@ -96,8 +97,9 @@ from sequencer.store import StoreError
 if TYPE_CHECKING:  # node.py imports this module; Core is imported lazily at decode time
     from sequencer.node.node import Core
 
-FORMAT_VERSION = 4
-READABLE = (2, 3, 4)  # 3 = 4 without liquidation state; 2 = 3 without MMP data
+FORMAT_VERSION = 5
+READABLE = (2, 3, 4, 5)  # 4 = 5 without margin modes; 3 = 4 without liquidation state; 2 = 3
+# without MMP data
 _BIGINT = 1  # msgpack ext type of integers outside msgpack's range
 
 
@@ -115,7 +117,8 @@ _SHAPES: list[tuple[type, tuple[str, ...]]] = [
     (State, ("config", "accounts", "index", "instruments", "settled", "orders", "oracle",
              "holders", "message_cursor", "oracle_version", "auctions", "shortfall",
              "liquidate_nonces", "collateral_total", "touched", "withdrawal_leaves")),
-    (Account, ("collateral", "positions", "session_keys", "used_key_digests", "withdrawal_nonce")),
+    (Account, ("collateral", "positions", "session_keys", "used_key_digests", "withdrawal_nonce",
+               "margin_mode", "margin_nonce")),
     (FilledOrder, ("order", "filled")),
     (OracleState, ("feeds", "history")),
     (Header, ("number", "parent_hash", "timestamp", "tx_root", "state_root", "withdrawal_root",
@@ -230,7 +233,9 @@ def _plain(core: Core, cfg: NodeConfig) -> list[Any]:
     nid = {n: i for i, n in enumerate(names)}
 
     accounts = [(a, x.collateral, tuple(x.positions.items()), tuple(x.session_keys.items()),
-                 sorted(x.used_key_digests), x.withdrawal_nonce) for a, x in st.accounts.items()]
+                 sorted(x.used_key_digests), x.withdrawal_nonce,
+                 *((x.margin_mode, x.margin_nonce) if x.margin_nonce else ()))
+                for a, x in st.accounts.items()]
     index_keys = list(st.index)
     state = [
         accounts,
@@ -407,8 +412,8 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type, version: int) -> C
     (accounts, index_keys, index_values, instruments, settled, orders, oracle, holders,
      message_cursor, oracle_version, touched, withdrawal_leaves) = s[:12]
     st = State(cfg.genesis.config)
-    st.accounts = {a: Account(coll, dict(pos), dict(keys), set(used), nonce)
-                   for a, coll, pos, keys, used, nonce in accounts}
+    st.accounts = {a: Account(coll, dict(pos), dict(keys), set(used), nonce, *margin)
+                   for a, coll, pos, keys, used, nonce, *margin in accounts}
     keys = list(st.accounts) if index_keys is None else index_keys
     if len(keys) != len(index_values):
         raise SnapshotError("snapshot index keys and values differ in length")

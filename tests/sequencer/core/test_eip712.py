@@ -71,7 +71,16 @@ def test_order_digest_matches_eth_account(fields) -> None:
 def test_types_object_lists_every_primary_type() -> None:
     assert set(eip712_types()) == {"EIP712Domain", "Order", "Cancel", "CancelAll", "Withdraw",
                                    "SessionKey", "Feed", "List", "MmpConfig", "MmpReset",
-                                   "Liquidate"}
+                                   "Liquidate", "SetMarginMode"}
+
+
+@settings(max_examples=30, deadline=None)
+@given(addr, st.integers(0, 255), u64)
+def test_set_margin_mode_matches_eth_account(account, mode, nonce) -> None:
+    from sequencer.core.eip712 import SetMarginMode, type_string
+    assert type_string("SetMarginMode") == "SetMarginMode(address account,uint8 mode,uint64 nonce)"
+    m = SetMarginMode(account, mode, nonce)
+    assert digest(DOMAIN, m) == reference("SetMarginMode", m)
 
 
 def test_mmp_type_strings_are_the_designs() -> None:

@@ -104,7 +104,7 @@ def test_restart_from_a_worker_snapshot_holds_mmp(tmp_path: Path, monkeypatch: p
     seal(k)
     k.node.snapshotter.wait()
     seq, blob = k.node.snapshot_files.latest()
-    assert blob[1] == FORMAT_VERSION == 4
+    assert blob[1] == FORMAT_VERSION == 5
     snap = decode_core(blob, k.cfg)
     assert snap.engine.mmp.configs and snap.engine.mmp.frozen  # the worker's replica had MMP
     live = k.node.core

@@ -39,8 +39,9 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 from cext import Order
 from sequencer.core import MAX_COLLATERAL
 from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, MmpConfig, MmpReset,
-                                   SessionKey, Withdraw)
+                                   SetMarginMode, SessionKey, Withdraw)
 from sequencer.core.margin import positions_margin
+from sequencer.core.portfolio import exposures
 from sequencer.errors import OptrollupError
 from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, SeenMessage
 from sequencer.node.node import WITHDRAWAL, WITHDRAWAL_BY_NONCE, Node
@@ -78,7 +79,7 @@ def picture(node: Node) -> dict[str, Any]:
         "by_account": {a: sorted(d for per in v.values() for d in per)
                        for a, v in sorted(eng.by_account.items()) if v},
         "accounts": {a: (x.collateral, sorted(x.positions.items()), x.withdrawal_nonce,
-                         sorted(x.session_keys.items()))
+                         sorted(x.session_keys.items()), x.margin_mode, x.margin_nonce)
                      for a, x in sorted(state.accounts.items())},
         "filled": {d: fo.filled for d, fo in sorted(state.orders.items())},
         "seen": sorted(eng.seen),
@@ -122,6 +123,12 @@ def check_risk_caches(node: Node) -> None:
         rows = [(q, marks.row(n)) for n, q in acct.positions.items()]
         m = positions_margin(0, rows)  # type: ignore[arg-type]
         assert c == [m.equity, m.im], f"Marks position sums of {address.hex()}: {c} != {m}"
+    for address, exps in marks._exp.items():  # noqa: SLF001 - portfolio exposures, incremental
+        fresh = exposures(marks, state.accounts[address].positions)
+        assert fresh is not None
+        got = {u: (e.value, e.values, e.short) for u, e in exps.items() if e.values != [0] * 27 or e.value or e.short}
+        want = {u: (e.value, e.values, e.short) for u, e in fresh.items()}
+        assert got == want, f"portfolio exposures of {address.hex()}"
     for address, risk in eng._risk.items():  # noqa: SLF001
         if risk.marks is not marks:
             continue  # stale: rebuilt on next use
@@ -445,6 +452,16 @@ class NodeModel(RuleBasedStateMachine):
         msg = Liquidate(who.address, target, fraction, max_price, self.nonce)
         r = self.send(msg, self.sign(SESSION[who.address] if by_key else who, msg))
         event(f"liquidate -> {getattr(r, 'code', 'taken')}")
+
+    @rule(who=st.sampled_from(TRADERS), mode=st.sampled_from([0, 1, 1, 2]),
+          nonce_off=st.sampled_from([0, 0, 0, 1]), by_key=st.sampled_from([False, False, True]))
+    def margin_mode(self, who: Key, mode: int, nonce_off: int, by_key: bool) -> None:
+        """Switch margin modes (portfolio mostly), with a bad mode, a wrong nonce or a session
+        key's signature (refused: only the account itself may)."""
+        acct = self.node.core.engine.state.accounts[who.address]
+        msg = SetMarginMode(who.address, mode, acct.margin_nonce + nonce_off)
+        r = self.send(msg, self.sign(SESSION[who.address] if by_key else who, msg))
+        event(f"margin mode {mode} -> {getattr(r, 'code', 'accepted')}")
 
     @rule(who=st.sampled_from(TRADERS))
     def operator_cancel(self, who: Key) -> None:
