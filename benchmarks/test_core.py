@@ -37,9 +37,10 @@ def addr(i: int) -> bytes:
 ORACLE = addr(10**6)
 
 
-def build() -> tuple[Engine, list[tuple[str, object]]]:
+def build(margin_mode: int = 0) -> tuple[Engine, list[tuple[str, object]]]:
     """An engine with funded accounts, 20 positions each, resting two-sided books, and a list of
-    mixed requests whose digests/signers are already in the block context."""
+    mixed requests whose digests/signers are already in the block context. Every account is in
+    `margin_mode` (0 standard, 1 portfolio)."""
     cfg = CoreConfig(chain_id=1, verifying_contract=b"\x42" * 20, operator=addr(0),
                      fee_account=addr(1), oracle=OracleParams(keys=(ORACLE,), quorum=1))
     names = [f"ETH-{e}-{k}-{cp}" for e in EXPIRIES for k in STRIKES for cp in "CP"]
@@ -62,6 +63,8 @@ def build() -> tuple[Engine, list[tuple[str, object]]]:
             q = rng.randint(1, 50) * 10_000
             set_position(st, a, st.accounts[a], n, q)
             set_position(st, peer, st.accounts[peer], n, -q)
+    for a in accts:
+        st.accounts[a].margin_mode = margin_mode
     reqs: list[tuple[str, object]] = []
     live: list[Order] = []
     nonce = 0
@@ -149,6 +152,36 @@ def test_mixed_orders_per_second(benchmark, gc_mode: str) -> None:  # type: igno
     benchmark.extra_info.update(orders_per_s=round(rate), gc=gc_mode, **stats)
     print(f"\ncore ({gc_mode} GC settings): {rate:,.0f} mixed orders/s (best of 3; {stats})")
     assert stats["fills"] > 10_000 and stats["ok"] > N_ORDERS * 3 // 4
+
+
+def test_portfolio_margin_cost_per_order(benchmark) -> None:  # type: ignore[no-untyped-def]
+    """The same mixed flow with every account in standard, then in portfolio margin (84
+    instruments of one underlying, 20 positions per account): the cost portfolio margin adds
+    per request. It must stay incremental (O(27 scenarios) per check, not O(positions))."""
+    rates: dict[str, float] = {}
+    tune_gc()
+    try:
+        for label, mode in (("standard", 0), ("portfolio", 1)):
+            results: list[float] = []
+            once = timed(results)
+            stats = benchmark.pedantic(once, setup=lambda m=mode: (build(m), {}), rounds=3,
+                                       iterations=1) if label == "portfolio" else None
+            if stats is None:
+                for _ in range(3):
+                    eng, reqs = build(mode)
+                    stats = once(eng, reqs)
+            rates[label] = max(results)
+            assert stats["fills"] > 10_000 and stats["ok"] > N_ORDERS * 3 // 4, stats
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*DEFAULT_GC)
+    cost_us = (1 / rates["portfolio"] - 1 / rates["standard"]) * 1e6
+    benchmark.extra_info.update(standard_per_s=round(rates["standard"]),
+                                portfolio_per_s=round(rates["portfolio"]),
+                                portfolio_cost_us=round(cost_us, 2))
+    print(f"\ncore, mixed flow: standard {rates['standard']:,.0f}/s, portfolio "
+          f"{rates['portfolio']:,.0f}/s: portfolio margin costs {cost_us:.1f} us per request "
+          "(best of 3 each)")
 
 
 def build_ladders(depth: int, makers: int = 4) -> tuple[Engine, list[tuple[str, object]]]:

@@ -29,9 +29,11 @@ from sequencer.api.liquidation import add_liquidation_routes, auction_rules_json
 from sequencer.api.mmp import add_mmp_routes
 from sequencer.api.ratelimit import RateLimiter
 from sequencer.api.stream import add_stream
-from sequencer.core.eip712 import FIELDS, Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw, eip712_types
+from sequencer.core.eip712 import (FIELDS, Cancel, CancelAll, Feed, Listing, SessionKey,
+                                   SetMarginMode, Withdraw, eip712_types)
 from sequencer.core.engine import OrderResult
 from sequencer.core.mmp import MAX_FROZEN_MS, MAX_INTERVAL_MS
+from sequencer.core.portfolio import MODES
 from sequencer.core.transition import FORCED_NONCE_BASE
 from sequencer.errors import InvalidRequest, NotFound, OptrollupError, PayloadTooLarge, RateLimited
 from sequencer.node.l1follower import L1Follower, withdrawal_proof
@@ -51,9 +53,10 @@ SIGNED_WRITES: dict[str, tuple[str, type]] = {
     "/v1/session_keys": ("sessionKey", SessionKey),
     "/v1/oracle/feeds": ("feed", Feed),
     "/v1/admin/instruments": ("list", Listing),
+    "/v1/margin_mode": ("setMarginMode", SetMarginMode),
 }
 PRIMARY = {Cancel: "Cancel", CancelAll: "CancelAll", Withdraw: "Withdraw", SessionKey: "SessionKey",
-           Feed: "Feed", Listing: "List"}
+           Feed: "Feed", Listing: "List", SetMarginMode: "SetMarginMode"}
 
 
 class Api:
@@ -442,6 +445,9 @@ def write_answer(api: Api, msg: Any, result: Any) -> Any:
                 "remaining": views.money(result.remaining)}
     if isinstance(msg, CancelAll):
         return {"cancelled": result}
+    if isinstance(msg, SetMarginMode):
+        return {"status": "accepted", "account": to_checksum(msg.account),
+                "marginMode": MODES[msg.mode], "marginNonce": str(msg.nonce + 1)}
     return {"status": "accepted"}
 
 

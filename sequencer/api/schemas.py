@@ -18,7 +18,7 @@ _TYPES: dict[str, dict[str, Any]] = {
 _SIG = {"type": "string", "pattern": "^0[xX][0-9a-fA-F]{130}$"}
 _JSON_NAME = {"Order": "order", "Cancel": "cancel", "CancelAll": "cancelAll", "Withdraw": "withdraw",
               "SessionKey": "sessionKey", "Feed": "feed", "List": "list", "MmpConfig": "mmpConfig",
-              "MmpReset": "mmpReset", "Liquidate": "liquidate"}
+              "MmpReset": "mmpReset", "Liquidate": "liquidate", "SetMarginMode": "setMarginMode"}
 
 
 def _field(typ: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from typing import Any
 from cext import Order, to_checksum
 from sequencer.core.engine import AccountView, OrderResult
 from sequencer.core.instruments import Instrument
+from sequencer.core.portfolio import MODES
 from sequencer.core.pricing import Mark
 from sequencer.core.txs import FillTx, SignedOrder
 from sequencer.node.l1follower import DEPOSIT
@@ -68,6 +69,11 @@ def account_json(address: bytes, v: AccountView) -> dict[str, Any]:
         "available": money(v.available), "withdrawalNonce": str(v.withdrawalNonce),
         "halted": list(v.halted), "liquidationStartedAt": v.liquidationStart,
         "liquidateNonce": str(v.liquidateNonce),
+        "marginMode": MODES[v.marginMode], "marginNonce": str(v.marginNonce),
+        "portfolio": [{"underlying": u.underlying, "worstLoss": money(u.loss),
+                       "worstScenario": {"spotShockPct": u.spot_shock, "volShockPct": u.vol_shock},
+                       "initialMargin": money(u.im), "maintenanceMargin": money(u.mm)}
+                      for u in v.portfolio],
         "positions": [{"instrument": p.instrument, "amount": money(p.amount), **mark_json(p.mark)}
                       for p in v.positions],
         "openOrders": [{"orderHash": h(o.orderHash), "remaining": money(o.remaining),

@@ -19,8 +19,8 @@ from sequencer.client.signing import Signer
 from sequencer.client.stream import AsyncStream, Stream
 from sequencer.client.types import (Account, Block, BlockHeader, Book, CancelResult, Fill, Greeks, Info,
                                     Instrument, Level, NewOrder, OpenOrder, OrderAck, OrderInfo,
-                                    OrderStatus, Position, StreamMessage, TimeInForce, Trade, Withdrawal,
-                                    WithdrawalAck)
+                                    OrderStatus, Position, ScenarioRisk, StreamMessage, TimeInForce,
+                                    Trade, Withdrawal, WithdrawalAck)
 
 __all__ = [
     "DEFAULT_ORDER_TTL", "Account", "ApiError", "AsyncClient", "Auction", "InsuranceFund",
@@ -28,7 +28,7 @@ __all__ = [
     "BlockHeader", "Book", "CancelResult", "Client", "ClientError", "ConflictError", "Fill", "Greeks",
     "Info", "Instrument", "Level", "MmpConfigInfo", "MmpFreeze", "MmpPair", "MmpResetAck", "MmpState",
     "NewOrder", "NotFoundError", "OpenOrder", "OrderAck", "OrderInfo",
-    "OrderStatus", "PayloadTooLargeError", "Position", "RateLimitedError", "RejectedError", "ServerError",
+    "OrderStatus", "PayloadTooLargeError", "Position", "RateLimitedError", "RejectedError", "ScenarioRisk", "ServerError",
     "Signer", "Stream", "StreamClosed", "StreamGap", "StreamMessage", "TimeInForce", "Trade",
     "TransportError", "UnauthorizedError", "UnavailableError", "Withdrawal", "WithdrawalAck",
 ]

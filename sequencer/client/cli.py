@@ -13,6 +13,7 @@ line: these commands talk to any node, not only the devnet.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -141,6 +142,39 @@ def _order_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _account_show(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        a = c.account()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(a), default=str))
+        return 0
+    print(f"{a.account}  {a.margin_mode} margin"
+          f"{'  IN LIQUIDATION since ' + str(a.liquidation_started_at) if a.liquidation_started_at else ''}")
+    for label, v in (("collateral", a.collateral), ("equity", a.equity),
+                     ("initial margin", a.initial_margin), ("maintenance margin", a.maintenance_margin),
+                     ("available", a.available)):
+        print(f"  {label:<19} {format_units(v):>16} USDC")
+    for s in a.portfolio:
+        print(f"  {s.underlying}: worst scenario spot {s.spot_shock_pct:+d}% vol {s.vol_shock_pct:+d}% "
+              f"loses {format_units(s.worst_loss)} USDC; IM {format_units(s.initial_margin)}, "
+              f"MM {format_units(s.maintenance_margin)}")
+    for p in a.positions:
+        print(f"  {p.instrument:<22} {format_units(p.amount):>12} @ mark "
+              f"{'-' if p.mark is None else format_units(p.mark)}")
+    return 0
+
+
+def _account_margin_mode(args: argparse.Namespace) -> int:
+    with _client(args) as c:
+        mode = c.set_margin_mode(args.mode)
+        a = c.account()
+    print(json.dumps({"marginMode": mode, "initialMargin": str(a.initial_margin),
+                      "maintenanceMargin": str(a.maintenance_margin)}) if args.json else
+          f"{a.account} is now in {mode} margin: IM {format_units(a.initial_margin)}, "
+          f"MM {format_units(a.maintenance_margin)}, equity {format_units(a.equity)} USDC")
+    return 0
+
+
 def _conn_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", required=True, help="the node's HTTP API, e.g. http://127.0.0.1:8080")
     p.add_argument("--keystore", required=True, metavar="FILE",
@@ -153,7 +187,7 @@ def _conn_args(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
-    """Add `keys` and `order` to the `optrollup` parser."""
+    """Add `keys`, `order` and `account` to the `optrollup` parser."""
     keys_cmd = sub.add_parser("keys", help="create and inspect encrypted JSON keystores")
     ks = keys_cmd.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     new = ks.add_parser("new", help="create a key, write it encrypted, print its address")
@@ -188,3 +222,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
     lst = os_.add_parser("list", help="list the account's open orders")
     _conn_args(lst)
     lst.set_defaults(func=_order_list)
+
+    account = sub.add_parser("account", help="the account's figures and its margin mode")
+    acs = account.add_subparsers(dest="account_command", required=True, metavar="ACTION")
+    show = acs.add_parser("show", help="collateral, equity, margins, worst scenarios, positions")
+    _conn_args(show)
+    show.set_defaults(func=_account_show)
+    mm = acs.add_parser("margin-mode", help="switch between standard and portfolio margin "
+                                            "(signed by the account key itself)")
+    _conn_args(mm)
+    mm.add_argument("mode", choices=("standard", "portfolio"))
+    mm.set_defaults(func=_account_margin_mode)

@@ -31,6 +31,7 @@ from sequencer.client.types import (Account, Block, Book, CancelResult, Info, In
 
 __all__ = ["AsyncClient", "Client", "DEFAULT_ORDER_TTL"]
 
+MARGIN_MODES = {"standard": 0, "portfolio": 1}  # SetMarginMode.mode
 DEFAULT_ORDER_TTL = 3600          # seconds an order lives unless `expiry` is given
 T = TypeVar("T")
 Op = Generator["_Req", Any, T]
@@ -244,6 +245,15 @@ class _Core(MmpOps, LiquidationOps):
         body = yield from self._signed("Withdraw", msg)
         return WithdrawalAck.from_json((yield _Req("POST", "/v1/withdrawals", json=body)))
 
+    def _op_margin_mode(self, mode: str) -> Op[str]:
+        if mode not in MARGIN_MODES:
+            raise ValueError(f"margin mode must be one of {sorted(MARGIN_MODES)}, got {mode!r}")
+        acct = yield from self._op_account()
+        msg = {"account": self._signer().account, "mode": MARGIN_MODES[mode],
+               "nonce": acct.margin_nonce}
+        body = yield from self._signed("SetMarginMode", msg)
+        return str((yield _Req("POST", "/v1/margin_mode", json=body))["marginMode"])
+
     def _op_session_key(self, key: str, expiry: int) -> Op[None]:
         msg = {"account": self._signer().account, "key": key, "expiry": _uint(expiry, "expiry")}
         body = yield from self._signed("SessionKey", msg)
@@ -398,6 +408,12 @@ class Client(_Core):
     def register_session_key(self, key: str, expiry: int) -> None:
         """Let address `key` sign orders and cancels for this account until `expiry` (unix s)."""
         self._run(self._op_session_key(key, expiry))
+
+    def set_margin_mode(self, mode: str) -> str:
+        """Switch the account to margin `mode` ("standard" or "portfolio"), with its current
+        marginNonce; signed by the account's own key (not a session key). Refused
+        (insufficient_margin) if the account cannot meet the new mode's initial margin."""
+        return self._run(self._op_margin_mode(mode))
 
     def account(self, address: str | None = None) -> Account:
         """The account view (auth headers signed by this client's key)."""
@@ -562,6 +578,10 @@ class AsyncClient(_Core):
     async def register_session_key(self, key: str, expiry: int) -> None:
         """See `Client.register_session_key`."""
         await self._run(self._op_session_key(key, expiry))
+
+    async def set_margin_mode(self, mode: str) -> str:
+        """See `Client.set_margin_mode`."""
+        return await self._run(self._op_margin_mode(mode))
 
     async def account(self, address: str | None = None) -> Account:
         """See `Client.account`."""

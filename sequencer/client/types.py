@@ -189,8 +189,29 @@ class Position:
 
 
 @dataclass(frozen=True)
+class ScenarioRisk:
+    """Portfolio margin of one underlying: the worst scenario loss, which scenario it is
+    (spot and vol shocks, percent), and the underlying's IM and MM (base units)."""
+
+    underlying: str
+    worst_loss: int
+    spot_shock_pct: int
+    vol_shock_pct: int
+    initial_margin: int
+    maintenance_margin: int
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ScenarioRisk":
+        w = d["worstScenario"]
+        return cls(d["underlying"], int(d["worstLoss"]), int(w["spotShockPct"]),
+                   int(w["volShockPct"]), int(d["initialMargin"]), int(d["maintenanceMargin"]))
+
+
+@dataclass(frozen=True)
 class Account:
-    """`GET /v1/accounts/{address}`; money in collateral base units."""
+    """`GET /v1/accounts/{address}`; money in collateral base units; margin figures in the
+    account's `margin_mode` ("standard" or "portfolio"; `portfolio` lists each underlying's
+    worst scenario in portfolio mode)."""
 
     account: str
     collateral: int
@@ -204,6 +225,9 @@ class Account:
     open_orders: list[OpenOrder]
     liquidation_started_at: int | None = None  # block time its liquidation auction started
     liquidate_nonce: int = 0                   # its next Liquidate nonce (as a liquidator)
+    margin_mode: str = "standard"
+    margin_nonce: int = 0                      # its next SetMarginMode nonce
+    portfolio: list[ScenarioRisk] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Account":
@@ -212,7 +236,9 @@ class Account:
                    int(d["maintenanceMargin"]), int(d["available"]), int(d["withdrawalNonce"]),
                    list(d.get("halted", [])), [Position.from_json(p) for p in d.get("positions", [])],
                    [OpenOrder.from_json(o) for o in d.get("openOrders", [])],
-                   None if started is None else int(started), int(d.get("liquidateNonce", 0)))
+                   None if started is None else int(started), int(d.get("liquidateNonce", 0)),
+                   d.get("marginMode", "standard"), int(d.get("marginNonce", 0)),
+                   [ScenarioRisk.from_json(x) for x in d.get("portfolio", [])])
 
 
 class Level(NamedTuple):
