@@ -1,11 +1,14 @@
 """Deploying optrollup's L1 contracts and describing a deployment.
 
-`deploy(...)` deploys MockUSDC (unless a collateral token is given) and the Rollup, whose
-constructor creates the Bridge. The result is a `Deployment`, JSON-serialisable, which the
-devnet writes to its data dir. `read_deployment(client, rollup)` rebuilds the same record from
-the Rollup alone, which is all a replay verifier is given: the immutables by eth_call, and the
-canonical genesis configuration bytes (`sequencer.core.chainspec.Genesis.to_bytes()`) from the
-`RollupDeployed` event of the deployment block (the Rollup emits them but does not store them).
+`deploy(...)` deploys MockUSDC (unless a collateral token is given), the Rollup, whose
+constructor creates the Bridge, and the state channels' Adjudicator (unless told not to). The
+result is a `Deployment`, JSON-serialisable, which the devnet writes to its data dir.
+`read_deployment(client, rollup)` rebuilds the same record from the Rollup alone, which is all a
+replay verifier is given: the immutables by eth_call, and the canonical genesis configuration
+bytes (`sequencer.core.chainspec.Genesis.to_bytes()`) from the `RollupDeployed` event of the
+deployment block (the Rollup emits them but does not store them).
+The Rollup does not know the Adjudicator: its address is provenance in the record (not part of
+equality), and `read_deployment` leaves it None unless it is given.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from eth_account.signers.local import LocalAccount
 
 from sequencer.l1.abi import checksum_address
+from sequencer.l1.adjudicator import Adjudicator, deploy_adjudicator
 from sequencer.l1.client import L1Client
 from sequencer.l1.contracts import Contract, deploy_contract
 from sequencer.l1.errors import L1Error
@@ -58,6 +62,8 @@ class Deployment:
     genesis_header_hash: bytes
     genesis_state_root: bytes
     genesis_config: bytes = b""  # canonical Genesis.to_bytes() (from the RollupDeployed event)
+    # the state channels' Adjudicator (None when not deployed); not discoverable from the Rollup
+    adjudicator: str | None = field(default=None, compare=False)
     deployer: str | None = field(default=None, compare=False)  # provenance, not identity
     tx_hashes: dict[str, str] = field(default_factory=dict, compare=False)  # provenance, not identity
 
@@ -68,6 +74,12 @@ class Deployment:
 
     def bridge_contract(self, client: L1Client) -> Contract:
         return Contract.at(client, "Bridge", self.bridge)
+
+    def adjudicator_contract(self, client: L1Client) -> Adjudicator:
+        """The typed Adjudicator client (L1Error when this deployment has none)."""
+        if self.adjudicator is None:
+            raise L1Error("this deployment has no Adjudicator")
+        return Adjudicator.at(client, self.adjudicator)
 
     def token_contract(self, client: L1Client) -> Contract:
         """The collateral token bound with the MockUSDC ABI (a superset of the ERC-20 we use)."""
@@ -107,6 +119,7 @@ class Deployment:
                 genesis_header_hash=bytes.fromhex(d["genesis_header_hash"].removeprefix("0x")),
                 genesis_state_root=bytes.fromhex(d["genesis_state_root"].removeprefix("0x")),
                 genesis_config=bytes.fromhex(str(d.get("genesis_config") or "").removeprefix("0x")),
+                adjudicator=checksum_address(d["adjudicator"]) if d.get("adjudicator") else None,
                 deployer=checksum_address(d["deployer"]) if d.get("deployer") else None,
                 tx_hashes=dict(d.get("tx_hashes") or {}),
             )
@@ -147,8 +160,10 @@ def deploy(
     genesis_state_root: bytes,
     genesis_config: bytes,
     collateral_token: str | None = None,
+    adjudicator: bool = True,
 ) -> Deployment:
-    """Deploys MockUSDC (when `collateral_token` is None) and the Rollup (+ its Bridge).
+    """Deploys MockUSDC (when `collateral_token` is None), the Rollup (+ its Bridge) and, when
+    `adjudicator`, the state channels' Adjudicator for this Rollup and `l2_chain_id`.
 
     `genesis_config` is the canonical genesis (`Genesis.to_bytes()`) whose block 0 has header
     hash `genesis_header_hash` and state root `genesis_state_root`; the Rollup emits it in
@@ -174,17 +189,25 @@ def deploy(
         bytes(genesis_config),
     )
     txs["Rollup"] = receipt.tx_hash
-    d = read_deployment(client, rollup.address)
+    adjudicator_address = None
+    if adjudicator:
+        adj, receipt = deploy_adjudicator(client, txm, l2_chain_id, rollup.address)
+        adjudicator_address = adj.address
+        txs["Adjudicator"] = receipt.tx_hash
+    d = read_deployment(client, rollup.address, adjudicator=adjudicator_address)
     return Deployment(**{**asdict(d), "guardians": d.guardians, "deployer": txm.address, "tx_hashes": txs})
 
 
-def read_deployment(client: L1Client, rollup_address: str) -> Deployment:
+def read_deployment(client: L1Client, rollup_address: str, *, adjudicator: str | None = None) -> Deployment:
     """The Deployment of the Rollup at `rollup_address`, read from L1 alone (the genesis
-    configuration bytes from the `RollupDeployed` event of the deployment block)."""
+    configuration bytes from the `RollupDeployed` event of the deployment block). The Rollup
+    does not record an Adjudicator: `adjudicator`, when given, is checked to be one for this
+    Rollup and L2 chain id, and recorded."""
     r = Contract.at(client, "Rollup", rollup_address)
     if not client.get_code(r.address):
         raise L1Error(f"no contract at {r.address}")
     deployment_block = r.call("deploymentBlock")
+    l2_chain_id = r.call("l2ChainId")
     return Deployment(
         l1_chain_id=client.chain_id,
         rollup=r.address,
@@ -199,11 +222,21 @@ def read_deployment(client: L1Client, rollup_address: str) -> Deployment:
         posting_interval=r.call("postingInterval"),
         inclusion_delay=r.call("inclusionDelay"),
         rotation_delay=r.call("rotationDelay"),
-        l2_chain_id=r.call("l2ChainId"),
+        l2_chain_id=l2_chain_id,
         genesis_header_hash=r.call("genesisHeaderHash"),
         genesis_state_root=r.call("genesisStateRoot"),
         genesis_config=read_genesis_config(client, r.address, deployment_block),
+        adjudicator=_check_adjudicator(client, adjudicator, r.address, l2_chain_id) if adjudicator else None,
     )
+
+
+def _check_adjudicator(client: L1Client, address: str, rollup: str, l2_chain_id: int) -> str:
+    adj = Adjudicator.at(client, address)
+    if not client.get_code(adj.address):
+        raise L1Error(f"no contract at {adj.address}")
+    if adj.rollup() != rollup or adj.l2_chain_id() != l2_chain_id:
+        raise L1Error(f"the Adjudicator at {adj.address} is not for the Rollup {rollup} on L2 chain {l2_chain_id}")
+    return adj.address
 
 
 def read_genesis_config(client: L1Client, rollup_address: str, deployment_block: int | None = None) -> bytes:

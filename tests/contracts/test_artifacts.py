@@ -16,7 +16,7 @@ from sequencer.l1 import artifact_names, load_artifact
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACTS = REPO / "contracts"
-DEPLOYED = ["Bridge", "MockUSDC", "Rollup"]
+DEPLOYED = ["Adjudicator", "Bridge", "MockUSDC", "Rollup"]
 
 
 def _lock() -> dict:
@@ -88,8 +88,10 @@ def test_artifacts_match_a_fresh_compile():
 
 def test_deployed_code_matches_artifact(system):
     """On-chain runtime code = artifact, except the immutable slots patched at deployment."""
-    for c, name in ((system.rollup, "Rollup"), (system.bridge, "Bridge"), (system.token, "MockUSDC")):
-        code = bytearray(system.client.get_code(c.address))
+    adjudicator = system.deployment.adjudicator
+    for address, name in ((system.rollup.address, "Rollup"), (system.bridge.address, "Bridge"),
+                          (system.token.address, "MockUSDC"), (adjudicator, "Adjudicator")):
+        code = bytearray(system.client.get_code(address))
         art = load_artifact(name)
         expected = bytearray(art.deployed_bytecode)
         assert len(code) == len(expected)

@@ -40,7 +40,7 @@ def test_gas_scenario(system: System, gas):
         keep(label, c.get_receipt(txh), 6_000_000)
     assert read_deployment(c, s.rollup.address) == s.deployment
     # code size limits (EIP-170 runtime 24,576 bytes, EIP-3860 initcode 49,152 bytes)
-    for name in ("Rollup", "Bridge", "MockUSDC"):
+    for name in ("Rollup", "Bridge", "MockUSDC", "Adjudicator"):
         art = load_artifact(name)
         assert len(art.deployed_bytecode) <= 24_576 and len(art.bytecode) <= 49_152, name
 
