@@ -27,6 +27,8 @@ from sequencer.api.errors import error_response, plain_error, with_party
 from sequencer.api.fastpath import FastWrites, WriteHandler
 from sequencer.api.liquidation import add_liquidation_routes, auction_rules_json, insurance_json
 from sequencer.api.mmp import add_mmp_routes
+from sequencer.api.channels import add_channel_routes
+from sequencer.core.channelmsg import channel_types
 from sequencer.api.ratelimit import RateLimiter
 from sequencer.api.stream import add_stream
 from sequencer.core.eip712 import (FIELDS, Cancel, CancelAll, Feed, Listing, SessionKey,
@@ -179,7 +181,7 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
             "chainId": cfg.chain_id,
             "eip712": {"domain": {"name": "optrollup", "version": "1", "chainId": cfg.chain_id,
                                   "verifyingContract": to_checksum(parse_address(cfg.rollup))},
-                       "types": eip712_types()},
+                       "types": {**eip712_types(), **channel_types()}},
             "l1": None if cfg.l1 is None else {
                 "chainId": cfg.l1.chain_id, "rollup": to_checksum(parse_address(cfg.rollup)),
                 "bridge": to_checksum(parse_address(cfg.l1.bridge)),
@@ -382,6 +384,7 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
         signed_write(path, primary_json, cls)
     add_mmp_routes(app, api)  # market-maker protection: /v1/mmp/config, /v1/mmp/reset, reads
     add_liquidation_routes(app, api)  # GET/POST /v1/liquidations (docs/liquidation.md)
+    add_channel_routes(app, api)  # POST /v1/channels, .../close, GET (docs/channels.md)
 
     # -- private reads --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from sequencer.core.accounttree import AccountTree
 from sequencer.core.header import Header, WithdrawalLeaf, mark_leaf, tx_root
 from sequencer.core.liquidation import scan
 from sequencer.core.marks import Marks
+from sequencer.core.channelstate import channel_leaf
 from sequencer.core.state import State, account_leaf
 from sequencer.core.transition import apply, prepare_block
 from sequencer.core.txs import STATUS_TXS, SettleTx, Tx, decode_tx, encode_tx
@@ -34,8 +35,8 @@ def seal_header(state: State, tree: AccountTree, parent: Header, timestamp: int,
     `withdrawal_leaves` (read them before sealing to index the block's payouts). `txs` is not
     read: the withdrawal leaves come from the state, since refunds and forced withdrawals
     depend on it."""
-    tree.update({state.index[a]: account_leaf(a, state.accounts[a])
-                 for a in sorted(state.touched)})
+    tree.update({state.index[k]: account_leaf(k, state.accounts[k]) if len(k) == 20
+                 else channel_leaf(k, state.channels[k]) for k in sorted(state.touched)})
     state.touched.clear()
     wroot = merkle_root(withdrawal_leaves(state))
     state.withdrawal_leaves.clear()

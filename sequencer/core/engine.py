@@ -29,11 +29,13 @@ from sequencer.core.openorders import OrderTotals, requirement
 from sequencer.core.marks import Marks
 from sequencer.core.portfolio import PORTFOLIO, UnderlyingMargin
 from sequencer.core.pricing import Mark
-from sequencer.core.state import State, set_position
+from sequencer.core.state import Channel, State, set_position
 from sequencer.core.transition import (BlockContext, apply, check_l1_message, check_liquidate,
-                                       check_margin_mode, check_order, forced_withdrawal_refusal,
+                                       check_channel_open, check_margin_mode, check_order,
+                                       forced_withdrawal_refusal,
                                        require_signer)
-from sequencer.core.txs import (AuctionStartTx, DepositTx, FillTx, ForcedWithdrawTx,
+from sequencer.core.txs import (AuctionStartTx, ChannelCloseTx, ChannelConcludeTx, ChannelOpenTx,
+                                DepositTx, FillTx, ForcedWithdrawTx,
                                 LiquidateTx, ListTx, MarginModeTx, OracleTx, SessionKeyTx, SettleTx,
                                 SignedOrder, TakeoverTx, Tx, WithdrawTx)
 from sequencer.errors import Conflict, InvalidRequest, NotFound, OptrollupError, Rejected
@@ -268,6 +270,31 @@ class Engine:
     def withdraw(self, msg: Withdraw, signature: bytes) -> Tx:
         """Withdraw collateral; with open orders counted, as for a new order."""
         return self.submit(WithdrawTx(msg, signature))
+
+    # -- state channels (sequencer.core.channelstate) -------------------------------------------
+
+    def channel_open(self, tx: ChannelOpenTx) -> bytes:
+        """Open a channel: both deposits are checked like withdrawals, with each account's open
+        orders counted. Returns the channel id."""
+        msg = tx.channelOpen
+        cid = check_channel_open(self.state, tx, self.ctx)
+        for who, dep in ((msg.a, msg.depositA), (msg.b, msg.depositB)):
+            if dep and self.by_account.get(who):
+                self._check_margin(who, "", None, withdraw=dep)
+        self.submit(tx)
+        return cid
+
+    def channel_close(self, tx: ChannelCloseTx | ChannelConcludeTx) -> Channel:
+        """Close a channel with a co-signed final state (ChannelCloseTx) or the state L1
+        concluded it with (ChannelConcludeTx); returns the closed channel."""
+        s = tx.channelState
+        self.submit(tx)
+        ch = self.state.channels[s.channelId]
+        for p in s.positions:
+            if p.instrument in self.state.instruments:
+                self._touch(ch.open.a, p.instrument)
+                self._touch(ch.open.b, p.instrument)
+        return ch
 
     def set_margin_mode(self, msg: SetMarginMode, signature: bytes) -> Tx:
         """Switch an account's margin mode (sequencer.core.portfolio): refused unless its equity

@@ -16,7 +16,8 @@ Versions:
   while a shortfall is open (`sequencer.core.insurance`).
 - 3: version 2 plus portfolio margin (`sequencer.core.portfolio`): the signed SetMarginMode
   transaction; an account in portfolio mode is margined (fills, withdrawals, liquidation) by
-  the 27-scenario grid of design.md instead of the standard per-short rates.
+  the 27-scenario grid of design.md instead of the standard per-short rates; and state
+  channels (`sequencer.core.channelstate`): ChannelOpen, ChannelClose, ChannelConclude.
 (Version 0 would be the float pricing of genesis layout 1; it is not implemented.)
 """
 
@@ -53,7 +54,8 @@ RULES: Mapping[int, Rules] = {
 RISK_VERSION = 2
 """The first rules version with liquidation and the insurance fund."""
 PORTFOLIO_VERSION = 3
-"""The first rules version with portfolio margin (SetMarginMode)."""
+"""The first rules version with portfolio margin (SetMarginMode) and state channels."""
+CHANNELS_VERSION = 3
 LATEST = max(RULES)
 DEFAULT_SCHEDULE: Schedule = ((0, LATEST),)
 """The latest rules from the beginning of time: what a new chain uses."""

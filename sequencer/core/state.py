@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import msgpack
 
 from cext import Order, keccak256
+from sequencer.core.channelmsg import ChannelOpen
 from sequencer.core.config import CoreConfig
 from sequencer.core.header import ACCOUNT_TAG, ZERO32, WithdrawalLeaf
 from sequencer.core.instruments import Instrument
@@ -43,6 +44,19 @@ class FilledOrder:
 
 
 @dataclass
+class Channel:
+    """A state channel of the rollup (sequencer.core.channelstate): its signed `open`, the block
+    time it opened, `status` (0 open, 1 closed by a co-signed final state, 2 concluded on L1)
+    and, once closed, the turn and EIP-712 digest of the state it closed with."""
+
+    open: ChannelOpen
+    opened_at: int
+    status: int = 0
+    closed_turn: int = 0
+    closed_hash: bytes = ZERO32
+
+
+@dataclass
 class State:
     """Committed state. `index` is the account-tree leaf index (order of first appearance; the
     fee account is 0 at genesis); `holders` lists, per instrument, the accounts holding it;
@@ -53,6 +67,9 @@ class State:
     (unix s) its auction started; `shortfall` (base units) is the loss the insurance fund could
     not absorb, owed by the system until recovered; `liquidate_nonces` is each liquidator's
     smallest acceptable next Liquidate nonce.
+    Channels (sequencer.core.channelstate): `channels` maps channel id -> Channel; an open
+    channel holds its deposits (still counted in `collateral_total`); each channel has a leaf
+    in the state tree (`index`, keyed by its 32-byte id, next to the 20-byte accounts).
     Derived (a sum kept in step, recomputed when a snapshot loads): `collateral_total`, Σ
     collateral over all accounts (what withdrawals are haircut against while `shortfall` > 0).
     Not committed state, both emptied at every seal: `touched`, the accounts whose leaf may have
@@ -73,6 +90,7 @@ class State:
     auctions: dict[bytes, int] = field(default_factory=dict)
     shortfall: int = 0
     liquidate_nonces: dict[bytes, int] = field(default_factory=dict)
+    channels: dict[bytes, Channel] = field(default_factory=dict)
     collateral_total: int = 0
     touched: set[bytes] = field(default_factory=set)
     withdrawal_leaves: list[WithdrawalLeaf] = field(default_factory=list)
@@ -165,4 +183,7 @@ def state_bytes(state: State) -> bytes:
           o.history] for u, o in sorted(state.oracle.items())],
         state.message_cursor,
         sorted(state.auctions.items()), state.shortfall, sorted(state.liquidate_nonces.items()),
+        # channels only when there are some, so states without them keep their bytes
+        *([[[cid, list(c.open), c.opened_at, c.status, c.closed_turn, c.closed_hash]
+            for cid, c in sorted(state.channels.items())]] if state.channels else []),
     ], use_bin_type=True)

@@ -12,17 +12,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cext import Order, order_digests, recover_addresses, to_checksum
-from sequencer.core import eip712, insurance, liquidation, portfolio
+from sequencer.core import channelstate, eip712, insurance, liquidation, portfolio
 from sequencer.core.header import WithdrawalLeaf
 from sequencer.core.instruments import UNIT, Instrument, make_instrument
 from sequencer.core.margin import Margin, fee, position_delta, reduces
 from sequencer.core.marks import Marks
 from sequencer.core.portfolio import MODES, PORTFOLIO
-from sequencer.core.rules import PORTFOLIO_VERSION
+from sequencer.core.rules import CHANNELS_VERSION, PORTFOLIO_VERSION
 from sequencer.core.oracle import OracleState, accept_feed, check_feed, prune_history
 from sequencer.core.settlement import settle
-from sequencer.core.state import Account, FilledOrder, State, account, set_position
-from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, DepositTx, FillTx, ForcedWithdrawTx,
+from sequencer.core.state import Account, Channel, FilledOrder, State, account, set_position
+from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, ChannelCloseTx, ChannelConcludeTx,
+                                ChannelOpenTx, DepositTx, FillTx, ForcedWithdrawTx,
                                 LiquidateTx, ListTx, MarginModeTx, OracleTx, SessionKeyTx, SettleTx,
                                 SignedOrder, TakeoverTx, Tx, WithdrawTx)
 from sequencer.errors import (Conflict, InvalidRequest, InvalidSignature, NotFound,
@@ -495,6 +496,79 @@ def _liquidate(state: State, tx: LiquidateTx, ctx: BlockContext) -> None:
     liquidation.execute_take(state, check_liquidate(state, tx, ctx), ctx.marks(state))
 
 
+def _require_channels(ctx: BlockContext, state: State) -> Marks:
+    marks = ctx.marks(state)
+    if marks.rules.version < CHANNELS_VERSION:
+        raise Rejected(f"rules version {marks.rules.version} in force at {ctx.timestamp} has no "
+                       f"state channels (from version {CHANNELS_VERSION})",
+                       code="channels_unavailable")
+    return marks
+
+
+def check_channel_open(state: State, tx: ChannelOpenTx, ctx: BlockContext) -> bytes:
+    """Validate a ChannelOpen completely: fields, both signatures (each account or a live
+    session key of it), and each deposit like a withdrawal (collateral, then the initial
+    margin of the account's positions in its mode). Returns the channel id."""
+    marks = _require_channels(ctx, state)
+    msg, now = tx.channelOpen, ctx.timestamp
+    cid = channelstate.check_open(state, msg)
+    d = channelstate.open_digest_of(state, msg)
+    for side, who, sig in (("a", msg.a, tx.sigA), ("b", msg.b, tx.sigB)):
+        require_signer(state.accounts[who], who, ctx.signer(d, sig), now, f"channelOpen.{side}")
+    for side, who, dep in (("a", msg.a, msg.depositA), ("b", msg.b, msg.depositB)):
+        acct = state.accounts[who]
+        if dep and acct.positions:
+            m = margin_after(marks, who, acct, acct.collateral - dep)
+            if m.equity < m.im:
+                raise Rejected(f"channelOpen.{side}: equity {m.equity} below initial margin "
+                               f"{m.im} after the deposit", code="insufficient_margin")
+    return cid
+
+
+def _channel_open(state: State, tx: ChannelOpenTx, ctx: BlockContext) -> None:
+    cid = check_channel_open(state, tx, ctx)
+    channelstate.open_channel(state, cid, tx.channelOpen, ctx.timestamp)
+
+
+def _channel(state: State, cid: bytes) -> Channel:
+    ch = state.channels.get(cid)
+    if ch is None:
+        raise NotFound(f"channel 0x{cid.hex()} does not exist", code="unknown_channel")
+    return ch
+
+
+def check_channel_close(state: State, tx: ChannelCloseTx, ctx: BlockContext) -> None:
+    """Validate a cooperative close: an open channel, a final state that conserves its
+    deposits, signed by its signerA and signerB."""
+    _require_channels(ctx, state)
+    s = tx.channelState
+    ch = _channel(state, s.channelId)
+    channelstate.check_state(state, ch, s, s.channelId, strict=True)
+    d = channelstate.state_hash(state, s)
+    for side, want, sig in (("A", ch.open.signerA, tx.sigA), ("B", ch.open.signerB, tx.sigB)):
+        got = ctx.signer(d, sig)
+        if got != want:
+            raise InvalidSignature(
+                f"channelState signature {side} "
+                + (f"recovers to {to_checksum(got)}" if got else "is malformed")
+                + f", expected signer{side} {to_checksum(want)}", code="signer_mismatch")
+
+
+def _channel_close(state: State, tx: ChannelCloseTx, ctx: BlockContext) -> None:
+    check_channel_close(state, tx, ctx)
+    s = tx.channelState
+    channelstate.close_channel(state, s.channelId, s, ctx.marks(state), channelstate.CLOSED)
+
+
+def _channel_conclude(state: State, tx: ChannelConcludeTx, ctx: BlockContext) -> None:
+    """The L1 Adjudicator's conclusion (the verifier checks it against L1's Concluded event)."""
+    _require_channels(ctx, state)
+    s = tx.channelState
+    ch = _channel(state, s.channelId)
+    channelstate.check_state(state, ch, s, s.channelId, strict=False)
+    channelstate.close_channel(state, s.channelId, s, ctx.marks(state), channelstate.CONCLUDED)
+
+
 def check_margin_mode(state: State, tx: MarginModeTx, ctx: BlockContext) -> Account:
     """Validate a SetMarginMode (signed by the account itself) but the margin of its positions
     in the new mode; returns the account."""
@@ -539,4 +613,5 @@ _HANDLERS = {DepositTx: _deposit, FillTx: _apply_fill, WithdrawTx: _withdraw, Or
              SettleTx: _settle, SessionKeyTx: _session_key, ListTx: _list,
              ForcedWithdrawTx: _forced_withdraw, AuctionStartTx: _auction_start,
              LiquidateTx: _liquidate, TakeoverTx: _takeover, AuctionEndTx: _auction_end,
-             MarginModeTx: _margin_mode}
+             MarginModeTx: _margin_mode, ChannelOpenTx: _channel_open,
+             ChannelCloseTx: _channel_close, ChannelConcludeTx: _channel_conclude}

@@ -21,6 +21,9 @@ accepts only canonical bytes: decode(b) re-encodes to exactly b.
 | 11 | TakeoverTx | account |
 | 12 | AuctionEndTx | account |
 | 13 | MarginModeTx | account, mode, nonce, signature |
+| 14 | ChannelOpenTx | a, b, signerA, signerB, depositA, depositB, nonce, challengePeriod, sigA, sigB |
+| 15 | ChannelCloseTx | channelId, turnNum, balanceA, balanceB, [[instrument, amount]..], isFinal, sigA, sigB |
+| 16 | ChannelConcludeTx | channelId, turnNum, balanceA, balanceB, [[instrument, amount]..], isFinal |
 
 Tags 1 and 8 are the two kinds of L1 message (docs/encoding.md), one nonce space. Tags 9-12
 are liquidation (docs/liquidation.md); `maxPrice` is the one signed integer (int256 in
@@ -34,6 +37,7 @@ from typing import Any, NamedTuple
 import msgpack
 
 from cext import ORDER_FIELDS, Order
+from sequencer.core.channelmsg import CHANNEL_FIELDS, ChannelOpen, ChannelPosition, ChannelState
 from sequencer.core.eip712 import (FIELDS, Feed, Liquidate, Listing, SessionKey, SetMarginMode,
                                    Withdraw)
 from sequencer.errors import InvalidRequest
@@ -149,12 +153,36 @@ class MarginModeTx(NamedTuple):
     signature: bytes
 
 
+class ChannelOpenTx(NamedTuple):
+    """A ChannelOpen signed by both accounts (or their live session keys)."""
+
+    channelOpen: ChannelOpen
+    sigA: bytes
+    sigB: bytes
+
+
+class ChannelCloseTx(NamedTuple):
+    """A cooperative close: a final ChannelState signed by the channel's two signers."""
+
+    channelState: ChannelState
+    sigA: bytes
+    sigB: bytes
+
+
+class ChannelConcludeTx(NamedTuple):
+    """The state the L1 Adjudicator concluded a channel with (its `Concluded` event's
+    stateHash is this state's digest: checked by the verifier against L1)."""
+
+    channelState: ChannelState
+
+
 Tx = (DepositTx | FillTx | WithdrawTx | OracleTx | SettleTx | SessionKeyTx | ListTx
       | ForcedWithdrawTx | AuctionStartTx | LiquidateTx | TakeoverTx | AuctionEndTx
-      | MarginModeTx)
+      | MarginModeTx | ChannelOpenTx | ChannelCloseTx | ChannelConcludeTx)
 TAGS: dict[type, int] = {DepositTx: 1, FillTx: 2, WithdrawTx: 3, OracleTx: 4, SettleTx: 5,
                          SessionKeyTx: 6, ListTx: 7, ForcedWithdrawTx: 8, AuctionStartTx: 9,
-                         LiquidateTx: 10, TakeoverTx: 11, AuctionEndTx: 12, MarginModeTx: 13}
+                         LiquidateTx: 10, TakeoverTx: 11, AuctionEndTx: 12, MarginModeTx: 13,
+                         ChannelOpenTx: 14, ChannelCloseTx: 15, ChannelConcludeTx: 16}
 STATUS_TXS = (AuctionStartTx, TakeoverTx, AuctionEndTx)
 """The liquidation status txs: only in a block's detection, right after its Settle txs."""
 _SIGNED_MSG = {3: (Withdraw, "Withdraw"), 4: (Feed, "Feed"), 6: (SessionKey, "SessionKey"),
@@ -169,10 +197,34 @@ def _ref(ref: OrderRef) -> Any:
     return ref
 
 
+def _state_body(s: ChannelState) -> list[Any]:
+    return [s.channelId, s.turnNum, s.balanceA, s.balanceB,
+            [[p.instrument, p.amount] for p in s.positions], s.isFinal]
+
+
+def _decode_state(body: list[Any], where: str) -> ChannelState:
+    if len(body) != 6 or type(body[4]) is not list:
+        raise InvalidRequest(f"{where} must have 6 fields, positions a list", code="bad_tx")
+    cid, turn, ba, bb, pos, final = body
+    f = _fields([cid, turn, ba, bb, final], (("channelId", "bytes32"), ("turnNum", "uint64"),
+                                            ("balanceA", "uint256"), ("balanceB", "uint256"),
+                                            ("isFinal", "bool")), where)
+    positions = tuple(ChannelPosition(*_fields(p, (("instrument", "string"), ("amount", "int256")),
+                                               f"{where}.positions[{i}]"))
+                      for i, p in enumerate(pos))
+    return ChannelState(f[0], f[1], f[2], f[3], positions, f[4])
+
+
 def encode_tx(tx: Tx) -> bytes:
     """Canonical bytes of a block transaction (InvalidRequest if a value does not fit)."""
     tag = TAGS[type(tx)]
-    if tag == 2:
+    if tag == 14:
+        body = [*tx.channelOpen, tx.sigA, tx.sigB]
+    elif tag == 15:
+        body = [*_state_body(tx.channelState), tx.sigA, tx.sigB]
+    elif tag == 16:
+        body = _state_body(tx.channelState)
+    elif tag == 2:
         body = [_ref(tx.maker), _ref(tx.taker), tx.amount, tx.price]
     elif tag in _SIGNED_MSG:
         msg, sig = tx
@@ -246,6 +298,17 @@ def decode_tx(data: bytes) -> Tx:
                                        "forcedWithdraw"))
     elif tag == 5:
         tx = SettleTx(*_fields(body, (("instrument", "string"),), "settle"))
+    elif tag == 14:
+        f = _fields(body, CHANNEL_FIELDS["ChannelOpen"] + (("sigA", "sig"), ("sigB", "sig")),
+                    "channelOpen")
+        tx = ChannelOpenTx(ChannelOpen(*f[:-2]), f[-2], f[-1])
+    elif tag == 15:
+        if len(body) != 8:
+            raise InvalidRequest("channelClose must have 8 fields", code="bad_tx")
+        sigs = _fields(body[6:], (("sigA", "sig"), ("sigB", "sig")), "channelClose")
+        tx = ChannelCloseTx(_decode_state(body[:6], "channelClose"), *sigs)
+    elif tag == 16:
+        tx = ChannelConcludeTx(_decode_state(body, "channelConclude"))
     elif tag in _ACCOUNT_ONLY:
         cls_ = _ACCOUNT_ONLY[tag]
         tx = cls_(*_fields(body, (("account", "address"),), cls_.__name__))

@@ -42,15 +42,16 @@ from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, Listing, 
 from sequencer.core.engine import Engine
 from sequencer.core.header import Block, Header, WithdrawalLeaf
 from sequencer.core.transition import FORCED_NONCE_BASE
-from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, FillTx, SignedOrder, TakeoverTx, Tx,
+from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, ChannelCloseTx, ChannelConcludeTx,
+                                ChannelOpenTx, FillTx, SignedOrder, TakeoverTx, Tx, decode_tx,
                                 encode_tx)
 from sequencer.errors import Conflict, InvalidRequest, OptrollupError, StoreUnavailable
 from sequencer.node.config import NodeConfig
 from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, L1Follower, SeenMessage
 from sequencer.node.metrics import Metrics
 from sequencer.node.reads import L1MessageView, NodeReads
-from sequencer.node.records import (Deposit, ForcedWithdrawal, OperatorCancel, Record, Replace, Seal,
-                                    Signed, decode_record, encode_record)
+from sequencer.node.records import (ChannelRecord, Deposit, ForcedWithdrawal, OperatorCancel,
+                                    Record, Replace, Seal, Signed, decode_record, encode_record)
 from sequencer.node.snapshot import decode_core, encode_core
 from sequencer.node.snapshotter import SnapshotMetrics, Snapshotter, snapshot_mode
 from sequencer.node.snapshotworker import WorkerSnapshotter
@@ -151,6 +152,17 @@ class CoreApplier:
             for name in sorted({r.order.instrument for r in victims}):
                 self._bump(name)
             return len(victims)
+        if isinstance(rec, ChannelRecord):
+            tx = decode_tx(rec.tx)
+            if isinstance(tx, ChannelOpenTx):
+                return eng.channel_open(tx)
+            if isinstance(tx, (ChannelCloseTx, ChannelConcludeTx)):
+                ch = eng.channel_close(tx)
+                for p in tx.channelState.positions:
+                    if p.instrument in eng.state.instruments:
+                        self._bump(p.instrument)
+                return ch
+            raise TypeError(f"not a channel transaction: {type(tx).__name__}")
         if isinstance(rec, Deposit):
             leaves = len(eng.state.withdrawal_leaves)
             tx = eng.deposit(rec.account, rec.amount, rec.l1_nonce, rec.depositor)
@@ -831,6 +843,28 @@ class Node(NodeReads, CoreApplier):
         return self.process_l1_message(SeenMessage(l1_nonce, DEPOSIT, account,
                                                    account if depositor is None else depositor,
                                                    amount, l1_block))
+
+    async def submit_channel(self, tx: ChannelOpenTx | ChannelCloseTx | ChannelConcludeTx) -> Any:
+        """Apply and log a state-channel transaction; its result (the channel id of an open,
+        the closed Channel) once durable. OptrollupError if it is refused (nothing logged)."""
+        self.check_alive()
+        self.tick()
+        rec = ChannelRecord(encode_tx(tx))
+        kind = type(tx).__name__
+        try:
+            value = self._apply(rec)
+        except OptrollupError as exc:
+            self._events.clear()
+            self.metrics.rejected.labels(kind, exc.code).inc()
+            raise
+        except Exception as exc:  # a bug: memory may now differ from any replay of the log
+            self._events.clear()
+            log.exception("applying a %s broke", kind)
+            self.fail(f"applying a {kind} raised {exc!r}")
+            raise StoreUnavailable("internal error while applying the request; the node "
+                                   "stopped to keep its state equal to its log") from exc
+        self.metrics.accepted_kind(kind).inc()
+        return (await self._durable_results([(value, self._log(rec))]))[0]
 
     def operator_cancel_all(self, account: bytes, reason: str) -> Future[int] | None:
         """Cancel every open order of `account` without its signature (an operator action,

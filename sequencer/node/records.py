@@ -25,6 +25,7 @@ KINDS: dict[type, int] = {Order: 1, Cancel: 2, CancelAll: 3, SessionKey: 4, With
                           SetMarginMode: 16}
 _BY_KIND = {v: k for k, v in KINDS.items()}
 DEPOSIT, SEAL, OPERATOR_CANCEL, FORCED_WITHDRAWAL, REPLACE = 8, 9, 10, 11, 12
+CHANNEL = 17
 
 
 class Signed(NamedTuple):
@@ -80,7 +81,14 @@ class Replace(NamedTuple):
     order: Signed
 
 
-Record = Signed | Deposit | ForcedWithdrawal | Seal | OperatorCancel | Replace
+class ChannelRecord(NamedTuple):
+    """A state-channel transaction (ChannelOpen, ChannelClose, ChannelConclude), as its
+    canonical block-tx bytes (it carries its own signatures, recovered again on replay)."""
+
+    tx: bytes
+
+
+Record = Signed | Deposit | ForcedWithdrawal | Seal | OperatorCancel | Replace | ChannelRecord
 
 
 def _plain(v: Any) -> Any:
@@ -108,6 +116,8 @@ def encode_record(rec: Record) -> bytes:
         body = [FORCED_WITHDRAWAL, *rec]
     elif isinstance(rec, OperatorCancel):
         body = [OPERATOR_CANCEL, rec.account, rec.reason]
+    elif isinstance(rec, ChannelRecord):
+        body = [CHANNEL, rec.tx]
     else:
         body = [SEAL, rec.next_timestamp]
     return msgpack.packb(body, use_bin_type=True)
@@ -125,6 +135,8 @@ def decode_record(data: bytes) -> Record:
             return ForcedWithdrawal(*raw[1:])
         if kind == OPERATOR_CANCEL:
             return OperatorCancel(raw[1], raw[2])
+        if kind == CHANNEL:
+            return ChannelRecord(raw[1])
         if kind == REPLACE:
             cancel, order = _signed_from(raw[1]), _signed_from(raw[2])
             if not (isinstance(cancel.msg, Cancel) and isinstance(order.msg, Order)):

@@ -40,6 +40,8 @@ digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is 
                   not rely on that, as it also stores the open block's txs)
       auctions    [[address, startTimestamp]..] in dict order;  shortfall int
       liquidateNonces [[address, nextNonce]..] in dict order
+      channels    [[channelId, [ChannelOpen fields..], openedAt, status, closedTurn,
+                   closedHash]..] in dict order (version 5)
       (State.collateral_total is not stored: it is Σ collateral, recomputed)
     engine  = [timestamp, resting, books, byAccount, seen, expiring, lastCancelAll, txs, mmp]
       resting     [[digest, order|nil, signature, remaining]..] in `Engine.open` order; nil
@@ -87,7 +89,8 @@ from sequencer.core.header import Header, WithdrawalLeaf
 from sequencer.core.instruments import Instrument
 from sequencer.core.mmp import Freeze, Mmp, Window
 from sequencer.core.oracle import OracleState
-from sequencer.core.state import Account, FilledOrder, State
+from sequencer.core.channelmsg import ChannelOpen
+from sequencer.core.state import Account, Channel, FilledOrder, State
 from sequencer.core.transition import BlockContext
 from sequencer.core.txs import decode_tx, encode_tx
 from sequencer.errors import OptrollupError
@@ -116,7 +119,8 @@ class SnapshotError(StoreError):
 _SHAPES: list[tuple[type, tuple[str, ...]]] = [
     (State, ("config", "accounts", "index", "instruments", "settled", "orders", "oracle",
              "holders", "message_cursor", "oracle_version", "auctions", "shortfall",
-             "liquidate_nonces", "collateral_total", "touched", "withdrawal_leaves")),
+             "liquidate_nonces", "channels", "collateral_total", "touched", "withdrawal_leaves")),
+    (Channel, ("open", "opened_at", "status", "closed_turn", "closed_hash")),
     (Account, ("collateral", "positions", "session_keys", "used_key_digests", "withdrawal_nonce",
                "margin_mode", "margin_nonce")),
     (FilledOrder, ("order", "filled")),
@@ -255,6 +259,8 @@ def _plain(core: Core, cfg: NodeConfig) -> list[Any]:
         list(st.auctions.items()),
         st.shortfall,
         list(st.liquidate_nonces.items()),
+        [(cid, tuple(c.open), c.opened_at, c.status, c.closed_turn, c.closed_hash)
+         for cid, c in st.channels.items()],
     ]
 
     orders = st.orders
@@ -407,7 +413,7 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type, version: int) -> C
     mk = Order._make
 
     # state
-    if len(s) != (15 if version >= 4 else 12):
+    if len(s) != (16 if version >= 5 else 15 if version >= 4 else 12):
         raise SnapshotError(f"snapshot v{version} state has {len(s)} parts")
     (accounts, index_keys, index_values, instruments, settled, orders, oracle, holders,
      message_cursor, oracle_version, touched, withdrawal_leaves) = s[:12]
@@ -428,9 +434,13 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type, version: int) -> C
     st.touched = set(touched)
     st.withdrawal_leaves = [WithdrawalLeaf._make(w) for w in withdrawal_leaves]
     if version >= 4:  # before: made by code without liquidation (no auctions, no shortfall)
-        auctions, st.shortfall, nonces = s[12:]
+        auctions, st.shortfall, nonces = s[12:15]
         st.auctions, st.liquidate_nonces = dict(auctions), dict(nonces)
-    st.collateral_total = sum(a.collateral for a in st.accounts.values())
+    if version >= 5:
+        st.channels = {cid: Channel(ChannelOpen(*o), at, status, turn, h)
+                       for cid, o, at, status, turn, h in s[15]}
+    st.collateral_total = sum(a.collateral for a in st.accounts.values()) + sum(
+        c.open.depositA + c.open.depositB for c in st.channels.values() if c.status == 0)
 
     # engine: build it as the code does, then put the stored fields in
     if len(e) != (8 if version == 2 else 9):

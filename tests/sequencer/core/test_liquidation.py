@@ -81,6 +81,7 @@ class Flow:
                 head = replay_block(st, tree, head, ts, [encode_tx(t) for t in txs])
         self.blocks.pop()
         assert st.accounts == w.state.accounts and st.auctions == w.state.auctions
+        assert st.channels == w.state.channels
         assert st.shortfall == w.state.shortfall
 
 

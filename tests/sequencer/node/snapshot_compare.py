@@ -45,7 +45,8 @@ def _cmp(out: list[str], name: str, x: Any, y: Any) -> None:
 
 def _accounts(st: State) -> list[Any]:
     return [(a, x.collateral, list(x.positions.items()), list(x.session_keys.items()),
-             sorted(x.used_key_digests), x.withdrawal_nonce) for a, x in st.accounts.items()]
+             sorted(x.used_key_digests), x.withdrawal_nonce, x.margin_mode, x.margin_nonce)
+            for a, x in st.accounts.items()]
 
 
 def state_diff(a: State, b: State) -> list[str]:

@@ -91,7 +91,7 @@ def test_a_format_3_snapshot_reads_without_auctions(tmp_path: Path) -> None:
     k.fund(RICH, 1_000 * U)
     core, cfg = k.node.core, k.cfg
     plain = copy_core_plain(core, cfg)
-    assert plain[4][12:] == [[], 0, []]
+    assert plain[4][12:] == [[], 0, [], []]  # auctions, shortfall, nonces, channels (v5)
     plain[0] = 3
     del plain[4][12:]
     got = decode_core(pack_plain(plain), cfg)
@@ -113,3 +113,34 @@ def test_restart_mid_auction_from_a_snapshot(tmp_path: Path) -> None:
     assert_cores_equal(live, k.node.core)
     assert isinstance(bid(k, 1_000_000, 2), Take)
     assert POOR.address not in k.node.core.engine.state.auctions
+
+
+def test_margin_modes_and_channels_round_trip_through_a_snapshot(tmp_path: Path) -> None:
+    """Format 5: an account's margin mode and nonce, and open and closed channels (the tree
+    leaves and collateral_total with them) come back from a snapshot as replay builds them."""
+    from sequencer.core import SetMarginMode
+    from sequencer.core.channelmsg import ChannelOpen, ChannelState, open_digest, state_digest
+    from sequencer.core.txs import ChannelCloseTx, ChannelOpenTx
+    k = Kit(tmp_path, snapshot_every_records=10**9)
+    for key in (RICH, LIQ):
+        k.fund(key, 1_000 * U)
+    eng, dom = k.node.core.engine, k.cfg.genesis.config.domain
+    m = SetMarginMode(RICH.address, 1, 0)
+    [r] = k.run([(m, k.sign(RICH, m))])
+    assert not isinstance(r, OptrollupError), r
+    ids = []
+    for nonce in (1, 2):
+        msg = ChannelOpen(RICH.address, LIQ.address, RICH.address, LIQ.address, 10 * U, 5 * U,
+                          nonce, 60)
+        d = open_digest(dom, msg)
+        ids.append(eng.channel_open(ChannelOpenTx(msg, RICH.sign(d), LIQ.sign(d))))
+    s = ChannelState(ids[0], 4, 12 * U, 3 * U, (), True)
+    d = state_digest(dom, s)
+    eng.channel_close(ChannelCloseTx(s, RICH.sign(d), LIQ.sign(d)))
+    core, cfg = k.node.core, k.cfg
+    got = decode_core(encode_core(core, cfg), cfg)
+    assert_cores_equal(core, got)
+    st = got.engine.state
+    assert st.accounts[RICH.address].margin_mode == 1 and set(st.channels) == set(ids)
+    assert st.collateral_total == core.engine.state.collateral_total
+    k.node.close()
