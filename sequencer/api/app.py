@@ -200,11 +200,14 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
 
     @app.get("/v1/instruments")
     async def instruments(request: Request) -> Any:
-        return {"instruments": [views.instrument_json(i, m, True) for i, m in node.instruments()]}
+        ps = node.cfg.genesis.config.underlyings
+        return {"instruments": [views.instrument_json(i, m, True, ps.get(i.underlying))
+                                for i, m in node.instruments()]}
 
     @app.get("/v1/instruments/{name}")
     async def instrument(name: str, request: Request) -> Any:
-        return views.instrument_json(*node.instrument(name), True)
+        ins, m = node.instrument(name)
+        return views.instrument_json(ins, m, True, node.cfg.genesis.config.underlyings.get(ins.underlying))
 
     @app.get("/v1/book/{name}")
     async def book(name: str, request: Request, depth: int = 20) -> Any:

@@ -6,7 +6,9 @@ from typing import Any
 
 from cext import Order, to_checksum
 from sequencer.core.engine import AccountView, OrderResult
+from sequencer.core.config import UnderlyingParams
 from sequencer.core.instruments import Instrument
+from sequencer.core.margin import short_margin
 from sequencer.core.portfolio import MODES
 from sequencer.core.pricing import Mark
 from sequencer.core.txs import FillTx, SignedOrder
@@ -51,13 +53,22 @@ def mark_json(m: Mark | None) -> dict[str, Any]:
             "greeks": {"delta": m.delta, "gamma": m.gamma, "vega": m.vega, "theta": m.theta}}
 
 
-def instrument_json(ins: Instrument, m: Mark | None = None, with_mark: bool = False) -> dict[str, Any]:
+def instrument_json(ins: Instrument, m: Mark | None = None, with_mark: bool = False,
+                    params: UnderlyingParams | None = None) -> dict[str, Any]:
+    """An instrument; `with_mark`: its mark and greeks, and (given its underlying's `params`)
+    the standard initial and maintenance margin per short contract at the mark's spot
+    (`shortInitialMargin`, `shortMaintenanceMargin`: what the margin rules of the rollup and of
+    state channels charge, base units)."""
     out = {"name": ins.name, "underlying": ins.underlying, "expiry": ins.expiry,
            "strike": money(ins.strike), "type": "call" if ins.is_call else "put",
            "tickSize": money(ins.tick_size), "amountStep": money(ins.amount_step),
            "minAmount": money(ins.min_amount)}
     if with_mark:
         out.update(mark_json(m))
+        if params is not None:
+            im, mm = short_margin(m.spot, ins.strike, ins.is_call, params) if m else (None, None)
+            out["shortInitialMargin"] = None if im is None else money(im)
+            out["shortMaintenanceMargin"] = None if mm is None else money(mm)
     return out
 
 

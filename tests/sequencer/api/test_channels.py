@@ -37,6 +37,8 @@ def close_body(dom: bytes, s: ChannelState, ka: Key = SA, kb: Key = SB) -> dict:
 def test_open_read_close_and_refusals(tmp_path: Path) -> None:
     with live_node(tmp_path) as lv:
         dom = lv.kit.cfg.genesis.config.domain
+        ins = httpx.get(f"{lv.url}/v1/instruments/{CALL}").json()  # what channel margin uses
+        assert (ins["shortInitialMargin"], ins["shortMaintenanceMargin"]) == (str(450 * U), str(225 * U))
         msg = ChannelOpen(A.address, B.address, SA.address, SB.address, 1_000 * U, 2_000 * U, 1, 600)
         r = httpx.post(f"{lv.url}/v1/channels", json=open_body(dom, msg))
         assert r.status_code == 200, r.text
