@@ -30,7 +30,8 @@ def _verify(args: argparse.Namespace) -> int:
 
     with L1Client(args.l1_rpc) as client:
         try:
-            v = Verifier(client, args.rollup, log=_err)
+            v = Verifier(client, args.rollup, log=_err, adjudicator=args.adjudicator,
+                         conclusion_deadline=args.conclusion_deadline)
         except VerificationFailed as exc:
             print(f"MISMATCH: {exc.message}", flush=True)
             return 1
@@ -163,6 +164,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
                     "bad L2 block and transaction.")
     v.add_argument("--l1-rpc", required=True, metavar="URL", help="L1 JSON-RPC endpoint")
     v.add_argument("--rollup", required=True, metavar="ADDRESS", help="the Rollup contract")
+    v.add_argument("--adjudicator", metavar="ADDRESS",
+                   help="the state channels' Adjudicator: check every ChannelConclude against its "
+                        "Concluded events and that conclusions are applied in time (without it, "
+                        "a chain with a ChannelConclude cannot be verified)")
+    v.add_argument("--conclusion-deadline", type=int, default=300, metavar="BLOCKS",
+                   help="L1 blocks within which a conclusion must be applied (default 300)")
     v.add_argument("--watch", action="store_true", help="keep following new batches")
     v.add_argument("--poll", type=float, default=5.0, metavar="SECONDS",
                    help="poll interval with --watch (default 5)")

@@ -23,7 +23,13 @@ is skipped, its index reused by the batch that replaced it):
 - checks every L1 message the blocks process against the Bridge: `DepositTx(account, amount,
   l1Nonce, depositor)` against `Deposited`, `ForcedWithdrawTx(account, recipient, amount,
   l1Nonce)` against `WithdrawalRequested` with that nonce (otherwise a sequencer could mint
-  collateral, redirect a refund or invent a withdrawal).
+  collateral, redirect a refund or invent a withdrawal);
+- given the state channels' Adjudicator (`adjudicator=`), checks every `ChannelConclude` against
+  a confirmed `Concluded` event of that channel whose stateHash is the applied state's EIP-712
+  digest (a sequencer cannot conclude a channel on its own), and that every conclusion is
+  applied in time: a channel concluded on L1 in block N must be closed in the replayed state of
+  every batch posted after L1 block N + `conclusion_deadline` (blocks), else the sequencer is
+  censoring it.
 
 It also indexes every withdrawal leaf of the batches it checked, so that `withdrawal_proof`
 builds the `finalizeWithdrawal` arguments from L1 data alone (prover.forced uses it).
@@ -43,11 +49,16 @@ from sequencer.core.chain import BadBlock, marks_root, replay_block
 from sequencer.core.chainspec import Genesis
 from sequencer.core.state import State
 from sequencer.core.header import Header, WithdrawalLeaf
-from sequencer.core.txs import DepositTx, ForcedWithdrawTx, decode_tx
+from sequencer.core.channelmsg import state_digest
+from sequencer.core.txs import ChannelConcludeTx, DepositTx, ForcedWithdrawTx, decode_tx
 from sequencer.errors import OptrollupError
 from sequencer.l1 import Contract, Deployment, L1Client, RollupTracker, SubmittedBatch, read_deployment
 
 from prover.batch import BatchFormatError, decode_batch
+from sequencer.node.conclusions import ConclusionFollower, SeenConclusion
+
+CONCLUSION_DEADLINE = 300
+"""L1 blocks (about an hour at 12 s) within which an L1 channel conclusion must be applied."""
 
 
 class VerificationFailed(OptrollupError):
@@ -83,7 +94,9 @@ class Verifier:
     ranges, by a `RollupTracker`; an L1 reorg it detects voids what it read from dropped blocks."""
 
     def __init__(self, client: L1Client, rollup_address: str,
-                 log: Callable[[str], None] | None = None, *, confirmations: int = 1) -> None:
+                 log: Callable[[str], None] | None = None, *, confirmations: int = 1,
+                 adjudicator: str | None = None,
+                 conclusion_deadline: int = CONCLUSION_DEADLINE) -> None:
         self.client = client
         self.log = log or (lambda _msg: None)
         self.deployment: Deployment = read_deployment(client, rollup_address)
@@ -97,6 +110,12 @@ class Verifier:
         # L1 messages by nonce: DepositTx / ForcedWithdrawTx as the Bridge's events say they must be
         self._messages: dict[int, tuple[DepositTx | ForcedWithdrawTx, int]] = {}  # -> (tx, L1 block)
         self._failed: tuple[list[BatchRef], VerificationFailed] | None = None
+        # channel conclusions on the Adjudicator, by channel id (sequencer.node.conclusions)
+        self.conclusion_deadline = conclusion_deadline
+        self.conclusions = (None if adjudicator is None else ConclusionFollower(
+            client, adjudicator, self.genesis.config.domain,
+            start_block=self.deployment.deployment_block, confirmations=confirmations))
+        self._concluded: dict[bytes, SeenConclusion] = {}
         self._reset()
 
     # -- state ----------------------------------------------------------------------------------
@@ -205,6 +224,8 @@ class Verifier:
                      f"({len(self.verified)} checked, {len(live)} live): replaying from genesis")
             self._reset()
         todo = live[len(self.verified):]
+        if self.conclusions is not None and todo:
+            self._concluded = {c.channel_id: c for c in self.conclusions.poll()}
         for ref in todo:
             try:
                 self.check_batch(ref)
@@ -299,6 +320,13 @@ class Verifier:
             raise fail(f"marksRoot {_hex(args['marksRoot'])} != the marks of the replayed state "
                        f"({_hex(mroot)}): escapes would be valued at wrong marks", self.head.number)
         self._index_payouts(i, block_leaves, wroots)
+        for c in self._concluded.values():
+            ch = self.state.channels.get(c.channel_id)
+            if ch is not None and ch.status == 0 and ref.l1_block > c.l1_block + self.conclusion_deadline:
+                raise fail(f"channel {_hex(c.channel_id)} was concluded on L1 in block {c.l1_block} "
+                           f"(turn {c.turn}) and is still open after this batch, posted in L1 "
+                           f"block {ref.l1_block} (deadline {self.conclusion_deadline} blocks): "
+                           "the conclusion was not applied in time", self.head.number)
 
     def _index_payouts(self, batch: int, block_leaves: list[list[WithdrawalLeaf]], wroots: list[bytes]) -> None:
         self._batch_leaves[batch] = ([[w.leaf() for w in ls] for ls in block_leaves], wroots)
@@ -328,6 +356,16 @@ class Verifier:
                 tx = decode_tx(raw)
             except OptrollupError:
                 continue  # replay_block reports it
+            if isinstance(tx, ChannelConcludeTx):
+                s = tx.channelState
+                seen = self._concluded.get(s.channelId)
+                if seen is None or state_digest(self.domain, s) != seen.state_hash:
+                    return j, (f"ChannelConclude of channel {_hex(s.channelId)} at turn "
+                               f"{s.turnNum} has no Concluded event with that state on the "
+                               "Adjudicator (forged)" if self.conclusions is not None else
+                               "ChannelConclude cannot be checked: the verifier was given no "
+                               "Adjudicator")
+                continue
             if not isinstance(tx, (DepositTx, ForcedWithdrawTx)):
                 continue
             kind = type(tx).__name__
@@ -345,9 +383,10 @@ def _describe(tx: DepositTx | ForcedWithdrawTx) -> str:
     return f"{type(tx).__name__}({fields})"
 
 
-def verify(client: L1Client, rollup_address: str, log: Callable[[str], None] | None = None) -> Verifier:
+def verify(client: L1Client, rollup_address: str, log: Callable[[str], None] | None = None,
+           **kw: Any) -> Verifier:
     """Verify everything on L1 now; returns the verifier (its `head` is the last checked L2
-    header). Raises VerificationFailed."""
-    v = Verifier(client, rollup_address, log)
+    header). Raises VerificationFailed. `kw`: Verifier options (adjudicator=...)."""
+    v = Verifier(client, rollup_address, log, **kw)
     v.sync()
     return v

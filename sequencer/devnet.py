@@ -186,7 +186,7 @@ def node_config(dep: Deployment, l1_url: str) -> NodeConfig:
     return NodeConfig(chain_id=dep.l2_chain_id, rollup=dep.rollup, genesis=genesis,
                       l1=L1Settings(rpc=l1_url, bridge=dep.bridge, collateral_token=dep.collateral_token,
                                     chain_id=dep.l1_chain_id, deployment_block=dep.deployment_block,
-                                    confirmations=1, poll_seconds=1.0))
+                                    confirmations=1, poll_seconds=1.0, adjudicator=dep.adjudicator))
 
 
 def wait_http(url: str, timeout: float, proc: subprocess.Popen | None = None) -> None:

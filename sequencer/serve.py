@@ -24,7 +24,8 @@ from sequencer.procs import stop_child
 
 def build_app(data_dir: str | Path, config: str | Path):  # noqa: ANN201 - FastAPI
     cfg = NodeConfig.load(config)
-    follower = L1Follower(cfg.l1, cfg.rollup) if cfg.l1 is not None else None
+    follower = (L1Follower(cfg.l1, cfg.rollup, domain=cfg.genesis.config.domain)
+                if cfg.l1 is not None else None)
     return create_app(Node(data_dir, cfg, l1=follower))
 
 

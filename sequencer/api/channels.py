@@ -6,6 +6,9 @@
 - `POST /v1/channels/{id}/close` `{"channelState": {channelId, turnNum, balanceA, balanceB,
   positions: [{instrument, amount}], isFinal: true}, "signatures": [sigA, sigB]}` (signed by
   the channel's signerA and signerB) closes it cooperatively;
+- `POST /v1/channels/{id}/conclude` `{"channelState"}`: the state a confirmed L1 conclusion
+  certifies, when the node could not read it from L1 calldata (checked against the event's
+  stateHash);
 - `GET /v1/channels/{id}` reads it.
 
 All answer the channel: `{"channelId", "a", "b", "signerA", "signerB", "depositA", "depositB",
@@ -16,13 +19,15 @@ open). Acknowledged once durable.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
 
 from cext import to_checksum
 from sequencer.api import views, wire
-from sequencer.core.channelmsg import open_from_json, state_from_json
+from sequencer.core.channelmsg import open_from_json, state_digest, state_from_json
 from sequencer.core.channelstate import OPEN, STATUS
 from sequencer.core.state import Channel
 from sequencer.core.txs import ChannelCloseTx, ChannelOpenTx
@@ -79,6 +84,29 @@ def add_channel_routes(app: FastAPI, api: Any) -> None:
                                  f"channel of the path {views.h(cid)}", code="wrong_channel")
         sig_a, sig_b = _signatures(body)
         await node.submit_channel(ChannelCloseTx(state, sig_a, sig_b))
+        return get(cid)
+
+    @app.post("/v1/channels/{channel_id}/conclude")
+    async def post_conclusion(channel_id: str, request: Request) -> Any:
+        """The state an L1 conclusion certifies, for a conclusion whose state the node could not
+        read from L1 calldata (registered through a contract): applied if its EIP-712 digest
+        is the confirmed `Concluded` event's stateHash."""
+        body = await api.body(request)
+        cid = wire.hex_bytes(channel_id, "channelId", 32)
+        wire.require_object(body, "body", ("channelState",))
+        state = state_from_json(body["channelState"])
+        follower = node.l1.conclusions if node.l1 is not None else None
+        seen = None if follower is None else follower.seen(cid)
+        if seen is None:
+            raise NotFound(f"no confirmed L1 conclusion of channel {views.h(cid)}",
+                           code="no_conclusion")
+        if state.channelId != cid or state_digest(node.cfg.genesis.config.domain, state) != seen.state_hash:
+            raise InvalidRequest(f"channelState is not the state channel {views.h(cid)} was "
+                                 f"concluded with on L1 (stateHash {views.h(seen.state_hash)})",
+                                 code="state_hash_mismatch")
+        fut = node.process_conclusion(replace(seen, state=state))
+        if fut is not None:
+            await asyncio.wrap_future(fut)
         return get(cid)
 
     @app.get("/v1/channels/{channel_id}")

@@ -34,6 +34,8 @@ class L1Settings:
     deployment_block: int = 0
     confirmations: int = 1
     poll_seconds: float = 1.0
+    adjudicator: str | None = None
+    """The state channels' L1 Adjudicator whose conclusions the node applies (None: none)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ class NodeConfig:
                     rpc=l1["rpc"], bridge=l1["bridge"], collateral_token=l1["collateralToken"],
                     chain_id=int(l1["chainId"]), deployment_block=int(l1.get("deploymentBlock", 0)),
                     confirmations=int(l1.get("confirmations", 1)),
-                    poll_seconds=float(l1.get("pollSeconds", 1.0))),
+                    poll_seconds=float(l1.get("pollSeconds", 1.0)),
+                    adjudicator=l1.get("adjudicator")),
                 limits=Limits(
                     orders_per_second=float(lim.get("ordersPerSecond", 2000)),
                     burst=float(lim.get("burst", 4000)),
@@ -111,7 +114,8 @@ class NodeConfig:
             out["l1"] = {"rpc": self.l1.rpc, "bridge": self.l1.bridge,
                          "collateralToken": self.l1.collateral_token, "chainId": self.l1.chain_id,
                          "deploymentBlock": self.l1.deployment_block,
-                         "confirmations": self.l1.confirmations, "pollSeconds": self.l1.poll_seconds}
+                         "confirmations": self.l1.confirmations, "pollSeconds": self.l1.poll_seconds,
+                         "adjudicator": self.l1.adjudicator}
         return out
 
     @classmethod

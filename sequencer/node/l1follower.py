@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from cext import merkle_proof, merkle_root, parse_address
 from sequencer.l1 import Contract, L1Client, L1Error, L1Unavailable, RollupTracker, SubmittedBatch
+from sequencer.node.conclusions import ConclusionFollower, SeenConclusion
 from sequencer.node.config import L1Settings
 
 log = logging.getLogger("optrollup.l1")
@@ -76,7 +77,10 @@ class L1View:
 class L1Follower:
     """The node's view of L1: confirmed L1 messages not yet processed, live batches, finality."""
 
-    def __init__(self, settings: L1Settings, rollup: str, *, client: L1Client | None = None) -> None:
+    def __init__(self, settings: L1Settings, rollup: str, *, client: L1Client | None = None,
+                 domain: bytes | None = None) -> None:
+        """`domain`: the L2 EIP-712 domain separator, needed to follow the Adjudicator's
+        channel conclusions (settings.adjudicator)."""
         self.settings = settings
         self.client = client or L1Client(settings.rpc)
         self.rollup = Contract.at(self.client, "Rollup", rollup)
@@ -87,6 +91,22 @@ class L1Follower:
         self.view = L1View()
         self._messages: dict[int, SeenMessage] = {}  # seen, maybe not processed yet, by nonce
         self._roots: dict[str, tuple[bytes, ...]] = {}  # withdrawal roots by batch tx hash
+        self.conclusions: ConclusionFollower | None = None
+        if settings.adjudicator and domain is not None:
+            self.conclusions = ConclusionFollower(
+                self.client, settings.adjudicator, domain, start_block=settings.deployment_block,
+                confirmations=settings.confirmations)
+
+    def poll_conclusions(self) -> list[SeenConclusion]:
+        """The channel conclusions seen on L1 (sequencer.node.conclusions); [] without an
+        Adjudicator or on an L1 error (logged; the next poll retries)."""
+        if self.conclusions is None:
+            return []
+        try:
+            return self.conclusions.poll()
+        except (L1Error, L1Unavailable, OSError) as exc:
+            log.warning("L1 conclusions poll failed (will retry): %s", exc)
+            return []
 
     def safe_head(self) -> int:
         """The newest L1 block with `confirmations` confirmations."""

@@ -46,6 +46,7 @@ from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, ChannelCloseTx, Ch
                                 ChannelOpenTx, FillTx, SignedOrder, TakeoverTx, Tx, decode_tx,
                                 encode_tx)
 from sequencer.errors import Conflict, InvalidRequest, OptrollupError, StoreUnavailable
+from sequencer.node.conclusions import SeenConclusion
 from sequencer.node.config import NodeConfig
 from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, L1Follower, SeenMessage
 from sequencer.node.metrics import Metrics
@@ -865,6 +866,21 @@ class Node(NodeReads, CoreApplier):
                                    "stopped to keep its state equal to its log") from exc
         self.metrics.accepted_kind(kind).inc()
         return (await self._durable_results([(value, self._log(rec))]))[0]
+
+    def process_conclusion(self, c: SeenConclusion) -> Future[int] | None:
+        """Apply an L1 channel conclusion (sequencer.node.conclusions) as a ChannelConclude, once:
+        None (nothing to do) when the channel is unknown here or already closed, or while the
+        conclusion's state is not known yet. Loop thread only."""
+        self.check_alive()
+        ch = self.core.engine.state.channels.get(c.channel_id)
+        if ch is None or ch.status != 0 or c.state is None:
+            return None
+        self.tick()
+        rec = ChannelRecord(encode_tx(ChannelConcludeTx(c.state)))
+        self._apply(rec)
+        self.metrics.accepted_kind("ChannelConcludeTx").inc()
+        log.info("channel 0x%s concluded on L1 at turn %d: applied", c.channel_id.hex(), c.turn)
+        return self._log(rec)
 
     def operator_cancel_all(self, account: bytes, reason: str) -> Future[int] | None:
         """Cancel every open order of `account` without its signature (an operator action,

@@ -35,9 +35,18 @@ async def follow_l1_once(node: Node) -> int:
             break
         if f is not None:
             futs.append(asyncio.wrap_future(f))
+    n = len(futs)
+    for c in await loop.run_in_executor(None, l1.poll_conclusions):
+        try:
+            f = node.process_conclusion(c)
+        except OptrollupError as exc:
+            log.warning("conclusion of channel 0x%s not applied: %s", c.channel_id.hex(), exc)
+            continue
+        if f is not None:
+            futs.append(asyncio.wrap_future(f))
     if futs:
         await asyncio.gather(*futs)
-    return len(futs)
+    return n
 
 
 class NodeRunner:

@@ -19,7 +19,8 @@ from tests.prover.l2chain import L2Chain, make_genesis, market_flow
 from tests.sequencer.core.core_world import USERS
 
 HERE = Path(__file__).parent
-L1_TESTS = {"test_verifier.py", "test_poster.py", "test_escape.py", "test_verifier_liquidation.py"}
+L1_TESTS = {"test_verifier.py", "test_poster.py", "test_escape.py", "test_verifier_liquidation.py",
+            "test_verifier_channels.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
