@@ -2,7 +2,8 @@
 
 Protocol (JSON text messages). Client requests, each with an optional `id` echoed in the reply:
   {"op": "subscribe", "channel": "book.<instrument>" | "trades.<instrument>" | "blocks"
-                                 | "orders.<account>", "auth": {...}}   (auth only for orders)
+                                 | "liquidations" | "orders.<account>", "auth": {...}}
+                                 (auth only for orders)
   {"op": "unsubscribe", "channel": ...}
   {"op": "auth", "auth": {"account", "timestamp", "signature"}}   (the three auth-header values)
   {"op": "cancel_on_disconnect", "enabled": true}   (authenticated sessions only)
@@ -21,11 +22,16 @@ slow for its bounded queue is disconnected with close code 1008 and reason "slow
              can jump by more than one.
   trades.X   each trade as in GET /v1/trades.
   blocks     each sealed block's header as in GET /v1/blocks/{n}, once that block is durable.
+  liquidations  every liquidation step (docs/liquidation.md): {"type": "start"|"takeover"|"end",
+             "account", "timestamp"} from a block's detection, {"type": "taken", ...} for each
+             Liquidate (as POST /v1/liquidations answers it), and {"type": "shortfall",
+             "shortfall", "added"} when the insurance fund could not absorb a loss.
   orders.A   first {"type": "snapshot", "openOrders": [...]}, then {"type": "update", "orderHash",
              "instrument", "status", "filledAmount", "remaining", ...} whenever one of A's orders
              rests, fills or leaves the book, and {"type": "mmp", "event": "triggered"|"reset"|
              "expired", ...} when A's market-maker protection freezes or unfreezes an underlying
-             (sequencer.api.mmp.mmp_event_json).
+             (sequencer.api.mmp.mmp_event_json), and {"type": "liquidation", "event": "start"|
+             "takeover"|"end"|"taken", ...} when A is liquidated (or, "taken", A liquidates).
 
 Events come from `node.listeners` on the loop thread; callbacks only enqueue (or mark dirty and
 schedule one flush per loop turn), never block.
@@ -48,6 +54,7 @@ from cext import to_checksum
 from sequencer.api import views, wire
 from sequencer.api.auth import authenticate
 from sequencer.api.errors import status_of
+from sequencer.api.liquidation import take_json
 from sequencer.api.mmp import mmp_event_json
 from sequencer.core.header import Header
 from sequencer.errors import InvalidRequest, InvalidSignature, NotFound, OptrollupError
@@ -130,6 +137,7 @@ class StreamHub:
         self.books: dict[str, set[Conn]] = {}
         self.trades: dict[str, set[Conn]] = {}
         self.blocks: set[Conn] = set()
+        self.liquidations: set[Conn] = set()
         self.orders: dict[bytes, set[Conn]] = {}
         self.views: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
         self.open_sets: dict[tuple[bytes, str], dict[bytes, int]] = {}
@@ -180,10 +188,35 @@ class StreamHub:
                 data = _dumps(mmp_event_json(payload))
                 for c in list(subs):
                     c.push_raw("orders." + to_checksum(payload.account), data)
+        elif kind in ("auction", "liquidation", "shortfall"):
+            self._liquidation_event(kind, payload)
         elif kind == "block" and self.blocks:
             self.pending_blocks.append(payload)
             if self.block_task is None or self.block_task.done():
                 self.block_task = asyncio.get_running_loop().create_task(self._push_blocks())
+
+    def _liquidation_event(self, kind: str, payload: Any) -> None:
+        accounts: tuple[bytes, ...] = ()
+        if kind == "auction":
+            step, account, ts = payload
+            data = {"type": step, "account": to_checksum(account), "timestamp": ts}
+            accounts = (account,)
+        elif kind == "liquidation":
+            data = {**take_json(payload), "type": "taken"}
+            accounts = (payload.account, payload.liquidator)
+        else:
+            total, added = payload
+            data = {"type": "shortfall", "shortfall": views.money(total), "added": views.money(added)}
+        if self.liquidations:
+            raw = _dumps(data)
+            for c in list(self.liquidations):
+                c.push_raw("liquidations", raw)
+        for a in accounts:
+            subs = self.orders.get(a)
+            if subs:
+                raw = _dumps({**data, "type": "liquidation", "event": data["type"]})
+                for c in list(subs):
+                    c.push_raw("orders." + to_checksum(a), raw)
 
     async def _push_blocks(self) -> None:
         """Announce sealed blocks in order, each once it is durable and readable (GET /v1/blocks/n):
@@ -312,6 +345,8 @@ class StreamHub:
                 conn.push(channel, self._snapshot(arg))
         elif channel == "blocks":
             self.blocks.add(conn)
+        elif channel == "liquidations":
+            self.liquidations.add(conn)
         elif kind == "orders":
             acct = wire.address(arg, "channel account")
             who = self._authenticate(msg["auth"]) if msg.get("auth") is not None else conn.account
@@ -327,7 +362,8 @@ class StreamHub:
             conn.push(channel, {"type": "snapshot", "openOrders": self._open_orders(acct)})
         else:
             raise InvalidRequest(f"unknown channel {channel!r}; expected book.<instrument>, "
-                                 "trades.<instrument>, blocks or orders.<account>", code="unknown_channel")
+                                 "trades.<instrument>, blocks, liquidations or orders.<account>",
+                                 code="unknown_channel")
         conn.channels.add(channel)
         return {"op": "subscribed", "channel": channel}
 
@@ -343,6 +379,8 @@ class StreamHub:
                 return
         if channel == "blocks":
             self.blocks.discard(conn)
+        elif channel == "liquidations":
+            self.liquidations.discard(conn)
         elif table is not None and key in table:
             table[key].discard(conn)
             if not table[key]:

@@ -352,6 +352,7 @@ class Node(NodeReads, CoreApplier):
         self.domain = cfg.genesis.config.domain
         self.metrics = Metrics()
         self.listeners: list[Callable[[str, Any], None]] = []
+        self._last_shortfall = 2**256  # the shortfall last announced (none while recovering)
         self._events: list[tuple[str, Any]] = []  # fired once the record that caused them is durable
         self._held: deque[tuple[int, list[tuple[str, Any]]]] = deque()  # (seq, its events)
         self._durable_upto = -1  # the newest seq the log writer reported durable
@@ -374,6 +375,7 @@ class Node(NodeReads, CoreApplier):
             self.snapshot_files = SnapshotFiles(Path(data_dir) / "snapshots")
             self._since_snapshot = 0
             self.core = self._recover()
+            self._last_shortfall = self.core.engine.state.shortfall
             self.committer = GroupCommitter(self.log, on_sync=self.metrics.on_sync,
                                             on_durable=self._on_durable,
                                             on_error=self._on_log_error)
@@ -558,12 +560,22 @@ class Node(NodeReads, CoreApplier):
         self._emit("block", header)
 
     def _block_opened(self) -> None:
-        """Liquidation metrics: the steps the block's detection took, the fund, the shortfall."""
-        for tx in self.core.engine.txs:
+        """Liquidation metrics and events (the steps the block's detection took, the fund, the
+        shortfall); a shortfall that grew is logged as an error and announced."""
+        eng = self.core.engine
+        for tx in eng.txs:
             step = _STEPS.get(type(tx))
             if step is not None:
                 self.metrics.liquidation_steps.labels(step).inc()
+                self._emit("auction", (step, tx.account, eng.now))
         self._risk_gauges()
+        shortfall = eng.state.shortfall
+        if shortfall > self._last_shortfall:
+            log.error("SHORTFALL: the insurance fund could not absorb a loss; open shortfall "
+                      "now %d base units (+%d); withdrawals are haircut pro rata until it is "
+                      "recovered", shortfall, shortfall - self._last_shortfall)
+            self._emit("shortfall", (shortfall, shortfall - self._last_shortfall))
+        self._last_shortfall = shortfall
 
     def _risk_gauges(self) -> None:
         m, st = self.metrics, self.core.engine.state

@@ -246,3 +246,47 @@ def test_async_sdk_stream(tmp_path: Path) -> None:
                             break
                     await s.ping()
         asyncio.run(main())
+
+
+def test_liquidations_channel_and_the_accounts_own_events(tmp_path: Path) -> None:
+    """Public `liquidations` and the liquidated account's `orders.<account>`: the auction's
+    start from a block's detection, a take, then the fund's takeover."""
+    from tests.sequencer.api.test_app import sign
+    from tests.sequencer.node.test_liquidation import LIQ, POOR, RICH, seal
+    k = Kit(tmp_path, block_time=10**9)
+    seal(k, 0)
+    for key, amount in ((RICH, 10**6 * U), (LIQ, 10**6 * U), (POOR, 1_000 * U)):
+        k.fund(key, amount)
+    k.feeds(3000 * U)
+    assert k.place(POOR, is_buy=False, price=380 * U, amount=2 * U, nonce=1).status == "open"
+    assert k.place(RICH, price=380 * U, amount=2 * U, nonce=1, tif=1).status == "filled"
+    app = create_app(k.node, tick_seconds=3600, monotonic=k.clock)
+    with TestClient(app) as tc, tc.websocket_connect("/v1/stream") as ws:
+        info = tc.get("/v1/info").json()
+        ws.send_json({"op": "subscribe", "channel": "liquidations"})
+        ws.send_json({"op": "subscribe", "channel": f"orders.{to_checksum(POOR.address)}",
+                      "auth": auth(POOR, k)})
+        recv(ws, f"orders.{to_checksum(POOR.address)}")          # the snapshot
+        for spot in (3300, 3600):
+            seal(k)
+            k.feeds(spot * U)
+        seal(k)                                                   # detection: the auction starts
+        ev = recv(ws, "liquidations")
+        assert ev["data"] == {"type": "start", "account": to_checksum(POOR.address),
+                              "timestamp": k.node.core.engine.state.auctions[POOR.address]}
+        own = recv(ws, f"orders.{to_checksum(POOR.address)}")
+        while own["data"].get("type") != "liquidation":
+            own = recv(ws, f"orders.{to_checksum(POOR.address)}")
+        assert own["data"]["event"] == "start"
+        m = {"liquidator": to_checksum(LIQ.address), "account": to_checksum(POOR.address),
+             "fractionPpm": 250_000, "maxPrice": str(10**12), "nonce": "1"}
+        r = tc.post("/v1/liquidations", json={"liquidate": m, "signature": sign(info, "Liquidate", m, LIQ)})
+        assert r.status_code == 200, r.text
+        taken = recv(ws, "liquidations")["data"]
+        assert taken["type"] == "taken" and taken["price"] == r.json()["price"]
+        k.feeds(3960 * U)                                         # +10%, deep in the money
+        seal(k)                                                   # taken over by the fund
+        kinds = [recv(ws, "liquidations")["data"]["type"]]
+        if k.node.core.engine.state.shortfall:
+            kinds.append(recv(ws, "liquidations")["data"]["type"])
+        assert kinds[0] == "takeover" and kinds[1:] in ([], ["shortfall"])
