@@ -1,4 +1,4 @@
-"""Hypothesis properties over random flows of orders, cancels, oracle moves, withdrawals,
+"""Hypothesis properties over random flows of orders, cancels, oracle moves, withdrawals, margin-mode switches,
 liquidations and expiries: conservation (Σ collateral − shortfall = deposits − withdrawals)
 after every transaction, zero-sum positions, no account below maintenance once its auction
 ended or the insurance fund took it over, and byte-for-byte determinism of the engine and of
@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.sequencer.core.core_world import CALL, EXPIRY, PUT, SPOT, T0, USERS, World, make_config
-from sequencer.core import (Cancel, CancelAll, Liquidate, Withdraw, apply, decode_tx, encode_tx,
+from sequencer.core import (Cancel, CancelAll, Liquidate, SetMarginMode, Withdraw, apply, decode_tx, encode_tx,
                             genesis, make_instrument, prepare_block, state_bytes)
 from sequencer.core.accounttree import AccountTree
 from sequencer.core.chain import replay_block
@@ -41,8 +41,9 @@ liquidate = st.tuples(st.just("liquidate"), st.integers(0, 3),
                       st.sampled_from([1, 10_000, 250_000, 500_000, 1_000_000]), st.booleans())
 short = st.tuples(st.just("short"), st.integers(1, 3), st.sampled_from([CALL, PUT]),
                   st.integers(1, 200))
+mode = st.tuples(st.just("mode"), st.integers(0, 3), st.sampled_from([0, 1, 1]))
 actions = st.lists(st.one_of(place, cancel, cancel_all, move, jump, withdraw, liquidate,
-                             short).filter(bool)
+                             short, mode).filter(bool)
                    | place | place | place | place,
                    min_size=10, max_size=60)
 
@@ -131,6 +132,11 @@ def run(acts: list[tuple]) -> tuple[World, list[tuple[int, list]], int]:
                         nonce=nonce, expiry=now + 3600)
                 w.place(ACCTS[0], instrument=name, is_buy=True, price=px, amount=amt * 10_000,
                         nonce=nonce + 1, expiry=now + 3600, tif=1)
+            elif kind == "mode":  # standard or portfolio margin (docs/margin.md)
+                _, i, m = act
+                acct = w.state.accounts[ACCTS[i].address]
+                sm = SetMarginMode(ACCTS[i].address, m, acct.margin_nonce)
+                eng.set_margin_mode(sm, w.sign(ACCTS[i], sm))
             elif kind == "liquidate":
                 _, i, fraction, cheap = act
                 if not w.state.auctions:
@@ -167,8 +173,10 @@ def random_flow(seed: int, n: int) -> list[tuple]:
             out.append(("jump", rng.randint(1, 20)))
         elif x < 0.90:
             out.append(("withdraw", rng.randrange(4), rng.randint(1, 3000)))
-        elif x < 0.94:
+        elif x < 0.92:
             out.append(("short", rng.randint(1, 3), rng.choice([CALL, PUT]), rng.randint(1, 200)))
+        elif x < 0.94:
+            out.append(("mode", rng.randrange(4), rng.choice([0, 1, 1])))
         else:
             out.append(("liquidate", rng.randrange(4),
                         rng.choice([1, 10_000, 250_000, 500_000, 1_000_000]), rng.random() < 0.1))
@@ -182,7 +190,9 @@ def risky_flow(seed: int, n: int) -> list[tuple]:
     out: list[tuple] = []
     for _ in range(n):
         x = rng.random()
-        if x < 0.25:
+        if x < 0.03:
+            out.append(("mode", rng.randrange(4), rng.choice([0, 1, 1])))
+        elif x < 0.25:
             out.append(("short", rng.randint(1, 3), rng.choice([CALL, PUT]), rng.randint(10, 200)))
         elif x < 0.50:
             gap = rng.random() < 0.2
