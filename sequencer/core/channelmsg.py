@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 from cext import keccak256, parse_address, to_checksum
 from sequencer.core.eip712 import DOMAIN_FIELDS
-from sequencer.core.eip712 import _word as _eip712_word
+from sequencer.core.eip712 import encode_word as _eip712_word
 from sequencer.errors import InvalidRequest
 
 MAX_POSITIONS = 256

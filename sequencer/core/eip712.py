@@ -163,7 +163,9 @@ def eip712_types() -> dict[str, list[dict[str, str]]]:
     return out
 
 
-def _word(typ: str, value: Any, field: str) -> bytes:
+def encode_word(typ: str, value: Any, field: str) -> bytes:
+    """The 32-byte EIP-712 encoding of one field value of type `typ` (atomic, string, or an
+    array of those); InvalidRequest naming `field` if the value does not fit."""
     if typ == "address":
         if type(value) is not bytes or len(value) != 20:
             raise InvalidRequest(f"{field} must be a 20-byte address", code="bad_address")
@@ -180,7 +182,7 @@ def _word(typ: str, value: Any, field: str) -> bytes:
         if not isinstance(value, (tuple, list)):
             raise InvalidRequest(f"{field} must be an array", code="bad_field")
         inner = typ[:-2]
-        return keccak256(b"".join(_word(inner, v, f"{field}[{i}]") for i, v in enumerate(value)))
+        return keccak256(b"".join(encode_word(inner, v, f"{field}[{i}]") for i, v in enumerate(value)))
     if typ == "bool":
         if type(value) is not bool:
             raise InvalidRequest(f"{field} must be a bool", code="bad_field")
@@ -200,7 +202,7 @@ def hash_struct(msg: Message) -> bytes:
     """EIP-712 hashStruct of a non-Order message; InvalidRequest naming a bad field."""
     primary = PRIMARY[type(msg)]
     return keccak256(TYPEHASH[primary] + b"".join(
-        _word(t, v, n) for (n, t), v in zip(FIELDS[primary], msg)))
+        encode_word(t, v, n) for (n, t), v in zip(FIELDS[primary], msg)))
 
 
 def digest(domain: bytes, msg: Message) -> bytes:
