@@ -55,7 +55,7 @@ from sequencer.errors import OptrollupError
 from sequencer.l1 import Contract, Deployment, L1Client, RollupTracker, SubmittedBatch, read_deployment
 
 from prover.batch import BatchFormatError, decode_batch
-from sequencer.node.conclusions import ConclusionFollower, SeenConclusion
+from sequencer.l1.conclusions import ConclusionFollower, SeenConclusion
 
 CONCLUSION_DEADLINE = 300
 """L1 blocks (about an hour at 12 s) within which an L1 channel conclusion must be applied."""
@@ -110,7 +110,7 @@ class Verifier:
         # L1 messages by nonce: DepositTx / ForcedWithdrawTx as the Bridge's events say they must be
         self._messages: dict[int, tuple[DepositTx | ForcedWithdrawTx, int]] = {}  # -> (tx, L1 block)
         self._failed: tuple[list[BatchRef], VerificationFailed] | None = None
-        # channel conclusions on the Adjudicator, by channel id (sequencer.node.conclusions)
+        # channel conclusions on the Adjudicator, by channel id (sequencer.l1.conclusions)
         self.conclusion_deadline = conclusion_deadline
         self.conclusions = (None if adjudicator is None else ConclusionFollower(
             client, adjudicator, self.genesis.config.domain,

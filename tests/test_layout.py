@@ -11,13 +11,15 @@ OURS = {"cext", "sequencer", "prover", "channels"}
 # package -> which of our packages it may import (design.md "Layout"); prover may use the
 # pure state-transition code of sequencer (sequencer.core) and its L1 client (sequencer.l1, a
 # recorded change to design.md: one L1 wrapper for the node and the poster), and the one
-# keystore rule (sequencer.keys: neutral, eth-account only, shared with the SDK).
+# keystore rule (sequencer.keys: neutral, eth-account only, shared with the SDK). channels as
+# design.md says (the pure core, sequencer.l1, sequencer.client) plus the same keystore rule.
 ALLOWED: dict[str, set[str]] = {
     "cext": set(),
     "sequencer": {"cext"},
     "prover": {"cext", "sequencer.core", "sequencer.errors", "sequencer.keys", "sequencer.l1",
                "sequencer.units"},
-    "channels": {"cext", "sequencer.core", "sequencer.errors"},
+    "channels": {"cext", "sequencer.core", "sequencer.errors", "sequencer.l1", "sequencer.client",
+                 "sequencer.keys", "sequencer.units"},
 }
 
 # Modules that must stay pure: no I/O, clock or randomness imports.

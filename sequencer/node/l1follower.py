@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from cext import merkle_proof, merkle_root, parse_address
 from sequencer.l1 import Contract, L1Client, L1Error, L1Unavailable, RollupTracker, SubmittedBatch
-from sequencer.node.conclusions import ConclusionFollower, SeenConclusion
+from sequencer.l1.conclusions import ConclusionFollower, SeenConclusion
 from sequencer.node.config import L1Settings
 
 log = logging.getLogger("optrollup.l1")
@@ -98,7 +98,7 @@ class L1Follower:
                 confirmations=settings.confirmations)
 
     def poll_conclusions(self) -> list[SeenConclusion]:
-        """The channel conclusions seen on L1 (sequencer.node.conclusions); [] without an
+        """The channel conclusions seen on L1 (sequencer.l1.conclusions); [] without an
         Adjudicator or on an L1 error (logged; the next poll retries)."""
         if self.conclusions is None:
             return []

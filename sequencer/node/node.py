@@ -46,7 +46,7 @@ from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, ChannelCloseTx, Ch
                                 ChannelOpenTx, FillTx, SignedOrder, TakeoverTx, Tx, decode_tx,
                                 encode_tx)
 from sequencer.errors import Conflict, InvalidRequest, OptrollupError, StoreUnavailable
-from sequencer.node.conclusions import SeenConclusion
+from sequencer.l1.conclusions import SeenConclusion
 from sequencer.node.config import NodeConfig
 from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, L1Follower, SeenMessage
 from sequencer.node.metrics import Metrics
@@ -880,7 +880,7 @@ class Node(NodeReads, CoreApplier):
         return (await self._durable_results([(value, self._log(rec))]))[0]
 
     def process_conclusion(self, c: SeenConclusion) -> Future[int] | None:
-        """Apply an L1 channel conclusion (sequencer.node.conclusions) as a ChannelConclude, once:
+        """Apply an L1 channel conclusion (sequencer.l1.conclusions) as a ChannelConclude, once:
         None (nothing to do) when the channel is unknown here or already closed, or while the
         conclusion's state is not known yet. Loop thread only."""
         self.check_alive()

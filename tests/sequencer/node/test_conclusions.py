@@ -1,4 +1,4 @@
-"""Channel conclusions from a real anvil (sequencer.node.conclusions): a dispute concluded on
+"""Channel conclusions from a real anvil (sequencer.l1.conclusions): a dispute concluded on
 the L1 Adjudicator is applied on the rollup as a ChannelConclude with the state from the
 challenge's calldata, exactly once across re-polls and a node restart; an isFinal challenge
 concludes at once; a cooperative close applied first wins; the state can be posted by hand

@@ -23,7 +23,8 @@ import logging
 from dataclasses import dataclass
 
 from sequencer.core.channelmsg import ChannelPosition, ChannelState, state_digest
-from sequencer.l1 import L1Client, L1Error
+from sequencer.l1.client import L1Client
+from sequencer.l1.errors import L1Error
 from sequencer.l1.adjudicator import Adjudicator, ChallengeRegistered, Concluded, from_event
 from sequencer.l1.tracker import EventTracker
 
