@@ -68,3 +68,32 @@ def test_twap() -> None:
     assert twap(h, 5, 20) == (100 * 5 + 200 * 10) // 15
     assert twap(h, 31, 40) is None
     assert twap([(50, 7)], 0, 60) == 7
+
+
+def test_a_market_wide_jump_halts_then_resumes_at_the_new_price() -> None:
+    """Every oracle key reports a 20% crash at once: each feed is more than 10% from the
+    median of the others (still fresh at the old price), so all are refused and the old price
+    stands until it ages out (max_age); then nothing is fresh (trading halts: oracle_stale) and
+    the next feeds are accepted at the new price. The deviation rule is a circuit breaker of at
+    most max_age seconds, never a permanent freeze (docs/liquidation.md, "Oracle")."""
+    w = World()
+    eng, dom = w.engine, w.config.domain
+    crash = SPOT * 80 // 100
+
+    def submit(key, spot: int, ts: int):
+        f = Feed("ETH", spot, ts, (EXPIRY - 86400 * 30, EXPIRY), (800_000, 800_000))
+        return eng.feed(f, key.sign(digest(dom, f)))
+
+    eng.begin_block(T0 + 5)
+    for k in ORACLES:
+        assert err(submit, k, crash, T0 + 5) == "oracle_deviation"
+    assert eng.ctx.marks(w.state).price("ETH").spot == SPOT
+    eng.begin_block(T0 + 61)                      # the old feeds age out: no price, no trading
+    assert eng.ctx.marks(w.state).price("ETH") is None
+    with pytest.raises(OptrollupError) as e:
+        w.place(USERS[0], expiry=T0 + 3600)
+    assert e.value.code == "oracle_stale"
+    for k in ORACLES:
+        submit(k, crash, T0 + 61)
+    assert eng.ctx.marks(w.state).price("ETH").spot == crash
+    assert w.place(USERS[0], expiry=T0 + 3600).status == "open"
