@@ -61,6 +61,14 @@ class RateLimited(OptrollupError):
         self.retry_after = retry_after
 
 
+class Forbidden(OptrollupError):
+    """The client may not make this request now (HTTP 403), e.g. an IP blocked for a burst of
+    bad signatures; `retry_after` seconds, when set, say when it may."""
+
+    code = "forbidden"
+    retry_after: float | None = None
+
+
 class Unavailable(OptrollupError):
     """The node cannot serve this now (HTTP 503): shutting down, L1 unreachable."""
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
+from sequencer import monitor
 from sequencer.api.app import create_app
 from sequencer.gctune import tune_gc
 from sequencer.ingress import core as ingress_core
@@ -26,7 +27,9 @@ def build_app(data_dir: str | Path, config: str | Path):  # noqa: ANN201 - FastA
     cfg = NodeConfig.load(config)
     follower = (L1Follower(cfg.l1, cfg.rollup, domain=cfg.genesis.config.domain)
                 if cfg.l1 is not None else None)
-    return create_app(Node(data_dir, cfg, l1=follower))
+    app = create_app(Node(data_dir, cfg, l1=follower))
+    monitor.attach(app)  # the detectors' worker and the alert webhook (docs/monitoring.md)
+    return app
 
 
 class JsonLogFormatter(logging.Formatter):

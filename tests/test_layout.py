@@ -11,13 +11,14 @@ OURS = {"cext", "sequencer", "prover", "channels"}
 # package -> which of our packages it may import (design.md "Layout"); prover may use the
 # pure state-transition code of sequencer (sequencer.core) and its L1 client (sequencer.l1, a
 # recorded change to design.md: one L1 wrapper for the node and the poster), and the one
-# keystore rule (sequencer.keys: neutral, eth-account only, shared with the SDK). channels as
+# keystore rule (sequencer.keys: neutral, eth-account only, shared with the SDK), and the
+# alert format and webhook of sequencer.monitor (the L1 monitor replays L1 with the verifier). channels as
 # design.md says (the pure core, sequencer.l1, sequencer.client) plus the same keystore rule.
 ALLOWED: dict[str, set[str]] = {
     "cext": set(),
     "sequencer": {"cext"},
     "prover": {"cext", "sequencer.core", "sequencer.errors", "sequencer.keys", "sequencer.l1",
-               "sequencer.units"},
+               "sequencer.units", "sequencer.monitor"},
     "channels": {"cext", "sequencer.core", "sequencer.errors", "sequencer.l1", "sequencer.client",
                  "sequencer.keys", "sequencer.units"},
 }

@@ -38,6 +38,7 @@ from sequencer.core.mmp import MAX_FROZEN_MS, MAX_INTERVAL_MS
 from sequencer.core.portfolio import MODES
 from sequencer.core.transition import FORCED_NONCE_BASE
 from sequencer.errors import InvalidRequest, NotFound, OptrollupError, PayloadTooLarge, RateLimited
+from sequencer.monitor import REQUEST, IpBlocked, NodeMonitor, RequestInfo
 from sequencer.node.l1follower import L1Follower, withdrawal_proof
 from sequencer.node.node import Node
 from sequencer.node.runner import NodeRunner
@@ -63,13 +64,15 @@ PRIMARY = {Cancel: "Cancel", CancelAll: "CancelAll", Withdraw: "Withdraw", Sessi
 
 class Api:
     """State the handlers share: the node, the L1 follower, rate limiters, and the monotonic
-    clock (seconds) the limiters run on (injected so tests do not depend on machine speed)."""
+    clock (seconds) the limiters run on (injected so tests do not depend on machine speed), and
+    the monitor (sequencer.monitor: detectors, alerts, the IP block)."""
 
     def __init__(self, node: Node, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.node, self.monotonic = node, monotonic
         lim = node.cfg.limits
         self.per_account = RateLimiter(lim.orders_per_second, lim.burst, what="requests")
         self.per_ip = RateLimiter(lim.ip_requests_per_second, lim.ip_burst, what="requests")
+        self.monitor = NodeMonitor(node)
 
     @property
     def l1(self) -> L1Follower | None:
@@ -79,7 +82,11 @@ class Api:
     # -- helpers ------------------------------------------------------------------------------
 
     def charge_ip(self, host: str) -> None:
-        """Charge one request to the client's IP (every HTTP request and WebSocket message)."""
+        """Charge one request to the client's IP (every HTTP request and WebSocket message);
+        IpBlocked (403) while the IP is blocked for bad signatures (sequencer.monitor)."""
+        blocked = self.monitor.check_ip(host)
+        if blocked is not None:
+            raise blocked
         self.per_ip.take(f"ip {host}", self.monotonic())
 
     def admit(self, msg: Any, signer: bytes | None) -> OptrollupError | None:
@@ -88,6 +95,7 @@ class Api:
         budget (charged by the middleware), never the account they claim."""
         account = getattr(msg, "account", None)
         if account is None or signer is None or not self.may_sign_for(account, signer):
+            self.monitor.unverified(msg, signer)  # a bad signature counts against the IP
             return None  # the engine rejects it with the precise signature error
         try:
             self.per_account.take(checksum(account), self.monotonic())
@@ -389,6 +397,16 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
     add_liquidation_routes(app, api)  # GET/POST /v1/liquidations (docs/liquidation.md)
     add_channel_routes(app, api)  # POST /v1/channels, .../close, GET (docs/channels.md)
 
+    # -- operator reads ------------------------------------------------------------------------
+
+    @app.get("/v1/admin/alerts")
+    async def admin_alerts(request: Request, kind: str | None = None, since: float | None = None,
+                           limit: int = 100) -> Any:
+        """The monitor's alerts, most recently seen first (docs/monitoring.md); auth headers
+        signed by the operator's key."""
+        api.monitor.require_operator(request.headers)
+        return api.monitor.alerts_json(kind, since, max(1, min(limit, 1000)))
+
     # -- private reads --------------------------------------------------------------------------
 
     @app.get("/v1/accounts/{address}")
@@ -417,6 +435,8 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
     @app.exception_handler(OptrollupError)
     async def on_ours(request: Request, exc: OptrollupError) -> JSONResponse:
         node.metrics.rejected.labels("http", exc.code).inc()
+        api.monitor.auth_rejected(request.client.host if request.client else "?",
+                                  request.headers.get("x-optrollup-account"), exc)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
@@ -507,8 +527,13 @@ class _IpLimit:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] in ("http", "websocket"):
             client = scope.get("client")
+            ip = client[0] if client else "?"
             try:
-                self.api.charge_ip(client[0] if client else "?")
+                self.api.charge_ip(ip)
+            except IpBlocked as exc:
+                self.api.node.metrics.rejected.labels(scope["type"], exc.code).inc()
+                await _refuse_blocked(exc, scope, receive, send)
+                return
             except RateLimited as exc:
                 self.api.node.metrics.rejected.labels(scope["type"], exc.code).inc()
                 if scope["type"] == "http":
@@ -517,7 +542,32 @@ class _IpLimit:
                     await send({"type": "websocket.close", "code": 1013,
                                 "reason": f"rate_limited: retry in {exc.retry_after:.1f} s"})
                 return
+            token = REQUEST.set(RequestInfo(ip))  # for the signature check (Api.admit)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                REQUEST.reset(token)
+            return
         await self.app(scope, receive, send)
+
+
+async def _refuse_blocked(exc: IpBlocked, scope: Any, receive: Any, send: Any) -> None:
+    """403 ip_blocked: an HTTP answer, or the WebSocket handshake refused with it (as an HTTP
+    403 where the server can send one, else a close before accept, which servers answer 403)."""
+    status, body, headers = exc.parts()
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+    if scope["type"] == "http":
+        await JSONResponse(body, status_code=status, headers=headers)(scope, receive, send)
+    elif "websocket.http.response" in scope.get("extensions", {}):
+        raw = json.dumps(body).encode()
+        await send({"type": "websocket.http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(raw)).encode()),
+                                *((k.lower().encode(), v.encode()) for k, v in headers.items())]})
+        await send({"type": "websocket.http.response.body", "body": raw})
+    else:
+        await send({"type": "websocket.close", "code": 1008, "reason": f"ip_blocked: {exc.message}"[:120]})
 
 
 class _FailSafe:

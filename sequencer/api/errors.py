@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse
 
 from sequencer.errors import (
     Conflict,
+    Forbidden,
     InvalidRequest,
     InvalidSignature,
     NotFound,
@@ -24,6 +25,7 @@ STATUS: list[tuple[type[OptrollupError], int]] = [
     (PayloadTooLarge, 413),
     (InvalidRequest, 400),
     (InvalidSignature, 401),
+    (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
     (Rejected, 422),
@@ -53,8 +55,9 @@ def error_parts(exc: OptrollupError) -> tuple[int, dict, dict[str, str]]:
         # a storage fault is the node's, never the client's: one stable code for all of them
         return 503, error_body("store_unavailable", exc.message), {}
     headers = {}
-    if isinstance(exc, RateLimited):
-        headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+    retry = getattr(exc, "retry_after", None)
+    if isinstance(exc, (RateLimited, Forbidden)) and retry is not None:
+        headers["Retry-After"] = str(max(1, int(retry + 0.999)))
     return status_of(exc), error_body(exc.code, exc.message), headers
 
 

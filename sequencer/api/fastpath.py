@@ -5,8 +5,9 @@ load the node's event loop spent more on FastAPI/Starlette per request (routing,
 solving, the Request object, seven middleware layers, response serialisation) than on the
 order itself. `FastWrites` is the outermost ASGI layer of the app: a POST to a write route
 is answered here, doing exactly what the layers it skips did for it (the per-IP budget of
-`_IpLimit`, the 503 of `_FailSafe`, the latency histogram of `_Timing`, the body limit and
-JSON parsing of `Api.body`, the error table of `sequencer.api.errors`), by the same handler
+`_IpLimit` and its 403 for an IP blocked by sequencer.monitor, the 503 of `_FailSafe`, the
+latency histogram of `_Timing`, the body limit and JSON parsing of `Api.body`, the error
+table of `sequencer.api.errors`), by the same handler
 the FastAPI route calls (registered with `write_route` in `create_app`, which also declares
 the route to FastAPI for the OpenAPI schema). Everything else goes to FastAPI unchanged.
 """
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sequencer.api.errors import error_body, error_parts
 from sequencer.errors import OptrollupError
+from sequencer.monitor import REQUEST, IpBlocked, RequestInfo
 
 if TYPE_CHECKING:
     from sequencer.api.app import Api
@@ -57,17 +59,23 @@ async def answer_write(api: Api, ip: str, path: str,
     node has failed, then the answer of `work`; errors through the one table (a bug: a logged
     500)."""
     node = api.node
+    token = REQUEST.set(RequestInfo(ip))  # the IP a bad signature counts against (Api.admit)
     try:
         api.charge_ip(ip)
         if node.failed is not None:
             node.check_alive()  # raises store_unavailable
         return await work()
+    except IpBlocked as exc:  # 403 while the IP is blocked for bad signatures
+        node.metrics.rejected.labels("http", exc.code).inc()
+        return exc.parts()
     except OptrollupError as exc:
         node.metrics.rejected.labels("http", exc.code).inc()
         return error_parts(exc)
     except Exception:  # a bug: logged, answered as the app's last-resort handler does
         log.exception("unhandled error on POST %s", path)
         return 500, error_body("internal_error", "internal error (a bug; it has been logged)"), {}
+    finally:
+        REQUEST.reset(token)
 
 
 class FastWrites:

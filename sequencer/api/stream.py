@@ -58,6 +58,7 @@ from sequencer.api.liquidation import take_json
 from sequencer.api.mmp import mmp_event_json
 from sequencer.core.header import Header
 from sequencer.errors import InvalidRequest, InvalidSignature, NotFound, OptrollupError
+from sequencer.monitor import IpBlocked
 
 log = logging.getLogger("optrollup.stream")
 
@@ -431,6 +432,9 @@ class StreamHub:
             else:
                 raise InvalidRequest(f"unknown op {op!r}; expected subscribe, unsubscribe, auth, "
                                      "ping or cancel_on_disconnect", code="unknown_op")
+        except IpBlocked as exc:  # blocked for bad signatures (sequencer.monitor): drop it
+            conn.drop(1008, f"ip_blocked: {exc.message}")
+            return
         except OptrollupError as exc:
             reply = {"op": "error", "status": status_of(exc), "error": {"code": exc.code, "message": exc.message}}
         if rid is not None:

@@ -5,7 +5,8 @@
      "l1": {"rpc": "http://127.0.0.1:8545", "bridge": "0x..", "collateralToken": "0x..",
             "chainId": 31337, "deploymentBlock": 1, "confirmations": 1, "pollSeconds": 1.0},
      "limits": {"ordersPerSecond": 2000, "burst": 4000, "ipRequestsPerSecond": 500,
-                "ipBurst": 1000, "maxBatch": 500, "maxBodyBytes": 1048576}}
+                "ipBurst": 1000, "maxBatch": 500, "maxBodyBytes": 1048576},
+     "monitor": {...detector thresholds, IP block, webhook: sequencer/monitor/_settings.py}}
 
 Every field but chainId, rollup and genesis has a default; "l1" may be omitted (no deposits
 are followed and withdrawals never finalize: for tests and benchmarks).
@@ -21,6 +22,7 @@ from typing import Any
 from cext import parse_address
 from sequencer.core.chainspec import Genesis
 from sequencer.errors import InvalidRequest
+from sequencer.monitor._settings import MonitorSettings  # the module: no import cycle
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class NodeConfig:
     snapshot_every_records: int = 50_000
     l1: L1Settings | None = None
     limits: Limits = field(default_factory=Limits)
+    monitor: MonitorSettings = field(default_factory=MonitorSettings)  # docs/monitoring.md
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "NodeConfig":
@@ -95,6 +98,7 @@ class NodeConfig:
                     ip_burst=float(lim.get("ipBurst", 1000)),
                     max_batch=int(lim.get("maxBatch", 500)),
                     max_body_bytes=int(lim.get("maxBodyBytes", 1 << 20))),
+                monitor=MonitorSettings.from_json(d.get("monitor")),
             )
         except (KeyError, ValueError, TypeError) as exc:
             raise InvalidRequest(f"bad node config: {exc!r}", code="bad_config") from None
@@ -109,6 +113,7 @@ class NodeConfig:
                        "ipRequestsPerSecond": self.limits.ip_requests_per_second,
                        "ipBurst": self.limits.ip_burst, "maxBatch": self.limits.max_batch,
                        "maxBodyBytes": self.limits.max_body_bytes},
+            "monitor": self.monitor.to_json(),
         }
         if self.l1 is not None:
             out["l1"] = {"rpc": self.l1.rpc, "bridge": self.l1.bridge,

@@ -38,6 +38,9 @@ class Metrics:
         self.liquidation_steps = Counter("optrollup_liquidation_steps_total",
                                          "Liquidation status txs by step (start, takeover, end)",
                                          ["step"], registry=r)
+        # detectors (sequencer.monitor, docs/monitoring.md): every firing of an alert
+        self.alerts = Counter("optrollup_alerts_total", "Alert firings by kind and severity",
+                              ["kind", "severity"], registry=r)
 
         self._accepted: dict[str, Counter] = {}
 
