@@ -6,6 +6,8 @@
         [--confirmations N] [--lock-dir DIR] [--poll SECONDS]
     optrollup escape --l1-rpc URL --rollup ADDRESS --account A
         [--keystore FILE [--password-file F | --password-env NAME]]
+    optrollup escape --l1-rpc URL --rollup ADDRESS --channel CHANNEL_ID [--state FILE]
+        [--keystore FILE [--password-file F | --password-env NAME]] [--recipient R]
     optrollup withdraw --force --amount USDC [--recipient R] --keystore FILE
         --l1-rpc URL --rollup ADDRESS [--poll SECONDS] [--no-wait]
 
@@ -143,17 +145,29 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
     w.set_defaults(func=_withdraw)
     e = sub.add_parser(
         "escape",
-        help="escape hatch: prove an account's collateral in the last final state from L1 data",
+        help="escape hatch: prove an account's collateral (or a channel's funds) in the last final state from L1 data",
         description="Replays the final batches from L1 (no sequencer needed), checks the state root "
                     "against Rollup.lastFinalState(), and prints Bridge.escape's arguments and calldata. "
-                    "With --keystore, sends it from that key (the Bridge pays the account, once).")
+                    "With --keystore, sends it from that key (the Bridge pays the account, once). "
+                    "With --channel instead of --account: the funds of a state channel still open in the "
+                    "final state, paid by Bridge.escapeChannel to both parties by the state the Rollup's "
+                    "Adjudicator concluded it with; if the channel is not concluded yet, says what to do "
+                    "(with --keystore it sends Adjudicator.conclude once the window has passed).")
     e.add_argument("--l1-rpc", required=True, metavar="URL")
     e.add_argument("--rollup", required=True, metavar="ADDRESS")
-    e.add_argument("--account", required=True, metavar="ADDRESS")
+    who = e.add_mutually_exclusive_group(required=True)
+    who.add_argument("--account", metavar="ADDRESS")
+    who.add_argument("--channel", metavar="CHANNEL_ID", help="a state channel's id (0x + 64 hex)")
+    e.add_argument("--state", metavar="FILE",
+                   help="with --channel: the concluded channelState as JSON (as GET /v1/channels/{id}/state "
+                        "gives it), only needed when L1 calldata does not carry it (it is checked against "
+                        "the Adjudicator's stateHash)")
     e.add_argument("--recipient", metavar="ADDRESS",
                    help="pay the escape to this address instead of the account (e.g. the token "
                         "refuses to pay the account); --keystore must then be the account's key, "
-                        "which signs EscapeTo(account, recipient)")
+                        "which signs EscapeTo(account, recipient); with --channel, the key of party A or "
+                        "B, whose share goes to the recipient (ChannelEscapeTo(channelId, account, "
+                        "recipient)), the other share to its account")
     _key_args(e, required=False, what="the L1 key that sends the escape transaction (optional)")
     e.set_defaults(func=_escape)
     v = sub.add_parser(
@@ -201,6 +215,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
 
 
 def _escape(args: argparse.Namespace) -> int:
+    if args.channel is not None:
+        return _escape_channel(args)
     import json
 
     from cext import to_checksum
@@ -236,4 +252,77 @@ def _escape(args: argparse.Namespace) -> int:
             txm = TxManager(client, account, TxConfig(label="escape sender", timeout=300.0), log=_err)
             receipt = send_escape(bridge, claim, txm, recipient=recipient, owner_signature=owner_sig)
             print(f"escape paid in L1 tx {receipt.tx_hash}")
+    return 0
+
+
+def _escape_channel(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from cext import to_checksum
+    from prover.escape import (
+        ChannelNotConcluded,
+        channel_escape_claim,
+        conclude_channel,
+        send_escape_channel,
+        sign_channel_escape_to,
+    )
+    from sequencer.core.channelmsg import state_from_json, state_to_json
+    from sequencer.errors import InvalidRequest
+    from sequencer.keys import load_key
+    from sequencer.l1 import L1Client, TxConfig, TxManager, read_deployment
+
+    account = None if args.keystore is None else load_key(
+        args.keystore, password_file=args.password_file, password_env=args.password_env)
+    state = None
+    if args.state:
+        try:
+            raw = json.loads(Path(args.state).read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidRequest(f"--state {args.state}: {exc}", code="bad_state_file") from None
+        state = state_from_json(raw.get("channelState", raw) if isinstance(raw, dict) else raw)
+    with L1Client(args.l1_rpc) as client:
+        dep = read_deployment(client, args.rollup)
+        bridge = dep.bridge_contract(client)
+        txm = None if account is None else TxManager(client, account, TxConfig(label="escape sender", timeout=300.0),
+                                                     log=_err)
+        try:
+            claim = channel_escape_claim(client, args.rollup, args.channel, state=state)
+        except ChannelNotConcluded as exc:
+            st, now = exc.status, client.get_block_timestamp()
+            if txm is None or not st.concludable(now):
+                raise
+            _err(f"channel {args.channel}: turn {st.turn_num} registered, window closed at {st.finalizes_at}: "
+                 "sending Adjudicator.conclude")
+            receipt = conclude_channel(client, dep.adjudicator, exc.fixed, txm)
+            print(f"channel concluded on the Adjudicator in L1 tx {receipt.tx_hash}", flush=True)
+            claim = channel_escape_claim(client, args.rollup, args.channel, state=state)
+        ra = sa = rb = sb = None
+        if args.recipient:
+            me = None if account is None else account.address.lower()
+            if me not in (to_checksum(claim.a).lower(), to_checksum(claim.b).lower()):
+                raise InvalidRequest("--recipient needs --keystore of party A or B of the channel: it signs "
+                                     "ChannelEscapeTo(channelId, account, recipient)", code="missing_option")
+            sig = sign_channel_escape_to(account, client.chain_id, bridge.address, claim.channel_id, args.recipient)
+            if me == to_checksum(claim.a).lower():
+                ra, sa = args.recipient, sig
+            else:
+                rb, sb = args.recipient, sig
+        payees = {"recipient_a": ra, "signature_a": sa or b"", "recipient_b": rb, "signature_b": sb or b""}
+        data = bridge.encode("escapeChannel", *claim.args(**payees))
+        print(json.dumps({
+            "channelId": "0x" + claim.channel_id.hex(), "a": to_checksum(claim.a), "b": to_checksum(claim.b),
+            "recipientA": ra or to_checksum(claim.a), "recipientB": rb or to_checksum(claim.b),
+            "depositA": str(claim.deposit_a), "depositB": str(claim.deposit_b),
+            "channelState": state_to_json(claim.state), "stateHash": "0x" + claim.state_hash.hex(),
+            "positions": [{"instrument": p.instrument, "amount": str(p.amount), "listed": p.listed,
+                           "markLo": str(p.mark_lo), "markHi": str(p.mark_hi), "value": str(p.value())}
+                          for p in claim.positions],
+            "valueA": str(claim.value_a()), "valueB": str(claim.value_b()), "channelIndex": claim.index,
+            "stateRoot": "0x" + claim.state_root.hex(), "marksRoot": "0x" + claim.marks_root.hex(),
+            "finalBatches": claim.final_batches,
+            "escapeChannel": {"to": bridge.address, "data": "0x" + data.hex()}}, indent=2), flush=True)
+        if txm is not None:
+            receipt = send_escape_channel(bridge, claim, txm, **payees)
+            print(f"channel escape paid in L1 tx {receipt.tx_hash}")
     return 0

@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {MerkleLib} from "./MerkleLib.sol";
 import {Encoding} from "./Encoding.sol";
 import {Signatures} from "./Signatures.sol";
+import {Adjudicator} from "./Adjudicator.sol";
 
 /// @notice What the Bridge reads from (and asks of) its Rollup.
 interface IRollupForBridge {
@@ -27,7 +28,8 @@ interface IERC20Minimal {
 
 /// @title Bridge: collateral in (deposits) and out (withdrawals, escape) of optrollup, and the
 ///        L1 message queue the L2 must process.
-/// @notice Created by the Rollup constructor; `rollup` and `token` never change.
+/// @notice Created by the Rollup constructor; `rollup`, `token` and `adjudicator` (the state
+///         channels' Adjudicator, created by the same constructor) never change.
 ///
 /// L1 messages (docs/encoding.md, "L1 messages"): `deposit` and `requestWithdrawal` append to one
 /// queue numbered from 0 (`messageCount`). The L2 processes them in order; a header's
@@ -46,6 +48,11 @@ interface IERC20Minimal {
 ///     `collateral + Σ value(q)` over its positions at the batch's committed marks (rounded
 ///     against the account, as the L2 margin engine does), or zero if that is negative; capped
 ///     by what the Bridge still holds (see contracts/README.md on a shortfall).
+///   * `escapeChannel`: the funds of a state channel still open in the last final state (moved
+///     out of both accounts at open, so in neither account leaf) are paid out, once per
+///     channel, by the state the Adjudicator concluded it with: A gets balanceA plus the value
+///     of A's channel positions at the committed marks, clamped to [0, depositA + depositB],
+///     B the rest.
 ///   * `refundDeposit`: a deposit the last final state had not processed (nonce >= its
 ///     l1MessageCursor) is returned to its depositor, once.
 ///   * `finalizeWithdrawal` keeps working for withdrawals in final batches.
@@ -99,6 +106,60 @@ contract Bridge {
         Position[] positions;
     }
 
+    /// @notice A state channel's leaf in the last final state (docs/encoding.md, "Channel
+    ///         leaf"), with its proof: the same depth-32 tree and index space as accounts.
+    struct ChannelClaim {
+        bytes32 channelId;
+        address a;
+        address b;
+        uint256 depositA;
+        uint256 depositB;
+        uint256 status; // 0 open, 1 closed, 2 concluded: only an open channel escapes
+        uint256 closedTurnNum; // 0 while open
+        bytes32 closedStateHash; // 0 while open
+        uint256 channelIndex; // < 2^32
+        bytes32[] channelProof; // exactly 32 siblings
+    }
+
+    /// @notice One leaf of the final marks tree next to an instrument that is not in it: a mark
+    ///         leaf `(instrument, markLo, markHi)`, or (`padding`) the zero leaf that pads the
+    ///         tree after its last instrument (`instrument`, `markLo`, `markHi` then unused).
+    struct MarkNeighbour {
+        bool padding;
+        string instrument;
+        uint256 markLo;
+        uint256 markHi;
+        uint256 index;
+        bytes32[] proof;
+    }
+
+    /// @notice The mark of one channel position, in the state's position order. `listed`: the
+    ///         instrument's mark and its proof against the final marks root, exactly as for
+    ///         an account's position. Otherwise the instrument has no leaf in that tree
+    ///         (settled or delisted before the final state, or never listed) and the position
+    ///         counts zero: `neighbours` proves the absence with the adjacent leaves of the
+    ///         sorted tree, each proven with the same proof length: [leaf g-1, leaf g] around
+    ///         the gap g where the instrument would be, or only [leaf 0] (g = 0: before the
+    ///         first instrument; a padding leaf 0 only for the empty tree), or only [the last
+    ///         slot, 2^depth - 1] (after the last instrument of a full tree).
+    struct PositionMark {
+        bool listed;
+        uint256 markLo;
+        uint256 markHi;
+        uint256 markIndex;
+        bytes32[] markProof;
+        MarkNeighbour[] neighbours;
+    }
+
+    /// @notice Where a channel's two shares go: each party's account (recipient zero or the
+    ///         account) or a recipient it signed ChannelEscapeTo(channelId, account, recipient) for.
+    struct ChannelPayees {
+        address recipientA;
+        bytes signatureA;
+        address recipientB;
+        bytes signatureB;
+    }
+
     // ------------------------------------------------------------------------------------------
     // Constants, configuration, state
     // ------------------------------------------------------------------------------------------
@@ -125,9 +186,18 @@ contract Bridge {
     bytes32 public constant ESCAPE_TO_TYPEHASH = keccak256("EscapeTo(address account,address recipient)");
     /// @notice Signed by a depositor to have deposit `nonce` refunded to `recipient`.
     bytes32 public constant REFUND_TO_TYPEHASH = keccak256("RefundTo(uint256 nonce,address recipient)");
+    /// @notice Signed by a channel party to have its share of `channelId` paid to `recipient`.
+    bytes32 public constant CHANNEL_ESCAPE_TO_TYPEHASH =
+        keccak256("ChannelEscapeTo(bytes32 channelId,address account,address recipient)");
+    /// @dev |value| of one channel position beyond which it saturates (only for amounts or marks
+    ///      no L2 state holds: both are < 2^64 there), so that no co-signed state can overflow.
+    int256 private constant VALUE_BOUND = 2 ** 200;
 
     IRollupForBridge public immutable rollup;
     IERC20Minimal public immutable token;
+    /// @notice The state channels' Adjudicator of this Rollup (whose conclusions
+    ///         `escapeChannel` pays out).
+    Adjudicator public immutable adjudicator;
 
     /// @notice Nonce of the next L1 message = number of messages so far.
     uint256 public messageCount;
@@ -140,6 +210,8 @@ contract Bridge {
     mapping(address => mapping(uint64 => bool)) private _withdrawalPaid;
     /// @notice Accounts that already escaped.
     mapping(address => bool) public escaped;
+    /// @notice State channels whose funds were already paid out by `escapeChannel`.
+    mapping(bytes32 => bool) public channelEscaped;
 
     bool private transient _entered;
 
@@ -156,6 +228,18 @@ contract Bridge {
     );
     event Escaped(address indexed account, address indexed recipient, uint256 value, uint256 paid, bytes32 stateRoot);
     event DepositRefunded(uint256 indexed nonce, address indexed depositor, address recipient, uint256 amount);
+    /// @notice A channel's funds were paid out: `valueA` + `valueB` = depositA + depositB by
+    ///         the concluded state `stateHash`; `paidA`/`paidB` what the Bridge's balance allowed.
+    event ChannelEscaped(
+        bytes32 indexed channelId,
+        address indexed recipientA,
+        address indexed recipientB,
+        uint256 valueA,
+        uint256 valueB,
+        uint256 paidA,
+        uint256 paidB,
+        bytes32 stateHash
+    );
 
     error ZeroAmount();
     error AmountTooLarge(uint256 amount, uint256 max);
@@ -179,6 +263,18 @@ contract Bridge {
     error UnknownDeposit(uint256 nonce);
     error DepositAlreadyRefunded(uint256 nonce);
     error TokenTransferFailed();
+    error ChannelAlreadyEscaped(bytes32 channelId);
+    error BadChannelProofLength(uint256 length, uint256 expected);
+    error InvalidChannelProof();
+    /// @dev The channel was closed or concluded on L2 in the final state: its funds are in the
+    ///      two account leaves (escape the accounts).
+    error ChannelNotOpen(bytes32 channelId, uint256 status);
+    error StateChannelMismatch(bytes32 channelId, bytes32 stateChannelId);
+    /// @dev Conclude the channel on the Adjudicator first (it works while the Rollup is frozen).
+    error ChannelNotConcluded(bytes32 channelId);
+    error NotConcludedState(bytes32 channelId, bytes32 concludedStateHash, bytes32 givenStateHash);
+    error MarksLengthMismatch(uint256 positions, uint256 marks);
+    error InvalidAbsenceProof(uint256 position);
 
     modifier nonReentrant() {
         if (_entered) revert Reentrancy();
@@ -189,13 +285,15 @@ contract Bridge {
 
     /// @param rollup_ the Rollup (the deployer: see Rollup's constructor).
     /// @param token_ the collateral ERC-20; must report COLLATERAL_DECIMALS decimals.
-    constructor(address rollup_, address token_) {
-        if (rollup_ == address(0) || token_ == address(0)) revert ZeroAddress();
+    /// @param adjudicator_ the Rollup's state-channel Adjudicator (created by the same constructor).
+    constructor(address rollup_, address token_, address adjudicator_) {
+        if (rollup_ == address(0) || token_ == address(0) || adjudicator_ == address(0)) revert ZeroAddress();
         (bool ok, bytes memory ret) = token_.staticcall(abi.encodeCall(IERC20Minimal.decimals, ()));
         uint8 d = ok && ret.length == 32 ? abi.decode(ret, (uint8)) : type(uint8).max;
         if (d != COLLATERAL_DECIMALS) revert BadDecimals(d, COLLATERAL_DECIMALS);
         rollup = IRollupForBridge(rollup_);
         token = IERC20Minimal(token_);
+        adjudicator = Adjudicator(adjudicator_);
     }
 
     // ------------------------------------------------------------------------------------------
@@ -337,6 +435,176 @@ contract Bridge {
             v += _positionValue(p.amount, p.markLo, p.markHi);
         }
         positionsHash = keccak256(abi.encode(names, amounts));
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Escape hatch: state channels
+    // ------------------------------------------------------------------------------------------
+
+    /// @notice Pays out, once, the funds of state channel `c.channelId`, open in the last final
+    ///         state (freezing the Rollup first if allowed), by the state `s` the Adjudicator
+    ///         concluded it with: A gets `balanceA + Σ value(q)` over A's positions at the final
+    ///         marks (rounded against A as the account escape rounds), clamped to
+    ///         [0, depositA + depositB]; B gets the rest. Anyone may call; each share goes to
+    ///         its account or to the recipient its owner signed for (`payees`).
+    /// @param lastFinalHeader the full header of the last final L2 block (hash checked against
+    ///        the Rollup); the channel proof is checked against its stateRoot.
+    /// @param c the channel's leaf (status must be open) and its depth-32 proof.
+    /// @param s the concluded state (its EIP-712 digest must be the Adjudicator's stateHash).
+    /// @param marks one per position of `s`, in order: its mark or the proof it has none.
+    /// @param payees each party's recipient (zero or the account itself: the account) and, for
+    ///        another one, the account's ChannelEscapeTo signature (empty otherwise).
+    function escapeChannel(
+        Encoding.BlockHeader calldata lastFinalHeader,
+        ChannelClaim calldata c,
+        Adjudicator.State calldata s,
+        PositionMark[] calldata marks,
+        ChannelPayees calldata payees
+    ) external nonReentrant {
+        bytes32 id = c.channelId;
+        if (channelEscaped[id]) revert ChannelAlreadyEscaped(id);
+        if (c.channelProof.length != Encoding.STATE_TREE_DEPTH) {
+            revert BadChannelProofLength(c.channelProof.length, Encoding.STATE_TREE_DEPTH);
+        }
+        address toA = _payee(
+            c.a, payees.recipientA, keccak256(abi.encode(CHANNEL_ESCAPE_TO_TYPEHASH, id, c.a, payees.recipientA)),
+            payees.signatureA
+        );
+        address toB = _payee(
+            c.b, payees.recipientB, keccak256(abi.encode(CHANNEL_ESCAPE_TO_TYPEHASH, id, c.b, payees.recipientB)),
+            payees.signatureB
+        );
+        _ensureFrozen();
+        bytes32 marksRoot = _checkOpenChannel(lastFinalHeader, c);
+        bytes32 stateHash = _checkConcluded(id, s);
+        uint256 total = c.depositA + c.depositB;
+        uint256 valueA = _channelShareA(s.balanceA, _channelPositionsValue(marksRoot, s.positions, marks), total);
+        channelEscaped[id] = true;
+        _payChannel(id, toA, toB, valueA, total - valueA, stateHash);
+    }
+
+    /// @dev Checks the header against the Rollup's last final state and the channel's leaf
+    ///      against its stateRoot, requires the channel open there; returns the marks root.
+    function _checkOpenChannel(Encoding.BlockHeader calldata lastFinalHeader, ChannelClaim calldata c)
+        internal
+        view
+        returns (bytes32 marksRoot)
+    {
+        bytes32 finalHash;
+        (, finalHash,, marksRoot) = rollup.lastFinalState();
+        bytes32 given = Encoding.headerHash(lastFinalHeader);
+        if (given != finalHash) revert HeaderMismatch(finalHash, given);
+        bytes32 leaf = Encoding.channelLeaf(
+            c.channelId, c.a, c.b, c.depositA, c.depositB, c.status, c.closedTurnNum, c.closedStateHash
+        );
+        if (!MerkleLib.verify(lastFinalHeader.stateRoot, leaf, c.channelIndex, c.channelProof)) {
+            revert InvalidChannelProof();
+        }
+        if (c.status != Encoding.CHANNEL_OPEN) revert ChannelNotOpen(c.channelId, c.status);
+    }
+
+    /// @dev Requires `s` to be the state the Adjudicator concluded channel `id` with; returns
+    ///      its EIP-712 digest. (The Adjudicator's stateDigest also refuses unsorted positions
+    ///      or a zero amount, which no concluded state has.)
+    function _checkConcluded(bytes32 id, Adjudicator.State calldata s) internal view returns (bytes32 digest) {
+        if (s.channelId != id) revert StateChannelMismatch(id, s.channelId);
+        (,, bytes32 concludedHash, bool concluded) = adjudicator.status(id);
+        if (!concluded) revert ChannelNotConcluded(id);
+        digest = adjudicator.stateDigest(s);
+        if (digest != concludedHash) revert NotConcludedState(id, concludedHash, digest);
+    }
+
+    /// @dev Σ value(q) over A's channel positions: at its mark proven against `marksRoot` for
+    ///      a listed instrument (the account escape's rule and rounding), zero for one proven
+    ///      absent from the marks tree. Each term saturates at ±VALUE_BOUND (see there).
+    function _channelPositionsValue(
+        bytes32 marksRoot,
+        Adjudicator.Position[] calldata ps,
+        PositionMark[] calldata marks
+    ) internal pure returns (int256 v) {
+        uint256 n = ps.length;
+        if (marks.length != n) revert MarksLengthMismatch(n, marks.length);
+        for (uint256 i; i < n; ++i) {
+            PositionMark calldata m = marks[i];
+            if (m.listed) {
+                if (m.markProof.length > MAX_PROOF_LENGTH) revert ProofTooLong(m.markProof.length, MAX_PROOF_LENGTH);
+                bytes32 leaf = Encoding.markLeaf(ps[i].instrument, m.markLo, m.markHi);
+                if (!MerkleLib.verify(marksRoot, leaf, m.markIndex, m.markProof)) revert InvalidMarkProof(i);
+                v += _boundedPositionValue(ps[i].amount, m.markLo, m.markHi);
+            } else if (!_absentFromMarks(marksRoot, bytes(ps[i].instrument), m.neighbours)) {
+                revert InvalidAbsenceProof(i);
+            }
+        }
+    }
+
+    /// @dev True iff `ns` proves that no leaf of the marks tree `marksRoot` (mark leaves sorted
+    ///      strictly by instrument name, then zero padding to 2^depth) is for `name`: adjacent
+    ///      leaves around the gap where it would sit, all proven with one proof length (a real
+    ///      leaf is a hash of a tagged record and a padding leaf is zero, so neither can pass as
+    ///      an internal node of another depth without a Keccak preimage).
+    function _absentFromMarks(bytes32 marksRoot, bytes calldata name, MarkNeighbour[] calldata ns)
+        internal
+        pure
+        returns (bool)
+    {
+        uint256 n = ns.length;
+        if (n == 0 || n > 2) return false;
+        MarkNeighbour calldata first = ns[0];
+        uint256 depth = first.proof.length;
+        if (depth > MAX_PROOF_LENGTH) revert ProofTooLong(depth, MAX_PROOF_LENGTH);
+        if (!_neighbourInTree(marksRoot, first)) return false;
+        if (n == 2) {
+            // [leaf g-1, leaf g]: a mark below the name, then a mark above it or the padding
+            MarkNeighbour calldata second = ns[1];
+            if (second.proof.length != depth || second.index != first.index + 1) return false;
+            if (!_neighbourInTree(marksRoot, second)) return false;
+            return !first.padding && Encoding.lessBytes(bytes(first.instrument), name)
+                && (second.padding || Encoding.lessBytes(name, bytes(second.instrument)));
+        }
+        // [leaf 0]: the first mark is above the name (or the tree is empty)
+        if (first.index == 0 && (first.padding || Encoding.lessBytes(name, bytes(first.instrument)))) return true;
+        // [the last slot of the tree]: a mark below the name, nothing after it
+        return !first.padding && first.index == (uint256(1) << depth) - 1
+            && Encoding.lessBytes(bytes(first.instrument), name);
+    }
+
+    /// @dev The neighbour's leaf (the mark leaf, or zero for padding) is in `marksRoot` at its index.
+    function _neighbourInTree(bytes32 marksRoot, MarkNeighbour calldata nb) internal pure returns (bool) {
+        bytes32 leaf = nb.padding ? bytes32(0) : Encoding.markLeaf(nb.instrument, nb.markLo, nb.markHi);
+        return MerkleLib.verify(marksRoot, leaf, nb.index, nb.proof);
+    }
+
+    /// @dev clamp(balanceA + positionsValue, 0, total). The balance is capped at 2^254 first
+    ///      (anything above `total` pays `total` either way, short of absurd position values).
+    function _channelShareA(uint256 balanceA, int256 positionsValue, uint256 total) internal pure returns (uint256) {
+        int256 x = int256(balanceA < 2 ** 254 ? balanceA : 2 ** 254) + positionsValue;
+        if (x <= 0) return 0;
+        return uint256(x) < total ? uint256(x) : total;
+    }
+
+    /// @dev Pays both shares, capped by what the Bridge holds (A first, then B), and emits
+    ///      ChannelEscaped (the caller has already marked the channel escaped).
+    function _payChannel(bytes32 id, address toA, address toB, uint256 valueA, uint256 valueB, bytes32 stateHash)
+        internal
+    {
+        uint256 held = token.balanceOf(address(this));
+        uint256 paidA = valueA < held ? valueA : held;
+        held -= paidA;
+        uint256 paidB = valueB < held ? valueB : held;
+        emit ChannelEscaped(id, toA, toB, valueA, valueB, paidA, paidB, stateHash);
+        if (paidA != 0) _safeTransfer(toA, paidA);
+        if (paidB != 0) _safeTransfer(toB, paidB);
+    }
+
+    /// @dev The escape value of a channel position: `_positionValue` for amounts and marks an
+    ///      L2 state can hold (|q| < 2^120 and mark <= 2^96: no overflow, |value| < 2^200),
+    ///      else ±VALUE_BOUND (the sign of q; 0 at a zero mark). Only a state both parties
+    ///      signed can hold such a position; saturating keeps it from locking the channel.
+    function _boundedPositionValue(int256 q, uint256 markLo, uint256 markHi) internal pure returns (int256) {
+        uint256 mark = q >= 0 ? markLo : markHi;
+        if (q == 0 || mark == 0) return 0;
+        if (mark <= 2 ** 96 && q < 2 ** 120 && q > -(2 ** 120)) return _positionValue(q, markLo, markHi);
+        return q > 0 ? VALUE_BOUND : -VALUE_BOUND;
     }
 
     /// @dev floor(q·markLo/10^6) for a long, floor(q·markHi/10^6) for a short: the L2's equity

@@ -13,8 +13,16 @@ library Encoding {
     bytes32 internal constant MARK_TAG = keccak256("optrollup.mark.v1");
     /// @notice H("optrollup.tx.v1"): domain tag of transaction leaves (not used on chain today).
     bytes32 internal constant TX_TAG = keccak256("optrollup.tx.v1");
+    /// @notice H("optrollup.channel.v1"): domain tag of state-channel leaves (in the state tree).
+    bytes32 internal constant CHANNEL_TAG = keccak256("optrollup.channel.v1");
+    /// @notice Status of a state channel in its leaf: open (funds in the channel), closed on L2
+    ///         by a co-signed final state, concluded on L2 by the Adjudicator's state.
+    uint256 internal constant CHANNEL_OPEN = 0;
+    uint256 internal constant CHANNEL_CLOSED = 1;
+    uint256 internal constant CHANNEL_CONCLUDED = 2;
 
-    /// @notice Height of the account tree: `stateRoot` commits to 2^32 account leaves.
+    /// @notice Height of the state tree: `stateRoot` commits to 2^32 leaves (accounts and
+    ///         state channels share the tree and its index space).
     uint256 internal constant STATE_TREE_DEPTH = 32;
 
     /// @notice An L2 block header, field order as in docs/encoding.md ("Block header").
@@ -59,5 +67,37 @@ library Encoding {
     /// @notice H(abi.encode(MARK_TAG, string instrument, uint256 markLo, uint256 markHi)).
     function markLeaf(string calldata instrument, uint256 markLo, uint256 markHi) internal pure returns (bytes32) {
         return keccak256(abi.encode(MARK_TAG, instrument, markLo, markHi));
+    }
+
+    /// @notice H(abi.encode(CHANNEL_TAG, channelId, a, b, depositA, depositB, status,
+    ///         closedTurnNum, closedStateHash)): a state channel's leaf in the state tree
+    ///         (status 0 open, 1 closed, 2 concluded; the turn and EIP-712 digest of the state it
+    ///         closed with, zero while open).
+    function channelLeaf(
+        bytes32 channelId,
+        address a,
+        address b,
+        uint256 depositA,
+        uint256 depositB,
+        uint256 status,
+        uint256 closedTurnNum,
+        bytes32 closedStateHash
+    ) internal pure returns (bytes32) {
+        return keccak256(
+            abi.encode(CHANNEL_TAG, channelId, a, b, depositA, depositB, status, closedTurnNum, closedStateHash)
+        );
+    }
+
+    /// @notice a < b in bytewise lexicographic order (a proper prefix is smaller): the order of
+    ///         instrument names in the marks tree and in channel states (UTF-8 bytes = code
+    ///         points). Compares 32-byte words, zero padded past each end, then the lengths.
+    function lessBytes(bytes calldata a, bytes calldata b) internal pure returns (bool) {
+        uint256 n = a.length < b.length ? a.length : b.length;
+        for (uint256 i; i < n; i += 32) {
+            bytes32 wa = bytes32(a[i:]);
+            bytes32 wb = bytes32(b[i:]);
+            if (wa != wb) return wa < wb;
+        }
+        return a.length < b.length;
     }
 }

@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {MerkleLib} from "./MerkleLib.sol";
 import {Encoding} from "./Encoding.sol";
 import {Bridge} from "./Bridge.sol";
+import {Adjudicator} from "./Adjudicator.sol";
 import {Signatures} from "./Signatures.sol";
 
 /// @notice What the Rollup reads of its Bridge's L1 message queue.
@@ -33,6 +34,11 @@ interface IBridgeQueue {
 ///       delay an escape by at most `escapeDelay` in total: guardians cannot hold funds).
 /// Freezing is permanent: non-final batches are dropped, no batch is accepted any more, and the
 /// last final state becomes the basis of the Bridge's escape withdrawals (see Bridge.sol).
+///
+/// The constructor creates the Bridge and the state channels' Adjudicator, so both are provably
+/// this Rollup's (`bridge()`, `adjudicator()`): the Bridge pays out channels still open at the
+/// freeze by the Adjudicator's conclusions, and a verifier finds the one Adjudicator whose
+/// conclusions the L2 must apply.
 ///
 /// Guardian actions (reject, pause, unpause, rotation) are EIP-712 messages, each with its own
 /// deadline and usable once (the digest is recorded), so parallel quorums do not interfere and
@@ -105,6 +111,7 @@ contract Rollup {
     // ------------------------------------------------------------------------------------------
 
     address public immutable bridge; // deployed by this constructor
+    address public immutable adjudicator; // deployed by this constructor (state channels)
     address public immutable collateralToken;
     uint256 public immutable l2ChainId;
     bytes32 public immutable genesisHeaderHash; // header hash of L2 block 0
@@ -265,8 +272,11 @@ contract Rollup {
         deploymentBlock = uint64(block.number);
         deployedAt = uint64(block.timestamp);
 
-        // The Bridge is created here so that `bridge` is provably the Bridge of this Rollup.
-        address b = address(new Bridge(address(this), c.collateralToken));
+        // The Adjudicator and the Bridge are created here so that `adjudicator` and `bridge` are
+        // provably this Rollup's (the Bridge pays channels out by this Adjudicator's conclusions).
+        address adj = address(new Adjudicator(c.l2ChainId, address(this)));
+        adjudicator = adj;
+        address b = address(new Bridge(address(this), c.collateralToken, adj));
         bridge = b;
         emit RollupDeployed(b, c.collateralToken, c.l2ChainId, c.genesisHeaderHash, c.genesisStateRoot, genesisConfig_);
     }

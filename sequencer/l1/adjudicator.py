@@ -1,7 +1,7 @@
 """The L1 `Adjudicator` of optrollup's state channels (contracts/src/Adjudicator.sol; design.md,
 "State channels"): a typed client over `Contract` and the one transaction manager.
 
-    adj = Adjudicator.at(client, deployment.adjudicator)
+    adj = Adjudicator.at(client, deployment.adjudicator)    # the Rollup's (Rollup.adjudicator())
     adj.challenge(fixed, state, sig_a, sig_b, sender=key)   # register / refute / cooperative exit
     adj.conclude(fixed, sender=key)                         # after the window
     adj.status(channel_id)                                  # ChannelStatus
@@ -268,7 +268,10 @@ class Adjudicator:
 
 def deploy_adjudicator(client: L1Client, deployer: LocalAccount | TxManager, l2_chain_id: int,
                        rollup: str) -> tuple[Adjudicator, Receipt]:
-    """Deploys an Adjudicator for the rollup at `rollup` on L2 chain `l2_chain_id` (its
-    EIP-712 domain: {name "optrollup", version "1", chainId l2_chain_id, verifyingContract rollup})."""
+    """Deploys a standalone Adjudicator for the rollup at `rollup` on L2 chain `l2_chain_id` (its
+    EIP-712 domain: {name "optrollup", version "1", chainId l2_chain_id, verifyingContract rollup}),
+    e.g. for tests without a Rollup. A Rollup's canonical Adjudicator is the one its constructor
+    created (`Rollup.adjudicator()`, `Deployment.adjudicator`): another one for the same pair
+    accepts the same states, but neither the L2 nor the Bridge follows it."""
     contract, receipt = deploy_contract(client, deployer, ARTIFACT, int(l2_chain_id), checksum_address(rollup))
     return Adjudicator(contract), receipt

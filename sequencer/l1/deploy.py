@@ -1,14 +1,15 @@
 """Deploying optrollup's L1 contracts and describing a deployment.
 
-`deploy(...)` deploys MockUSDC (unless a collateral token is given), the Rollup, whose
-constructor creates the Bridge, and the state channels' Adjudicator (unless told not to). The
-result is a `Deployment`, JSON-serialisable, which the devnet writes to its data dir.
+`deploy(...)` deploys MockUSDC (unless a collateral token is given) and the Rollup, whose
+constructor creates the state channels' Adjudicator and the Bridge. The result is a
+`Deployment`, JSON-serialisable, which the devnet writes to its data dir.
 `read_deployment(client, rollup)` rebuilds the same record from the Rollup alone, which is all a
 replay verifier is given: the immutables by eth_call, and the canonical genesis configuration
 bytes (`sequencer.core.chainspec.Genesis.to_bytes()`) from the `RollupDeployed` event of the
 deployment block (the Rollup emits them but does not store them).
-The Rollup does not know the Adjudicator: its address is provenance in the record (not part of
-equality), and `read_deployment` leaves it None unless it is given.
+The Rollup records both contracts it created (`bridge()`, `adjudicator()`), so `read_deployment`
+discovers the one canonical Adjudicator; `Deployment.adjudicator` is None only in records of
+deployments made before the Rollup created it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from eth_account.signers.local import LocalAccount
 
 from sequencer.l1.abi import checksum_address
-from sequencer.l1.adjudicator import Adjudicator, deploy_adjudicator
+from sequencer.l1.adjudicator import Adjudicator
 from sequencer.l1.client import L1Client
 from sequencer.l1.contracts import Contract, deploy_contract
 from sequencer.l1.errors import L1Error
@@ -62,8 +63,9 @@ class Deployment:
     genesis_header_hash: bytes
     genesis_state_root: bytes
     genesis_config: bytes = b""  # canonical Genesis.to_bytes() (from the RollupDeployed event)
-    # the state channels' Adjudicator (None when not deployed); not discoverable from the Rollup
-    adjudicator: str | None = field(default=None, compare=False)
+    # the state channels' Adjudicator, created by the Rollup's constructor (Rollup.adjudicator());
+    # None only in records of older deployments whose Rollup did not create one
+    adjudicator: str | None = None
     deployer: str | None = field(default=None, compare=False)  # provenance, not identity
     tx_hashes: dict[str, str] = field(default_factory=dict, compare=False)  # provenance, not identity
 
@@ -162,8 +164,10 @@ def deploy(
     collateral_token: str | None = None,
     adjudicator: bool = True,
 ) -> Deployment:
-    """Deploys MockUSDC (when `collateral_token` is None), the Rollup (+ its Bridge) and, when
-    `adjudicator`, the state channels' Adjudicator for this Rollup and `l2_chain_id`.
+    """Deploys MockUSDC (when `collateral_token` is None) and the Rollup, whose constructor
+    creates the state channels' Adjudicator (for this Rollup and `l2_chain_id`) and the Bridge;
+    both addresses are read back from the Rollup. `adjudicator` must stay True (kept for
+    callers that passed it: every Rollup now creates its Adjudicator).
 
     `genesis_config` is the canonical genesis (`Genesis.to_bytes()`) whose block 0 has header
     hash `genesis_header_hash` and state root `genesis_state_root`; the Rollup emits it in
@@ -175,6 +179,8 @@ def deploy(
     challenge_window` (the default when None).
     Constructor checks revert with ContractRevert (e.g. InvalidThreshold) before anything is
     sent for the Rollup. Transactions go through `deployer`'s TxManager."""
+    if not adjudicator:
+        raise L1Error("the Rollup's constructor always creates its Adjudicator: adjudicator=False is not possible")
     txm = client.tx_manager(deployer)
     txs: dict[str, str] = {}
     if collateral_token is None:
@@ -188,21 +194,17 @@ def deploy(
          l2_chain_id, bytes(genesis_header_hash), bytes(genesis_state_root), collateral_token),
         bytes(genesis_config),
     )
-    txs["Rollup"] = receipt.tx_hash
-    adjudicator_address = None
-    if adjudicator:
-        adj, receipt = deploy_adjudicator(client, txm, l2_chain_id, rollup.address)
-        adjudicator_address = adj.address
-        txs["Adjudicator"] = receipt.tx_hash
-    d = read_deployment(client, rollup.address, adjudicator=adjudicator_address)
+    txs["Rollup"] = receipt.tx_hash  # also created the Adjudicator and the Bridge
+    d = read_deployment(client, rollup.address)
     return Deployment(**{**asdict(d), "guardians": d.guardians, "deployer": txm.address, "tx_hashes": txs})
 
 
 def read_deployment(client: L1Client, rollup_address: str, *, adjudicator: str | None = None) -> Deployment:
     """The Deployment of the Rollup at `rollup_address`, read from L1 alone (the genesis
-    configuration bytes from the `RollupDeployed` event of the deployment block). The Rollup
-    does not record an Adjudicator: `adjudicator`, when given, is checked to be one for this
-    Rollup and L2 chain id, and recorded."""
+    configuration bytes from the `RollupDeployed` event of the deployment block; the Bridge and
+    the Adjudicator from `Rollup.bridge()` / `Rollup.adjudicator()`, the contracts its
+    constructor created). `adjudicator`, when given (e.g. a `--adjudicator` option), must be
+    that one: L1Error otherwise."""
     r = Contract.at(client, "Rollup", rollup_address)
     if not client.get_code(r.address):
         raise L1Error(f"no contract at {r.address}")
@@ -226,16 +228,23 @@ def read_deployment(client: L1Client, rollup_address: str, *, adjudicator: str |
         genesis_header_hash=r.call("genesisHeaderHash"),
         genesis_state_root=r.call("genesisStateRoot"),
         genesis_config=read_genesis_config(client, r.address, deployment_block),
-        adjudicator=_check_adjudicator(client, adjudicator, r.address, l2_chain_id) if adjudicator else None,
+        adjudicator=_canonical_adjudicator(client, r, l2_chain_id, adjudicator),
     )
 
 
-def _check_adjudicator(client: L1Client, address: str, rollup: str, l2_chain_id: int) -> str:
+def _canonical_adjudicator(client: L1Client, rollup: Contract, l2_chain_id: int, given: str | None) -> str:
+    """`Rollup.adjudicator()`, checked to be an Adjudicator for this Rollup and L2 chain id, and
+    to be `given` when one is given."""
+    address = rollup.call("adjudicator")
     adj = Adjudicator.at(client, address)
+    if given is not None and checksum_address(given) != adj.address:
+        raise L1Error(f"the Adjudicator at {checksum_address(given)} is not the Rollup's: Rollup "
+                      f"{rollup.address} created {adj.address} (its only Adjudicator)")
     if not client.get_code(adj.address):
         raise L1Error(f"no contract at {adj.address}")
-    if adj.rollup() != rollup or adj.l2_chain_id() != l2_chain_id:
-        raise L1Error(f"the Adjudicator at {adj.address} is not for the Rollup {rollup} on L2 chain {l2_chain_id}")
+    if adj.rollup() != rollup.address or adj.l2_chain_id() != l2_chain_id:
+        raise L1Error(f"the Adjudicator at {adj.address} is not for the Rollup {rollup.address} on L2 chain "
+                      f"{l2_chain_id}")
     return adj.address
 
 

@@ -1,7 +1,7 @@
 """Python side of docs/encoding.md for the contract tests, written independently of the
 contracts (eth-abi + eth-account + cext), plus builders for fake L2 batches, a sparse depth-32
-tree, marks roots and escape claims, and the owner signatures of the Bridge (EscapeTo,
-RefundTo)."""
+tree, marks roots (with proofs of absence), escape claims, channel leaves, and the owner
+signatures of the Bridge (EscapeTo, RefundTo, ChannelEscapeTo)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ WITHDRAWAL_TAG = H(b"optrollup.withdrawal.v1")
 ACCOUNT_TAG = H(b"optrollup.account.v1")
 TX_TAG = H(b"optrollup.tx.v1")
 MARK_TAG = H(b"optrollup.mark.v1")
+CHANNEL_TAG = H(b"optrollup.channel.v1")
+CHANNEL_OPEN, CHANNEL_CLOSED, CHANNEL_CONCLUDED = 0, 1, 2
 STATE_TREE_DEPTH = 32
 UNIT = 10**6  # position amounts are contracts x 10^6
 FORCED_NONCE_BASE = 2**63  # nonce of forced-withdrawal / deposit-refund leaves = base + message nonce
@@ -86,6 +88,23 @@ def mark_leaf(instrument: str, mark_lo: int, mark_hi: int) -> bytes:
     return H(encode(["bytes32", "string", "uint256", "uint256"], [MARK_TAG, instrument, mark_lo, mark_hi]))
 
 
+def channel_leaf(channel_id: bytes, a: str, b: str, deposit_a: int, deposit_b: int, status: int = CHANNEL_OPEN,
+                 closed_turn: int = 0, closed_hash: bytes = ZERO32) -> bytes:
+    """H(abi.encode(CHANNEL_TAG, bytes32 channelId, address a, address b, uint256 depositA,
+    uint256 depositB, uint256 status, uint256 closedTurnNum, bytes32 closedStateHash))."""
+    return H(encode(["bytes32", "bytes32", "address", "address", "uint256", "uint256", "uint256", "uint256",
+                     "bytes32"],
+                    [CHANNEL_TAG, channel_id, a, b, deposit_a, deposit_b, status, closed_turn, closed_hash]))
+
+
+def channel_claim(channel_id: bytes, a: str, b: str, deposit_a: int, deposit_b: int, index: int, tree: SparseTree,
+                  status: int = CHANNEL_OPEN, closed_turn: int = 0, closed_hash: bytes = ZERO32) -> dict:
+    """Bridge.ChannelClaim for the channel leaf at `index` of `tree`."""
+    return {"channelId": channel_id, "a": a, "b": b, "depositA": deposit_a, "depositB": deposit_b, "status": status,
+            "closedTurnNum": closed_turn, "closedStateHash": closed_hash, "channelIndex": index,
+            "channelProof": tree.proof(index)}
+
+
 def message_commitment(kind: int, sender: str, to: str, amount: int) -> bytes:
     """Bridge.messageCommitment of an L1 message (docs/encoding.md, "L1 messages")."""
     return H(encode(["uint8", "address", "address", "uint256"], [kind, sender, to, amount]))
@@ -107,6 +126,34 @@ class Marks:
 
     def proof(self, name: str) -> list[bytes]:
         return cext.merkle_proof(self.leaves, self.index(name))
+
+    def depth(self) -> int:
+        """Proof length of every leaf: the padded tree has 2^depth slots (0 for one leaf or none)."""
+        return max(len(self.leaves) - 1, 0).bit_length()
+
+    def _slot(self, i: int) -> dict:
+        """Bridge.MarkNeighbour of slot i: a mark leaf, or the zero padding after the last one."""
+        padded = self.leaves + [ZERO32] * ((1 << self.depth()) - len(self.leaves))
+        proof = cext.merkle_proof(padded, i) if len(padded) > 1 else []
+        if i < len(self.names):
+            n = self.names[i]
+            return {"padding": False, "instrument": n, "markLo": self.marks[n][0], "markHi": self.marks[n][1],
+                    "index": i, "proof": proof}
+        return {"padding": True, "instrument": "", "markLo": 0, "markHi": 0, "index": i, "proof": proof}
+
+    def mark(self, name: str) -> dict:
+        """Bridge.PositionMark of a position in `name`: its mark and proof if listed, else the
+        proof of absence (the adjacent slots around where it would sit)."""
+        if name in self.marks:
+            lo, hi = self.marks[name]
+            return {"listed": True, "markLo": lo, "markHi": hi, "markIndex": self.index(name),
+                    "markProof": self.proof(name), "neighbours": []}
+        key = name.encode()
+        g = sum(1 for n in self.names if n.encode() < key)  # the gap: it would be leaf g
+        slots = 1 << self.depth()
+        neighbours = ([self._slot(g - 1)] if g > 0 else []) + ([self._slot(g)] if g < slots else [])
+        return {"listed": False, "markLo": 0, "markHi": 0, "markIndex": 0, "markProof": [],
+                "neighbours": neighbours}
 
 
 def position_value(q: int, mark_lo: int, mark_hi: int) -> int:
@@ -144,6 +191,8 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _BRIDGE_TYPES = {
     "EscapeTo": [{"name": "account", "type": "address"}, {"name": "recipient", "type": "address"}],
     "RefundTo": [{"name": "nonce", "type": "uint256"}, {"name": "recipient", "type": "address"}],
+    "ChannelEscapeTo": [{"name": "channelId", "type": "bytes32"}, {"name": "account", "type": "address"},
+                        {"name": "recipient", "type": "address"}],
 }
 
 
@@ -180,6 +229,12 @@ def sign_escape_to(key: LocalAccount, chain_id: int, bridge: str, account: str, 
 
 def sign_refund_to(key: LocalAccount, chain_id: int, bridge: str, nonce: int, recipient: str) -> bytes:
     return _sign_typed(key, bridge_typed_data(chain_id, bridge, "RefundTo", {"nonce": nonce, "recipient": recipient}))
+
+
+def sign_channel_escape_to(key: LocalAccount, chain_id: int, bridge: str, channel_id: bytes, account: str,
+                           recipient: str) -> bytes:
+    return _sign_typed(key, bridge_typed_data(chain_id, bridge, "ChannelEscapeTo",
+                                              {"channelId": channel_id, "account": account, "recipient": recipient}))
 
 
 class SparseTree:

@@ -158,7 +158,9 @@ def block_time(s: System, receipt) -> int:
 
 def test_deployed_with_the_system_for_its_rollup_and_l2_chain(system: System, adj: Adjudicator, tmp_path):
     d = system.deployment
-    assert d.adjudicator == adj.address and "Adjudicator" in d.tx_hashes
+    # created by the Rollup's constructor (no transaction of its own), known to the Rollup and the Bridge
+    assert d.adjudicator == adj.address == system.rollup.call("adjudicator") == system.bridge.call("adjudicator")
+    assert "Adjudicator" not in d.tx_hashes
     assert adj.l2_chain_id() == L2_CHAIN_ID != system.chain_id  # the L2 chain id, not L1's
     assert adj.rollup() == d.rollup
     dom = H(encode(["bytes32", "bytes32", "bytes32", "uint256", "address"],
@@ -170,20 +172,24 @@ def test_deployed_with_the_system_for_its_rollup_and_l2_chain(system: System, ad
     assert c.call("STATE_TYPEHASH") == H(b"ChannelState(bytes32 channelId,uint64 turnNum,uint256 balanceA,"
                                          b"uint256 balanceB,ChannelPosition[] positions,bool isFinal)"
                                          b"ChannelPosition(string instrument,int256 amount)")
-    # the record: saved and loaded with its Adjudicator; read back from the Rollup when given it
+    # the record: saved and loaded with its Adjudicator; discovered from the Rollup alone
     p = tmp_path / "deployment.json"
     d.save(p)
     assert Deployment.load(p).adjudicator == adj.address and Deployment.load(p).to_json() == d.to_json()
-    assert read_deployment(system.client, d.rollup).adjudicator is None
+    assert read_deployment(system.client, d.rollup).adjudicator == adj.address
     assert read_deployment(system.client, d.rollup, adjudicator=adj.address.lower()).adjudicator == adj.address
 
 
 def test_read_deployment_refuses_a_foreign_adjudicator(system: System):
-    other, _ = deploy_adjudicator(system.client, system.deployer, L2_CHAIN_ID + 1, system.rollup.address)
-    with pytest.raises(L1Error, match="not for the Rollup"):
-        read_deployment(system.client, system.rollup.address, adjudicator=other.address)
+    # another Adjudicator for the same (L2 chain, Rollup) certifies the same states, but it is
+    # not the Rollup's: the record names only the canonical one
+    for chain_id in (L2_CHAIN_ID, L2_CHAIN_ID + 1):
+        other, _ = deploy_adjudicator(system.client, system.deployer, chain_id, system.rollup.address)
+        with pytest.raises(L1Error, match="is not the Rollup's"):
+            read_deployment(system.client, system.rollup.address, adjudicator=other.address)
     legacy = Deployment.from_json({k: v for k, v in system.deployment.to_json().items() if k != "adjudicator"})
-    assert legacy == system.deployment and legacy.adjudicator is None
+    assert legacy != system.deployment and legacy.adjudicator is None
+    assert legacy == Deployment(**{**system.deployment.__dict__, "adjudicator": None})
     with pytest.raises(L1Error, match="no Adjudicator"):
         legacy.adjudicator_contract(system.client)
 
