@@ -179,9 +179,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
     v.add_argument("--l1-rpc", required=True, metavar="URL", help="L1 JSON-RPC endpoint")
     v.add_argument("--rollup", required=True, metavar="ADDRESS", help="the Rollup contract")
     v.add_argument("--adjudicator", metavar="ADDRESS",
-                   help="the state channels' Adjudicator: check every ChannelConclude against its "
-                        "Concluded events and that conclusions are applied in time (without it, "
-                        "a chain with a ChannelConclude cannot be verified)")
+                   help="the state channels' Adjudicator (default: the Rollup's own, read from L1) "
+                        "whose Concluded events every ChannelConclude is checked against")
     v.add_argument("--conclusion-deadline", type=int, default=300, metavar="BLOCKS",
                    help="L1 blocks within which a conclusion must be applied (default 300)")
     v.add_argument("--watch", action="store_true", help="keep following new batches")

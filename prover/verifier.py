@@ -24,7 +24,8 @@ is skipped, its index reused by the batch that replaced it):
   l1Nonce, depositor)` against `Deposited`, `ForcedWithdrawTx(account, recipient, amount,
   l1Nonce)` against `WithdrawalRequested` with that nonce (otherwise a sequencer could mint
   collateral, redirect a refund or invent a withdrawal);
-- given the state channels' Adjudicator (`adjudicator=`), checks every `ChannelConclude` against
+- with the state channels' Adjudicator (the Rollup's own, read from L1; `adjudicator=`
+  overrides it), checks every `ChannelConclude` against
   a confirmed `Concluded` event of that channel whose stateHash is the applied state's EIP-712
   digest (a sequencer cannot conclude a channel on its own), and that every conclusion is
   applied in time: a channel concluded on L1 in block N must be closed in the replayed state of
@@ -112,6 +113,7 @@ class Verifier:
         self._failed: tuple[list[BatchRef], VerificationFailed] | None = None
         # channel conclusions on the Adjudicator, by channel id (sequencer.l1.conclusions)
         self.conclusion_deadline = conclusion_deadline
+        adjudicator = adjudicator if adjudicator is not None else self.deployment.adjudicator
         self.conclusions = (None if adjudicator is None else ConclusionFollower(
             client, adjudicator, self.genesis.config.domain,
             start_block=self.deployment.deployment_block, confirmations=confirmations))

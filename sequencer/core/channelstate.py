@@ -44,7 +44,8 @@ def _word(n: int) -> bytes:
 
 def channel_leaf(cid: bytes, ch: Channel) -> bytes:
     """H(abi.encode(CHANNEL_TAG, bytes32 channelId, address a, address b, uint256 depositA,
-    uint256 depositB, uint8 status, uint64 closedTurnNum, bytes32 closedStateHash))."""
+    uint256 depositB, uint256 status, uint256 closedTurnNum, bytes32 closedStateHash))
+    (Encoding.channelLeaf on L1: what Bridge.escapeChannel proves)."""
     o = ch.open
     return keccak256(CHANNEL_TAG + cid + o.a.rjust(32, b"\0") + o.b.rjust(32, b"\0")
                      + _word(o.depositA) + _word(o.depositB) + _word(ch.status)
