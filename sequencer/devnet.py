@@ -124,7 +124,9 @@ class DevnetFiles:
 
 
 #: the supervised processes, in the order a cleanup stops leftovers (anvil last: it dumps state)
-CHILDREN = ("liquidator", "poster", "node", "anvil")
+MAX_CHANNEL_SERVICES = 4
+CHILDREN = (*(f"channels{i}" for i in range(MAX_CHANNEL_SERVICES)), "liquidator", "poster", "node",
+            "anvil")
 
 
 def free_port() -> int:
@@ -263,6 +265,7 @@ def devnet(args: argparse.Namespace) -> int:
                   log_path=logs / "anvil.log", port=args.l1_port, pid_file=files.pid_file("anvil"))
     feeder = poster = None
     liquidator: subprocess.Popen | None = None
+    channel_services: list[tuple[subprocess.Popen, str, Path]] = []  # (process, URL, keystore)
     try:
         anvil.start()
         client = anvil.client()
@@ -312,6 +315,19 @@ def devnet(args: argparse.Namespace) -> int:
                     [*cli, "liquidator", "--sequencer", api, "--keystore", str(stores[-1]),
                      "--password-file", str(files.password), "--json"],
                     stdout=liq_log, stderr=subprocess.STDOUT, pid_file=files.pid_file("liquidator"))
+        # the first dev accounts are channel-enabled: one state-channel service each (channels/)
+        for i in range(min(args.channel_services, MAX_CHANNEL_SERVICES, len(stores) - 1)):
+            ch_port = free_port()
+            with open(logs / f"channels{i}.log", "ab") as ch_log:
+                proc = procs.popen(
+                    [*cli, "channels", "serve", "--data-dir", str(files.root / "channels" / str(i)),
+                     "--keystore", str(stores[i]), "--password-file", str(files.password),
+                     "--sequencer", api, "--port", str(ch_port), "--l1-rpc", anvil.url,
+                     "--adjudicator", dep.adjudicator or ""],
+                    stdout=ch_log, stderr=subprocess.STDOUT, pid_file=files.pid_file(f"channels{i}"))
+            channel_services.append((proc, f"http://127.0.0.1:{ch_port}", stores[i]))
+        for proc, url, _ in channel_services:
+            wait_http(f"{url}/health", 60, proc)
         sample_ins = next(i.name for i in cfg.genesis.instruments if i.strike == 3000 * 10**6 and i.is_call)
         entry_line = (f"  orders     {order_entry}   (order entry: the signed write routes, on "
                       f"{args.ingress_workers} ingress workers)\n" if order_entry else "")
@@ -324,15 +340,23 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
   USDC       {dep.collateral_token}   (mock, 6 decimals; `optrollup faucet` mints and deposits more)
   poster     {'optrollup post-batches --once every %gs (log: logs/poster.log)' % args.post_seconds if poster else 'not available in this build'}
   liquidator {'optrollup liquidator as the last dev account (log: logs/liquidator.log)' if liquidator else 'off (--no-liquidator)'}
+  channels   {', '.join(f'{u} (dev account {i})' for i, (_, u, _) in enumerate(channel_services)) or 'off (--channel-services 0)'}
   dev accounts (devnet keys: never use them elsewhere; {FUND_USDC} USDC deposited each on first run):""")
         for k, store in zip(traders, stores):
             print(f"    {to_checksum(bytes.fromhex(Account.from_key(k).address[2:]))}  key {k}  keystore {store}")
         print(f"""  keystore password (devnet only): {files.password}
   try:
     optrollup order place --url {api} --keystore {stores[0]} --password-file {files.password} --instrument {sample_ins} --side sell --price 150 --amount 0.1
-    curl {api}/v1/book/{sample_ins}
-  Ctrl-C stops everything; run again to resume.
-""", flush=True)
+    curl {api}/v1/book/{sample_ins}""", flush=True)
+        if len(channel_services) >= 2:
+            (_, u0, k0), (_, u1, k1) = channel_services[:2]
+            pw = f"--password-file {files.password}"
+            print(f"""  a state channel between dev accounts 0 and 1 (docs/channels.md):
+    optrollup channels open  --service {u0} --keystore {k0} {pw} --peer {u1} --deposit 1000 --peer-deposit 1000
+    optrollup channels quote --service {u1} --keystore {k1} {pw} CHANNEL_ID --line {sample_ins},140,5,160,5
+    optrollup channels trade --service {u0} --keystore {k0} {pw} CHANNEL_ID --instrument {sample_ins} --side buy --price 160 --amount 1
+    optrollup channels close --service {u0} --keystore {k0} {pw} CHANNEL_ID""", flush=True)
+        print("  Ctrl-C stops everything; run again to resume.\n", flush=True)
         while not stop.is_set():
             if node.poll() is not None:
                 raise RuntimeError(f"the node exited with code {node.returncode}; see {logs}")
@@ -342,6 +366,8 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
     except KeyboardInterrupt:
         pass
     finally:
+        for i, (proc, _, _) in enumerate(channel_services):
+            procs.stop_child(proc, timeout=15, pid_file=files.pid_file(f"channels{i}"))
         if liquidator is not None:
             procs.stop_child(liquidator, timeout=15, pid_file=files.pid_file("liquidator"))
         if feeder is not None:
@@ -387,6 +413,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
                    help="serve the signed write routes also from N ingress worker processes "
                         "(sequencer/ingress) on --ingress-port, printed as the order-entry URL")
     p.add_argument("--ingress-port", type=int, default=8081, help="0: any free port")
+    p.add_argument("--channel-services", type=int, default=2, metavar="N",
+                   help=f"run a state-channel service (optrollup channels serve) for each of the "
+                        f"first N dev accounts (at most {MAX_CHANNEL_SERVICES}; default 2; 0: none)")
     p.set_defaults(func=devnet)
     fd = sub.add_parser("feed", help="devnet: steer the simulated oracle feed")
     fsub = fd.add_subparsers(dest="feed_command", required=True)
