@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sequencer import devnet, serve
+from sequencer.audit import cli as audit_cli
 from sequencer.client import cli as client_cli
 from sequencer.client import liquidator, mmpcli
 from sequencer.ingress import gateway
@@ -18,3 +19,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
     liquidator.register(sub)  # liquidator: the reference liquidation bidder
     devnet.register(sub)
     gateway.register(sub)  # optrollup gateway: an ingress worker (sequencer/ingress)
+    audit_cli.register(sub)  # audit export|verify (docs/compliance.md)

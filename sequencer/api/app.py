@@ -28,6 +28,7 @@ from sequencer.api.fastpath import FastWrites, WriteHandler
 from sequencer.api.liquidation import add_liquidation_routes, auction_rules_json, insurance_json
 from sequencer.api.mmp import add_mmp_routes
 from sequencer.api.channels import add_channel_routes
+from sequencer.api.compliance import add_compliance_routes
 from sequencer.core.channelmsg import channel_types
 from sequencer.api.ratelimit import RateLimiter
 from sequencer.api.stream import add_stream
@@ -396,6 +397,7 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
     add_mmp_routes(app, api)  # market-maker protection: /v1/mmp/config, /v1/mmp/reset, reads
     add_liquidation_routes(app, api)  # GET/POST /v1/liquidations (docs/liquidation.md)
     add_channel_routes(app, api)  # POST /v1/channels, .../close, GET (docs/channels.md)
+    add_compliance_routes(app, api)  # /v1/admin/freeze|unfreeze|deny, statements (docs/compliance.md)
 
     # -- operator reads ------------------------------------------------------------------------
 

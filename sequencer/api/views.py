@@ -81,6 +81,7 @@ def account_json(address: bytes, v: AccountView) -> dict[str, Any]:
         "halted": list(v.halted), "liquidationStartedAt": v.liquidationStart,
         "liquidateNonce": str(v.liquidateNonce),
         "marginMode": MODES[v.marginMode], "marginNonce": str(v.marginNonce),
+        "frozen": v.frozenAt is not None, "frozenAt": v.frozenAt,
         "portfolio": [{"underlying": u.underlying, "worstLoss": money(u.loss),
                        "worstScenario": {"spotShockPct": u.spot_shock, "volShockPct": u.vol_shock},
                        "initialMargin": money(u.im), "maintenanceMargin": money(u.mm)}

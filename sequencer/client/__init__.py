@@ -9,6 +9,7 @@ Units: `price` USDC base units (× 10^6) per contract; `amount` contracts × 10^
 """
 
 from sequencer.client.client import DEFAULT_ORDER_TTL, AsyncClient, Client
+from sequencer.client.compliance import ComplianceState
 from sequencer.client.errors import (ApiError, BadRequestError, ClientError, ConflictError, NotFoundError,
                                      PayloadTooLargeError, RateLimitedError, RejectedError, ServerError,
                                      StreamClosed, StreamGap, TransportError, UnauthorizedError,
@@ -31,4 +32,5 @@ __all__ = [
     "OrderStatus", "PayloadTooLargeError", "Position", "RateLimitedError", "RejectedError", "ScenarioRisk", "ServerError",
     "Signer", "Stream", "StreamClosed", "StreamGap", "StreamMessage", "TimeInForce", "Trade",
     "TransportError", "UnauthorizedError", "UnavailableError", "Withdrawal", "WithdrawalAck",
+    "ComplianceState",
 ]

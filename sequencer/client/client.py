@@ -21,6 +21,7 @@ import httpx
 
 from sequencer.client.errors import ApiError, ClientError, ConflictError, TransportError, error_from_answer
 from sequencer.errors import OptrollupError
+from sequencer.client.compliance import ComplianceOps, ComplianceState
 from sequencer.client.liquidation import LiquidationOps, Liquidations, LiquidationTake
 from sequencer.client.mmp import MmpOps, MmpPair, MmpResetAck, MmpState
 from sequencer.client.signing import Signer, message_json
@@ -74,7 +75,7 @@ def _hash32(value: str, name: str) -> str:
     return "0x" + raw.lower()
 
 
-class _Core(MmpOps, LiquidationOps):
+class _Core(MmpOps, LiquidationOps, ComplianceOps):
     """Signing, request building and answer parsing shared by both clients (market-maker
     protection's plans in sequencer.client.mmp, liquidation's in sequencer.client.liquidation)."""
 
@@ -126,6 +127,8 @@ class _Core(MmpOps, LiquidationOps):
 
     @staticmethod
     def _answer(status: int, headers: Any, content: bytes) -> Any:
+        if status < 400 and str(headers.get("content-type", "")).startswith("text/csv"):
+            return content.decode()  # a statement (docs/compliance.md)
         try:
             body = json.loads(content) if content else None
         except ValueError:
@@ -456,6 +459,34 @@ class Client(_Core):
         """This account's resting orders."""
         return self._run(self._op_open_orders())
 
+    def statement(self, first: int | None = None, last: int | None = None,
+                  address: str | None = None) -> str:
+        """`GET /v1/accounts/{a}/statement` as CSV text: this account's (or `address`'s, if this
+        key signs for it) trades, fees, deposits, withdrawals, settlements, liquidations and
+        channel moves over blocks first..last (default: all), with a running balance."""
+        return self._run(self._op_statement(first, last, address))
+
+    def compliance(self) -> ComplianceState:
+        """`GET /v1/compliance`: the next compliance nonce, frozen accounts, the L1 deny list."""
+        return self._run(self._op_compliance())
+
+    def freeze(self, account: str, nonce: int | None = None) -> dict[str, Any]:
+        """Operator only: freeze `account` (its open orders are cancelled; `nonce` defaults to
+        the node's next compliance nonce)."""
+        return self._run(self._op_compliance_action("Freeze", "/v1/admin/freeze",
+                                                    {"account": account}, nonce))
+
+    def unfreeze(self, account: str, nonce: int | None = None) -> dict[str, Any]:
+        """Operator only: lift the freeze of `account`."""
+        return self._run(self._op_compliance_action("Unfreeze", "/v1/admin/unfreeze",
+                                                    {"account": account}, nonce))
+
+    def deny_l1(self, l1_address: str, denied: bool = True,
+                nonce: int | None = None) -> dict[str, Any]:
+        """Operator only: put L1 address `l1_address` on the deny list (or take it off)."""
+        return self._run(self._op_compliance_action(
+            "DenyL1", "/v1/admin/deny", {"l1Address": l1_address, "denied": bool(denied)}, nonce))
+
     def book(self, instrument: str, depth: int = 20) -> Book:
         """Aggregated levels (best first) and the book's sequence number."""
         return self._run(self._op_book(instrument, depth))
@@ -558,6 +589,31 @@ class AsyncClient(_Core):
     async def cancel(self, order_hash: str) -> CancelResult:
         """See `Client.cancel`."""
         return await self._run(self._op_cancel(order_hash))
+
+    async def statement(self, first: int | None = None, last: int | None = None,
+                        address: str | None = None) -> str:
+        """See `Client.statement`."""
+        return await self._run(self._op_statement(first, last, address))
+
+    async def compliance(self) -> ComplianceState:
+        """See `Client.compliance`."""
+        return await self._run(self._op_compliance())
+
+    async def freeze(self, account: str, nonce: int | None = None) -> dict[str, Any]:
+        """See `Client.freeze`."""
+        return await self._run(self._op_compliance_action("Freeze", "/v1/admin/freeze",
+                                                          {"account": account}, nonce))
+
+    async def unfreeze(self, account: str, nonce: int | None = None) -> dict[str, Any]:
+        """See `Client.unfreeze`."""
+        return await self._run(self._op_compliance_action("Unfreeze", "/v1/admin/unfreeze",
+                                                          {"account": account}, nonce))
+
+    async def deny_l1(self, l1_address: str, denied: bool = True,
+                      nonce: int | None = None) -> dict[str, Any]:
+        """See `Client.deny_l1`."""
+        return await self._run(self._op_compliance_action(
+            "DenyL1", "/v1/admin/deny", {"l1Address": l1_address, "denied": bool(denied)}, nonce))
 
     async def replace_order(self, old_hash: str, order: NewOrder) -> OrderAck:
         """See `Client.replace_order`."""

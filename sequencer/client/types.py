@@ -228,6 +228,11 @@ class Account:
     margin_mode: str = "standard"
     margin_nonce: int = 0                      # its next SetMarginMode nonce
     portfolio: list[ScenarioRisk] = field(default_factory=list)
+    frozen_at: int | None = None               # block time the operator froze it (docs/compliance.md)
+
+    @property
+    def frozen(self) -> bool:
+        return self.frozen_at is not None
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Account":
@@ -238,7 +243,8 @@ class Account:
                    [OpenOrder.from_json(o) for o in d.get("openOrders", [])],
                    None if started is None else int(started), int(d.get("liquidateNonce", 0)),
                    d.get("marginMode", "standard"), int(d.get("marginNonce", 0)),
-                   [ScenarioRisk.from_json(x) for x in d.get("portfolio", [])])
+                   [ScenarioRisk.from_json(x) for x in d.get("portfolio", [])],
+                   None if d.get("frozenAt") is None else int(d["frozenAt"]))
 
 
 class Level(NamedTuple):

@@ -4,7 +4,8 @@ time comes in with the block."""
 
 from sequencer.core.book import Book, Resting
 from sequencer.core.config import CoreConfig, OracleParams, UnderlyingParams
-from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, Listing, MmpConfig,
+from sequencer.core.eip712 import (Cancel, CancelAll, DenyL1, Feed, FreezeAccount, Liquidate,
+                                   Listing, MmpConfig, UnfreezeAccount,
                                    MmpReset, SessionKey, SetMarginMode, Withdraw, digest, digests,
                                    eip712_types,
                                    hash_struct, order_digest)
@@ -20,7 +21,8 @@ from sequencer.core.state import (Account, FilledOrder, State, account_leaf, gen
                                   positions_hash, state_bytes)
 from sequencer.core.transition import (FORCED_NONCE_BASE, MAX_COLLATERAL, BlockContext, apply,
                                        list_instrument, prepare_block)
-from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, DepositTx, FillTx, ForcedWithdrawTx,
+from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, DenyL1Tx, DepositTx, FillTx,
+                                ForcedWithdrawTx, FreezeTx, UnfreezeTx,
                                 LiquidateTx, ListTx, MarginModeTx, OracleTx, SessionKeyTx, SettleTx,
                                 SignedOrder, TakeoverTx, Tx, WithdrawTx, decode_tx, encode_tx)
 
@@ -37,4 +39,5 @@ __all__ = [
     "list_instrument", "make_instrument", "mark", "order_digest", "parse_name", "positions_hash",
     "positions_margin", "prepare_block", "settle", "settlement_price", "short_margin",
     "state_bytes", "twap",
+    "DenyL1", "DenyL1Tx", "FreezeAccount", "FreezeTx", "UnfreezeAccount", "UnfreezeTx",
 ]

@@ -1,7 +1,8 @@
 """EIP-712 types of design.md and generic struct hashing for every message but `Order`.
 
 Order digests always go through `cext.order_digests`; the other messages (Cancel, CancelAll,
-Withdraw, SessionKey, Feed, List, MmpConfig, MmpReset, Liquidate, SetMarginMode) are hashed here. Messages are
+Withdraw, SessionKey, Feed, List, MmpConfig, MmpReset, Liquidate, SetMarginMode, and the
+operator's Freeze, Unfreeze, DenyL1) are hashed here. Messages are
 NamedTuples whose fields are the EIP-712 fields in type order; addresses are 20 raw bytes,
 `orderHash` 32 bytes.
 """
@@ -32,6 +33,10 @@ FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "Liquidate": (("liquidator", "address"), ("account", "address"), ("fractionPpm", "uint32"),
                   ("maxPrice", "int256"), ("nonce", "uint64")),
     "SetMarginMode": (("account", "address"), ("mode", "uint8"), ("nonce", "uint64")),
+    # compliance (sequencer.core.compliance; docs/compliance.md): operator-signed
+    "Freeze": (("account", "address"), ("nonce", "uint64")),
+    "Unfreeze": (("account", "address"), ("nonce", "uint64")),
+    "DenyL1": (("l1Address", "address"), ("denied", "bool"), ("nonce", "uint64")),
 }
 DOMAIN_FIELDS: tuple[tuple[str, str], ...] = (
     ("name", "string"), ("version", "string"), ("chainId", "uint256"),
@@ -140,12 +145,59 @@ class SetMarginMode(NamedTuple):
     nonce: int
 
 
+def _typed_eq(self: tuple, other: object) -> bool:
+    return type(other) is type(self) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+
+
+def _typed_ne(self: tuple, other: object) -> bool:
+    return not _typed_eq(self, other)
+
+
+def _typed_hash(self: tuple) -> int:
+    return hash((type(self).__name__, tuple(self)))
+
+
+class FreezeAccount(NamedTuple):
+    """Operator-signed (EIP-712 type `Freeze`): freeze L2 `account` (sequencer.core.compliance).
+    `nonce` = the state's next compliance nonce (one counter for Freeze, Unfreeze and DenyL1)."""
+
+    account: bytes
+    nonce: int
+
+    # Freeze and Unfreeze have the same fields (and DenyL1 those of SetMarginMode, True == 1):
+    # equal as plain tuples, they would share the digest and signer caches keyed by message
+    # (BlockContext.digests); equality and hash that include the type tell them apart
+    __eq__, __ne__, __hash__ = _typed_eq, _typed_ne, _typed_hash
+
+
+class UnfreezeAccount(NamedTuple):
+    """Operator-signed (EIP-712 type `Unfreeze`): lift the freeze of `account`; `nonce` as in
+    FreezeAccount."""
+
+    account: bytes
+    nonce: int
+
+    __eq__, __ne__, __hash__ = _typed_eq, _typed_ne, _typed_hash  # see FreezeAccount
+
+
+class DenyL1(NamedTuple):
+    """Operator-signed: put L1 address `l1Address` on the deny list (`denied` true) or take it
+    off (false); `nonce` as in FreezeAccount."""
+
+    l1Address: bytes
+    denied: bool
+    nonce: int
+
+    __eq__, __ne__, __hash__ = _typed_eq, _typed_ne, _typed_hash  # see FreezeAccount
+
+
 Message = (Cancel | CancelAll | Withdraw | SessionKey | Feed | Listing | MmpConfig | MmpReset
-           | Liquidate | SetMarginMode)
+           | Liquidate | SetMarginMode | FreezeAccount | UnfreezeAccount | DenyL1)
 PRIMARY: dict[type, str] = {Cancel: "Cancel", CancelAll: "CancelAll", Withdraw: "Withdraw",
                             SessionKey: "SessionKey", Feed: "Feed", Listing: "List",
                             MmpConfig: "MmpConfig", MmpReset: "MmpReset", Liquidate: "Liquidate",
-                            SetMarginMode: "SetMarginMode"}
+                            SetMarginMode: "SetMarginMode", FreezeAccount: "Freeze",
+                            UnfreezeAccount: "Unfreeze", DenyL1: "DenyL1"}
 
 
 def type_string(primary: str) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from cext import Order, recover_addresses, to_checksum
-from sequencer.core import eip712, insurance, liquidation, portfolio
+from sequencer.core import compliance, eip712, insurance, liquidation, portfolio
 from sequencer.core.book import Book, Resting
 from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, Listing, MmpConfig,
                                    MmpReset, SessionKey, SetMarginMode, Withdraw)
@@ -35,7 +35,7 @@ from sequencer.core.transition import (BlockContext, apply, check_l1_message, ch
                                        forced_withdrawal_refusal,
                                        require_signer)
 from sequencer.core.txs import (AuctionStartTx, ChannelCloseTx, ChannelConcludeTx, ChannelOpenTx,
-                                DepositTx, FillTx, ForcedWithdrawTx,
+                                DenyL1Tx, DepositTx, FillTx, ForcedWithdrawTx, FreezeTx, UnfreezeTx,
                                 LiquidateTx, ListTx, MarginModeTx, OracleTx, SessionKeyTx, SettleTx,
                                 SignedOrder, TakeoverTx, Tx, WithdrawTx)
 from sequencer.errors import Conflict, InvalidRequest, NotFound, OptrollupError, Rejected
@@ -101,6 +101,8 @@ class AccountView(NamedTuple):
     marginNonce: int = 0
     portfolio: tuple[UnderlyingMargin, ...] = ()
     """Portfolio mode: each underlying's worst scenario, IM and MM (positions only)."""
+    frozenAt: int | None = None
+    """Block time the operator froze the account (None: not frozen; docs/compliance.md)."""
 
 
 class _Risk:
@@ -271,6 +273,15 @@ class Engine:
         """Withdraw collateral; with open orders counted, as for a new order."""
         return self.submit(WithdrawTx(msg, signature))
 
+    def compliance(self, tx: FreezeTx | UnfreezeTx | DenyL1Tx) -> list[Resting]:
+        """Apply an operator-signed compliance action (sequencer.core.compliance); a Freeze
+        also cancels every open order of the account (engine-level, like the start of a
+        liquidation). Returns the orders cancelled."""
+        self.submit(tx)
+        if isinstance(tx, FreezeTx):
+            return self.drop_account_orders(tx.freeze.account)
+        return []
+
     # -- state channels (sequencer.core.channelstate) -------------------------------------------
 
     def channel_open(self, tx: ChannelOpenTx) -> bytes:
@@ -357,6 +368,9 @@ class Engine:
             raise Rejected("post-only order would cross the book", code="post_only_would_cross")
         post_check = False
         if amount + same_side > closing:
+            if order.account in st.frozen:
+                raise compliance.frozen_error(order.account, "only orders that reduce its "
+                                              "positions")
             if order.account in st.auctions:
                 raise Rejected("the account is in liquidation: only orders that reduce its "
                                "positions", code="account_in_liquidation")
@@ -772,6 +786,8 @@ class Engine:
                            code="insufficient_margin")
 
     def _check_withdraw(self, w: Withdraw) -> None:
+        if w.account in self.state.frozen:
+            return  # apply refuses it (account_frozen), after checking its signature
         if w.account in self.state.accounts and self.by_account.get(w.account):
             self._check_margin(w.account, "", None,
                                withdraw=insurance.withdrawal_debit(self.state, w.amount))
@@ -807,7 +823,7 @@ class Engine:
                            max(0, min(acct.collateral, equity - im)), positions, orders,
                            acct.withdrawal_nonce, halted, self.state.auctions.get(address),
                            self.state.liquidate_nonces.get(address, 0), acct.margin_mode,
-                           acct.margin_nonce, pm)
+                           acct.margin_nonce, pm, self.state.frozen.get(address))
 
 
 class _Journal:

@@ -70,6 +70,10 @@ class State:
     Channels (sequencer.core.channelstate): `channels` maps channel id -> Channel; an open
     channel holds its deposits (still counted in `collateral_total`); each channel has a leaf
     in the state tree (`index`, keyed by its 32-byte id, next to the 20-byte accounts).
+    Compliance (sequencer.core.compliance, docs/compliance.md): `frozen` maps each frozen L2
+    account to the block time it was frozen; `denied` maps each L1 address on the deny list to
+    the block time it was put there; `compliance_nonce` is the nonce the operator's next
+    Freeze, Unfreeze or DenyL1 must carry (one counter, +1 per applied action).
     Derived (a sum kept in step, recomputed when a snapshot loads): `collateral_total`, Σ
     collateral over all accounts (what withdrawals are haircut against while `shortfall` > 0).
     Not committed state, both emptied at every seal: `touched`, the accounts whose leaf may have
@@ -91,6 +95,9 @@ class State:
     shortfall: int = 0
     liquidate_nonces: dict[bytes, int] = field(default_factory=dict)
     channels: dict[bytes, Channel] = field(default_factory=dict)
+    frozen: dict[bytes, int] = field(default_factory=dict)
+    denied: dict[bytes, int] = field(default_factory=dict)
+    compliance_nonce: int = 0
     collateral_total: int = 0
     touched: set[bytes] = field(default_factory=set)
     withdrawal_leaves: list[WithdrawalLeaf] = field(default_factory=list)
@@ -186,4 +193,7 @@ def state_bytes(state: State) -> bytes:
         # channels only when there are some, so states without them keep their bytes
         *([[[cid, list(c.open), c.opened_at, c.status, c.closed_turn, c.closed_hash]
             for cid, c in sorted(state.channels.items())]] if state.channels else []),
+        # compliance only once the operator acted, so states without it keep their bytes
+        *([["compliance", sorted(state.frozen.items()), sorted(state.denied.items()),
+            state.compliance_nonce]] if state.compliance_nonce else []),
     ], use_bin_type=True)

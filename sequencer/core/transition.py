@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cext import Order, order_digests, recover_addresses, to_checksum
-from sequencer.core import channelstate, eip712, insurance, liquidation, portfolio
+from sequencer.core import channelstate, compliance, eip712, insurance, liquidation, portfolio
 from sequencer.core.header import WithdrawalLeaf
 from sequencer.core.instruments import UNIT, Instrument, make_instrument
 from sequencer.core.margin import Margin, fee, position_delta, reduces
@@ -23,9 +23,10 @@ from sequencer.core.oracle import OracleState, accept_feed, check_feed, prune_hi
 from sequencer.core.settlement import settle
 from sequencer.core.state import Account, Channel, FilledOrder, State, account, set_position
 from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, ChannelCloseTx, ChannelConcludeTx,
-                                ChannelOpenTx, DepositTx, FillTx, ForcedWithdrawTx,
-                                LiquidateTx, ListTx, MarginModeTx, OracleTx, SessionKeyTx, SettleTx,
-                                SignedOrder, TakeoverTx, Tx, WithdrawTx)
+                                ChannelOpenTx, DenyL1Tx, DepositTx, FillTx, ForcedWithdrawTx,
+                                FreezeTx, LiquidateTx, ListTx, MarginModeTx, OracleTx,
+                                SessionKeyTx, SettleTx, SignedOrder, TakeoverTx, Tx, UnfreezeTx,
+                                WithdrawTx)
 from sequencer.errors import (Conflict, InvalidRequest, InvalidSignature, NotFound,
                               OptrollupError, Rejected)
 
@@ -80,7 +81,8 @@ def signed_items(tx: Tx) -> list[tuple[Order | eip712.Message, bytes]]:
     """(message, signature) pairs carried by a block transaction."""
     if isinstance(tx, FillTx):
         return [(r.order, r.signature) for r in (tx.maker, tx.taker) if isinstance(r, SignedOrder)]
-    if isinstance(tx, (WithdrawTx, OracleTx, SessionKeyTx, ListTx, LiquidateTx, MarginModeTx)):
+    if isinstance(tx, (WithdrawTx, OracleTx, SessionKeyTx, ListTx, LiquidateTx, MarginModeTx,
+                       FreezeTx, UnfreezeTx, DenyL1Tx)):
         return [(tx[0], tx[1])]
     return []
 
@@ -205,13 +207,24 @@ def check_l1_message(state: State, tx: DepositTx | ForcedWithdrawTx) -> None:
                        if isinstance(tx, DepositTx) else "bad_message_nonce")
 
 
-def _deposit(state: State, tx: DepositTx, ctx: BlockContext) -> None:
-    """Credit, or refund to the depositor (a withdrawal leaf) if the collateral would exceed
-    MAX_COLLATERAL; the message cursor moves on either way."""
-    check_l1_message(state, tx)
-    state.message_cursor += 1
+def deposit_refund(state: State, tx: DepositTx) -> str | None:
+    """Why a (valid) deposit is refunded rather than credited: "depositor_denied" (its L1
+    depositor is on the deny list, sequencer.core.compliance), "collateral_exceeded" (the
+    account's collateral would exceed MAX_COLLATERAL), or None (credited)."""
+    if tx.depositor in state.denied:
+        return compliance.DEPOSITOR_DENIED
     acct = state.accounts.get(tx.account)
     if (acct.collateral if acct is not None else 0) + tx.amount > MAX_COLLATERAL:
+        return "collateral_exceeded"
+    return None
+
+
+def _deposit(state: State, tx: DepositTx, ctx: BlockContext) -> None:
+    """Credit, or refund to the depositor (a withdrawal leaf) if it is denied or the collateral
+    would exceed MAX_COLLATERAL (`deposit_refund`); the message cursor moves on either way."""
+    check_l1_message(state, tx)
+    state.message_cursor += 1
+    if deposit_refund(state, tx) is not None:
         state.withdrawal_leaves.append(WithdrawalLeaf(tx.account, tx.depositor, tx.amount,
                                                       FORCED_NONCE_BASE + tx.l1Nonce))
         return
@@ -222,15 +235,19 @@ def _deposit(state: State, tx: DepositTx, ctx: BlockContext) -> None:
 
 def forced_withdrawal_refusal(state: State, tx: ForcedWithdrawTx, ctx: BlockContext) -> str | None:
     """Why a forced withdrawal is refused, as a stable code (unknown_account, bad_recipient,
-    account_in_liquidation, insolvent, insufficient_collateral, insufficient_margin,
-    oracle_stale), or None if it is paid. The debit is the amount plus the shortfall haircut
-    (insurance.withdrawal_debit). Margin: the account's positions at the block's marks, equity
-    after the debit >= initial margin."""
+    account_frozen, recipient_denied, account_in_liquidation, insolvent,
+    insufficient_collateral, insufficient_margin, oracle_stale), or None if it is paid. The
+    debit is the amount plus the shortfall haircut (insurance.withdrawal_debit). Margin: the
+    account's positions at the block's marks, equity after the debit >= initial margin."""
     acct = state.accounts.get(tx.account)
     if acct is None:
         return "unknown_account"
     if tx.recipient == ZERO_ADDRESS:
         return "bad_recipient"
+    if tx.account in state.frozen:
+        return compliance.ACCOUNT_FROZEN
+    if tx.recipient in state.denied:
+        return compliance.RECIPIENT_DENIED
     if tx.account in state.auctions:
         return "account_in_liquidation"
     try:
@@ -345,6 +362,9 @@ def _apply_fill(state: State, tx: FillTx, ctx: BlockContext) -> None:
             raise _blame(Rejected(f"{party} collateral {acct.collateral} cannot pay premium and "
                                   f"fee {f}", code="insufficient_collateral"), party)
         if not reduces(q, delta):
+            if o.account in state.frozen:
+                raise _blame(compliance.frozen_error(o.account, f"{party} fill would increase "
+                                                     f"|position| {q}"), party)
             if o.account in state.auctions:
                 raise _blame(Rejected(f"{party} account is in liquidation: only fills that "
                                       "reduce its positions", code="account_in_liquidation"), party)
@@ -386,6 +406,8 @@ def _withdraw(state: State, tx: WithdrawTx, ctx: BlockContext) -> None:
     if w.recipient == ZERO_ADDRESS:
         raise InvalidRequest("withdraw recipient is the zero address, which L1 can never pay",
                              code="bad_recipient")
+    compliance.require_not_frozen(state, w.account, "no withdrawals")
+    compliance.require_recipient_allowed(state, w.recipient, "withdraw")
     if w.account in state.auctions:
         raise Rejected("the account is in liquidation: no withdrawals until its auction ends",
                        code="account_in_liquidation")
@@ -489,6 +511,7 @@ def check_liquidate(state: State, tx: LiquidateTx, ctx: BlockContext) -> liquida
     liq = state.accounts.get(msg.liquidator)
     d = ctx.digest(state.config.domain, msg)
     require_signer(liq, msg.liquidator, ctx.signer(d, tx.signature), ctx.timestamp, "liquidate")
+    compliance.require_not_frozen(state, msg.liquidator, "it may not bid as a liquidator")
     return liquidation.plan_take(state, msg, ctx.marks(state), ctx.timestamp)
 
 
@@ -512,6 +535,8 @@ def check_channel_open(state: State, tx: ChannelOpenTx, ctx: BlockContext) -> by
     marks = _require_channels(ctx, state)
     msg, now = tx.channelOpen, ctx.timestamp
     cid = channelstate.check_open(state, msg)
+    for side, who in (("a", msg.a), ("b", msg.b)):
+        compliance.require_not_frozen(state, who, f"channelOpen.{side} may not open channels")
     d = channelstate.open_digest_of(state, msg)
     for side, who, sig in (("a", msg.a, tx.sigA), ("b", msg.b, tx.sigB)):
         require_signer(state.accounts[who], who, ctx.signer(d, sig), now, f"channelOpen.{side}")
@@ -614,4 +639,6 @@ _HANDLERS = {DepositTx: _deposit, FillTx: _apply_fill, WithdrawTx: _withdraw, Or
              ForcedWithdrawTx: _forced_withdraw, AuctionStartTx: _auction_start,
              LiquidateTx: _liquidate, TakeoverTx: _takeover, AuctionEndTx: _auction_end,
              MarginModeTx: _margin_mode, ChannelOpenTx: _channel_open,
-             ChannelCloseTx: _channel_close, ChannelConcludeTx: _channel_conclude}
+             ChannelCloseTx: _channel_close, ChannelConcludeTx: _channel_conclude,
+             FreezeTx: compliance.apply_compliance, UnfreezeTx: compliance.apply_compliance,
+             DenyL1Tx: compliance.apply_compliance}

@@ -24,9 +24,13 @@ accepts only canonical bytes: decode(b) re-encodes to exactly b.
 | 14 | ChannelOpenTx | a, b, signerA, signerB, depositA, depositB, nonce, challengePeriod, sigA, sigB |
 | 15 | ChannelCloseTx | channelId, turnNum, balanceA, balanceB, [[instrument, amount]..], isFinal, sigA, sigB |
 | 16 | ChannelConcludeTx | channelId, turnNum, balanceA, balanceB, [[instrument, amount]..], isFinal |
+| 17 | FreezeTx | account, nonce, signature |
+| 18 | UnfreezeTx | account, nonce, signature |
+| 19 | DenyL1Tx | l1Address, denied, nonce, signature |
 
 Tags 1 and 8 are the two kinds of L1 message (docs/encoding.md), one nonce space. Tags 9-12
-are liquidation (docs/liquidation.md); `maxPrice` is the one signed integer (int256 in
+are liquidation (docs/liquidation.md); tags 17-19 are the operator's compliance actions
+(docs/compliance.md); `maxPrice` is the one signed integer (int256 in
 EIP-712, here a msgpack int, so within [-2^63, 2^64)).
 """
 
@@ -38,8 +42,8 @@ import msgpack
 
 from cext import ORDER_FIELDS, Order
 from sequencer.core.channelmsg import CHANNEL_FIELDS, ChannelOpen, ChannelPosition, ChannelState
-from sequencer.core.eip712 import (FIELDS, Feed, Liquidate, Listing, SessionKey, SetMarginMode,
-                                   Withdraw)
+from sequencer.core.eip712 import (FIELDS, DenyL1, Feed, FreezeAccount, Liquidate, Listing,
+                                   SessionKey, SetMarginMode, UnfreezeAccount, Withdraw)
 from sequencer.errors import InvalidRequest
 
 
@@ -176,18 +180,44 @@ class ChannelConcludeTx(NamedTuple):
     channelState: ChannelState
 
 
+class FreezeTx(NamedTuple):
+    """An operator-signed Freeze (sequencer.core.compliance)."""
+
+    freeze: FreezeAccount
+    signature: bytes
+
+
+class UnfreezeTx(NamedTuple):
+    """An operator-signed Unfreeze (sequencer.core.compliance)."""
+
+    unfreeze: UnfreezeAccount
+    signature: bytes
+
+
+class DenyL1Tx(NamedTuple):
+    """An operator-signed DenyL1: a deny-list update (sequencer.core.compliance)."""
+
+    denyL1: DenyL1
+    signature: bytes
+
+
+COMPLIANCE_TXS = (FreezeTx, UnfreezeTx, DenyL1Tx)
+
 Tx = (DepositTx | FillTx | WithdrawTx | OracleTx | SettleTx | SessionKeyTx | ListTx
       | ForcedWithdrawTx | AuctionStartTx | LiquidateTx | TakeoverTx | AuctionEndTx
-      | MarginModeTx | ChannelOpenTx | ChannelCloseTx | ChannelConcludeTx)
+      | MarginModeTx | ChannelOpenTx | ChannelCloseTx | ChannelConcludeTx | FreezeTx
+      | UnfreezeTx | DenyL1Tx)
 TAGS: dict[type, int] = {DepositTx: 1, FillTx: 2, WithdrawTx: 3, OracleTx: 4, SettleTx: 5,
                          SessionKeyTx: 6, ListTx: 7, ForcedWithdrawTx: 8, AuctionStartTx: 9,
                          LiquidateTx: 10, TakeoverTx: 11, AuctionEndTx: 12, MarginModeTx: 13,
-                         ChannelOpenTx: 14, ChannelCloseTx: 15, ChannelConcludeTx: 16}
+                         ChannelOpenTx: 14, ChannelCloseTx: 15, ChannelConcludeTx: 16,
+                         FreezeTx: 17, UnfreezeTx: 18, DenyL1Tx: 19}
 STATUS_TXS = (AuctionStartTx, TakeoverTx, AuctionEndTx)
 """The liquidation status txs: only in a block's detection, right after its Settle txs."""
 _SIGNED_MSG = {3: (Withdraw, "Withdraw"), 4: (Feed, "Feed"), 6: (SessionKey, "SessionKey"),
                7: (Listing, "List"), 10: (Liquidate, "Liquidate"),
-               13: (SetMarginMode, "SetMarginMode")}
+               13: (SetMarginMode, "SetMarginMode"), 17: (FreezeAccount, "Freeze"),
+               18: (UnfreezeAccount, "Unfreeze"), 19: (DenyL1, "DenyL1")}
 _ACCOUNT_ONLY = {9: AuctionStartTx, 11: TakeoverTx, 12: AuctionEndTx}
 
 
@@ -316,7 +346,8 @@ def decode_tx(data: bytes) -> Tx:
         cls, primary = _SIGNED_MSG[tag]
         f = _fields(body, FIELDS[primary] + (("signature", "sig"),), primary)
         tx = {3: WithdrawTx, 4: OracleTx, 6: SessionKeyTx, 7: ListTx,
-              10: LiquidateTx, 13: MarginModeTx}[tag](cls(*f[:-1]), f[-1])
+              10: LiquidateTx, 13: MarginModeTx, 17: FreezeTx, 18: UnfreezeTx,
+              19: DenyL1Tx}[tag](cls(*f[:-1]), f[-1])
     else:
         raise InvalidRequest(f"unknown transaction tag {tag}", code="bad_tx")
     if encode_tx(tx) != data:

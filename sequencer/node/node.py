@@ -37,14 +37,16 @@ from cext import Order, parse_address, recover_addresses, to_checksum
 from sequencer.core import eip712
 from sequencer.core.accounttree import AccountTree
 from sequencer.core.chain import marks_root, seal_header
-from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, Listing, MmpConfig,
-                                   MmpReset, SessionKey, SetMarginMode, Withdraw)
+from sequencer.core.eip712 import (Cancel, CancelAll, DenyL1, Feed, FreezeAccount, Liquidate,
+                                   Listing, MmpConfig, MmpReset, SessionKey, SetMarginMode,
+                                   UnfreezeAccount, Withdraw)
 from sequencer.core.engine import Engine
 from sequencer.core.header import Block, Header, WithdrawalLeaf
+from sequencer.core.compliance import DEPOSITOR_DENIED
 from sequencer.core.transition import FORCED_NONCE_BASE
 from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, ChannelCloseTx, ChannelConcludeTx,
-                                ChannelOpenTx, FillTx, SignedOrder, TakeoverTx, Tx, decode_tx,
-                                encode_tx)
+                                ChannelOpenTx, DenyL1Tx, FillTx, FreezeTx, SignedOrder,
+                                TakeoverTx, Tx, UnfreezeTx, decode_tx, encode_tx)
 from sequencer.errors import Conflict, InvalidRequest, OptrollupError, StoreUnavailable
 from sequencer.l1.conclusions import SeenConclusion
 from sequencer.node.config import NodeConfig
@@ -67,6 +69,7 @@ L1_MESSAGE = b"l1m/"  # processed L1 messages by nonce (8 bytes), once their blo
 ORDER = b"ord/"  # every accepted order by digest (written with its log record; not in memory)
 SNAPSHOTS_KEPT = 2  # the newest, and one to fall back on
 _STEPS = {AuctionStartTx: "start", TakeoverTx: "takeover", AuctionEndTx: "end"}
+_COMPLIANCE_TX = {FreezeAccount: FreezeTx, UnfreezeAccount: UnfreezeTx, DenyL1: DenyL1Tx}
 INLINE_VERIFY = int(os.environ.get("OPTROLLUP_INLINE_VERIFY", 2))  # signatures verified on the loop
 
 
@@ -171,7 +174,8 @@ class CoreApplier:
             refunded = len(eng.state.withdrawal_leaves) > leaves
             self._l1_processed(L1MessageView(
                 rec.l1_nonce, DEPOSIT, rec.account, rec.depositor, rec.amount, rec.l1_block,
-                "refunded" if refunded else "credited", None, None,
+                "refunded" if refunded else "credited",
+                DEPOSITOR_DENIED if refunded and rec.depositor in eng.state.denied else None, None,
                 eng.state.withdrawal_leaves[-1] if refunded else None,
                 leaves if refunded else None))
             return tx
@@ -245,6 +249,12 @@ class CoreApplier:
             take = eng.liquidate(msg, rec.signature)
             self._emit("liquidation", take)
             return take
+        if isinstance(msg, (FreezeAccount, UnfreezeAccount, DenyL1)):  # docs/compliance.md
+            tx = _COMPLIANCE_TX[type(msg)](msg, rec.signature)
+            cancelled = eng.compliance(tx)
+            for name in sorted({r.order.instrument for r in cancelled}):
+                self._bump(name)
+            return tx, [r.digest for r in cancelled]
         raise TypeError(f"unknown record message {type(msg).__name__}")
 
     # -- hooks (Node overrides them) --------------------------------------------------------------

@@ -13,16 +13,17 @@ from typing import Any, NamedTuple
 import msgpack
 
 from cext import Order
-from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, Listing, MmpConfig,
-                                   MmpReset, SessionKey, SetMarginMode, Withdraw)
+from sequencer.core.eip712 import (Cancel, CancelAll, DenyL1, Feed, FreezeAccount, Liquidate,
+                                   Listing, MmpConfig, MmpReset, SessionKey, SetMarginMode,
+                                   UnfreezeAccount, Withdraw)
 from sequencer.errors import InvalidRequest
 
 Message = (Order | Cancel | CancelAll | SessionKey | Withdraw | Feed | Listing | MmpConfig
-           | MmpReset | Liquidate | SetMarginMode)
+           | MmpReset | Liquidate | SetMarginMode | FreezeAccount | UnfreezeAccount | DenyL1)
 
 KINDS: dict[type, int] = {Order: 1, Cancel: 2, CancelAll: 3, SessionKey: 4, Withdraw: 5,
                           Feed: 6, Listing: 7, MmpConfig: 13, MmpReset: 14, Liquidate: 15,
-                          SetMarginMode: 16}
+                          SetMarginMode: 16, FreezeAccount: 18, UnfreezeAccount: 19, DenyL1: 20}
 _BY_KIND = {v: k for k, v in KINDS.items()}
 DEPOSIT, SEAL, OPERATOR_CANCEL, FORCED_WITHDRAWAL, REPLACE = 8, 9, 10, 11, 12
 CHANNEL = 17

@@ -42,6 +42,9 @@ digests are bin. Integers are msgpack ints; an integer outside [-2^63, 2^64) is 
       liquidateNonces [[address, nextNonce]..] in dict order
       channels    [[channelId, [ChannelOpen fields..], openedAt, status, closedTurn,
                    closedHash]..] in dict order (version 5)
+      compliance  [[[address, frozenAt]..], [[l1Address, deniedAt]..], complianceNonce], the
+                  frozen accounts and the L1 deny list in dict order (docs/compliance.md;
+                  version 5, present once complianceNonce > 0: a state of 16 parts has none)
       (State.collateral_total is not stored: it is Σ collateral, recomputed)
     engine  = [timestamp, resting, books, byAccount, seen, expiring, lastCancelAll, txs, mmp]
       resting     [[digest, order|nil, signature, remaining]..] in `Engine.open` order; nil
@@ -119,7 +122,8 @@ class SnapshotError(StoreError):
 _SHAPES: list[tuple[type, tuple[str, ...]]] = [
     (State, ("config", "accounts", "index", "instruments", "settled", "orders", "oracle",
              "holders", "message_cursor", "oracle_version", "auctions", "shortfall",
-             "liquidate_nonces", "channels", "collateral_total", "touched", "withdrawal_leaves")),
+             "liquidate_nonces", "channels", "frozen", "denied", "compliance_nonce",
+             "collateral_total", "touched", "withdrawal_leaves")),
     (Channel, ("open", "opened_at", "status", "closed_turn", "closed_hash")),
     (Account, ("collateral", "positions", "session_keys", "used_key_digests", "withdrawal_nonce",
                "margin_mode", "margin_nonce")),
@@ -261,6 +265,9 @@ def _plain(core: Core, cfg: NodeConfig) -> list[Any]:
         list(st.liquidate_nonces.items()),
         [(cid, tuple(c.open), c.opened_at, c.status, c.closed_turn, c.closed_hash)
          for cid, c in st.channels.items()],
+        # compliance only once the operator acted, so other snapshots keep their 16 parts
+        *([[list(st.frozen.items()), list(st.denied.items()), st.compliance_nonce]]
+          if st.compliance_nonce else []),
     ]
 
     orders = st.orders
@@ -413,7 +420,7 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type, version: int) -> C
     mk = Order._make
 
     # state
-    if len(s) != (16 if version >= 5 else 15 if version >= 4 else 12):
+    if len(s) not in ((16, 17) if version >= 5 else (15,) if version >= 4 else (12,)):
         raise SnapshotError(f"snapshot v{version} state has {len(s)} parts")
     (accounts, index_keys, index_values, instruments, settled, orders, oracle, holders,
      message_cursor, oracle_version, touched, withdrawal_leaves) = s[:12]
@@ -439,6 +446,9 @@ def _build(parts: list[Any], cfg: NodeConfig, core_cls: type, version: int) -> C
     if version >= 5:
         st.channels = {cid: Channel(ChannelOpen(*o), at, status, turn, h)
                        for cid, o, at, status, turn, h in s[15]}
+    if len(s) > 16:  # compliance (docs/compliance.md)
+        frozen, denied, st.compliance_nonce = s[16]
+        st.frozen, st.denied = dict(frozen), dict(denied)
     st.collateral_total = sum(a.collateral for a in st.accounts.values()) + sum(
         c.open.depositA + c.open.depositB for c in st.channels.values() if c.status == 0)
 

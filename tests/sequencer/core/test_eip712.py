@@ -71,7 +71,7 @@ def test_order_digest_matches_eth_account(fields) -> None:
 def test_types_object_lists_every_primary_type() -> None:
     assert set(eip712_types()) == {"EIP712Domain", "Order", "Cancel", "CancelAll", "Withdraw",
                                    "SessionKey", "Feed", "List", "MmpConfig", "MmpReset",
-                                   "Liquidate", "SetMarginMode"}
+                                   "Liquidate", "SetMarginMode", "Freeze", "Unfreeze", "DenyL1"}
 
 
 @settings(max_examples=30, deadline=None)

@@ -5,7 +5,9 @@ reduce-only and post-only orders, IOC/FOK, cancels and cancel-alls, oracle moves
 deposits (some too big to fit, hence refunded), withdrawals, forced withdrawals from L1 (paid or
 refused; they cancel the account's orders), operator cancels, market-maker protection configs
 and resets (whose freezes then cancel and refuse orders), short sales by thin accounts and
-liquidation bids (auctions start, end and are taken over at seals), block seals, and
+liquidation bids (auctions start, end and are taken over at seals), the operator's compliance
+actions (Freeze, Unfreeze, DenyL1: frozen accounts lose their orders and may only reduce; denied
+L1 addresses get their deposits refunded and no withdrawals), block seals, and
 rejections of every kind (bad and
 foreign signatures, replays, duplicate orders, off-tick prices, stale cancel-alls, margin and
 collateral failures). At random points the node is closed, or killed with unacknowledged requests
@@ -38,15 +40,16 @@ from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, p
 
 from cext import Order
 from sequencer.core import MAX_COLLATERAL
-from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Liquidate, MmpConfig, MmpReset,
-                                   SetMarginMode, SessionKey, Withdraw)
+from sequencer.core.eip712 import (Cancel, CancelAll, DenyL1, Feed, FreezeAccount, Liquidate,
+                                   MmpConfig, MmpReset, SetMarginMode, SessionKey,
+                                   UnfreezeAccount, Withdraw)
 from sequencer.core.margin import positions_margin
 from sequencer.core.portfolio import exposures
 from sequencer.errors import OptrollupError
 from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, SeenMessage
 from sequencer.node.node import WITHDRAWAL, WITHDRAWAL_BY_NONCE, Node
 from sequencer.store import StoreError
-from tests.sequencer.core.core_world import ORACLES, USERS, Key
+from tests.sequencer.core.core_world import OPERATOR, ORACLES, USERS, Key
 from tests.sequencer.node.kit import CALL, EXPIRY, PUT, T0, Clock, node_config
 
 U = 10**6
@@ -89,6 +92,8 @@ def picture(node: Node) -> dict[str, Any]:
                 list(eng.mmp.last_reset.items()),
                 [(k, [list(b) for b in w.buckets]) for k, w in eng.mmp.windows.items()]),
         "message_cursor": state.message_cursor,
+        "compliance": (list(state.frozen.items()), list(state.denied.items()),
+                       state.compliance_nonce),
         "liquidation": (list(state.auctions.items()), state.shortfall,
                         list(state.liquidate_nonces.items()), state.collateral_total),
         "now": eng.now,
@@ -171,6 +176,7 @@ class NodeModel(RuleBasedStateMachine):
         self.total = 0  # Σ deposits − Σ withdrawals
         self.sent: list[tuple[Order, bytes]] = []
         self.cancel_all_ts: dict[bytes, int] = {}
+        self.frozen_positions: dict[bytes, dict[str, int]] = {}  # |position| while frozen
 
     def teardown(self) -> None:
         try:
@@ -463,6 +469,64 @@ class NodeModel(RuleBasedStateMachine):
         r = self.send(msg, self.sign(SESSION[who.address] if by_key else who, msg))
         event(f"margin mode {mode} -> {getattr(r, 'code', 'accepted')}")
 
+    @rule(who=st.sampled_from(TRADERS), kind=st.sampled_from(["freeze", "freeze", "unfreeze"]),
+          signer=st.sampled_from(["operator", "operator", "operator", "stranger", "trader"]),
+          nonce_off=st.sampled_from([0, 0, 0, 0, -1, 1]))
+    def compliance(self, who: Key, kind: str, signer: str, nonce_off: int) -> None:
+        """The operator freezes or unfreezes a trader (a Freeze cancels its orders); signed by
+        another key or with another nonce than the next, it is refused with its code."""
+        state = self.node.core.engine.state
+        n = state.compliance_nonce + nonce_off
+        if n < 0:
+            return
+        msg = (FreezeAccount if kind == "freeze" else UnfreezeAccount)(who.address, n)
+        key = {"operator": OPERATOR, "stranger": STRANGER, "trader": who}[signer]
+        was = who.address in state.frozen
+        r = self.send(msg, self.sign(key, msg))
+        event(f"{kind} -> {getattr(r, 'code', 'accepted')}")
+        if signer != "operator":
+            assert isinstance(r, OptrollupError) and r.code == "signer_mismatch", r
+        elif nonce_off:
+            assert isinstance(r, OptrollupError) and r.code == "bad_compliance_nonce", r
+        elif kind == "freeze" and was:
+            assert isinstance(r, OptrollupError) and r.code == "account_already_frozen", r
+        elif kind == "unfreeze" and not was:
+            assert isinstance(r, OptrollupError) and r.code == "account_not_frozen", r
+        else:
+            assert not isinstance(r, OptrollupError), r
+            assert (who.address in state.frozen) == (kind == "freeze")
+            if kind == "freeze":
+                assert not self.node.core.engine.by_account.get(who.address)
+
+    @rule(address=st.sampled_from([STRANGER, *TRADERS[2:]]), denied=st.booleans(),
+          signer=st.sampled_from(["operator", "operator", "stranger"]))
+    def deny_l1(self, address: Key, denied: bool, signer: str) -> None:
+        """Put an L1 address on the deny list or take it off (STRANGER is the depositor of the
+        oversize deposits, traders withdraw to themselves)."""
+        state = self.node.core.engine.state
+        msg = DenyL1(address.address, denied, state.compliance_nonce)
+        was = address.address in state.denied
+        r = self.send(msg, self.sign(OPERATOR if signer == "operator" else STRANGER, msg))
+        event(f"deny {denied} -> {getattr(r, 'code', 'accepted')}")
+        if signer != "operator":
+            assert isinstance(r, OptrollupError) and r.code == "signer_mismatch", r
+        elif was != denied:
+            assert not isinstance(r, OptrollupError), r
+        else:
+            assert isinstance(r, OptrollupError) and r.code == "deny_list_unchanged", r
+
+    @rule(who=st.sampled_from(TRADERS), amount=st.sampled_from([U, 50 * U]))
+    def deposit_from_stranger(self, who: Key, amount: int) -> None:
+        """A deposit paid from STRANGER's L1 address: refunded iff it is denied."""
+        state = self.node.core.engine.state
+        denied, leaves = STRANGER.address in state.denied, len(state.withdrawal_leaves)
+        self.deposit(who, amount, depositor=STRANGER.address)
+        if denied:  # the outcome until the block is sealed (then GET /v1/l1-messages says it)
+            m = self.node._l1_pending[self.deposits - 1]  # noqa: SLF001
+            assert m.status == "refunded" and m.reason == "depositor_denied", m
+            assert len(state.withdrawal_leaves) == leaves + 1
+            assert state.withdrawal_leaves[-1].recipient == STRANGER.address
+
     @rule(who=st.sampled_from(TRADERS))
     def operator_cancel(self, who: Key) -> None:
         f = self.node.operator_cancel_all(who.address, "model")
@@ -473,10 +537,15 @@ class NodeModel(RuleBasedStateMachine):
     @rule(who=st.sampled_from(TRADERS), amount=st.sampled_from([U, 1_000 * U, 10**6 * U]),
           nonce_off=st.sampled_from([0, 0, 1]))
     def withdraw(self, who: Key, amount: int, nonce_off: int) -> None:
-        acct = self.node.core.engine.state.accounts[who.address]
+        state = self.node.core.engine.state
+        acct = state.accounts[who.address]
         w = Withdraw(who.address, who.address, amount, acct.withdrawal_nonce + nonce_off)
-        if not isinstance(self.send(w, self.sign(who, w)), OptrollupError):
+        r = self.send(w, self.sign(who, w))
+        if not isinstance(r, OptrollupError):
+            assert who.address not in state.frozen and who.address not in state.denied
             self.total -= amount
+        elif not nonce_off and who.address in state.frozen:
+            assert r.code == "account_frozen", r
 
     @rule(who=st.sampled_from(TRADERS), amount=st.sampled_from([U, 500 * U]))
     def top_up(self, who: Key, amount: int) -> None:
@@ -587,6 +656,23 @@ class NodeModel(RuleBasedStateMachine):
     @invariant()
     def caches_are_exact(self) -> None:
         check_risk_caches(self.node)
+
+    @invariant()
+    def frozen_accounts_only_reduce(self) -> None:
+        """While an account is frozen, no |position| of it grows (fills that add risk fail
+        apply; it cannot bid as a liquidator) and it has no open order left from before."""
+        state = self.node.core.engine.state
+        for a in list(self.frozen_positions):
+            if a not in state.frozen:
+                del self.frozen_positions[a]
+        for a in state.frozen:
+            now = {n: abs(q) for n, q in state.accounts[a].positions.items()}
+            before = self.frozen_positions.get(a)
+            if before is not None:
+                for n, q in now.items():
+                    assert q <= before.get(n, 0), f"frozen {a.hex()} grew {n}: {before} -> {now}"
+            self.frozen_positions[a] = now
+            event("an account is frozen")
 
     @invariant()
     def note_mmp(self) -> None:
