@@ -198,6 +198,12 @@ PRIMARY: dict[type, str] = {Cancel: "Cancel", CancelAll: "CancelAll", Withdraw: 
                             MmpConfig: "MmpConfig", MmpReset: "MmpReset", Liquidate: "Liquidate",
                             SetMarginMode: "SetMarginMode", FreezeAccount: "Freeze",
                             UnfreezeAccount: "Unfreeze", DenyL1: "DenyL1"}
+# Messages of one shape are equal as plain tuples (CancelAll and MmpReset: account, a string, a
+# timestamp; Freeze and Unfreeze; DenyL1 and SetMarginMode, as True == 1), so caches keyed by
+# message (BlockContext.digests) would hand one the other's digest: every message type compares
+# and hashes with its type.
+for _cls in PRIMARY:
+    _cls.__eq__, _cls.__ne__, _cls.__hash__ = _typed_eq, _typed_ne, _typed_hash  # type: ignore[method-assign, assignment]
 
 
 def type_string(primary: str) -> str:

@@ -89,3 +89,17 @@ def test_mmp_type_strings_are_the_designs() -> None:
         "MmpConfig(address account,string underlying,uint64 intervalMs,uint64 frozenMs,"
         "uint256 amountLimit,uint256 deltaLimit,uint256 vegaLimit,uint64 nonce)")
     assert type_string("MmpReset") == "MmpReset(address account,string underlying,uint64 timestamp)"
+
+
+def test_messages_of_one_shape_never_share_a_cached_digest() -> None:
+    """CancelAll and MmpReset have the same fields: equal as plain tuples, the block context's
+    digest cache handed a CancelAll the digest an MmpReset had been signed over (found when
+    Freeze/Unfreeze collided the same way)."""
+    from sequencer.core.eip712 import CancelAll, MmpReset
+    from sequencer.core.transition import BlockContext
+    a = b"\x01" * 20
+    reset, cancel_all = MmpReset(a, "ETH", 5), CancelAll(a, "ETH", 5)
+    assert reset != cancel_all and len({reset, cancel_all}) == 2
+    ctx = BlockContext(0)
+    d1, d2 = ctx.digest(DOMAIN, reset), ctx.digest(DOMAIN, cancel_all)
+    assert d1 == reference("MmpReset", reset) and d2 == reference("CancelAll", cancel_all) and d1 != d2
