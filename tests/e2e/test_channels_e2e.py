@@ -80,3 +80,65 @@ def test_open_trade_1000_close_post_and_verify(devnet: Devnet) -> None:
     assert post.returncode == 0, post.stdout + post.stderr
     ver = d.cli("verify", "--l1-rpc", d.l1, "--rollup", d.rollup)
     assert ver.returncode == 0 and ver.stdout.startswith("OK"), ver.stdout + ver.stderr
+
+
+def test_dispute_drill_silent_party_challenged_and_concluded_once(devnet: Devnet) -> None:
+    """A goes silent (its service is killed) after turn N; B challenges on L1 with turn N, waits
+    out the window and concludes; the node's L1 follower applies the conclusion exactly once,
+    and the verifier checks it against the Adjudicator."""
+    import json
+    import os
+    import signal
+    import time
+
+    from sequencer.l1 import L1Client
+    d = devnet
+    (url_a, _), (url_b, _) = re.findall(r"(http://127\.0\.0\.1:\d+) \(dev account (\d)\)", d.banner)
+    stores = re.findall(r"keystore (\S+\.json)", d.banner)
+    password = re.search(r"keystore password \(devnet only\): (\S+)", d.banner).group(1)
+    adjudicator = json.loads((d.data_dir / "deployment.json").read_text())["adjudicator"]
+    key_a, key_b = d.keys[0], d.keys[1]
+    addr_a, addr_b = Account.from_key(key_a).address, Account.from_key(key_b).address
+    ins = next(i["name"] for i in d.http.get("/v1/instruments").json()["instruments"]
+               if i["type"] == "call" and i["strike"] == str(3000 * U))
+
+    def account(key: str, addr: str) -> tuple[int, dict[str, int]]:
+        a = d.http.get(f"/v1/accounts/{addr}", headers=d.auth(key)).json()
+        return int(a["collateral"]), {p["instrument"]: int(p["amount"]) for p in a["positions"]}
+
+    with ChannelClient(url_a, key=key_a) as a, ChannelClient(url_b, key=key_b) as b:
+        cid = a.open(url_b, 2_000 * U, 4_000 * U, challenge_period=10).channel_id
+        b.set_quotes(cid, [QuoteLine(ins, 149 * U, 100 * U, 151 * U, 100 * U)])
+        for _ in range(5):
+            last = a.trade(cid, ins, True, 151 * U, U)
+    n = last.turn
+    before_a, pos_a0 = account(key_a, addr_a)
+    before_b, _ = account(key_b, addr_b)
+    os.kill(d.child_pids()["channels0"], signal.SIGKILL)  # A goes silent
+    common = ["--service", url_b, "--keystore", stores[1], "--password-file", password,
+              "--l1-rpc", d.l1, "--adjudicator", adjudicator, cid]
+    ch = d.cli("channels", "challenge", *common)
+    assert ch.returncode == 0, ch.stdout + ch.stderr
+    time.sleep(11)                      # the window passes; an L1 block carries the new time
+    with L1Client(d.l1) as l1:
+        l1.rpc("evm_mine", [])
+    co = d.cli("channels", "conclude", *common)
+    assert co.returncode == 0, co.stdout + co.stderr
+    got = d.wait("the rollup applies the conclusion",
+                 lambda: (c := d.http.get(f"/v1/channels/{cid}").json())["status"] == "concluded" and c)
+    assert got["closedTurnNum"] == str(n)
+    after_a, pos_a = account(key_a, addr_a)
+    after_b, _ = account(key_b, addr_b)
+    final = last.state
+    assert after_a == before_a + final.balanceA and after_b == before_b + final.balanceB
+    assert pos_a.get(ins, 0) - pos_a0.get(ins, 0) == 5 * U          # merged once
+    time.sleep(3)                       # later follower rounds see it again: nothing changes
+    assert account(key_a, addr_a) == (after_a, pos_a)
+    head = d.http.get("/v1/blocks/latest").json()["header"]["number"]
+    d.wait("sealed", lambda: d.http.get("/v1/blocks/latest").json()["header"]["number"] > head)
+    post = d.cli("post-batches", "--once", "--sequencer", d.api, "--l1-rpc", d.l1, "--rollup", d.rollup,
+                 "--keystore", str(d.data_dir / "poster-keystore.json"),
+                 "--password-file", str(d.data_dir / "poster-password.txt"), "--lock-dir", str(d.data_dir))
+    assert post.returncode == 0, post.stdout + post.stderr
+    ver = d.cli("verify", "--l1-rpc", d.l1, "--rollup", d.rollup)
+    assert ver.returncode == 0 and ver.stdout.startswith("OK"), ver.stdout + ver.stderr
