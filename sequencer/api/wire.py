@@ -7,15 +7,16 @@ Unknown fields are rejected so a typo never silently changes an order.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from cext import Order, parse_address
 from sequencer.core.eip712 import FIELDS, Cancel
+from sequencer.core.jsonvalues import json_bool as boolean
+from sequencer.core.jsonvalues import json_int as sint
+from sequencer.core.jsonvalues import json_uint as uint
 from sequencer.errors import InvalidRequest
 
-_SINT = re.compile(r"-?[0-9]{1,78}")
 ORDER_KEYS = ("account", "instrument", "isBuy", "price", "amount", "nonce", "expiry",
               "timeInForce", "postOnly", "reduceOnly")
 
@@ -31,40 +32,6 @@ def require_object(value: Any, field: str, keys: Sequence[str], optional: Sequen
     if unknown:
         raise InvalidRequest(f"{field} has unknown field(s) {', '.join(sorted(unknown))}",
                              code="unknown_field")
-    return value
-
-
-def uint(value: Any, field: str, bits: int = 256) -> int:
-    """A JSON integer or decimal string in [0, 2**bits)."""
-    if type(value) is int:
-        n = value
-    elif isinstance(value, str) and value.isdigit() and value.isascii() and len(value) <= 78:
-        n = int(value)
-    else:
-        raise InvalidRequest(f"{field} must be a non-negative integer or decimal string, got {value!r}",
-                             code="invalid_number")
-    if n >> bits:
-        raise InvalidRequest(f"{field} does not fit in uint{bits}: {value}", code="invalid_number")
-    return n
-
-
-def sint(value: Any, field: str, bits: int = 256) -> int:
-    """A JSON integer or decimal string (optionally negative) in [-2**(bits-1), 2**(bits-1))."""
-    if type(value) is int:
-        n = value
-    elif isinstance(value, str) and _SINT.fullmatch(value):
-        n = int(value)
-    else:
-        raise InvalidRequest(f"{field} must be an integer or decimal string, got {value!r}",
-                             code="invalid_number")
-    if not -(1 << (bits - 1)) <= n < 1 << (bits - 1):
-        raise InvalidRequest(f"{field} does not fit in int{bits}: {value}", code="invalid_number")
-    return n
-
-
-def boolean(value: Any, field: str) -> bool:
-    if type(value) is not bool:
-        raise InvalidRequest(f"{field} must be true or false, got {value!r}", code="invalid_type")
     return value
 
 

@@ -18,13 +18,13 @@ This module only encodes, hashes and parses; whether a state is valid for its ch
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from cext import keccak256, parse_address, to_checksum
 from sequencer.core.eip712 import DOMAIN_FIELDS
 from sequencer.core.eip712 import encode_word as _eip712_word
+from sequencer.core.jsonvalues import json_bool, json_int, json_uint
 from sequencer.errors import InvalidRequest
 
 MAX_POSITIONS = 256
@@ -181,9 +181,6 @@ def channel_id(l2_chain_id: int, rollup: bytes,
 # EIP-55. Error codes follow sequencer/api/wire.py: invalid_type, missing_field, unknown_field,
 # invalid_number, invalid_address, invalid_hex, invalid_length, invalid_value.
 
-_SINT = re.compile(r"-?[0-9]{1,78}")
-
-
 def require_object(value: Any, field: str, keys: Sequence[str]) -> Mapping[str, Any]:
     """`value` must be a JSON object with exactly `keys`."""
     if not isinstance(value, dict):
@@ -196,41 +193,6 @@ def require_object(value: Any, field: str, keys: Sequence[str]) -> Mapping[str, 
     if unknown:
         raise InvalidRequest(f"unknown field(s) {', '.join(f'{field}.{k}' for k in unknown)}",
                              code="unknown_field")
-    return value
-
-
-def json_uint(value: Any, field: str, bits: int = 256) -> int:
-    """A JSON integer or decimal string in [0, 2**bits)."""
-    if type(value) is int:
-        n = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 78:
-        n = int(value)
-    else:
-        raise InvalidRequest(f"{field} must be a non-negative integer or decimal string, "
-                             f"got {value!r}", code="invalid_number")
-    if n < 0 or n >> bits:
-        raise InvalidRequest(f"{field} does not fit in uint{bits}: {value}", code="invalid_number")
-    return n
-
-
-def json_int(value: Any, field: str, bits: int = 256) -> int:
-    """A JSON integer or decimal string (optionally negative) in [-2**(bits-1), 2**(bits-1))."""
-    if type(value) is int:
-        n = value
-    elif isinstance(value, str) and _SINT.fullmatch(value):
-        n = int(value)
-    else:
-        raise InvalidRequest(f"{field} must be an integer or decimal string, got {value!r}",
-                             code="invalid_number")
-    if not -(1 << (bits - 1)) <= n < 1 << (bits - 1):
-        raise InvalidRequest(f"{field} does not fit in int{bits}: {value}", code="invalid_number")
-    return n
-
-
-def json_bool(value: Any, field: str) -> bool:
-    """JSON true or false (not 0/1)."""
-    if type(value) is not bool:
-        raise InvalidRequest(f"{field} must be true or false, got {value!r}", code="invalid_type")
     return value
 
 

@@ -342,6 +342,10 @@ class CoreApplier:
         return block, puts
 
 
+class _ApplyBroke(StoreUnavailable):
+    """Applying a request raised something other than a refusal: a bug; the node has stopped."""
+
+
 class Node(NodeReads, CoreApplier):
     """One node over one data dir (LevelDB's lock makes it the only one). Writes go through
     `submit`/`process`, `process_l1_message`, `operator_cancel_all` and `seal`; reads through
@@ -751,23 +755,35 @@ class Node(NodeReads, CoreApplier):
                     out.append((refused, None))
                     continue
             try:
-                value = self._apply(rec)
+                value = self._apply_counted(rec, kind)
+            except _ApplyBroke:
+                raise
             except OptrollupError as exc:
-                self._events.clear()  # nothing happened
-                self.metrics.rejected.labels(kind, exc.code).inc()
                 out.append((exc, None))
                 continue
-            except Exception as exc:  # a bug: memory may now differ from any replay of the log
-                self._events.clear()
-                log.exception("applying a %s broke", kind)
-                self.fail(f"applying a {kind} raised {exc!r}")
-                raise StoreUnavailable("internal error while applying the request; the node "
-                                       "stopped to keep its state equal to its log") from exc
-            self.metrics.accepted_kind(kind).inc()
             out.append((value, self._log(rec, raw=raw)))
             if self._block_full():
                 self.seal()
         return out
+
+    def _apply_counted(self, rec: Record, kind: str) -> Any:
+        """Apply a request's record, counted in the metrics: a refusal (OptrollupError) changes
+        nothing; any other exception is a bug after which memory may differ from any replay of
+        the log, so the node stops (StoreUnavailable)."""
+        try:
+            value = self._apply(rec)
+        except OptrollupError as exc:
+            self._events.clear()  # nothing happened
+            self.metrics.rejected.labels(kind, exc.code).inc()
+            raise
+        except Exception as exc:
+            self._events.clear()
+            log.exception("applying a %s broke", kind)
+            self.fail(f"applying a {kind} raised {exc!r}")
+            raise _ApplyBroke("internal error while applying the request; the node "
+                              "stopped to keep its state equal to its log") from exc
+        self.metrics.accepted_kind(kind).inc()
+        return value
 
     async def submit(self, items: Sequence[tuple[Any, bytes]],
                      admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
@@ -873,20 +889,7 @@ class Node(NodeReads, CoreApplier):
         self.check_alive()
         self.tick()
         rec = ChannelRecord(encode_tx(tx))
-        kind = type(tx).__name__
-        try:
-            value = self._apply(rec)
-        except OptrollupError as exc:
-            self._events.clear()
-            self.metrics.rejected.labels(kind, exc.code).inc()
-            raise
-        except Exception as exc:  # a bug: memory may now differ from any replay of the log
-            self._events.clear()
-            log.exception("applying a %s broke", kind)
-            self.fail(f"applying a {kind} raised {exc!r}")
-            raise StoreUnavailable("internal error while applying the request; the node "
-                                   "stopped to keep its state equal to its log") from exc
-        self.metrics.accepted_kind(kind).inc()
+        value = self._apply_counted(rec, type(tx).__name__)
         return (await self._durable_results([(value, self._log(rec))]))[0]
 
     def process_conclusion(self, c: SeenConclusion) -> Future[int] | None:
