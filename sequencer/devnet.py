@@ -334,6 +334,7 @@ def devnet(args: argparse.Namespace) -> int:
         print(f"""
 optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
   L2 API     {api}   (OpenAPI docs: {api}/docs)
+  page       {api}/   (markets, instruments, chain, accounts: served by the node)
 {entry_line}  L1 RPC     {anvil.url}   (anvil, chain id {dep.l1_chain_id})
   Rollup     {dep.rollup}
   Bridge     {dep.bridge}

@@ -29,6 +29,7 @@ from sequencer.api.liquidation import add_liquidation_routes, auction_rules_json
 from sequencer.api.mmp import add_mmp_routes
 from sequencer.api.channels import add_channel_routes
 from sequencer.api.compliance import add_compliance_routes
+from sequencer.api.page import add_page_routes
 from sequencer.core.channelmsg import channel_types
 from sequencer.api.ratelimit import RateLimiter
 from sequencer.api.stream import add_stream
@@ -398,6 +399,7 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
     add_liquidation_routes(app, api)  # GET/POST /v1/liquidations (docs/liquidation.md)
     add_channel_routes(app, api)  # POST /v1/channels, .../close, GET (docs/channels.md)
     add_compliance_routes(app, api)  # /v1/admin/freeze|unfreeze|deny, statements (docs/compliance.md)
+    add_page_routes(app, api)  # the page at / and /page/..., GET /v1/blocks/{n}/status (sequencer/api/page.py)
 
     # -- operator reads ------------------------------------------------------------------------
 
