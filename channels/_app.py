@@ -33,7 +33,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cext import to_checksum
-from channels._auth import AuthVerifier
+from channels._auth import AuthVerifier, request_binding
 from channels._proto import cosigned_to_json, fields, optional_uint
 from channels._wire import quote_from_json, trade_from_json, trade_to_json
 from channels.service import ChannelService
@@ -107,7 +107,7 @@ def _endpoint(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
     return run
 
 
-async def _body(request: Request) -> Any:
+async def _raw(request: Request) -> bytes:
     cl = request.headers.get("content-length")
     if cl is not None and cl.isdigit() and int(cl) > MAX_BODY:
         raise PayloadTooLarge(f"request body of {cl} bytes is over the limit of {MAX_BODY}")
@@ -117,13 +117,20 @@ async def _body(request: Request) -> Any:
         if n > MAX_BODY:
             raise PayloadTooLarge(f"request body is over the limit of {MAX_BODY} bytes")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes) -> Any:
     if not raw:
         raise InvalidRequest("the request needs a JSON body", code="invalid_json")
     try:
         return json.loads(raw)
     except ValueError as exc:
         raise InvalidRequest(f"body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+async def _body(request: Request) -> Any:
+    return _parse(await _raw(request))
 
 
 def _cid(request: Request) -> bytes:
@@ -137,6 +144,14 @@ def create_app(service: ChannelService) -> Starlette:
     def owner(request: Request) -> None:
         service.authorize_owner(verifier.verify(request.headers))
 
+    async def owner_write(request: Request, needs_body: bool = True) -> Any:
+        """An owner's POST: the signed headers must cover this request (_auth.request_binding);
+        its JSON body (None when `needs_body` is false and it has none)."""
+        raw = await _raw(request)
+        binding = request_binding(request.method, request.url.path, raw)
+        service.authorize_owner(verifier.verify(request.headers, binding))
+        return _parse(raw) if raw or needs_body else None
+
     async def health(request: Request) -> Any:
         return {"status": "ok" if service.started else "starting"}
 
@@ -148,8 +163,7 @@ def create_app(service: ChannelService) -> Starlette:
         return service.list_channels()
 
     async def open_channel(request: Request) -> Any:
-        owner(request)
-        o = fields(await _body(request), "body", ("peer", "depositA", "depositB", "challengePeriod"),
+        o = fields(await owner_write(request), "body", ("peer", "depositA", "depositB", "challengePeriod"),
                    ("nonce",))
         peer = o["peer"]
         if not isinstance(peer, str) or not peer.startswith(("http://", "https://")):
@@ -182,26 +196,26 @@ def create_app(service: ChannelService) -> Starlette:
         return service.quotes_json(service.chan(_cid(request)))
 
     async def post_quotes(request: Request) -> Any:
-        owner(request)
+        body = await owner_write(request)
         c = service.chan(_cid(request))
-        return service.set_quotes(c, quote_from_json(await _body(request)))
+        return service.set_quotes(c, quote_from_json(body))
 
     async def post_trade(request: Request) -> Any:
-        owner(request)
+        body = await owner_write(request)
         cid = _cid(request)
         service.chan(cid)
-        trade = trade_from_json(await _body(request), "body")
+        trade = trade_from_json(body, "body")
         co = await service.trade(cid, trade)
         return {**cosigned_to_json(co), "trade": trade_to_json(trade)}
 
     async def post_close(request: Request) -> Any:
-        owner(request)
+        await owner_write(request, needs_body=False)
         return await service.close(_cid(request))
 
     async def post_peer(request: Request) -> Any:
-        owner(request)
+        body = await owner_write(request)
         c = service.chan(_cid(request))
-        o = fields(await _body(request), "body", ("url",))
+        o = fields(body, "body", ("url",))
         url = o["url"]
         if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 512:
             raise InvalidRequest("body.url must be an http(s) URL", code="invalid_value")

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import httpx
 
 from cext import to_checksum
-from channels._auth import AuthHeaders
+from channels._auth import AuthHeaders, request_binding
 from channels._proto import cosigned_from_json
 from channels._sign import KeySigner
 from channels.rules import QuoteLine
@@ -161,19 +161,21 @@ class ChannelClient:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, binding: str | None = None) -> dict[str, str]:
         if self._auth is None:
             account = self._account
             if account is None:
                 account = json_address(self.identity().account, "identity.account")
             self._auth = AuthHeaders(self.signer, account, self.clock)
-        return self._auth()
+        return self._auth(binding)
 
     def _call(self, method: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
-        headers = self._headers() if auth else {}
-        content = None
-        if body is not None:
-            content = json.dumps(body, separators=(",", ":")).encode()
+        content = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = {}
+        if auth:  # an owner write's headers are bound to it (channels._auth.request_binding)
+            headers = self._headers(request_binding(method, path, content or b"")
+                                    if method.upper() == "POST" else None)
+        if content is not None:
             headers = {**headers, "Content-Type": "application/json"}
         try:
             r = self.http.request(method, path, content=content, headers=headers)

@@ -10,6 +10,8 @@ goes on."""
 
 from __future__ import annotations
 
+import json
+
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ import httpx
 import pytest
 
 from channels import ChannelStore, QuoteLine, Trade, apply_trade, initial_state
-from channels._auth import AuthHeaders
+from channels._auth import AuthHeaders, request_binding
 from channels._sign import KeySigner
 from channels.client import ChannelClient, CoState
 from sequencer.client import Client as SeqClient
@@ -168,16 +170,33 @@ def test_open_quote_trade_close_and_refusals(tmp_path: Path) -> None:
                           headers=AuthHeaders(KeySigner(STRANGER.priv.secret))())
             assert r.status_code == 401 and r.json()["error"]["code"] == "not_a_party"
 
+            # -- owner writes are bound to the request: a header seen on the wire cannot be
+            #    replayed with another body or on another route --
+            owner_a = AuthHeaders(KeySigner(A.priv.secret))
+            h = owner_a()
+            path = f"/v1/channels/{cid}/trade"
+
+            def bound(raw: bytes, on: str = path) -> dict[str, str]:
+                return {**owner_a(request_binding("POST", on, raw)), "Content-Type": "application/json"}
+
+            good = json.dumps({"instrument": CALL, "isBuy": True, "price": "110000000",
+                               "amount": str(STEP)}).encode()
+            r = httpx.post(sa.url + path, content=good, headers=h)  # unbound: refused
+            assert r.status_code == 401 and r.json()["error"]["code"] == "auth_required"
+            other = good.replace(b'"isBuy": true', b'"isBuy": false')
+            r = httpx.post(sa.url + path, content=other, headers=bound(good))  # another body
+            assert r.status_code == 401
+            r = httpx.post(f"{sa.url}/v1/channels/{cid}/close", content=good, headers=bound(good))
+            assert r.status_code == 401  # another route
             # -- malformed owner input: 4xx naming the field --
-            h = AuthHeaders(KeySigner(A.priv.secret))()
-            r = post(sa.url, f"/v1/channels/{cid}/trade", {"instrument": CALL, "isBuy": True,
-                                                           "price": "1"}, h)
+            raw = json.dumps({"instrument": CALL, "isBuy": True, "price": "1"}).encode()
+            r = httpx.post(sa.url + path, content=raw, headers=bound(raw))
             assert r.status_code == 400 and r.json()["error"]["code"] == "missing_field"
             assert "body.amount" in r.json()["error"]["message"]
-            r = post(sa.url, f"/v1/channels/{cid}/trade", {"instrument": CALL, "isBuy": "yes",
-                                                           "price": "1", "amount": "1"}, h)
+            raw = json.dumps({"instrument": CALL, "isBuy": "yes", "price": "1", "amount": "1"}).encode()
+            r = httpx.post(sa.url + path, content=raw, headers=bound(raw))
             assert r.status_code == 400 and "body.isBuy" in r.json()["error"]["message"]
-            r = httpx.post(f"{sa.url}/v1/channels/{cid}/trade", content=b"{nope", headers=h)
+            r = httpx.post(sa.url + path, content=b"{nope", headers=bound(b"{nope"))
             assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
             with refused(404, "unknown_channel"):
                 ca.trade("0x" + "ab" * 32, CALL, True, 110 * U, STEP)
