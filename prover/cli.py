@@ -11,8 +11,9 @@
     optrollup withdraw --force --amount USDC [--recipient R] --keystore FILE
         --l1-rpc URL --rollup ADDRESS [--poll SECONDS] [--no-wait]
 
-Keys follow sequencer.keys: an encrypted keystore, its password from --password-file, the
-variable named by --password-env, or OPTROLLUP_PASSWORD (PKCS#11 URIs: not supported yet).
+Keys follow sequencer.keys: --keystore is an encrypted keystore, its password from --password-file,
+the variable named by --password-env, or OPTROLLUP_PASSWORD; or a pkcs11: URI of a key in a
+hardware security module (its PIN from the URI's pin-source / pin-value, else by the same rule).
 """
 
 from __future__ import annotations
@@ -81,12 +82,14 @@ def _post(args: argparse.Namespace) -> int:
 def _key_args(p: argparse.ArgumentParser, *, required: bool, what: str) -> None:
     from sequencer.keys import PASSWORD_ENV, refuse_raw_key_option
 
-    p.add_argument("--keystore", required=required, metavar="FILE", help=f"encrypted JSON keystore of {what}")
+    p.add_argument("--keystore", required=required, metavar="KEY",
+                   help=f"{what}: an encrypted JSON keystore, or a pkcs11: URI (a key in an HSM)")
     refuse_raw_key_option(p)
     p.add_argument("--password-file", metavar="FILE",
-                   help=f"keystore password: the first line of FILE (else --password-env, else ${PASSWORD_ENV})")
+                   help=f"keystore password (or token PIN): the first line of FILE (else --password-env, "
+                        f"else ${PASSWORD_ENV})")
     p.add_argument("--password-env", metavar="NAME",
-                   help="read the keystore password from the environment variable NAME")
+                   help="read the keystore password (or token PIN) from the environment variable NAME")
 
 
 def _withdraw(args: argparse.Namespace) -> int:

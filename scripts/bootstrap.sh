@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up for a fresh machine: Debian packages, .venv with the package
+# Idempotent set-up for a fresh machine: Debian packages (libsecp256k1-dev, softhsm2), .venv with the package
 # (compiled extensions included), the contract analysers (.venv/analysis), and the npm tools
 # (anvil, forge, solc) pinned in package-lock.json.
 # Safe to run every time: each step is skipped when its stamp is newer than its inputs.
@@ -10,6 +10,8 @@ STAMPS="$ROOT/.venv/.stamps"
 
 need_apt=()
 [ -f /usr/include/secp256k1_recovery.h ] || need_apt+=(libsecp256k1-dev)
+# SoftHSM2: the PKCS#11 token of the HSM tests and `optrollup devnet --hsm` (docs/keys.md)
+command -v softhsm2-util >/dev/null 2>&1 || need_apt+=(softhsm2)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing Debian packages: ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

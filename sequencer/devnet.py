@@ -78,13 +78,15 @@ def instrument_name(expiry: int, strike: int, call: bool) -> str:
     return f"ETH-{t.tm_mday}{MONTHS[t.tm_mon - 1]}{t.tm_year % 100:02d}-{strike}-{'C' if call else 'P'}"
 
 
-def default_genesis(now: int) -> Genesis:
+def default_genesis(now: int, oracles: list[str] | None = None) -> Genesis:
+    """The devnet genesis; `oracles`: the oracle feed addresses (default: the dev oracle keys')."""
     acct = lambda k: bytes.fromhex(Account.from_key(k).address[2:])  # noqa: E731
+    oracle_keys = (tuple(bytes.fromhex(a[2:]) for a in oracles) if oracles is not None else
+                   tuple(acct(dev_key("oracle", i)) for i in range(3)))
     config = CoreConfig(
         chain_id=L2_CHAIN_ID, verifying_contract=b"\0" * 20, operator=acct(dev_key("operator")),
         fee_account=acct(dev_key("fee")),
-        oracle=OracleParams(keys=tuple(acct(dev_key("oracle", i)) for i in range(3)), quorum=2,
-                            max_age=60))
+        oracle=OracleParams(keys=oracle_keys, quorum=2, max_age=60))
     instruments = tuple(make_instrument(instrument_name(e, k, c))
                         for e in expiries(now) for k in STRIKES for c in (True, False))
     return Genesis(config, now, instruments)
@@ -159,24 +161,33 @@ def trader_keystores(files: DevnetFiles, traders: list[str]) -> list[Path]:
     return out
 
 
-def first_run(files: DevnetFiles, client: L1Client, accounts: list) -> Deployment:  # noqa: ANN001
+def first_run(files: DevnetFiles, client: L1Client, accounts: list,  # noqa: ANN001
+              hsm_keys: dict | None = None) -> Deployment:
+    """Deploy and fund. With `hsm_keys` ({"poster": address, "oracles": [address, ...]}, keys in
+    the devnet's SoftHSM token) those are the poster and the oracle feeds; the poster is paid
+    L1 gas from the dev poster account."""
     now = int(time.time())
-    genesis = default_genesis(now)
+    genesis = default_genesis(now, None if hsm_keys is None else hsm_keys["oracles"])
     _, _, header0 = genesis.block0()
     deployer, poster, guardians = accounts[0], accounts[1], accounts[2:5]
-    dep = deploy(client, deployer, poster=poster.address, guardians=sorted(a.address for a in guardians),
+    poster_address = poster.address if hsm_keys is None else hsm_keys["poster"]
+    dep = deploy(client, deployer, poster=poster_address, guardians=sorted(a.address for a in guardians),
                  threshold=2, challenge_window=60, posting_interval=600, inclusion_delay=600 + 3600,
                  escape_delay=7 * 86400, l2_chain_id=L2_CHAIN_ID,
                  genesis_header_hash=header0.hash(), genesis_state_root=header0.state_root,
                  genesis_config=genesis.to_bytes())
     dep.save(files.deployment)
     files.password.write_text(POSTER_PASSWORD)
-    files.poster_keystore.write_text(json.dumps(Account.encrypt(poster.key, POSTER_PASSWORD)))
+    if hsm_keys is None:
+        files.poster_keystore.write_text(json.dumps(Account.encrypt(poster.key, POSTER_PASSWORD)))
+    else:  # the HSM poster pays its own L1 gas: fund it through a real transfer
+        client.transact(poster, poster_address, value=100 * 10**18, context="fund the HSM poster")
     files.keys.write_text(json.dumps({
         "warning": "devnet keys: never use them anywhere else",
         "operator": dev_key("operator"), "fee": dev_key("fee"),
-        "oracles": [dev_key("oracle", i) for i in range(3)],
+        "oracles": [dev_key("oracle", i) for i in range(3)] if hsm_keys is None else [],
         "traders": ["0x" + bytes(a.key).hex() for a in accounts[5:]],
+        **({} if hsm_keys is None else {"hsm": hsm_keys}),
     }, indent=2))
     for a in accounts[5:]:
         faucet(client, dep, a, FUND_USDC)
@@ -266,12 +277,15 @@ def devnet(args: argparse.Namespace) -> int:
     feeder = poster = None
     liquidator: subprocess.Popen | None = None
     channel_services: list[tuple[subprocess.Popen, str, Path]] = []  # (process, URL, keystore)
+    oracle_keys: list = []  # with --hsm: the oracle feeds' opened keys (closed at the end)
     try:
+        fresh = not files.deployment.exists()
+        hsm = devnet_hsm(files, args.hsm, fresh)  # None: dev keys in files
         anvil.start()
         client = anvil.client()
-        fresh = not files.deployment.exists()
         try:
-            dep = first_run(files, client, anvil.accounts) if fresh else Deployment.load(files.deployment)
+            dep = (first_run(files, client, anvil.accounts, hsm) if fresh
+                   else Deployment.load(files.deployment))
             cfg = node_config(dep, anvil.url)
         except (InvalidRequest, L1Error) as exc:
             if isinstance(exc, InvalidRequest) and exc.code != "unknown_rules_version":
@@ -297,14 +311,18 @@ def devnet(args: argparse.Namespace) -> int:
         if order_entry is not None:
             wait_http(f"{order_entry}/health", 60, node)
         keys = json.loads(files.keys.read_text())
-        feeder = Feeder(api, cfg.genesis.config.domain, keys["oracles"], "ETH", float(SPOT_USD),
+        if hsm is not None:
+            from sequencer.keys import load_key
+            oracle_keys = [load_key(uri) for uri in hsm["oracleUris"]]
+        feeder = Feeder(api, cfg.genesis.config.domain, oracle_keys or keys["oracles"], "ETH", float(SPOT_USD),
                         sorted({i.expiry for i in cfg.genesis.instruments}), interval=args.feed_seconds,
                         control=files.root)  # `optrollup feed shock` requests
         feeder.start()
         if poster_available():
+            poster_key = (["--keystore", hsm["posterUri"]] if hsm is not None else
+                          ["--keystore", str(files.poster_keystore), "--password-file", str(files.password)])
             poster = PosterLoop([*cli, "post-batches", "--once", "--sequencer", api, "--l1-rpc", anvil.url,
-                                 "--rollup", dep.rollup, "--keystore", str(files.poster_keystore),
-                                 "--password-file", str(files.password), "--lock-dir", str(files.root)],
+                                 "--rollup", dep.rollup, *poster_key, "--lock-dir", str(files.root)],
                                 args.post_seconds, logs / "poster.log", files.pid_file("poster"))
             poster.start()
         traders = keys["traders"]
@@ -340,6 +358,7 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
   Bridge     {dep.bridge}
   USDC       {dep.collateral_token}   (mock, 6 decimals; `optrollup faucet` mints and deposits more)
   poster     {'optrollup post-batches --once every %gs (log: logs/poster.log)' % args.post_seconds if poster else 'not available in this build'}
+{hsm_lines(hsm)}
   liquidator {'optrollup liquidator as the last dev account (log: logs/liquidator.log)' if liquidator else 'off (--no-liquidator)'}
   channels   {', '.join(f'{u} (dev account {i})' for i, (_, u, _) in enumerate(channel_services)) or 'off (--channel-services 0)'}
   dev accounts (devnet keys: never use them elsewhere; {FUND_USDC} USDC deposited each on first run):""")
@@ -379,10 +398,55 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
             procs.stop_child(node, sig=signal.SIGINT, timeout=15, pid_file=files.pid_file("node"))
         if feeder is not None:
             feeder.join(5)
+        for k in oracle_keys:
+            k.close()
         anvil.stop()
         lock.release()
         print("optrollup devnet stopped", flush=True)
     return 0
+
+
+HSM_TOKEN = "optrollup-devnet"
+
+
+def devnet_hsm(files: DevnetFiles, wanted: bool, fresh: bool) -> dict | None:
+    """`--hsm`: the poster's and the oracle feeds' keys in a SoftHSM token under DIR/hsm (its
+    own SOFTHSM2_CONF, random PINs in files there), generated on the first run; None for a devnet
+    with dev keys. A devnet keeps the kind it was made with."""
+    made = None
+    if not fresh:
+        try:
+            made = json.loads(files.keys.read_text()).get("hsm")
+        except (OSError, ValueError):
+            made = None
+        if wanted and made is None:
+            raise InvalidRequest(f"the devnet in {files.root} was made without --hsm (its poster and oracle "
+                                 "keys are dev keys); remove that directory to start one with --hsm",
+                                 code="devnet_not_hsm")
+        if made is None:
+            return None
+    elif not wanted:
+        return None
+    from sequencer.hsm import softhsm_dir
+
+    d = softhsm_dir(files.root / "hsm", HSM_TOKEN, ("poster", "oracle0", "oracle1", "oracle2"))
+    out = {"token": HSM_TOKEN, "conf": str(d.conf), "poster": d.keys["poster"].address,
+           "oracles": [d.keys[f"oracle{i}"].address for i in range(3)],
+           "posterUri": d.uri("poster"), "oracleUris": [d.uri(f"oracle{i}") for i in range(3)]}
+    if made is not None and (made.get("poster"), made.get("oracles")) != (out["poster"], out["oracles"]):
+        raise InvalidRequest(f"the SoftHSM token in {files.root / 'hsm'} does not hold this devnet's poster "
+                             "and oracle keys", code="devnet_hsm_mismatch")
+    return out
+
+
+def hsm_lines(hsm: dict | None) -> str:
+    """The banner's lines on where the poster and oracle keys live."""
+    if hsm is None:
+        return "  keys       poster and oracle feeds: dev keys (optrollup devnet --hsm keeps them in SoftHSM)"
+    return (f"  keys       poster {hsm['poster']} and oracle feeds {', '.join(hsm['oracles'])} live in SoftHSM "
+            f"token {hsm['token']!r}\n"
+            f"             (export SOFTHSM2_CONF={hsm['conf']}; optrollup keys hsm-list --token {hsm['token']})\n"
+            f"             poster key: {hsm['posterUri']}")
 
 
 def faucet_command(args: argparse.Namespace) -> int:
@@ -414,6 +478,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
                    help="serve the signed write routes also from N ingress worker processes "
                         "(sequencer/ingress) on --ingress-port, printed as the order-entry URL")
     p.add_argument("--ingress-port", type=int, default=8081, help="0: any free port")
+    p.add_argument("--hsm", action="store_true",
+                   help="keep the batch poster's and the oracle feeds' keys in a SoftHSM token under "
+                        "DATA_DIR/hsm (generated there on the first run; needs softhsm2): the poster and "
+                        "the feeder sign through their pkcs11: URIs")
     p.add_argument("--channel-services", type=int, default=2, metavar="N",
                    help=f"run a state-channel service (optrollup channels serve) for each of the "
                         f"first N dev accounts (at most {MAX_CHANNEL_SERVICES}; default 2; 0: none)")
@@ -430,7 +498,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
     f.add_argument("--data-dir", default=os.environ.get("OPTROLLUP_DEVNET_DIR", ".devnet"))
     f.add_argument("--l1-rpc", required=True)
     who = f.add_mutually_exclusive_group(required=True)
-    who.add_argument("--keystore", metavar="FILE", help="encrypted JSON keystore of the L1 account")
+    who.add_argument("--keystore", metavar="KEY", help="the L1 account's key: an encrypted JSON keystore "
+                                                       "or a pkcs11: URI")
     who.add_argument("--key", metavar="HEX", help="devnet only: the L1 account's raw private key (an anvil "
                                                   "dev key; raw keys on a command line are for the devnet only)")
     f.add_argument("--password-file", metavar="FILE", help="keystore password: the first line of FILE")

@@ -1,5 +1,6 @@
 """Simulated oracle feed for the devnet: GBM spot and a vol term structure, signed by dev
-oracle keys and posted to `/v1/oracle/feeds` (each key signs the same observation).
+oracle keys and posted to `/v1/oracle/feeds` (each key signs the same observation). The keys are
+devnet private keys or opened keys (`optrollup devnet --hsm`: keys in a SoftHSM token).
 
 `optrollup feed shock --spot +20%` moves the running devnet's spot at once (to watch margin
 calls and liquidations happen): it writes a shock request, `DATA_DIR/feed-shock.json`
@@ -20,9 +21,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
-from eth_account import Account
+from eth_account.signers.base import BaseAccount
 
 from sequencer.core.eip712 import Feed, digest
+from sequencer.keys import sign_digest
 
 log = logging.getLogger("optrollup.feeder")
 YEAR = 365 * 86400
@@ -57,8 +59,10 @@ def make_feed(underlying: str, spot_units: int, ts: int, expiries: Sequence[int]
     return Feed(underlying, spot_units, ts, tuple(live), tuple(vol_curve(live, ts)))
 
 
-def signed_feed_body(domain: bytes, feed: Feed, key: str) -> dict:
-    sig = Account.from_key(key).unsafe_sign_hash(digest(domain, feed)).signature
+def signed_feed_body(domain: bytes, feed: Feed, key: BaseAccount | str) -> dict:
+    """The POST /v1/oracle/feeds body, signed by `key`: an opened key (sequencer.keys.load_key,
+    e.g. one in a PKCS#11 token) or a devnet private key (hex)."""
+    sig = sign_digest(key, digest(domain, feed))
     return {"feed": {"underlying": feed.underlying, "spot": str(feed.spot), "timestamp": feed.timestamp,
                      "expiries": list(feed.expiries), "vols": list(feed.vols)},
             "signature": "0x" + bytes(sig).hex()}
@@ -67,7 +71,7 @@ def signed_feed_body(domain: bytes, feed: Feed, key: str) -> dict:
 class Feeder(threading.Thread):
     """Posts one signed feed per key every `interval` seconds until `stop` is set."""
 
-    def __init__(self, url: str, domain: bytes, keys: Sequence[str], underlying: str,
+    def __init__(self, url: str, domain: bytes, keys: Sequence[BaseAccount | str], underlying: str,
                  spot: float, expiries: Sequence[int], *, sigma: float = 0.7,
                  interval: float = 1.0, seed: int | None = None,
                  control: str | Path | None = None) -> None:

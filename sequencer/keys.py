@@ -1,8 +1,10 @@
 """Opening signing keys: one rule for every command and library that signs (design.md, Keys).
 
 A key reference is either the path of an eth-account encrypted JSON keystore, or a PKCS#11 URI
-(`pkcs11:...`, RFC 7512; recognised, not supported yet). A keystore's password comes from, in
-this order:
+(`pkcs11:token=...;object=...?module-path=...&pin-source=file:...`, RFC 7512): a secp256k1 key
+that lives in a hardware security module (or SoftHSM) and never leaves it (sequencer.hsm,
+docs/keys.md). A keystore's password, or a token's PIN when the URI carries none
+(`pin-value=` / `pin-source=`), comes from, in this order:
 
 1. `password_file`: its first line (the line ending is not part of the password);
 2. `password_env`: the environment variable of that name (it must be set);
@@ -13,8 +15,15 @@ No password (or an empty one) is `password_missing`; an unreadable file or one t
 keystore is `invalid_keystore`; a password that does not decrypt it is `bad_password`. Raw private
 keys on a command line are for the devnet only.
 
-Neutral on purpose: it imports only eth-account and `sequencer.errors`, so the SDK
-(`sequencer.client`) and `prover` both use it without pulling in the L1 package.
+Whatever the reference, `load_key` returns an eth-account `BaseAccount` that every signer of
+optrollup uses the same way: `.address`, `sign_digest(digest32)` (65 bytes r ‖ s ‖ v, v 27/28,
+low s), `unsafe_sign_hash`, `sign_message` (EIP-191 / EIP-712 signables), `sign_typed_data` and
+`sign_transaction` (L1 transactions). A keystore gives a `LocalKey` (an eth-account
+LocalAccount); a PKCS#11 URI a `sequencer.hsm.Pkcs11Key`, whose private key cannot be read.
+
+Neutral on purpose: it imports only eth-account and `sequencer.errors` (and, lazily, the PKCS#11
+code with its optional python-pkcs11), so the SDK (`sequencer.client`) and `prover` both use it
+without pulling in the L1 package.
 """
 
 from __future__ import annotations
@@ -29,17 +38,22 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
+from eth_account.signers.base import BaseAccount
 from eth_account.signers.local import LocalAccount
+from eth_keys.datatypes import PrivateKey
 
 from sequencer.errors import OptrollupError
 
 __all__ = [
-    "PASSWORD_ENV", "BadPassword", "InvalidKeystore", "KeyLoadError", "KeyRef", "PasswordMissing",
-    "UnsupportedKeyRef", "decrypt_keystore", "load_key", "parse_key_ref", "read_keystore",
-    "read_password", "refuse_raw_key_option",
+    "PASSWORD_ENV", "SECP256K1_N", "BadPassword", "HsmBadPin", "HsmError", "HsmKeyExists",
+    "HsmKeyMissing", "HsmModuleMissing", "HsmPinLocked", "HsmTokenMissing", "InvalidKeystore",
+    "InvalidPkcs11Uri", "KeyLoadError", "KeyNotExtractable", "KeyRef", "LocalKey", "PasswordMissing",
+    "Pkcs11Unavailable", "UnsupportedKeyRef", "decrypt_keystore", "load_key", "low_s_signature",
+    "parse_key_ref", "read_keystore", "read_password", "refuse_raw_key_option", "sign_digest",
 ]
 
 PASSWORD_ENV = "OPTROLLUP_PASSWORD"
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 class KeyLoadError(OptrollupError):
@@ -67,9 +81,71 @@ class PasswordMissing(KeyLoadError):
 
 
 class UnsupportedKeyRef(KeyLoadError):
-    """A key reference of a kind this build cannot open yet (PKCS#11)."""
+    """A key reference of a kind this installation cannot open."""
 
     code = "key_ref_unsupported"
+
+
+# -- PKCS#11 (sequencer.hsm): every failure to open or use a token key has its own stable code ----
+
+class Pkcs11Unavailable(UnsupportedKeyRef):
+    """python-pkcs11 is not installed (scripts/bootstrap.sh installs it)."""
+
+    code = "pkcs11_unavailable"
+
+
+class InvalidPkcs11Uri(KeyLoadError):
+    """The `pkcs11:` URI is malformed or lacks what is needed to find the key (RFC 7512)."""
+
+    code = "invalid_pkcs11_uri"
+
+
+class HsmModuleMissing(KeyLoadError):
+    """The PKCS#11 module (the vendor's .so, e.g. SoftHSM's) is not there or does not load."""
+
+    code = "hsm_module_missing"
+
+
+class HsmTokenMissing(KeyLoadError):
+    """No token with that label (or serial, or slot) in the module."""
+
+    code = "hsm_token_missing"
+
+
+class HsmKeyMissing(KeyLoadError):
+    """No secp256k1 key with that object label (or id) in the token."""
+
+    code = "hsm_key_missing"
+
+
+class HsmKeyExists(KeyLoadError):
+    """A key with that label is in the token already (hsm-new does not replace keys)."""
+
+    code = "hsm_key_exists"
+
+
+class HsmBadPin(KeyLoadError):
+    """The token refused the PIN."""
+
+    code = "hsm_bad_pin"
+
+
+class HsmPinLocked(KeyLoadError):
+    """The token locked its user PIN after too many wrong ones (the security officer resets it)."""
+
+    code = "hsm_pin_locked"
+
+
+class HsmError(KeyLoadError):
+    """Any other PKCS#11 failure (the message names the PKCS#11 error)."""
+
+    code = "hsm_error"
+
+
+class KeyNotExtractable(KeyLoadError):
+    """The private key lives in a token and cannot be read (only used to sign)."""
+
+    code = "key_not_extractable"
 
 
 @dataclass(frozen=True)
@@ -145,7 +221,49 @@ def read_keystore(path: str | os.PathLike[str]) -> dict[str, Any]:
     return blob
 
 
-def decrypt_keystore(path: str | os.PathLike[str], password: str) -> LocalAccount:
+def low_s_signature(r: int, s: int, v: int) -> bytes:
+    """65 bytes r ‖ s ‖ v with s normalised to the lower half of the curve order (v 27/28, flipped
+    with s): the one form the contracts and the node accept."""
+    if v in (0, 1):
+        v += 27
+    if v not in (27, 28) or not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
+        raise ValueError(f"not a secp256k1 signature (r={r:#x}, s={s:#x}, v={v})")
+    if s > SECP256K1_N // 2:
+        s, v = SECP256K1_N - s, 55 - v  # 27 <-> 28
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])
+
+
+class LocalKey(LocalAccount):
+    """A key held in memory (decrypted from a keystore): eth-account's LocalAccount plus
+    `sign_digest`, the one signing call every key of optrollup answers."""
+
+    def __eq__(self, other: object) -> bool:  # the same key as a plain LocalAccount of it
+        return isinstance(other, LocalAccount) and self.address == other.address
+
+    def __hash__(self) -> int:
+        return hash((LocalAccount, self.address))
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """65 bytes r ‖ s ‖ v (v 27/28, low s) over a 32-byte digest."""
+        if len(digest) != 32:
+            raise ValueError("a digest is 32 bytes")
+        sig = self.unsafe_sign_hash(digest)
+        return low_s_signature(sig.r, sig.s, sig.v)
+
+
+def sign_digest(key: BaseAccount | str | bytes, digest: bytes) -> bytes:
+    """65 bytes r ‖ s ‖ v (v 27/28, low s) over `digest` by any key: what `load_key` returns, any
+    eth-account account, or (devnet, tests) a raw private key."""
+    if hasattr(key, "sign_digest"):
+        return key.sign_digest(digest)
+    if len(digest) != 32:
+        raise ValueError("a digest is 32 bytes")
+    acct = key if isinstance(key, BaseAccount) else Account.from_key(key)
+    sig = acct.unsafe_sign_hash(digest)
+    return low_s_signature(sig.r, sig.s, sig.v)
+
+
+def decrypt_keystore(path: str | os.PathLike[str], password: str) -> LocalKey:
     """The account in the keystore at `path`, decrypted with `password`."""
     blob = read_keystore(path)
     try:
@@ -154,7 +272,7 @@ def decrypt_keystore(path: str | os.PathLike[str], password: str) -> LocalAccoun
         raise BadPassword(f"cannot decrypt keystore {path}: {exc}") from None
     except (KeyError, TypeError) as exc:
         raise InvalidKeystore(f"keystore {path} is malformed: {exc!r}") from None
-    return Account.from_key(secret)
+    return LocalKey(PrivateKey(secret), Account)
 
 
 def load_key(
@@ -165,13 +283,20 @@ def load_key(
     password_env: str | None = None,
     prompt: str | None = None,
     environ: Mapping[str, str] | None = None,
-) -> LocalAccount:
+) -> BaseAccount:
     """Open the key `ref` refers to. For a keystore the password is `password` if given, else by
-    the module's rule; a PKCS#11 URI raises UnsupportedKeyRef (not supported yet)."""
+    the module's rule. For a PKCS#11 URI the token is opened and logged in once (the session is
+    kept for the signer's life): the PIN is the URI's `pin-value` / `pin-source`, else
+    `password`, else by the module's rule (prompting "PIN of <token>: " where `prompt` allows)."""
     key = parse_key_ref(ref)
     if key.kind == "pkcs11":
-        raise UnsupportedKeyRef(f"PKCS#11 keys ({key.uri}) are not supported yet; use an encrypted "
-                                f"keystore")
+        assert key.uri is not None
+        from sequencer import (
+            hsm,  # lazily: python-pkcs11 is only needed for PKCS#11 keys
+        )
+
+        return hsm.open_key(key.uri, pin=password, pin_file=password_file, pin_env=password_env,
+                            prompt=prompt, environ=environ)
     assert key.path is not None
     read_keystore(key.path)  # a bad file is reported before any password is asked for
     if password is None:

@@ -6,8 +6,9 @@ does not convert exactly is refused. Errors are OptrollupErrors: `optrollup` pri
 `error [code]: message` and exits non-zero.
 
 Keys: `--keystore FILE` with the password rule of `sequencer.keys` (`--password-file`,
-`--password-env NAME`, `OPTROLLUP_PASSWORD`, else a prompt). No raw private key on the command
-line: these commands talk to any node, not only the devnet.
+`--password-env NAME`, `OPTROLLUP_PASSWORD`, else a prompt), or `--keystore pkcs11:...` for a
+key in a hardware security module (its PIN from the URI or by the same rule). No raw private
+key on the command line: these commands talk to any node, not only the devnet.
 """
 
 from __future__ import annotations
@@ -86,8 +87,7 @@ def _keys_show(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> Client:
     key = load_key(args.keystore, password_file=args.password_file, password_env=args.password_env,
                         prompt="Keystore password: ")
-    return Client(args.url, private_key=bytes(key.key), account=args.account, clock=lambda: CLOCK(),
-                  timeout=args.timeout)
+    return Client(args.url, key=key, account=args.account, clock=lambda: CLOCK(), timeout=args.timeout)
 
 
 def _print_ack(ack: OrderAck, as_json: bool) -> None:
@@ -177,8 +177,9 @@ def _account_margin_mode(args: argparse.Namespace) -> int:
 
 def _conn_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", required=True, help="the node's HTTP API, e.g. http://127.0.0.1:8080")
-    p.add_argument("--keystore", required=True, metavar="FILE",
-                   help="encrypted JSON keystore of the signing key (optrollup keys new)")
+    p.add_argument("--keystore", required=True, metavar="KEY",
+                   help="the signing key: an encrypted JSON keystore (optrollup keys new) or a "
+                        "pkcs11: URI (optrollup keys hsm-new)")
     refuse_raw_key_option(p)
     _password_args(p)
     p.add_argument("--account", help="act for this account with a registered session key")
@@ -188,7 +189,8 @@ def _conn_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse has no public type
     """Add `keys`, `order` and `account` to the `optrollup` parser."""
-    keys_cmd = sub.add_parser("keys", help="create and inspect encrypted JSON keystores")
+    keys_cmd = sub.add_parser("keys", help="create and inspect keys: encrypted JSON keystores, and "
+                                           "secp256k1 keys in a PKCS#11 token (hsm-*)")
     ks = keys_cmd.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     new = ks.add_parser("new", help="create a key, write it encrypted, print its address")
     new.add_argument("--out", help="keystore file to write (default: ./<address>.json)")

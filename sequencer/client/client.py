@@ -82,13 +82,15 @@ class _Core(MmpOps, LiquidationOps, ComplianceOps):
     def __init__(self, url: str, *, private_key: str | bytes | None = None,
                  keystore: str | Path | None = None, password: str | None = None,
                  account: str | None = None, clock: Callable[[], float] = time.time,
-                 order_ttl: int = DEFAULT_ORDER_TTL) -> None:
-        if private_key is not None and keystore is not None:
-            raise ClientError("give private_key or keystore, not both", code="invalid_argument")
-        if keystore is not None:
+                 order_ttl: int = DEFAULT_ORDER_TTL, key: Any = None) -> None:
+        if sum(x is not None for x in (private_key, keystore, key)) > 1:
+            raise ClientError("give one of private_key, keystore or key", code="invalid_argument")
+        if key is not None:  # an opened key: sequencer.keys.load_key (a keystore's or an HSM's)
+            self.signer: Signer | None = Signer(key, account)
+        elif keystore is not None:
             if password is None:
                 raise ClientError("a keystore needs its password", code="invalid_argument")
-            self.signer: Signer | None = Signer.from_keystore(keystore, password, account)
+            self.signer = Signer.from_keystore(keystore, password, account)
         elif private_key is not None:
             self.signer = Signer.from_private_key(private_key, account)
         else:
@@ -317,7 +319,8 @@ class _Core(MmpOps, LiquidationOps, ComplianceOps):
 
 
 class Client(_Core):
-    """Synchronous client. `Client(url, private_key="0x..")` or `keystore=PATH, password=..`;
+    """Synchronous client. `Client(url, private_key="0x..")`, `keystore=PATH, password=..` or
+    `key=` an opened key (sequencer.keys.load_key: a keystore's, or one in an HSM);
     `account=` makes the key a session key signing for that account. `http` injects an httpx
     client (tests); `clock` gives unix seconds (auth timestamps, default expiries, nonces)."""
 
@@ -325,9 +328,9 @@ class Client(_Core):
                  keystore: str | Path | None = None, password: str | None = None,
                  account: str | None = None, timeout: float = 10.0,
                  http: httpx.Client | None = None, clock: Callable[[], float] = time.time,
-                 order_ttl: int = DEFAULT_ORDER_TTL) -> None:
+                 order_ttl: int = DEFAULT_ORDER_TTL, key: Any = None) -> None:
         super().__init__(url, private_key=private_key, keystore=keystore, password=password,
-                         account=account, clock=clock, order_ttl=order_ttl)
+                         account=account, clock=clock, order_ttl=order_ttl, key=key)
         self._own_http = http is None
         self.http = http if http is not None else httpx.Client(base_url=self.url, timeout=timeout)
 
@@ -529,9 +532,9 @@ class AsyncClient(_Core):
                  keystore: str | Path | None = None, password: str | None = None,
                  account: str | None = None, timeout: float = 10.0,
                  http: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.time,
-                 order_ttl: int = DEFAULT_ORDER_TTL) -> None:
+                 order_ttl: int = DEFAULT_ORDER_TTL, key: Any = None) -> None:
         super().__init__(url, private_key=private_key, keystore=keystore, password=password,
-                         account=account, clock=clock, order_ttl=order_ttl)
+                         account=account, clock=clock, order_ttl=order_ttl, key=key)
         self._own_http = http is None
         self.http = http if http is not None else httpx.AsyncClient(base_url=self.url, timeout=timeout)
 

@@ -136,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
                    password_env=args.password_env, prompt="Keystore password: ")
     policy = Policy(args.risk_share_ppm, args.min_discount_ppm, args.max_fraction_ppm,
                     args.min_fraction_ppm, args.slippage_ppm)
-    with Client(args.sequencer, private_key=bytes(key.key), account=args.account,
+    with Client(args.sequencer, key=key, account=args.account,
                 clock=lambda: cli.CLOCK(), timeout=args.timeout) as c:
         bot = Liquidator(c, policy, log=lambda o: _print(o, args.json))
         if args.once:
@@ -154,8 +154,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                           "when the discount pays for the risk")
     p.add_argument("--sequencer", required=True, metavar="URL",
                    help="the node's HTTP API, e.g. http://127.0.0.1:8080")
-    p.add_argument("--keystore", required=True, metavar="FILE",
-                   help="encrypted JSON keystore of the liquidator's key")
+    p.add_argument("--keystore", required=True, metavar="KEY",
+                   help="the liquidator's key: an encrypted JSON keystore or a pkcs11: URI")
     refuse_raw_key_option(p)
     _password_args(p)
     p.add_argument("--account", help="bid for this account with a registered session key")

@@ -12,7 +12,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
-from eth_account.signers.local import LocalAccount
+from eth_account.signers.base import BaseAccount
 from eth_utils import to_checksum_address
 
 from sequencer.client.errors import ClientError
@@ -73,9 +73,11 @@ def message_json(types: dict[str, list[dict[str, str]]], primary: str, message: 
 
 
 class Signer:
-    """One private key; `account` (EIP-55) is whom it signs for (itself unless a session key)."""
+    """One private key; `account` (EIP-55) is whom it signs for (itself unless a session key).
+    `key` is any eth-account account: a LocalAccount, or what sequencer.keys.load_key returns
+    (a keystore's key, or a key in a PKCS#11 token)."""
 
-    def __init__(self, key: LocalAccount, account: str | None = None) -> None:
+    def __init__(self, key: BaseAccount, account: str | None = None) -> None:
         self.key = key
         self.account = to_checksum_address(account) if account is not None else key.address
 
@@ -100,8 +102,9 @@ class Signer:
     def from_key_ref(cls, ref: str | Path, *, password_file: str | Path | None = None,
                      password_env: str | None = None, prompt: str | None = None,
                      account: str | None = None) -> "Signer":
-        """From a key reference (a keystore path), the password by the rule of sequencer.keys
-        (file, named environment variable, OPTROLLUP_PASSWORD, then `prompt` if given)."""
+        """From a key reference (a keystore path or a pkcs11: URI), the password (or PIN) by the
+        rule of sequencer.keys (file, named environment variable, OPTROLLUP_PASSWORD, then
+        `prompt` if given)."""
         try:
             return cls(load_key(ref, password_file=password_file, password_env=password_env,
                                 prompt=prompt), account)

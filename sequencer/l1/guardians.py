@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
+from eth_account.signers.base import BaseAccount
 
 from sequencer.l1.abi import checksum_address
 from sequencer.l1.client import Receipt
@@ -69,7 +69,7 @@ def rotate_message(poster: str, guardians: Sequence[str], threshold: int, deadli
 
 
 def sign_action(
-    keys: Iterable[LocalAccount | str | bytes],
+    keys: Iterable[BaseAccount | str | bytes],
     l1_chain_id: int,
     rollup: str,
     primary_type: str,
@@ -85,7 +85,7 @@ def sign_action(
     return [sig for _, sig in sorted(out)]
 
 
-Keys = Iterable[LocalAccount | str | bytes]
+Keys = Iterable[BaseAccount | str | bytes]
 
 
 def sign_reject(keys: Keys, l1_chain_id: int, rollup: str, batch_index: int, last_header_hash: bytes,
@@ -112,7 +112,7 @@ def _deadline(rollup: Contract, lifetime: int) -> int:
     return rollup.client.get_block_timestamp() + lifetime
 
 
-def send_reject(rollup: Contract, keys: Keys, batch_index: int, *, sender: LocalAccount | TxManager,
+def send_reject(rollup: Contract, keys: Keys, batch_index: int, *, sender: BaseAccount | TxManager,
                 lifetime: int = DEFAULT_LIFETIME) -> Receipt:
     """Drop batch `batch_index` and every later one: signs Reject over the batch's stored
     `lastHeaderHash` with `keys`, and sends it."""
@@ -122,7 +122,7 @@ def send_reject(rollup: Contract, keys: Keys, batch_index: int, *, sender: Local
     return rollup.transact("reject", batch_index, last_header_hash, deadline, sigs, sender=sender)
 
 
-def send_pause(rollup: Contract, keys: Keys, *, sender: LocalAccount | TxManager,
+def send_pause(rollup: Contract, keys: Keys, *, sender: BaseAccount | TxManager,
                lifetime: int = DEFAULT_LIFETIME) -> Receipt:
     """Pause the Rollup with a quorum of guardian `keys`."""
     deadline = _deadline(rollup, lifetime)
@@ -130,7 +130,7 @@ def send_pause(rollup: Contract, keys: Keys, *, sender: LocalAccount | TxManager
     return rollup.transact("pause", deadline, sigs, sender=sender)
 
 
-def send_unpause(rollup: Contract, keys: Keys, *, sender: LocalAccount | TxManager,
+def send_unpause(rollup: Contract, keys: Keys, *, sender: BaseAccount | TxManager,
                  lifetime: int = DEFAULT_LIFETIME) -> Receipt:
     """Lift a pause with a quorum of guardian `keys`."""
     deadline = _deadline(rollup, lifetime)
@@ -139,7 +139,7 @@ def send_unpause(rollup: Contract, keys: Keys, *, sender: LocalAccount | TxManag
 
 
 def send_rotation(rollup: Contract, keys: Keys, poster: str, guardians: Sequence[str], threshold: int, *,
-                  sender: LocalAccount | TxManager, lifetime: int = DEFAULT_LIFETIME) -> Receipt:
+                  sender: BaseAccount | TxManager, lifetime: int = DEFAULT_LIFETIME) -> Receipt:
     """Approve replacing the poster and guardian set (applied by `execute_rotation` after the
     Rollup's `rotationDelay`)."""
     deadline = _deadline(rollup, lifetime)
@@ -149,7 +149,7 @@ def send_rotation(rollup: Contract, keys: Keys, poster: str, guardians: Sequence
 
 
 def execute_rotation(rollup: Contract, poster: str, guardians: Sequence[str], threshold: int, *,
-                     sender: LocalAccount | TxManager) -> Receipt:
+                     sender: BaseAccount | TxManager) -> Receipt:
     """Apply the approved rotation once due (anyone may send it)."""
     return rollup.transact("executeRotation", checksum_address(poster), [checksum_address(g) for g in guardians],
                            threshold, sender=sender)

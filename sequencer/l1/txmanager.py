@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from eth_account.signers.local import LocalAccount
+from eth_account.signers.base import BaseAccount
 
 from sequencer.l1.abi import checksum_address
 from sequencer.l1.client import L1Client, Receipt
@@ -114,7 +114,7 @@ class TxManager:
     def __init__(
         self,
         client: L1Client,
-        account: LocalAccount,
+        account: BaseAccount,  # any eth-account account: sequencer.keys.load_key's (HSM keys too)
         config: TxConfig | None = None,
         *,
         log: Callable[[str], None] | None = None,

@@ -17,7 +17,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_account.signers.local import LocalAccount
+from eth_account.signers.base import BaseAccount
 
 from sequencer.l1.abi import checksum_address
 
@@ -50,9 +50,11 @@ def typed_message(dom: dict[str, Any], fields: list[dict[str, str]], primary_typ
             "primaryType": primary_type, "domain": dom, "message": message}
 
 
-def sign_typed(key: LocalAccount | str | bytes, full: dict[str, Any]) -> tuple[str, bytes]:
-    """(signer address, 65-byte r ‖ s ‖ v signature with v in {27, 28} and low s)."""
-    acct = key if isinstance(key, LocalAccount) else Account.from_key(key)
+def sign_typed(key: BaseAccount | str | bytes, full: dict[str, Any]) -> tuple[str, bytes]:
+    """(signer address, 65-byte r ‖ s ‖ v signature with v in {27, 28} and low s). `key`: any
+    eth-account account (a keystore's, a key in a PKCS#11 token: sequencer.keys.load_key) or a
+    raw private key."""
+    acct = key if isinstance(key, BaseAccount) else Account.from_key(key)
     sig = acct.sign_message(encode_typed_data(full_message=full))
     r, s, v = sig.r, sig.s, sig.v
     if s > _SECP256K1_N // 2:  # normalise to low s (the contracts refuse high s)
@@ -60,16 +62,16 @@ def sign_typed(key: LocalAccount | str | bytes, full: dict[str, Any]) -> tuple[s
     return acct.address, r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v])
 
 
-def sign_escape_to(key: LocalAccount | str | bytes, l1_chain_id: int, bridge: str, recipient: str) -> bytes:
+def sign_escape_to(key: BaseAccount | str | bytes, l1_chain_id: int, bridge: str, recipient: str) -> bytes:
     """The account's (`key`'s) EscapeTo signature: pay its escape to `recipient`."""
-    acct = key if isinstance(key, LocalAccount) else Account.from_key(key)
+    acct = key if isinstance(key, BaseAccount) else Account.from_key(key)
     full = typed_message(domain(BRIDGE_DOMAIN_NAME, BRIDGE_DOMAIN_VERSION, l1_chain_id, bridge),
                          BRIDGE_TYPES["EscapeTo"], "EscapeTo",
                          {"account": acct.address, "recipient": checksum_address(recipient)})
     return sign_typed(acct, full)[1]
 
 
-def sign_refund_to(key: LocalAccount | str | bytes, l1_chain_id: int, bridge: str, nonce: int,
+def sign_refund_to(key: BaseAccount | str | bytes, l1_chain_id: int, bridge: str, nonce: int,
                    recipient: str) -> bytes:
     """The depositor's (`key`'s) RefundTo signature: refund deposit `nonce` to `recipient`."""
     full = typed_message(domain(BRIDGE_DOMAIN_NAME, BRIDGE_DOMAIN_VERSION, l1_chain_id, bridge),

@@ -20,7 +20,7 @@ from tests.sequencer.core.core_world import USERS
 
 HERE = Path(__file__).parent
 L1_TESTS = {"test_verifier.py", "test_poster.py", "test_escape.py", "test_verifier_liquidation.py",
-            "test_verifier_channels.py"}
+            "test_verifier_channels.py", "test_poster_hsm.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -55,12 +55,13 @@ def build_world(client: L1Client, accounts, *, trades: int = 60, per_block: int 
     return world
 
 
-def new_world(client: L1Client, accounts) -> World:  # noqa: F811
-    """A fresh deployment and an L2 chain with only block 0 (deposits mirrored on L1)."""
+def new_world(client: L1Client, accounts, **overrides) -> World:  # noqa: F811
+    """A fresh deployment and an L2 chain with only block 0 (deposits mirrored on L1);
+    `overrides` go to the deployment (e.g. poster=ADDRESS)."""
     placeholder = make_genesis(L2_CHAIN_ID, b"\0" * 20)  # block 0 does not depend on the address
     _, _, h0 = placeholder.block0()
     system = deploy_system(client, accounts, genesis_header_hash=h0.hash(),
-                           genesis_state_root=h0.state_root, genesis_config=placeholder.to_bytes())
+                           genesis_state_root=h0.state_root, genesis_config=placeholder.to_bytes(), **overrides)
     depositor = system.users[0]
     system.token.transact("mint", depositor.address, 10**9 * USDC, sender=depositor)
 

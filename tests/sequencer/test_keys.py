@@ -25,14 +25,30 @@ def keystore(tmp_path: Path) -> Path:
     return p
 
 
-def test_key_references() -> None:
+def test_key_references(tmp_path: Path) -> None:
     assert keys.parse_key_ref("/etc/k.json") == keys.KeyRef("keystore", path=Path("/etc/k.json"))
     uri = "pkcs11:token=optrollup;object=poster?module-path=/usr/lib/softhsm/libsofthsm2.so"
     ref = keys.parse_key_ref(uri)
     assert ref.kind == "pkcs11" and str(ref) == uri
-    with pytest.raises(keys.UnsupportedKeyRef) as info:
-        keys.load_key(uri, password="x")
-    assert info.value.code == "key_ref_unsupported" and "not supported yet" in info.value.message
+    # a PKCS#11 URI goes to the token (tests/sequencer/test_hsm.py); here: its module is not there
+    with pytest.raises(keys.KeyLoadError) as info:
+        keys.load_key(f"pkcs11:token=optrollup;object=poster?module-path={tmp_path}/none.so", password="x")
+    assert info.value.code in ("hsm_module_missing", "pkcs11_unavailable")
+
+
+def test_every_key_signs_digests_low_s(keystore: Path) -> None:
+    key = keys.load_key(keystore, password="pw")
+    assert isinstance(key, keys.LocalKey) and key == Account.from_key(SECRET)
+    for i in range(64):
+        d = bytes([i]) * 32
+        sig = key.sign_digest(d)
+        assert sig == keys.sign_digest(SECRET, d) == keys.sign_digest(Account.from_key(SECRET), d)
+        assert sig[64] in (27, 28) and int.from_bytes(sig[32:64], "big") <= keys.SECP256K1_N // 2
+        assert Account._recover_hash(d, signature=sig) == ADDRESS
+    r, s = 5, keys.SECP256K1_N - 7  # a high s is flipped, and v with it
+    assert keys.low_s_signature(r, s, 27) == (5).to_bytes(32, "big") + (7).to_bytes(32, "big") + bytes([28])
+    with pytest.raises(ValueError):
+        keys.low_s_signature(0, 1, 27)
 
 
 def test_password_sources_in_order(tmp_path: Path) -> None:
