@@ -19,14 +19,25 @@ __all__ = ["KeySigner", "eip191_digest", "recover"]
 
 
 class KeySigner:
-    """One secp256k1 key (an eth-account LocalAccount, or 32 raw bytes) that signs digests."""
+    """One secp256k1 key that signs digests: an eth-account LocalAccount or 32 raw bytes (signed
+    here with libsecp256k1), or a key that never leaves its token (sequencer.keys.load_key of a
+    PKCS#11 URI: it has `sign_digest` and no readable secret; each signature is the token's)."""
 
     def __init__(self, key: Any) -> None:
-        secret = bytes(key.key) if hasattr(key, "key") else bytes(key)
+        self._token: Any = None
+        if hasattr(key, "sign_digest"):
+            try:
+                secret = bytes(key.key)
+            except Exception:  # noqa: BLE001 - key_not_extractable: sign in the token
+                self._token = key
+                self.address: bytes = bytes.fromhex(str(key.address)[2:])
+                return
+        else:
+            secret = bytes(key.key) if hasattr(key, "key") else bytes(key)
         if len(secret) != 32:
             raise ValueError("a private key is 32 bytes")
         self._priv = coincurve.PrivateKey(secret)
-        self.address: bytes = keccak256(self._priv.public_key.format(compressed=False)[1:])[12:]
+        self.address = keccak256(self._priv.public_key.format(compressed=False)[1:])[12:]
 
     @property
     def checksum(self) -> str:
@@ -34,6 +45,8 @@ class KeySigner:
 
     def sign(self, digest: bytes) -> bytes:
         """65 bytes r ‖ s ‖ v (v 27/28, low s) over a 32-byte digest."""
+        if self._token is not None:
+            return bytes(self._token.sign_digest(digest))
         sig = self._priv.sign_recoverable(digest, hasher=None)
         return sig[:64] + bytes((sig[64] + 27,))
 
