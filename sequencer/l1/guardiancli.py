@@ -36,7 +36,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 
-from sequencer.errors import InvalidRequest, OptrollupError
+from sequencer.errors import InvalidRequest
 from sequencer.keys import SECP256K1_N
 from sequencer.l1.abi import checksum_address
 from sequencer.l1.guardians import (
@@ -57,7 +57,7 @@ ACTIONS = {"reject": "Reject", "pause": "Pause", "unpause": "Unpause", "rotate":
 CONTRACT_FN = {"reject": "reject", "pause": "pause", "unpause": "unpause", "rotate": "approveRotation"}
 
 
-class GuardianActionError(OptrollupError):
+class GuardianActionError(InvalidRequest):
     """A proposal file that is malformed, does not match its digest, or cannot be submitted."""
 
     code = "bad_proposal"
