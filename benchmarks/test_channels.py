@@ -4,7 +4,7 @@ trade round trip, and where the time of one co-signed state goes.
     .venv/bin/python -m pytest benchmarks/test_channels.py --benchmark-only -q -s -p no:cacheprovider
 
 Setup: a live sequencer node (in this process, only asked for marks once a second and for the
-open), and the two parties' services, each its own process (`python -m channels.service`), with
+open), and the two parties' services, each its own process (`optrollup channels serve`), with
 one channel between them. The driver is an asyncio loop with keep-alive connections
 (channels._http) sending A's owner trades (`POST /v1/channels/{id}/trade`, signed headers) that
 B's standing quote takes; every answer is a state both services recorded (synced) and signed.

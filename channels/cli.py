@@ -33,7 +33,6 @@ service's JSON answer instead.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from channels.rules import QuoteLine
+from channels.watcher import add_watch_parser
 from sequencer.errors import InvalidRequest, OptrollupError
 from sequencer.units import format_units, parse_units
 
@@ -368,8 +368,4 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--l1-keystore", metavar="FILE", help="the key paying L1 gas (default --keystore)")
         p.set_defaults(func=func)
 
-    try:
-        watcher = importlib.import_module("channels.watcher")
-    except ImportError:  # the watcher is not part of this build
-        return
-    watcher.add_watch_parser(cs)
+    add_watch_parser(cs)

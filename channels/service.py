@@ -48,14 +48,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import logging
 import random
-import signal
-import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,7 +123,7 @@ from sequencer.errors import (
 
 logger = logging.getLogger("optrollup.channels.service")
 
-__all__ = ["DEFAULT_PORT", "ChannelService", "ServiceConfig", "add_serve_arguments", "main",
+__all__ = ["DEFAULT_PORT", "ChannelService", "ServiceConfig", "add_serve_arguments",
            "serve_command"]
 
 DEFAULT_PORT = 8750
@@ -339,13 +336,9 @@ class ChannelService:
         cfg = self.cfg
         if not (cfg.l1_rpc and cfg.adjudicator):
             return
-        try:
-            wmod = importlib.import_module("channels.watcher")
-        except ImportError as exc:
-            logger.warning("--l1-rpc/--adjudicator given but channels.watcher is not available "
-                           "(%s): not watching L1", exc)
-            return
         from eth_account import Account
+
+        from channels import watcher as wmod
 
         from sequencer.l1.adjudicator import Adjudicator
         from sequencer.l1.client import L1Client
@@ -912,7 +905,7 @@ class ChannelService:
 
 
 # ----------------------------------------------------------------------------------------------
-# the command: optrollup channels serve (also `python -m channels.service`)
+# the command: optrollup channels serve
 # ----------------------------------------------------------------------------------------------
 
 SERVE_HELP = "run this party's state-channel service"
@@ -996,21 +989,3 @@ def serve_command(args: argparse.Namespace) -> int:
             raise exc
         return 1
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="optrollup channels serve", description=SERVE_DESCRIPTION)
-    add_serve_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        return serve_command(args)
-    except OptrollupError as exc:
-        print(f"optrollup channels serve: error [{exc.code}]: {exc.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-
-
-if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    sys.exit(main())

@@ -650,7 +650,7 @@ WATCH_DESCRIPTION = (
 
 
 def add_watch_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of `watch` (shared by `add_watch_parser` and `python -m channels._watch_main`)."""
+    """The options of `optrollup channels watch`."""
     from sequencer.keys import PASSWORD_ENV, refuse_raw_key_option
 
     p.add_argument("--data-dir", required=True, metavar="DIR", help="the channel service's data dir")

@@ -90,7 +90,7 @@ class Proc:
     def start(self, timeout: float = 60.0) -> Proc:
         env = {**os.environ, PASSWORD_ENV: PASSWORD, "PYTHONPATH": str(REPO)}
         with open(self.log, "ab") as out:
-            self.p = subprocess.Popen([sys.executable, "-m", "channels.service", *self.args],
+            self.p = subprocess.Popen([sys.executable, "-m", "sequencer.cli", "channels", "serve", *self.args],
                                       cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                       start_new_session=True)
         deadline = time.monotonic() + timeout

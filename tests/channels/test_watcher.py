@@ -412,12 +412,12 @@ def test_cheating_drill(tmp_path: Path, l1: L1):
 
 
 class Proc:
-    """`python -m channels._watch_main ...` with its output in a log file."""
+    """`optrollup channels watch ...` with its output in a log file."""
 
     def __init__(self, tmp: Path, name: str, args: list[str]) -> None:
         self.log = tmp / f"{name}.log"
         self._f = open(self.log, "wb")  # noqa: SIM115 - closed by kill9/terminate
-        self.p = subprocess.Popen([sys.executable, "-m", "channels._watch_main", *args], cwd=REPO,
+        self.p = subprocess.Popen([sys.executable, "-m", "sequencer.cli", "channels", "watch", *args], cwd=REPO,
                                   stdout=self._f, stderr=subprocess.STDOUT, start_new_session=True)
 
     def text(self) -> str:
@@ -722,10 +722,10 @@ def test_watch_parser_options():
 
 
 def test_watch_refuses_a_store_the_service_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    from channels._watch_main import main
+    from sequencer.cli import main
 
     ks, pw = keystore(tmp_path, Account.from_key(bytes.fromhex("d4" * 32)))
-    base = ["--data-dir", str(tmp_path), "--keystore", str(ks), "--password-file", str(pw),
+    base = ["channels", "watch", "--data-dir", str(tmp_path), "--keystore", str(ks), "--password-file", str(pw),
             "--l1-rpc", "http://127.0.0.1:9", "--adjudicator", "0x" + "11" * 20]
     assert main(base) == 2
     assert "no_channel_store" in capsys.readouterr().err
