@@ -39,15 +39,12 @@ from channels._wire import quote_from_json, trade_from_json, trade_to_json
 from channels.service import ChannelService
 from sequencer.core.channelmsg import json_bytes, json_uint
 from sequencer.errors import (
-    Conflict,
+    HTTP_STATUS,
     InvalidRequest,
     InvalidSignature,
-    NotFound,
     OptrollupError,
     PayloadTooLarge,
-    RateLimited,
-    Rejected,
-    Unavailable,
+    http_status,
 )
 from sequencer.l1.errors import L1Error
 
@@ -57,25 +54,13 @@ __all__ = ["MAX_BODY", "STATUS", "create_app", "status_of"]
 
 MAX_BODY = 256 * 1024
 
-STATUS: list[tuple[type[OptrollupError], int]] = [
-    (PayloadTooLarge, 413),
-    (InvalidRequest, 400),
-    (InvalidSignature, 401),
-    (NotFound, 404),
-    (Conflict, 409),
-    (Rejected, 422),
-    (RateLimited, 429),
-    (Unavailable, 503),
-    (L1Error, 503),
-]
-"""From error class to HTTP status (first match); an OptrollupError not here is a bug (500)."""
+STATUS: tuple[tuple[type[OptrollupError], int], ...] = (*HTTP_STATUS, (L1Error, 503))
+"""The error tree's table (sequencer.errors.HTTP_STATUS) and L1's errors; an OptrollupError not
+here is a bug (500)."""
 
 
 def status_of(exc: OptrollupError) -> int:
-    for cls, status in STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 500
+    return http_status(exc, STATUS)
 
 
 def _json(obj: Any, status: int = 200) -> Response:

@@ -86,3 +86,28 @@ class StoreUnavailable(Unavailable):
     serves state its log does not hold (HTTP 503 until an operator restarts it)."""
 
     code = "store_unavailable"
+
+
+HTTP_STATUS: tuple[tuple[type[OptrollupError], int], ...] = (
+    (PayloadTooLarge, 413),
+    (InvalidRequest, 400),
+    (InvalidSignature, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Rejected, 422),
+    (RateLimited, 429),
+    (Unavailable, 503),
+)
+"""The HTTP status of each class of this tree (first match). Every HTTP front (the node's API,
+the channel service) extends it with the errors of its own layers (storage, L1) and answers
+anything unmapped as a bug (500)."""
+
+
+def http_status(exc: OptrollupError,
+                table: tuple[tuple[type[OptrollupError], int], ...] = HTTP_STATUS) -> int:
+    """The status of `exc` in `table` (first match), 500 when none matches."""
+    for cls, status in table:
+        if isinstance(exc, cls):
+            return status
+    return 500

@@ -7,42 +7,27 @@ from typing import Any
 from starlette.responses import JSONResponse
 
 from sequencer.errors import (
-    Conflict,
+    HTTP_STATUS,
     Forbidden,
-    InvalidRequest,
-    InvalidSignature,
-    NotFound,
     OptrollupError,
-    PayloadTooLarge,
     RateLimited,
-    Rejected,
     Unavailable,
+    http_status,
 )
 from sequencer.l1.errors import L1Error
 from sequencer.store import StoreError
 
-STATUS: list[tuple[type[OptrollupError], int]] = [
-    (PayloadTooLarge, 413),
-    (InvalidRequest, 400),
-    (InvalidSignature, 401),
-    (Forbidden, 403),
-    (NotFound, 404),
-    (Conflict, 409),
-    (Rejected, 422),
-    (RateLimited, 429),
-    (Unavailable, 503),
+STATUS: tuple[tuple[type[OptrollupError], int], ...] = (
+    *HTTP_STATUS,
     (StoreError, 503),
     (L1Error, 503),  # the L1 node cannot be reached or answered badly: retry later
-]
+)
 """Every OptrollupError a request can meet maps here; an unmapped one is a bug (500), and
 tests/sequencer/api/test_errors.py checks that every subclass in the codebase is mapped."""
 
 
 def status_of(exc: OptrollupError) -> int:
-    for cls, status in STATUS:
-        if isinstance(exc, cls):
-            return status
-    return 500
+    return http_status(exc, STATUS)
 
 
 def error_body(code: str, message: str) -> dict:
