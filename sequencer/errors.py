@@ -1,6 +1,6 @@
 """The one exception tree of optrollup. Every error a user can cause has a stable snake_case
-`code` and a message that says what was wrong; the HTTP layer maps classes to status codes in
-one table (sequencer/api), never by matching messages."""
+`code` and a message that says what was wrong; HTTP fronts map classes to status codes with
+one table (HTTP_STATUS, below), never by matching messages."""
 
 from __future__ import annotations
 
