@@ -1,8 +1,8 @@
 """The signed-header scheme of the rollup's private reads (sequencer/api/auth.py), for the channel
 service: X-Optrollup-Account, X-Optrollup-Timestamp (unix seconds, within MAX_SKEW_S of the
 service's clock) and X-Optrollup-Signature, the EIP-191 personal_sign of
-"optrollup auth <EIP-55 account> <timestamp>". The text is the SDK's (`sequencer.client.signing.
-auth_text`), so a header made by `sequencer.client.Signer.auth_headers` is accepted here too.
+"optrollup auth <EIP-55 account> <timestamp>". The text is the SDK's (`optrollup_client._signing.
+auth_text`), so a header made by `optrollup_client.Signer.auth_headers` is accepted here too.
 
 Owner writes (every POST of the owner) are bound to the request: the client also sends
 X-Optrollup-Body-Hash = 0x keccak256("<METHOD> <path>\n" ‖ body) and signs
@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from cext import keccak256, to_checksum
 from channels._sign import KeySigner, eip191_digest, recover
-from sequencer.client.signing import auth_text
+from optrollup_client._signing import auth_text
 from sequencer.core.channelmsg import json_address
 from sequencer.errors import InvalidRequest, InvalidSignature
 

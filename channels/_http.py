@@ -10,7 +10,7 @@ chunked answer, and keeps the connection for the next request. Plain `http://` a
 A request that fails on a reused connection before any byte of the answer arrives (the server
 closed an idle connection) is sent once more on a new connection: callers only send requests
 that are safe to repeat (the peer protocol is idempotent: the same signed state gets the same
-answer). Failures raise `sequencer.client.errors.TransportError`.
+answer). Failures raise `optrollup_client._errors.TransportError`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import ssl as _ssl
 from typing import Any
 from urllib.parse import urlsplit
 
-from sequencer.client.errors import TransportError
+from optrollup_client._errors import TransportError
 
 __all__ = ["HttpPool", "Response"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from channels._auth import AuthHeaders
 from channels._http import HttpPool, Response
-from sequencer.client.errors import ApiError, TransportError, error_from_answer
+from optrollup_client._errors import ApiError, TransportError, error_from_answer
 from sequencer.errors import InvalidSignature, Rejected, Unavailable
 
 __all__ = ["PeerClient", "PeerDown"]

@@ -12,7 +12,7 @@ channel service (channels/_app.py lists them; docs/channels.md describes them).
 Units as everywhere: money and prices in collateral base units (USDC x 10^6), amounts in
 contracts x 10^6. `key` signs the X-Optrollup-* headers: the owner's account key, or the
 service's own key; `account` is the owner's account (default: asked from `GET /v1/identity`).
-Errors are the SDK's typed errors (sequencer.client.errors): an answer 4xx/5xx is an `ApiError`
+Errors are the SDK's typed errors (optrollup_client._errors): an answer 4xx/5xx is an `ApiError`
 subclass carrying the service's `code`, `message` and `status`; no answer is `TransportError`.
 """
 
@@ -31,7 +31,7 @@ from channels._auth import AuthHeaders, request_binding
 from channels._proto import cosigned_from_json
 from channels._sign import KeySigner
 from channels.rules import QuoteLine
-from sequencer.client.errors import ClientError, TransportError, error_from_answer
+from optrollup_client._errors import ClientError, TransportError, error_from_answer
 from sequencer.core.channelmsg import (
     ChannelOpen,
     ChannelPosition,

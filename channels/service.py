@@ -98,7 +98,7 @@ from channels.rules import (
     within_quote,
 )
 from channels.store import ChannelStore, Cosigned
-from sequencer.client.errors import ApiError, error_from_answer
+from optrollup_client._errors import ApiError, error_from_answer
 from sequencer.core.channelmsg import (
     ChannelOpen,
     ChannelState,

@@ -12,6 +12,8 @@ need_apt=()
 [ -f /usr/include/secp256k1_recovery.h ] || need_apt+=(libsecp256k1-dev)
 # SoftHSM2: the PKCS#11 token of the HSM tests and `optrollup devnet --hsm` (docs/keys.md)
 command -v softhsm2-util >/dev/null 2>&1 || need_apt+=(softhsm2)
+# Chromium: the browser of tests/e2e/test_page_browser.py, driven by Playwright (never `playwright install`)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "bootstrap: installing Debian packages: ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -26,9 +28,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 mkdir -p "$STAMPS"
 
-if [ ! -f "$STAMPS/pip" ] || [ pyproject.toml -nt "$STAMPS/pip" ] || [ setup.py -nt "$STAMPS/pip" ]; then
-    echo "bootstrap: pip install -e .[test]"
+if [ ! -f "$STAMPS/pip" ] || [ pyproject.toml -nt "$STAMPS/pip" ] || [ setup.py -nt "$STAMPS/pip" ] \
+        || [ client/pyproject.toml -nt "$STAMPS/pip" ]; then
+    echo "bootstrap: pip install -e ./client -e .[test]"
     .venv/bin/python -m pip install -q --upgrade pip setuptools wheel "Cython>=3.0"
+    # the light SDK first: the node requires it and it is not on PyPI (its own distribution, client/)
+    .venv/bin/python -m pip install -q -e "./client[stream]"
     .venv/bin/python -m pip install -q -e ".[test]"
     touch "$STAMPS/pip"
 fi

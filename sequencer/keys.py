@@ -22,7 +22,7 @@ low s), `unsafe_sign_hash`, `sign_message` (EIP-191 / EIP-712 signables), `sign_
 LocalAccount); a PKCS#11 URI a `sequencer.hsm.Pkcs11Key`, whose private key cannot be read.
 
 Neutral on purpose: it imports only eth-account and `sequencer.errors` (and, lazily, the PKCS#11
-code with its optional python-pkcs11), so the SDK (`sequencer.client`) and `prover` both use it
+code with its optional python-pkcs11), so the CLI (`sequencer.client`) and `prover` both use it
 without pulling in the L1 package.
 """
 

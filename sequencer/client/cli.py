@@ -25,10 +25,10 @@ from pathlib import Path
 from eth_account import Account as EthAccount
 from eth_utils import to_checksum_address
 
-from sequencer.client.client import Client
-from sequencer.client.errors import ClientError
-from sequencer.client.signing import Signer
-from sequencer.client.types import OrderAck
+from optrollup_client._client import Client
+from optrollup_client._errors import ClientError
+from optrollup_client._signing import Signer
+from optrollup_client._types import OrderAck
 from sequencer.units import DECIMALS, format_units, parse_units  # noqa: F401 - re-exported
 from sequencer.keys import PASSWORD_ENV, load_key, read_keystore, read_password, refuse_raw_key_option
 

@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sequencer.client.client import Client
-from sequencer.client.errors import ApiError, TransportError
-from sequencer.client.liquidation import Auction, LiquidationTake
+from optrollup_client._client import Client
+from optrollup_client._errors import ApiError, TransportError
+from optrollup_client._liquidation import Auction, LiquidationTake
 
 __all__ = ["Liquidator", "Policy", "register", "wants"]
 

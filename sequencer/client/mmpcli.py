@@ -13,7 +13,7 @@ import re
 from dataclasses import asdict
 
 from sequencer.client.cli import _client, _conn_args
-from sequencer.client.mmp import MmpFreeze, MmpPair
+from optrollup_client._mmp import MmpFreeze, MmpPair
 from sequencer.units import format_units, parse_units
 
 __all__ = ["register"]

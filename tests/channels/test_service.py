@@ -26,8 +26,8 @@ from channels import ChannelStore, QuoteLine, Trade, apply_trade, initial_state
 from channels._auth import AuthHeaders, request_binding
 from channels._sign import KeySigner
 from channels.client import ChannelClient, CoState
-from sequencer.client import Client as SeqClient
-from sequencer.client.errors import ApiError, TransportError
+from optrollup_client import Client as SeqClient
+from optrollup_client._errors import ApiError, TransportError
 from sequencer.core.channelmsg import state_digest
 from tests.channels.service_kit import (
     free_port,

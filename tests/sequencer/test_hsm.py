@@ -16,7 +16,7 @@ from eth_utils import keccak
 
 from sequencer import hsm, keys
 from sequencer.cli import main
-from sequencer.client.signing import Signer
+from optrollup_client._signing import Signer
 from sequencer.core.eip712 import Feed, digest
 from sequencer.feeder import signed_feed_body
 from tests.hsmkit import TOKEN, softhsm  # noqa: F401 - the session fixture

@@ -11,8 +11,8 @@ import pytest
 from eth_account import Account
 
 from sequencer import keys
-from sequencer.client.errors import ClientError
-from sequencer.client.signing import Signer
+from optrollup_client._errors import ClientError
+from optrollup_client._signing import Signer
 
 SECRET = b"\x07" * 32
 ADDRESS = Account.from_key(SECRET).address
@@ -93,12 +93,12 @@ def test_the_sdk_signer_uses_the_same_rule(keystore: Path, monkeypatch) -> None:
     with pytest.raises(ClientError) as info:  # the SDK raises ClientErrors, with the same codes
         Signer.from_keystore(keystore, "nope")
     assert info.value.code == "bad_password"
-    monkeypatch.setenv("SIGNER_PW", "pw")
-    assert Signer.from_key_ref(str(keystore), password_env="SIGNER_PW").address == ADDRESS
+    monkeypatch.setenv("SIGNER_PW", "pw")  # the node's rule opens it, the SDK signs with it
+    assert Signer(keys.load_key(str(keystore), password_env="SIGNER_PW")).address == ADDRESS
 
 
 def test_neither_keys_nor_the_sdk_pull_in_the_l1_package() -> None:
-    code = ("import sys, sequencer.keys, sequencer.client; "
+    code = ("import sys, sequencer.keys, optrollup_client, sequencer.client.cli; "
             "bad = [m for m in sys.modules if m.startswith('sequencer.l1')]; assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -9,7 +9,7 @@ import csv
 import io
 
 from cext import to_checksum
-from sequencer.client import Client
+from optrollup_client import Client
 from tests.sequencer.api.test_app import auth, env, post_order, sign  # noqa: F401 - env: fixture
 from tests.sequencer.core.core_world import OPERATOR, Key
 from tests.sequencer.node.kit import USERS

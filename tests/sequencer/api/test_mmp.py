@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from cext import to_checksum
 from sequencer.api.app import create_app
-from sequencer.client.signing import Signer
+from optrollup_client._signing import Signer
 from tests.sequencer.api.test_app import A, B, auth, env, post_order, sign  # noqa: F401 - env: fixture
 from tests.sequencer.node.kit import T0, Kit
 

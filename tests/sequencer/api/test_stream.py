@@ -11,10 +11,10 @@ from starlette.websockets import WebSocketDisconnect
 
 from cext import to_checksum
 from sequencer.api.app import create_app
-from sequencer.client import (Client, ClientError, NewOrder, StreamClosed, StreamGap,
+from optrollup_client import (Client, ClientError, NewOrder, StreamClosed, StreamGap,
                               UnauthorizedError)
-from sequencer.client.signing import Signer
-from sequencer.client.stream import _Protocol
+from optrollup_client._signing import Signer
+from optrollup_client._stream import _Protocol
 from sequencer.node import Limits
 from tests.sequencer.client.live import live_node
 from tests.sequencer.node.kit import CALL, PUT, USERS, Kit
@@ -226,7 +226,7 @@ def test_stream_closed_carries_reason(tmp_path: Path) -> None:
 def test_async_sdk_stream(tmp_path: Path) -> None:
     import asyncio
 
-    from sequencer.client import AsyncClient
+    from optrollup_client import AsyncClient
 
     with live_node(tmp_path) as lv:
         async def main() -> None:

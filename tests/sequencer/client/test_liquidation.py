@@ -13,7 +13,7 @@ from eth_account import Account as EthAccount
 from cext import to_checksum
 from sequencer.api.app import create_app
 from sequencer.cli import main
-from sequencer.client import (
+from optrollup_client import (
     AsyncClient,
     Auction,
     Client,
@@ -94,7 +94,7 @@ def test_liquidator_halves_the_fraction_while_its_margin_says_no() -> None:
 
     class Fake:
         def liquidations(self) -> Liquidations:
-            from sequencer.client import InsuranceFund
+            from optrollup_client import InsuranceFund
             return Liquidations(0, [auction()], InsuranceFund("0x", 0, 0, 0, True))
 
         def liquidate(self, account: str, f: int, limit: int) -> LiquidationTake:

@@ -11,7 +11,7 @@ import pytest
 from eth_account import Account as EthAccount
 
 from sequencer.cli import main
-from sequencer.client import Client, RejectedError, ScenarioRisk
+from optrollup_client import Client, RejectedError, ScenarioRisk
 from sequencer.client import cli as client_cli
 from tests.sequencer.client.live import U, live_node
 from tests.sequencer.node.kit import CALL, USERS
@@ -54,7 +54,7 @@ def test_refusals_have_stable_codes(live) -> None:
     with client(live, a) as c:
         info = c.info()
         msg = {"account": EthAccount.from_key(a.hex).address, "mode": 2, "nonce": 0}
-        from sequencer.client.signing import Signer, message_json
+        from optrollup_client._signing import Signer, message_json
         sig = Signer(EthAccount.from_key(a.hex)).sign_typed(info.domain, info.types, "SetMarginMode", msg)
         r = httpx.post(f"{live.url}/v1/margin_mode",
                        json={"setMarginMode": message_json(info.types, "SetMarginMode", msg),

@@ -11,7 +11,7 @@ from eth_account import Account as EthAccount
 
 from cext import to_checksum
 from sequencer.cli import main
-from sequencer.client import (AsyncClient, BadRequestError, Client, ClientError, MmpPair, MmpState,
+from optrollup_client import (AsyncClient, BadRequestError, Client, ClientError, MmpPair, MmpState,
                               RejectedError)
 from sequencer.client import cli as client_cli
 from tests.sequencer.client.live import U, live_node

@@ -13,7 +13,7 @@ import pytest
 from eth_account import Account as EthAccount
 
 from cext import to_checksum
-from sequencer.client import (Account, ApiError, AsyncClient, BadRequestError, Block, Book, Client,
+from optrollup_client import (Account, ApiError, AsyncClient, BadRequestError, Block, Book, Client,
                               ClientError, ConflictError, NewOrder, NotFoundError, OrderAck,
                               RateLimitedError, RejectedError, TimeInForce, TransportError,
                               UnauthorizedError)
@@ -38,17 +38,16 @@ def client(live, key, **kw) -> Client:
     return Client(live.url, private_key=key.hex, clock=live.clock, **kw)
 
 
-def test_client_never_imports_server_signing_code() -> None:
-    root = Path(__file__).parents[3] / "sequencer" / "client"
+def test_the_sdk_imports_nothing_of_the_node() -> None:
+    """The light SDK (client/optrollup_client) is its own distribution: httpx, eth-account and
+    (optional) websockets only; tests/client/test_light_install.py checks it in an empty venv."""
+    root = Path(__file__).parents[2] / "client" / "optrollup_client"
+    ours = ("sequencer", "cext", "prover", "channels", "plyvel", "fastapi", "coincurve", "py_ecc")
     for path in root.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sequencer"):
-                # sequencer.keys: the one keystore rule, neutral (eth-account only), shared with prover
-                assert node.module.startswith(("sequencer.client", "sequencer.errors", "sequencer.keys",
-                                                "sequencer.units")), (
-                    path, node.module)
-            if isinstance(node, ast.Import):
-                assert not any(a.name.startswith(("sequencer.core", "sequencer.api", "cext")) for a in node.names)
+            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            assert not [n for n in names if n.split(".")[0] in ours], (path, names)
 
 
 def test_info_and_instruments_are_typed(live) -> None:

@@ -19,14 +19,14 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from sequencer.client.errors import ApiError, ClientError, ConflictError, TransportError, error_from_answer
-from sequencer.errors import OptrollupError
-from sequencer.client.compliance import ComplianceOps, ComplianceState
-from sequencer.client.liquidation import LiquidationOps, Liquidations, LiquidationTake
-from sequencer.client.mmp import MmpOps, MmpPair, MmpResetAck, MmpState
-from sequencer.client.signing import Signer, message_json
-from sequencer.client.stream import AsyncStream, Stream, stream_url
-from sequencer.client.types import (Account, Block, Book, CancelResult, Info, Instrument, NewOrder,
+from optrollup_client._errors import ApiError, ClientError, ConflictError, TransportError, error_from_answer
+from optrollup_client._errors import OptrollupError
+from optrollup_client._compliance import ComplianceOps, ComplianceState
+from optrollup_client._liquidation import LiquidationOps, Liquidations, LiquidationTake
+from optrollup_client._mmp import MmpOps, MmpPair, MmpResetAck, MmpState
+from optrollup_client._signing import Signer, message_json
+from optrollup_client._stream import AsyncStream, Stream, stream_url
+from optrollup_client._types import (Account, Block, Book, CancelResult, Info, Instrument, NewOrder,
                                     OpenOrder, OrderAck, OrderStatus, TimeInForce, Trade, Withdrawal,
                                     WithdrawalAck)
 
@@ -77,7 +77,7 @@ def _hash32(value: str, name: str) -> str:
 
 class _Core(MmpOps, LiquidationOps, ComplianceOps):
     """Signing, request building and answer parsing shared by both clients (market-maker
-    protection's plans in sequencer.client.mmp, liquidation's in sequencer.client.liquidation)."""
+    protection's plans in optrollup_client._mmp, liquidation's in optrollup_client._liquidation)."""
 
     def __init__(self, url: str, *, private_key: str | bytes | None = None,
                  keystore: str | Path | None = None, password: str | None = None,
@@ -513,6 +513,25 @@ class Client(_Core):
     def withdrawal(self, withdrawal_hash: str) -> Withdrawal:
         """Status (and, once final, the L1 finalize call) of a withdrawal."""
         return self._run(self._op_withdrawal(withdrawal_hash))
+
+    def wait_withdrawal(self, withdrawal_hash: str, until: Sequence[str] = ("final", "paid"), *,
+                        timeout: float = 600.0, poll: float = 1.0,
+                        on_status: Callable[[Withdrawal], None] | None = None) -> Withdrawal:
+        """Poll a withdrawal until its status is in `until` (pending -> batched -> final ->
+        paid); `on_status` sees each new status. ClientError `timeout` after `timeout` s (real
+        seconds: finality is an L1 matter, not this client's clock)."""
+        deadline, last = time.monotonic() + timeout, None
+        while True:
+            w = self.withdrawal(withdrawal_hash)
+            if w.status != last and on_status is not None:
+                on_status(w)
+            last = w.status
+            if w.status in until:
+                return w
+            if time.monotonic() > deadline:
+                raise ClientError(f"withdrawal {withdrawal_hash} still {w.status} after {timeout:.0f} s",
+                                  code="timeout")
+            time.sleep(poll)
 
     def stream(self, *channels: str, cancel_on_disconnect: bool = False, heartbeats: bool = False,
                check_gaps: bool = True, open_timeout: float = 10.0) -> Stream:

@@ -12,10 +12,10 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sequencer.client.errors import ClientError, ConflictError
+from optrollup_client._errors import ClientError, ConflictError
 
 if TYPE_CHECKING:
-    from sequencer.client.signing import Signer
+    from optrollup_client._signing import Signer
 
 __all__ = ["MmpConfigInfo", "MmpFreeze", "MmpOps", "MmpPair", "MmpResetAck", "MmpState"]
 
@@ -118,11 +118,11 @@ def _limit(value: Any, name: str) -> int:
 
 
 class MmpOps:
-    """Request plans (sans-I/O generators, see sequencer.client.client) mixed into its core."""
+    """Request plans (sans-I/O generators, see optrollup_client._client) mixed into its core."""
 
     _last_mmp_reset: int = 0
 
-    if TYPE_CHECKING:  # provided by the client core (sequencer.client.client._Core)
+    if TYPE_CHECKING:  # provided by the client core (optrollup_client._client._Core)
         def _signer(self) -> Signer: ...
         def _now(self) -> int: ...
         def next_nonce(self) -> int: ...

@@ -1,33 +1,102 @@
-"""Typed client errors. Every error the SDK raises is a `sequencer.errors.OptrollupError`.
+"""The exception tree every optrollup error belongs to, and the SDK's typed errors.
 
-A 4xx/5xx answer becomes an `ApiError` subclass that is also the matching server-side class
-(`NotFoundError` is a `NotFound`, `RateLimitedError` a `RateLimited`, ...), carrying the server's
-`code`, `message` and HTTP `status`. Failures before an answer (connection, bad JSON from the
-server, WebSocket closes) are `ClientError`s.
+`OptrollupError` and one class per kind of refusal (`InvalidRequest` 400, `InvalidSignature` 401,
+`Forbidden` 403, `NotFound` 404, `Conflict` 409, `Rejected` 422, `RateLimited` 429, `Unavailable`
+503, `PayloadTooLarge` 413) are the wire's tree: the node raises them (its `sequencer.errors`
+re-exports them) and the SDK's answers map onto them. A 4xx/5xx answer becomes an `ApiError`
+subclass that is also the matching class (`NotFoundError` is a `NotFound`, ...), carrying the
+server's `code`, `message` and HTTP `status`. Failures before an answer (connection, bad JSON
+from the server, WebSocket closes) are `ClientError`s.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sequencer.errors import (
-    Conflict,
-    InvalidRequest,
-    InvalidSignature,
-    NotFound,
-    OptrollupError,
-    PayloadTooLarge,
-    RateLimited,
-    Rejected,
-    Unavailable,
-)
-
 __all__ = [
+    "Conflict", "Forbidden", "InvalidRequest", "InvalidSignature", "NotFound", "OptrollupError",
+    "PayloadTooLarge", "RateLimited", "Rejected", "Unavailable", "ForbiddenError",
     "ApiError", "BadRequestError", "ClientError", "ConflictError", "NotFoundError",
     "PayloadTooLargeError", "RateLimitedError", "RejectedError", "ServerError", "StreamClosed",
     "StreamGap",
     "TransportError", "UnauthorizedError", "UnavailableError", "error_from_answer",
 ]
+
+
+class OptrollupError(Exception):
+    """Base of every error we raise on purpose. `code` is stable and part of the API."""
+
+    code: str = "error"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.code
+
+
+class InvalidRequest(OptrollupError):
+    """Malformed input: bad field type, value, hex, length (HTTP 400)."""
+
+    code = "invalid_request"
+
+
+class InvalidSignature(OptrollupError):
+    """Signature malformed or from the wrong signer (HTTP 401)."""
+
+    code = "invalid_signature"
+
+
+class NotFound(OptrollupError):
+    """Unknown instrument, order, block, account (HTTP 404)."""
+
+    code = "not_found"
+
+
+class Conflict(OptrollupError):
+    """Replay or duplicate: digest seen, nonce used, instrument already listed (HTTP 409)."""
+
+    code = "conflict"
+
+
+class Rejected(OptrollupError):
+    """Well-formed but refused by trading rules: margin, post-only cross, FOK unfilled,
+    halted market (HTTP 422)."""
+
+    code = "rejected"
+
+
+class RateLimited(OptrollupError):
+    """Too many requests (HTTP 429 with Retry-After)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float = 1.0, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+
+
+class Forbidden(OptrollupError):
+    """The client may not make this request now (HTTP 403), e.g. an IP blocked for a burst of
+    bad signatures; `retry_after` seconds, when set, say when it may."""
+
+    code = "forbidden"
+    retry_after: float | None = None
+
+
+class Unavailable(OptrollupError):
+    """The node cannot serve this now (HTTP 503): shutting down, L1 unreachable."""
+
+    code = "unavailable"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """Request body over the size limit (HTTP 413)."""
+
+    code = "body_too_large"
 
 
 class ClientError(OptrollupError):
@@ -86,6 +155,15 @@ class UnauthorizedError(ApiError, InvalidSignature):
     """HTTP 401: bad or missing signature / auth headers."""
 
 
+class ForbiddenError(ApiError, Forbidden):
+    """HTTP 403: the client may not make this request now (e.g. its IP is blocked for a burst
+    of bad signatures); `retry_after` is the server's Retry-After in seconds, when it sent one."""
+
+    def __init__(self, message: str, *, code: str, status: int, retry_after: float | None = None) -> None:
+        ApiError.__init__(self, message, code=code, status=status)
+        self.retry_after = retry_after
+
+
 class NotFoundError(ApiError, NotFound):
     """HTTP 404: unknown instrument, order, block, account, withdrawal."""
 
@@ -115,7 +193,7 @@ class ServerError(ApiError):
 
 
 _BY_STATUS: dict[int, type[ApiError]] = {
-    400: BadRequestError, 401: UnauthorizedError, 404: NotFoundError, 409: ConflictError,
+    400: BadRequestError, 401: UnauthorizedError, 403: ForbiddenError, 404: NotFoundError, 409: ConflictError,
     413: PayloadTooLargeError, 422: RejectedError, 429: RateLimitedError, 503: UnavailableError,
 }
 
@@ -133,11 +211,17 @@ def error_from_answer(status: int, body: Any, headers: Any = None) -> ApiError:
     else:
         cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else BadRequestError)
     if cls is RateLimitedError:
-        retry = 1.0
-        raw = headers.get("retry-after") if headers is not None else None
-        try:
-            retry = float(raw) if raw is not None else 1.0
-        except ValueError:
-            pass
-        return RateLimitedError(message, code=code, status=status, retry_after=retry)
+        return RateLimitedError(message, code=code, status=status,
+                                retry_after=_retry_after(headers, 1.0) or 1.0)
+    if cls is ForbiddenError:
+        return ForbiddenError(message, code=code, status=status, retry_after=_retry_after(headers, None))
     return cls(message, code=code, status=status)
+
+
+def _retry_after(headers: Any, default: float | None) -> float | None:
+    """The Retry-After header in seconds, `default` when absent or not a number."""
+    raw = headers.get("retry-after") if headers is not None else None
+    try:
+        return float(raw) if raw is not None else default
+    except ValueError:
+        return default

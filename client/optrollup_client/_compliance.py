@@ -1,6 +1,6 @@
 """Compliance in the SDK (docs/compliance.md): an account's CSV statement, and the operator's
 Freeze / Unfreeze / DenyL1 (a client whose key is the genesis operator's). Request plans
-(sans-I/O generators, see sequencer.client.client) mixed into its core."""
+(sans-I/O generators, see optrollup_client._client) mixed into its core."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sequencer.client.errors import ClientError
+from optrollup_client._errors import ClientError
 
 if TYPE_CHECKING:
-    from sequencer.client.signing import Signer
+    from optrollup_client._signing import Signer
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def _block(n: int | None, name: str) -> int | None:
 class ComplianceOps:
     """Plans: statement (any account's own), freeze/unfreeze/deny (the operator's key)."""
 
-    if TYPE_CHECKING:  # provided by the client core (sequencer.client.client._Core)
+    if TYPE_CHECKING:  # provided by the client core (optrollup_client._client._Core)
         def _signer(self) -> Signer: ...
         def _signed(self, primary: str,
                     message: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]: ...
@@ -48,7 +48,7 @@ class ComplianceOps:
 
     def _op_statement(self, first: int | None, last: int | None,
                       address: str | None) -> Generator[Any, Any, str]:
-        from sequencer.client.client import _Req
+        from optrollup_client._client import _Req
 
         params = {k: v for k, v in (("from", _block(first, "first")),
                                     ("to", _block(last, "last"))) if v is not None}
@@ -57,7 +57,7 @@ class ComplianceOps:
                                auth=True)))
 
     def _op_compliance(self) -> Generator[Any, Any, ComplianceState]:
-        from sequencer.client.client import _Req
+        from optrollup_client._client import _Req
 
         return ComplianceState.from_json((yield _Req("GET", "/v1/compliance")))
 

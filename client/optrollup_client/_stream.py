@@ -14,19 +14,38 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection as AsyncConnection
-from websockets.asyncio.client import connect as aconnect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake
-from websockets.sync.client import ClientConnection, connect
+from optrollup_client._errors import ClientError, StreamClosed, StreamGap, TransportError, error_from_answer
+from optrollup_client._types import StreamMessage
 
-from sequencer.client.errors import ClientError, StreamClosed, StreamGap, TransportError, error_from_answer
-from sequencer.client.types import StreamMessage
+try:  # the `stream` extra: pip install optrollup-client[stream]
+    from websockets.asyncio.client import ClientConnection as AsyncConnection
+    from websockets.asyncio.client import connect as aconnect
+    from websockets.exceptions import ConnectionClosed, InvalidHandshake
+    from websockets.sync.client import ClientConnection, connect
+except ImportError:  # pragma: no cover - exercised by tests/client/test_light_install.py
+    HAVE_WEBSOCKETS = False
 
-__all__ = ["AsyncStream", "Stream", "stream_url"]
+    class ConnectionClosed(Exception):  # type: ignore[no-redef]  # never raised: no connection
+        """Stand-in so the except clauses below stay valid without websockets."""
+
+    InvalidHandshake = ConnectionClosed  # type: ignore[misc,assignment]
+    ClientConnection = AsyncConnection = Any  # type: ignore[misc,assignment]
+    connect = aconnect = None  # type: ignore[assignment]
+else:
+    HAVE_WEBSOCKETS = True
+
+__all__ = ["HAVE_WEBSOCKETS", "AsyncStream", "Stream", "stream_url"]
 
 AuthFn = Callable[[], "dict[str, str] | None"]
 # websockets >= 17 warns unless a directly returned connection is asked for explicitly.
-_LEGACY: dict[str, Any] = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
+_LEGACY: dict[str, Any] = ({"legacy": True} if HAVE_WEBSOCKETS and "legacy" in inspect.signature(connect).parameters
+                           else {})
+
+
+def _require_websockets() -> None:
+    if not HAVE_WEBSOCKETS:
+        raise ClientError("the stream needs the websockets package: pip install 'optrollup-client[stream]'",
+                          code="stream_unavailable")
 
 
 def stream_url(http_url: str) -> str:
@@ -114,6 +133,7 @@ class Stream:
     def open(self) -> None:
         """Connect, subscribe to every channel, enable cancel-on-disconnect if asked."""
         try:
+            _require_websockets()
             self._ws = connect(self.url, open_timeout=self.open_timeout, max_size=1 << 24, **_LEGACY)
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise TransportError(f"cannot open {self.url}: {exc}") from exc
@@ -199,6 +219,7 @@ class AsyncStream:
     async def open(self) -> None:
         """Connect, subscribe to every channel, enable cancel-on-disconnect if asked."""
         try:
+            _require_websockets()
             self._ws = await aconnect(self.url, open_timeout=self.open_timeout, max_size=1 << 24)
         except (OSError, InvalidHandshake, TimeoutError) as exc:
             raise TransportError(f"cannot open {self.url}: {exc}") from exc

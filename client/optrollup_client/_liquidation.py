@@ -11,10 +11,10 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sequencer.client.errors import ClientError, ConflictError
+from optrollup_client._errors import ClientError, ConflictError
 
 if TYPE_CHECKING:
-    from sequencer.client.signing import Signer
+    from optrollup_client._signing import Signer
 
 __all__ = ["Auction", "InsuranceFund", "LiquidationOps", "LiquidationTake", "Liquidations"]
 
@@ -111,9 +111,9 @@ class LiquidationTake:
 
 
 class LiquidationOps:
-    """Request plans (sans-I/O generators, see sequencer.client.client) mixed into its core."""
+    """Request plans (sans-I/O generators, see optrollup_client._client) mixed into its core."""
 
-    if TYPE_CHECKING:  # provided by the client core (sequencer.client.client._Core)
+    if TYPE_CHECKING:  # provided by the client core (optrollup_client._client._Core)
         def _signer(self) -> Signer: ...
         def next_nonce(self) -> int: ...
         def _signed(self, primary: str,
@@ -122,7 +122,7 @@ class LiquidationOps:
         def _op_account(self, address: str | None = None) -> Generator[Any, Any, Any]: ...
 
     def _op_liquidations(self) -> Generator[Any, Any, Liquidations]:
-        from sequencer.client.client import _Req
+        from optrollup_client._client import _Req
         return Liquidations.from_json((yield _Req("GET", "/v1/liquidations")))
 
     def _op_liquidate(self, account: str, fraction_ppm: int, max_price: int,

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,7 @@ from eth_account.messages import encode_defunct, encode_typed_data
 from eth_account.signers.base import BaseAccount
 from eth_utils import to_checksum_address
 
-from sequencer.client.errors import ClientError
-from sequencer.keys import KeyLoadError, decrypt_keystore, load_key
+from optrollup_client._errors import ClientError
 
 __all__ = ["Signer", "auth_text", "message_json", "typed_data"]
 
@@ -74,8 +74,8 @@ def message_json(types: dict[str, list[dict[str, str]]], primary: str, message: 
 
 class Signer:
     """One private key; `account` (EIP-55) is whom it signs for (itself unless a session key).
-    `key` is any eth-account account: a LocalAccount, or what sequencer.keys.load_key returns
-    (a keystore's key, or a key in a PKCS#11 token)."""
+    `key` is any eth-account account: a LocalAccount, or (in the node's CLI) what
+    `sequencer.keys.load_key` returns for a keystore or a key in a PKCS#11 token."""
 
     def __init__(self, key: BaseAccount, account: str | None = None) -> None:
         self.key = key
@@ -92,24 +92,20 @@ class Signer:
     @classmethod
     def from_keystore(cls, path: str | Path, password: str, account: str | None = None) -> "Signer":
         """From an encrypted JSON keystore (eth-account / geth format); ClientError
-        `invalid_keystore` / `bad_password` (the codes of sequencer.keys)."""
+        `invalid_keystore` (unreadable, not a keystore) or `bad_password` (the node's
+        `sequencer.keys` uses the same codes, and also opens keys in HSMs)."""
         try:
-            return cls(decrypt_keystore(path, password), account)
-        except KeyLoadError as exc:  # the SDK raises ClientErrors; same codes as sequencer.keys
-            raise ClientError(exc.message, code=exc.code) from None
-
-    @classmethod
-    def from_key_ref(cls, ref: str | Path, *, password_file: str | Path | None = None,
-                     password_env: str | None = None, prompt: str | None = None,
-                     account: str | None = None) -> "Signer":
-        """From a key reference (a keystore path or a pkcs11: URI), the password (or PIN) by the
-        rule of sequencer.keys (file, named environment variable, OPTROLLUP_PASSWORD, then
-        `prompt` if given)."""
+            blob = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ClientError(f"cannot read keystore {path}: {exc}", code="invalid_keystore") from None
+        if not isinstance(blob, dict) or not ({"crypto", "Crypto"} & blob.keys()):
+            raise ClientError(f"{path} is not an encrypted JSON keystore", code="invalid_keystore")
         try:
-            return cls(load_key(ref, password_file=password_file, password_env=password_env,
-                                prompt=prompt), account)
-        except KeyLoadError as exc:
-            raise ClientError(exc.message, code=exc.code) from None
+            return cls(Account.from_key(Account.decrypt(blob, password)), account)
+        except ValueError as exc:
+            raise ClientError(f"cannot decrypt keystore {path}: {exc}", code="bad_password") from None
+        except (KeyError, TypeError) as exc:
+            raise ClientError(f"keystore {path} is malformed: {exc!r}", code="invalid_keystore") from None
 
     @property
     def address(self) -> str:

@@ -1,0 +1,1 @@
+"""Tests of the light SDK, optrollup_client (client/ in this repository)."""

@@ -1,0 +1,125 @@
+"""The light SDK as a market maker installs it: `pip install ./client` into an empty venv (no
+node, no Cython, no LevelDB), then a script in that venv quotes a two-sided ladder, requotes it
+by mass quote, amends one order, uses a session key, withdraws and cancels everything against a
+real node; the test checks the node's state against what the script was told.
+
+Does not touch cext, so the pure-twin pass skips it (it installs from the network or pip's cache)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from sequencer.node import Limits
+from tests.sequencer.client.live import live_node
+from tests.sequencer.node.kit import CALL, PUT, USERS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.skipif(os.environ.get("OPTROLLUP_PUREPYTHON") == "1",
+                                reason="packaging test: never touches cext (run in the accelerated pass)")
+
+NODE_ONLY = ["sequencer", "cext", "prover", "channels", "plyvel", "fastapi", "uvicorn", "coincurve",
+             "Cython", "websockets"]  # (py_ecc comes with eth-account)
+
+SCRIPT = r"""
+import json, sys
+import optrollup_client as oc
+from optrollup_client import Client, NewOrder, Signer
+
+url, t0, key, call, put = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+clock = lambda: t0
+U = 10**6
+out = {}
+with Client(url, private_key=key, clock=clock) as c:
+    out["chain_id"] = c.info().chain_id
+    # the ten lines of the README: a two-sided ladder, then a requote of every level
+    ladder = [NewOrder(call, side, (100 + (-k if side == "buy" else k)) * U, 10_000, post_only=True)
+              for k in range(1, 6) for side in ("buy", "sell")]
+    acks = c.place_orders(ladder)
+    out["placed"] = [a.order_hash for a in acks]
+    requote = [(a.order_hash, NewOrder(o.instrument, o.side, o.price + (U if o.side == "sell" else -U),
+                                       o.amount, post_only=True)) for a, o in zip(acks, ladder)]
+    out["requoted"] = [a.order_hash for a in c.mass_quote(requote)]
+    out["amended"] = c.replace_order(out["requoted"][0], NewOrder(call, "buy", 90 * U, 20_000,
+                                                                   post_only=True)).order_hash
+    # a session key signs orders for the account
+    sk = Signer.from_private_key("0x" + "42" * 32, account=c.account_address)
+    c.register_session_key(sk.address, int(t0) + 3600)
+with Client(url, private_key="0x" + "42" * 32, account=oc.Signer.from_private_key(key).address,
+            clock=clock) as s:
+    out["session_order"] = s.place_order(put, "buy", 5 * U, 10_000, post_only=True).order_hash
+with Client(url, private_key=key, clock=clock) as c:
+    out["open_before_cancel_all"] = len(c.open_orders())
+    w = c.withdraw(25 * U)
+    out["withdrawal"] = [w.withdrawal_hash, c.withdrawal(w.withdrawal_hash).status]
+    try:
+        c.stream("blocks").open()
+        out["stream"] = "opened"
+    except oc.ClientError as exc:
+        out["stream"] = exc.code
+    try:
+        c.place_order(call, "buy", 1, 10_000)
+    except oc.BadRequestError as exc:
+        out["bad_price"] = [exc.status, exc.code]
+    except oc.ApiError as exc:
+        out["bad_price"] = [exc.status, exc.code]
+    out["cancelled"] = c.cancel_all()
+    out["open_after"] = len(c.open_orders())
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def light_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty venv with only `pip install <copy of client/>` in it."""
+    base = tmp_path_factory.mktemp("light")
+    src = shutil.copytree(ROOT / "client", base / "src", ignore=shutil.ignore_patterns("build", "*.egg-info"))
+    env_dir = base / "venv"
+    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
+    py = env_dir / "bin" / "python"
+    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(src)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return py
+
+
+def test_installs_with_none_of_the_nodes_dependencies(light_venv: Path) -> None:
+    code = ("import importlib.util, json, sys; "
+            f"print(json.dumps([m for m in {NODE_ONLY!r} if importlib.util.find_spec(m)]))")
+    r = subprocess.run([str(light_venv), "-c", code], capture_output=True, text=True, timeout=60, cwd="/")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == []
+    r = subprocess.run([str(light_venv), "-c", "import optrollup_client as o; print(o.__version__, len(o.__all__))"],
+                       capture_output=True, text=True, timeout=60, cwd="/")
+    assert r.returncode == 0 and r.stdout.startswith("0.1.0"), r.stderr
+
+
+def test_quotes_amends_withdraws_against_a_real_node(light_venv: Path, tmp_path: Path) -> None:
+    a = USERS[0]
+    with live_node(tmp_path, Limits(orders_per_second=500, burst=500)) as lv:
+        r = subprocess.run([str(light_venv), "-c", SCRIPT, lv.url, str(lv.clock()), a.hex, CALL, PUT],
+                           capture_output=True, text=True, timeout=120, cwd="/")
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = json.loads(r.stdout)
+        node = lv.kit.node
+        assert out["chain_id"] == lv.kit.cfg.chain_id
+        assert len(out["placed"]) == 10 and len(set(out["placed"])) == 10
+        assert len(out["requoted"]) == 10 and not set(out["requoted"]) & set(out["placed"])
+        assert out["open_before_cancel_all"] == 11        # 10 levels (one amended) + the session key's
+        assert out["withdrawal"][1] == "pending"
+        assert out["stream"] == "stream_unavailable"      # websockets is the `stream` extra
+        assert out["bad_price"][0] == 400
+        assert out["cancelled"] == 11 and out["open_after"] == 0
+        # what the node holds agrees with what the script was told
+        assert node.withdrawal_pending(bytes.fromhex(out["withdrawal"][0][2:])) or \
+            node.withdrawal(bytes.fromhex(out["withdrawal"][0][2:])) is not None
+        for h in out["placed"] + out["requoted"] + [out["amended"], out["session_order"]]:
+            assert bytes.fromhex(h[2:]) not in node.core.engine.open
