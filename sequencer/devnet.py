@@ -4,18 +4,20 @@ liquidator on loopback.
 First run: deploys MockUSDC, Rollup and Bridge on a fresh anvil, lists a default set of ETH
 options at genesis, funds the dev accounts through the real path (mint on L1, deposit through
 the Bridge, credited by the node after confirmations). Later runs resume from the data dir
-(anvil's --state, the node's LevelDB). Ctrl-C stops every child. Dev keys only.
+(anvil's --state, the node's LevelDB). Ctrl-C stops every child. Dev keys only. While it runs,
+the lister (`sequencer.lister`) lists new weekly expiries as old ones expire, signed by the
+operator key, and the oracle feed covers every listed expiry.
 
 Children die with the supervisor even when it is killed hard (`sequencer.procs`: PDEATHSIG on
 Linux), and each has a pid file in DIR/run/; the next start stops any leftover that still runs
 (so fixed ports are free again) and removes stale files. DIR/devnet.lock keeps a second
-supervisor off a data dir in use. The oracle feed and the poster's cron loop are threads.
+supervisor off a data dir in use. The oracle feed, the lister and the poster's cron loop are
+threads.
 """
 
 from __future__ import annotations
 
 import argparse
-import calendar
 import json
 import logging
 import os
@@ -35,10 +37,11 @@ from cext import keccak256, to_checksum
 from sequencer import procs
 from sequencer.core.chainspec import Genesis
 from sequencer.core.config import CoreConfig, OracleParams
-from sequencer.core.instruments import MONTHS, make_instrument
+from sequencer.core.instruments import make_instrument
 from sequencer.errors import InvalidRequest
 from sequencer.feeder import Feeder, parse_move, request_shock
 from sequencer.l1 import Anvil, Deployment, L1Client, L1Error, deploy
+from sequencer.lister import Lister, expiries, instrument_name
 from sequencer.node.config import L1Settings, NodeConfig
 
 log = logging.getLogger("optrollup.devnet")
@@ -48,34 +51,12 @@ SPOT_USD = 3000
 STRIKES = (2600, 2800, 3000, 3200, 3400)
 FUND_USDC = 100_000
 POSTER_PASSWORD = "devnet"  # the poster keystore's password on the devnet (dev keys only)
+LIST_SECONDS = 600.0  # how often the lister checks that the rolling set of expiries is listed
 
 
 def dev_key(role: str, i: int = 0) -> str:
     """Deterministic devnet-only private key for an L2 role (operator, fee, oracle i)."""
     return "0x" + keccak256(f"optrollup devnet {role} {i}".encode()).hex()
-
-
-def expiries(now: int, n_weekly: int = 3) -> list[int]:
-    """08:00 UTC on the next `n_weekly` Fridays at least a day away, plus the last Friday of the
-    month after."""
-    out: list[int] = []
-    day = now - now % 86400 + 8 * 3600
-    while len(out) < n_weekly:
-        day += 86400
-        if time.gmtime(day).tm_wday == 4 and day - now > 86400:
-            out.append(day)
-    t = time.gmtime(out[-1] + 40 * 86400)
-    last = calendar.monthrange(t.tm_year, t.tm_mon)[1]
-    d = calendar.timegm((t.tm_year, t.tm_mon, last, 8, 0, 0))
-    while time.gmtime(d).tm_wday != 4:
-        d -= 86400
-    out.append(d)
-    return out
-
-
-def instrument_name(expiry: int, strike: int, call: bool) -> str:
-    t = time.gmtime(expiry)
-    return f"ETH-{t.tm_mday}{MONTHS[t.tm_mon - 1]}{t.tm_year % 100:02d}-{strike}-{'C' if call else 'P'}"
 
 
 def default_genesis(now: int, oracles: list[str] | None = None) -> Genesis:
@@ -274,7 +255,7 @@ def devnet(args: argparse.Namespace) -> int:
     node: subprocess.Popen | None = None
     anvil = Anvil(state_path=files.root / "l1-state.json", state_interval=5,
                   log_path=logs / "anvil.log", port=args.l1_port, pid_file=files.pid_file("anvil"))
-    feeder = poster = None
+    feeder = poster = lister = None
     liquidator: subprocess.Popen | None = None
     channel_services: list[tuple[subprocess.Popen, str, Path]] = []  # (process, URL, keystore)
     oracle_keys: list = []  # with --hsm: the oracle feeds' opened keys (closed at the end)
@@ -314,9 +295,18 @@ def devnet(args: argparse.Namespace) -> int:
         if hsm is not None:
             from sequencer.keys import load_key
             oracle_keys = [load_key(uri) for uri in hsm["oracleUris"]]
+        # new weekly expiries as old ones expire, signed by the operator key (sequencer/lister.py);
+        # one round now, so a devnet resumed weeks later is tradable before the banner
+        lister = Lister(api, cfg.genesis.config.domain, keys["operator"], STRIKES, interval=LIST_SECONDS)
+        try:
+            lister.sync()
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.warning("listing round failed (retried in %gs): %s", LIST_SECONDS, exc)
+        lister.start()
         feeder = Feeder(api, cfg.genesis.config.domain, oracle_keys or keys["oracles"], "ETH", float(SPOT_USD),
                         sorted({i.expiry for i in cfg.genesis.instruments}), interval=args.feed_seconds,
-                        control=files.root)  # `optrollup feed shock` requests
+                        control=files.root,  # `optrollup feed shock` requests
+                        follow_listed=True)  # vols for the expiries listed since genesis too
         feeder.start()
         if poster_available():
             poster_key = (["--keystore", hsm["posterUri"]] if hsm is not None else
@@ -346,7 +336,7 @@ def devnet(args: argparse.Namespace) -> int:
             channel_services.append((proc, f"http://127.0.0.1:{ch_port}", stores[i]))
         for proc, url, _ in channel_services:
             wait_http(f"{url}/health", 60, proc)
-        sample_ins = next(i.name for i in cfg.genesis.instruments if i.strike == 3000 * 10**6 and i.is_call)
+        sample_ins = instrument_name(expiries(int(time.time()))[0], SPOT_USD, True)  # listed by the lister
         entry_line = (f"  orders     {order_entry}   (order entry: the signed write routes, on "
                       f"{args.ingress_workers} ingress workers)\n" if order_entry else "")
         print(f"""
@@ -392,12 +382,16 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
             procs.stop_child(liquidator, timeout=15, pid_file=files.pid_file("liquidator"))
         if feeder is not None:
             feeder.stop.set()
+        if lister is not None:
+            lister.stop.set()
         if poster is not None:
             poster.close()
         if node is not None:
             procs.stop_child(node, sig=signal.SIGINT, timeout=15, pid_file=files.pid_file("node"))
         if feeder is not None:
             feeder.join(5)
+        if lister is not None:
+            lister.join(5)
         for k in oracle_keys:
             k.close()
         anvil.stop()

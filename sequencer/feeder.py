@@ -17,7 +17,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -69,15 +69,20 @@ def signed_feed_body(domain: bytes, feed: Feed, key: BaseAccount | str) -> dict:
 
 
 class Feeder(threading.Thread):
-    """Posts one signed feed per key every `interval` seconds until `stop` is set."""
+    """Posts one signed feed per key every `interval` seconds until `stop` is set. With
+    `follow_listed` its term structure covers the expiries of the instruments the node lists
+    (GET /v1/instruments before each feed; `expiries` until the first read succeeds), so
+    instruments listed later (sequencer.lister) get their own vol point."""
 
     def __init__(self, url: str, domain: bytes, keys: Sequence[BaseAccount | str], underlying: str,
                  spot: float, expiries: Sequence[int], *, sigma: float = 0.7,
                  interval: float = 1.0, seed: int | None = None,
-                 control: str | Path | None = None) -> None:
+                 control: str | Path | None = None, follow_listed: bool = False,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__(name="oracle-feeder", daemon=True)
         self.url, self.domain, self.keys = url.rstrip("/"), domain, list(keys)
         self.underlying, self.expiries, self.interval = underlying, list(expiries), interval
+        self.follow_listed, self.clock = follow_listed, clock  # clock: unix s
         self.path = GbmSpot(spot, sigma, seed)
         self.stop = threading.Event()
         self.posted = 0
@@ -128,21 +133,42 @@ class Feeder(threading.Thread):
             self.target = None
         return self.path.spot
 
+    def refresh_expiries(self, http: httpx.Client) -> None:
+        """Take the expiries (unix s) of the node's listed `underlying` instruments; keep the
+        previous ones if the node cannot be read."""
+        try:
+            r = http.get(f"{self.url}/v1/instruments")
+            r.raise_for_status()
+            listed = {int(i["expiry"]) for i in r.json()["instruments"]
+                      if i.get("underlying") == self.underlying}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            log.warning("listed expiries not read (feeding the previous ones): %s", exc)
+            return
+        if listed:
+            self.expiries = sorted(listed)
+
+    def feed_once(self, http: httpx.Client) -> Feed:
+        """Post one feed (signed by each key) at `clock()`; returns it."""
+        if self.follow_listed:
+            self.refresh_expiries(http)
+        ts = int(self.clock())
+        spot = round(self.next_spot() * 1e6)
+        feed = make_feed(self.underlying, spot, ts, self.expiries)
+        for key in self.keys:
+            try:
+                r = http.post(f"{self.url}/v1/oracle/feeds", json=signed_feed_body(self.domain, feed, key))
+                if r.status_code == 200:
+                    self.posted += 1
+                else:
+                    log.warning("feed rejected: %s %s", r.status_code, r.text[:200])
+            except httpx.HTTPError as exc:
+                log.warning("feed not posted: %s", exc)
+        return feed
+
     def run(self) -> None:
         with httpx.Client(timeout=5.0) as http:
             while not self.stop.is_set():
-                ts = int(time.time())
-                spot = round(self.next_spot() * 1e6)
-                feed = make_feed(self.underlying, spot, ts, self.expiries)
-                for key in self.keys:
-                    try:
-                        r = http.post(f"{self.url}/v1/oracle/feeds", json=signed_feed_body(self.domain, feed, key))
-                        if r.status_code == 200:
-                            self.posted += 1
-                        else:
-                            log.warning("feed rejected: %s %s", r.status_code, r.text[:200])
-                    except httpx.HTTPError as exc:
-                        log.warning("feed not posted: %s", exc)
+                self.feed_once(http)
                 self.stop.wait(self.interval)
 
 
