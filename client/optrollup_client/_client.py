@@ -219,6 +219,25 @@ class _Core(MmpOps, LiquidationOps, ComplianceOps):
                 out.append(error_from_answer(0, r) if "error" in r else OrderAck.from_json(r))
         return out
 
+    def _op_requote(self, hashes: Sequence[str | None],
+                    orders: Sequence[NewOrder]) -> Op[list[OrderAck | ApiError]]:
+        if len(hashes) != len(orders):
+            raise ClientError(f"requote needs one old hash (or None) per order: {len(hashes)} hashes, "
+                              f"{len(orders)} orders", code="invalid_argument")
+        out: list[OrderAck | ApiError | None] = [None] * len(orders)
+        amend = [i for i, h in enumerate(hashes) if h]
+        if amend:
+            res = yield from self._op_mass_quote([(hashes[i], orders[i]) for i in amend])  # type: ignore[misc]
+            for i, r in zip(amend, res):
+                out[i] = r
+        # a level whose old order is gone (filled, cancelled, expired) or that had none: place it
+        fresh = [i for i, r in enumerate(out)
+                 if r is None or (isinstance(r, ApiError) and r.code == "unknown_order")]
+        if fresh:
+            for i, r in zip(fresh, (yield from self._op_place_orders([orders[i] for i in fresh]))):
+                out[i] = r
+        return out  # type: ignore[return-value]
+
     def _op_cancel(self, order_hash: str) -> Op[CancelResult]:
         msg = {"account": self._signer().account, "orderHash": _hash32(order_hash, "order_hash")}
         body = yield from self._signed("Cancel", msg)
@@ -401,6 +420,13 @@ class Client(_Core):
         """Requote many levels at once through /v1/quotes: each (old order hash, new order) is
         an independent amend; one result per pair, an OrderAck or the ApiError that refused it."""
         return self._run(self._op_mass_quote(pairs))
+
+    def requote(self, hashes: Sequence[str | None], orders: Sequence[NewOrder]) -> list[OrderAck | ApiError]:
+        """Keep a ladder: level i's open order `hashes[i]` becomes `orders[i]` (one mass quote
+        for all); a level whose order is gone (filled, cancelled, expired: `unknown_order`) or
+        whose hash is None is placed fresh. One result per level: an OrderAck (its `order_hash`
+        is the level's next hash) or the ApiError that refused it (keep the old hash then)."""
+        return self._run(self._op_requote(hashes, orders))
 
     def cancel_all(self, instrument: str = "") -> int:
         """Cancel the account's open orders in `instrument` ("" = all); returns how many."""
@@ -644,6 +670,11 @@ class AsyncClient(_Core):
     async def mass_quote(self, pairs: Sequence[tuple[str, NewOrder]]) -> list[OrderAck | ApiError]:
         """See `Client.mass_quote`."""
         return await self._run(self._op_mass_quote(pairs))
+
+    async def requote(self, hashes: Sequence[str | None],
+                      orders: Sequence[NewOrder]) -> list[OrderAck | ApiError]:
+        """See `Client.requote`."""
+        return await self._run(self._op_requote(hashes, orders))
 
     async def cancel_all(self, instrument: str = "") -> int:
         """See `Client.cancel_all`."""

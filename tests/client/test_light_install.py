@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-import venv
 from pathlib import Path
 
 import pytest
@@ -20,8 +17,6 @@ import pytest
 from sequencer.node import Limits
 from tests.sequencer.client.live import live_node
 from tests.sequencer.node.kit import CALL, PUT, USERS
-
-ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(os.environ.get("OPTROLLUP_PUREPYTHON") == "1",
                                 reason="packaging test: never touches cext (run in the accelerated pass)")
@@ -75,20 +70,6 @@ with Client(url, private_key=key, clock=clock) as c:
     out["open_after"] = len(c.open_orders())
 print(json.dumps(out))
 """
-
-
-@pytest.fixture(scope="module")
-def light_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty venv with only `pip install <copy of client/>` in it."""
-    base = tmp_path_factory.mktemp("light")
-    src = shutil.copytree(ROOT / "client", base / "src", ignore=shutil.ignore_patterns("build", "*.egg-info"))
-    env_dir = base / "venv"
-    venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
-    py = env_dir / "bin" / "python"
-    r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(src)],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return py
 
 
 def test_installs_with_none_of_the_nodes_dependencies(light_venv: Path) -> None:
