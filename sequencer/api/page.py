@@ -1,10 +1,26 @@
 """The node's page (issue 16): static files under sequencer/api/page/, served at `/` (index.html)
 and `/page/...` (ES modules, CSS), with no build step and nothing fetched from elsewhere; and the
-read-only `GET /v1/blocks/{number}/status` the chain view shows (a block's L1 batch status, from
-the node's L1 follower)."""
+read-only routes its views show that no other part of the API answers:
+
+- `GET /v1/blocks/{number}/status`: a block's L1 batch status, from the node's L1 follower;
+- `GET /v1/channels[?account=A&status=open|closed|concluded&limit=N]`: `{"channels": [...]}`,
+  the rollup's state channels (as GET /v1/channels/{id} answers each), newest first;
+- `GET /v1/accounts/{address}/withdrawals[?limit=N]`: `{"withdrawals": [...]}`, the account's
+  sealed signed withdrawals, nonce 0 up, newest first, each as GET /v1/withdrawals/{address}/{nonce}
+  answers it (public, as that route is; a page listing them gets no 404s to probe with);
+- `GET /v1/solvency`: what the rollup owes against what the Bridge holds, as this node sees it:
+  `{"block", "collateralTotal", "shortfall", "owed", "insuranceFund", "l1MessageCursor",
+  "l1": null | {"bridge", "collateralToken", "bridgeBalance", "covered", "error"}}`, where
+  `owed` = collateralTotal − shortfall (open channels' deposits are part of collateralTotal) and
+  `covered` = bridgeBalance >= owed. The Bridge also holds unpaid withdrawals and deposits not
+  credited yet, so this is a lower bound on what it must hold; the complete check, replayed
+  from L1 alone, is `optrollup monitor`'s solvency alert (sequencer/monitor/_l1.py).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +28,11 @@ from fastapi import FastAPI
 from starlette.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 
+from cext import parse_address, to_checksum
+from sequencer.api import views, wire
+from sequencer.api.channels import channel_json
+from sequencer.api.liquidation import insurance_json
+from sequencer.core.channelstate import STATUS
 from sequencer.errors import InvalidRequest, NotFound
 
 PAGE_DIR = Path(__file__).with_name("page")
@@ -48,8 +69,73 @@ def block_status(node: Any, number: int) -> dict[str, Any]:
     return {"block": number, "status": "final" if final else "posted", "batch": batch.index}
 
 
+def list_channels(node: Any, account: str | None, status: str | None, limit: int) -> dict[str, Any]:
+    """The channels (of `account`, as party a or b, or signer), newest first."""
+    who = None if account is None else wire.address(account, "account")
+    if status is not None and status not in STATUS.values():
+        raise InvalidRequest(f"status must be one of {sorted(STATUS.values())}, got {status!r}",
+                             code="invalid_status")
+    out = []
+    for cid, c in node.core.engine.state.channels.items():
+        o = c.open
+        if who is not None and who not in (o.a, o.b, o.signerA, o.signerB):
+            continue
+        if status is not None and STATUS[c.status] != status:
+            continue
+        out.append(channel_json(cid, c))
+    out.sort(key=lambda c: c["openedAt"], reverse=True)
+    return {"channels": out[:max(1, min(limit, 1000))]}
+
+
+BALANCE_OF = bytes.fromhex("70a08231")  # ERC-20 balanceOf(address)
+L1_TIMEOUT_S = 3.0
+CACHE_S = 5.0
+
+
+class Solvency:
+    """`GET /v1/solvency`; the Bridge's balance is read from L1 at most every CACHE_S seconds."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.cached: tuple[float, int | None, str | None] | None = None
+
+    async def bridge_balance(self, l1: Any, bridge: str, token: str) -> tuple[int | None, str | None]:
+        now = time.monotonic()
+        if self.cached is not None and now - self.cached[0] < CACHE_S:
+            return self.cached[1], self.cached[2]
+        data = BALANCE_OF + bytes(12) + parse_address(bridge)
+        try:
+            raw = await asyncio.wait_for(asyncio.to_thread(l1.client.call, token, data), L1_TIMEOUT_S)
+            got: tuple[int | None, str | None] = (int.from_bytes(raw[:32], "big"), None)
+        except Exception as exc:  # noqa: BLE001 - L1 down or slow: shown, not an API error
+            got = (None, f"reading the Bridge's balance failed: {type(exc).__name__}: {exc}"[:300])
+        self.cached = (now, *got)
+        return got
+
+    async def json(self) -> dict[str, Any]:
+        node = self.node
+        st = node.core.engine.state
+        owed = st.collateral_total - st.shortfall
+        out: dict[str, Any] = {
+            "block": node.durable_head(), "collateralTotal": views.money(st.collateral_total),
+            "shortfall": views.money(st.shortfall), "owed": views.money(owed),
+            "insuranceFund": insurance_json(node.insurance()),
+            "l1MessageCursor": node.l1_message_cursor, "l1": None}
+        l1 = node.l1  # the node's L1 follower (sequencer.node.l1follower), if it follows L1
+        cfg = getattr(l1, "settings", None)
+        if cfg is not None and getattr(l1, "client", None) is not None:
+            bridge, token = to_checksum(parse_address(cfg.bridge)), to_checksum(parse_address(cfg.collateral_token))
+            balance, error = await self.bridge_balance(l1, bridge, token)
+            out["l1"] = {"bridge": bridge, "collateralToken": token,
+                         "bridgeBalance": None if balance is None else views.money(balance),
+                         "covered": None if balance is None else balance >= owed, "error": error}
+        return out
+
+
 def add_page_routes(app: FastAPI, api: Any) -> None:
-    """`/` (the page), `/page/...` (its assets) and `GET /v1/blocks/{number}/status`."""
+    """`/` (the page), `/page/...` (its assets), `GET /v1/blocks/{number}/status`,
+    `GET /v1/channels` and `GET /v1/solvency`."""
+    solvency = app.state.solvency = Solvency(api.node)
 
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
@@ -61,5 +147,35 @@ def add_page_routes(app: FastAPI, api: Any) -> None:
         """A block's L1 status: `{"block", "status": "sealed"|"posted"|"final", "batch": N|null}`
         (as the node's L1 follower sees L1; `sealed` on a node that does not follow L1)."""
         return block_status(api.node, number)
+
+    @app.get("/v1/channels")
+    async def get_channels(account: str | None = None, status: str | None = None,
+                           limit: int = 100) -> Any:
+        """The rollup's state channels, newest first: all, or those where `account` is a party
+        or a signer, optionally of one `status` (open, closed, concluded)."""
+        return list_channels(api.node, account, status, limit)
+
+    @app.get("/v1/accounts/{address}/withdrawals")
+    async def get_withdrawals(address: str, limit: int = 50) -> Any:
+        """The account's sealed signed withdrawals (nonces 0, 1, ... up to the first not sealed),
+        newest first, at most `limit`: status, proof and (once final) the finalize call."""
+        from sequencer.api.app import withdrawal_proof_status  # app imports this module
+        from sequencer.core.eip712 import Withdraw
+
+        node = api.node
+        a = wire.address(address, "address")
+        found = []
+        nonce = 0
+        while (got := node.withdrawal_by_nonce(a, nonce)) is not None:
+            found.append(got)
+            nonce += 1
+        out = [await withdrawal_proof_status(api, got, node.digest(Withdraw(*got[2:])))
+               for got in reversed(found[-max(1, min(limit, 1000)):])]
+        return {"withdrawals": out}
+
+    @app.get("/v1/solvency")
+    async def get_solvency() -> Any:
+        """Σ collateral − shortfall (what L2 owes) against the Bridge's token balance on L1."""
+        return await solvency.json()
 
     app.mount("/page", _PageFiles(directory=PAGE_DIR), name="page")

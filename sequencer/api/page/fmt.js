@@ -45,3 +45,45 @@ export function el(tag, attrs = {}, ...children) {
   }
   return e;
 }
+
+// "1.5" -> "1500000": a decimal number of USDC or contracts in base units (6 decimals), exactly
+export function toUnits(text) {
+  const m = String(text).trim().match(/^(\d*)(?:\.(\d*))?$/);
+  if (!m || (m[1] === "" && !m[2])) throw new Error(`not a decimal number: ${text}`);
+  const frac = (m[2] || "");
+  if (frac.length > 6) throw new Error(`at most 6 decimals: ${text}`);
+  return (BigInt(m[1] || "0") * 1000000n + BigInt(frac.padEnd(6, "0"))).toString();
+}
+
+// a button that copies `text()` to the clipboard (falls back to selecting a textarea)
+export function copyButton(text, label = "Copy") {
+  const b = el("button", { type: "button", class: "copy" }, label);
+  b.addEventListener("click", async () => {
+    const t = typeof text === "function" ? text() : text;
+    try {
+      await navigator.clipboard.writeText(t);
+    } catch {
+      const ta = el("textarea", {}, t);
+      document.body.append(ta);
+      ta.select();
+      try { document.execCommand("copy"); } catch { /* nothing more to try */ }
+      ta.remove();
+    }
+    b.textContent = "Copied";
+    setTimeout(() => { b.textContent = label; }, 1500);
+  });
+  return b;
+}
+
+export function fail(e) { return el("p", { class: "error" }, `error: ${e.message}`); }
+
+export function blockLink(n) { return el("a", { href: "#/chain/" + n }, String(n)); }
+
+export function accountLink(a) { return el("a", { href: "#/account/" + a, class: "mono", title: a }, short(a)); }
+
+// a table: headers and rows of cells (each a string, a Node, or an array of those)
+export function table(headers, rows, attrs = {}) {
+  return el("table", attrs,
+    el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
+    el("tbody", {}, rows));
+}

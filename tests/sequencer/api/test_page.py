@@ -58,7 +58,10 @@ def test_index_is_served_at_root(client) -> None:
 def test_every_asset_is_served_with_its_type(client) -> None:
     got = assets(client)
     assert {"/page/app.js", "/page/style.css", "/page/api.js", "/page/book.js",
-            "/page/smile.js", "/page/fmt.js"} <= set(got)
+            "/page/smile.js", "/page/fmt.js", "/page/charts.js", "/page/crypto.js", "/page/eip712.js",
+            "/page/wallet.js", "/page/markets.js", "/page/instrument.js", "/page/chain.js",
+            "/page/account.js", "/page/channels.js", "/page/liquidations.js"} <= set(got)
+    assert set(got) == {"/page/" + f.name for f in PAGE_DIR.iterdir() if f.suffix in (".js", ".css")}
     for url, ctype in got.items():
         want = {"js": "text/javascript", "css": "text/css"}[url.rsplit(".", 1)[1]]
         assert ctype.startswith(want), (url, ctype)
@@ -77,7 +80,7 @@ def test_modules_parse() -> None:
     # --input-type=module on stdin: `node --check file.js` exits 0 on a broken ES module (Node 20)
     for f in sorted(PAGE_DIR.glob("*.js")):
         r = subprocess.run(["node", "--input-type=module", "--check"], stdin=f.open("rb"),
-                           capture_output=True, timeout=30)
+                           capture_output=True, timeout=30, check=False)
         assert r.returncode == 0, (f.name, r.stderr.decode())
 
 
@@ -113,3 +116,100 @@ def test_block_status_sealed_posted_final(client) -> None:
     r = client.get(f"/v1/blocks/{head + 1}/status")
     assert r.status_code == 404 and r.json()["error"]["code"] == "block_not_found"
     assert client.get("/v1/blocks/-1/status").json()["error"]["code"] == "invalid_number"
+
+
+def test_channels_list(client) -> None:
+    from sequencer.core.channelmsg import ChannelOpen, open_digest, open_to_json
+    from tests.sequencer.core.core_world import Key
+
+    k = client.kit
+    a, b, c = USERS[0], USERS[1], USERS[2]
+    for u in (a, b, c):
+        k.fund(u, 10_000 * 10**6)
+    assert client.get("/v1/channels").json() == {"channels": []}
+    dom = k.cfg.genesis.config.domain
+    made = []
+    for i, (x, y) in enumerate([(a, b), (b, c)]):
+        k.clock.t += 10
+        msg = ChannelOpen(x.address, y.address, Key(900 + i).address, Key(950 + i).address,
+                          100 * 10**6, 200 * 10**6, i, 600)
+        d = open_digest(dom, msg)
+        r = client.post("/v1/channels", json={"channelOpen": open_to_json(msg),
+                                              "signatures": ["0x" + x.sign(d).hex(), "0x" + y.sign(d).hex()]})
+        assert r.status_code == 200, r.text
+        made.append(r.json())
+    got = client.get("/v1/channels").json()["channels"]
+    assert [ch["channelId"] for ch in got] == [made[1]["channelId"], made[0]["channelId"]]  # newest first
+    assert got[1] == client.get(f"/v1/channels/{made[0]['channelId']}").json()
+    acct = made[0]["a"]
+    assert [ch["channelId"] for ch in client.get(f"/v1/channels?account={acct}").json()["channels"]] \
+        == [made[0]["channelId"]]
+    signer = made[1]["signerB"]
+    assert len(client.get(f"/v1/channels?account={signer}").json()["channels"]) == 1
+    assert len(client.get("/v1/channels?status=open&limit=1").json()["channels"]) == 1
+    assert client.get("/v1/channels?status=closed").json() == {"channels": []}
+    assert client.get("/v1/channels?status=nope").json()["error"]["code"] == "invalid_status"
+    assert client.get("/v1/channels?account=0x12").status_code == 400
+    assert "/v1/channels" in client.get("/openapi.json").json()["paths"]
+
+
+def test_solvency(client) -> None:
+    k = client.kit
+    k.fund(USERS[0], 5 * 10**6)
+    k.fund(USERS[1], 7 * 10**6)
+    got = client.get("/v1/solvency").json()
+    assert got["collateralTotal"] == str(12 * 10**6) and got["shortfall"] == "0"
+    assert got["owed"] == str(12 * 10**6) and got["l1"] is None
+    assert got["l1MessageCursor"] == 2 and got["insuranceFund"]["balance"] == "0"
+    assert got["block"] == k.node.durable_head()
+
+    bridge, token = "0x" + "b1" * 20, "0x" + "70" * 20
+    calls = []
+
+    class FakeL1Client:
+        def __init__(self, balance: int | None) -> None:
+            self.balance = balance
+
+        def call(self, to: str, data: bytes) -> bytes:
+            calls.append((to.lower(), data.hex()))
+            if self.balance is None:
+                raise ConnectionError("L1 is down")
+            return self.balance.to_bytes(32, "big")
+
+    settings = SimpleNamespace(bridge=bridge, collateral_token=token)
+    k.node.l1 = SimpleNamespace(view=L1View(), client=FakeL1Client(20 * 10**6), settings=settings)
+    l1 = client.get("/v1/solvency").json()["l1"]
+    assert l1["bridgeBalance"] == str(20 * 10**6) and l1["covered"] is True and l1["error"] is None
+    assert l1["bridge"].lower() == bridge and l1["collateralToken"].lower() == token
+    assert calls == [(token, "70a08231" + "00" * 12 + "b1" * 20)]
+    client.get("/v1/solvency")  # cached: L1 is read at most every few seconds
+    assert len(calls) == 1
+    page_solvency = client.app.state.solvency  # drop its cache: L1 answers too little, then not at all
+    page_solvency.cached = None
+    k.node.l1.client.balance = 11 * 10**6
+    assert client.get("/v1/solvency").json()["l1"]["covered"] is False
+    page_solvency.cached = None
+    k.node.l1.client.balance = None
+    l1 = client.get("/v1/solvency").json()["l1"]
+    assert l1["bridgeBalance"] is None and l1["covered"] is None and "L1 is down" in l1["error"]
+
+
+def test_account_withdrawals(client) -> None:
+    from sequencer.core.eip712 import Withdraw
+
+    k = client.kit
+    u = USERS[0]
+    addr = "0x" + u.address.hex()
+    assert client.get(f"/v1/accounts/{addr}/withdrawals").json() == {"withdrawals": []}
+    k.fund(u, 10 * 10**6)
+    for n in range(3):
+        w = Withdraw(u.address, USERS[1].address, (n + 1) * 10**6, n)
+        assert not isinstance(k.run([(w, k.sign(u, w))])[0], Exception)
+    k.clock.t += 2
+    k.node.seal().result(timeout=10)
+    got = client.get(f"/v1/accounts/{addr}/withdrawals").json()["withdrawals"]
+    assert [w["nonce"] for w in got] == ["2", "1", "0"]  # newest first
+    assert got[2] == client.get(f"/v1/withdrawals/{addr}/0").json()
+    assert got[0]["status"] == "pending" and got[0]["amount"] == str(3 * 10**6)
+    assert [w["nonce"] for w in client.get(f"/v1/accounts/{addr}/withdrawals?limit=1").json()["withdrawals"]] == ["2"]
+    assert client.get("/v1/accounts/0x12/withdrawals").status_code == 400
