@@ -562,7 +562,7 @@ class Client(_Core):
     def stream(self, *channels: str, cancel_on_disconnect: bool = False, heartbeats: bool = False,
                check_gaps: bool = True, open_timeout: float = 10.0) -> Stream:
         """Open `/v1/stream` and subscribe to `channels` ("book.<instrument>", "trades.<instrument>",
-        "blocks", "orders.<account>" or just "orders" for this client's account). Use as a
+        "blocks", "marks", "liquidations", "orders.<account>" or just "orders" for this client's account). Use as a
         context manager and iterate for StreamMessages."""
         chans = self._channels(channels)
         return Stream(stream_url(self.url), chans, auth=self._stream_auth,

@@ -2,7 +2,7 @@
 
 Protocol (JSON text messages). Client requests, each with an optional `id` echoed in the reply:
   {"op": "subscribe", "channel": "book.<instrument>" | "trades.<instrument>" | "blocks"
-                                 | "liquidations" | "orders.<account>", "auth": {...}}
+                                 | "marks" | "liquidations" | "orders.<account>", "auth": {...}}
                                  (auth only for orders)
   {"op": "unsubscribe", "channel": ...}
   {"op": "auth", "auth": {"account", "timestamp", "signature"}}   (the three auth-header values)
@@ -22,6 +22,9 @@ slow for its bounded queue is disconnected with close code 1008 and reason "slow
              can jump by more than one.
   trades.X   each trade as in GET /v1/trades.
   blocks     each sealed block's header as in GET /v1/blocks/{n}, once that block is durable.
+  marks      first, and after each durable block that changed any of them, every listed
+             instrument with its mark, IV and greeks as GET /v1/instruments answers:
+             {"type": "marks", "block": N, "instruments": [...]}.
   liquidations  every liquidation step (docs/liquidation.md): {"type": "start"|"takeover"|"end",
              "account", "timestamp"} from a block's detection, {"type": "taken", ...} for each
              Liquidate (as POST /v1/liquidations answers it), and {"type": "shortfall",
@@ -138,6 +141,8 @@ class StreamHub:
         self.books: dict[str, set[Conn]] = {}
         self.trades: dict[str, set[Conn]] = {}
         self.blocks: set[Conn] = set()
+        self.marks: set[Conn] = set()
+        self.last_marks = ""       # the `instruments` part last pushed on `marks` (JSON text)
         self.liquidations: set[Conn] = set()
         self.orders: dict[bytes, set[Conn]] = {}
         self.views: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
@@ -191,7 +196,7 @@ class StreamHub:
                     c.push_raw("orders." + to_checksum(payload.account), data)
         elif kind in ("auction", "liquidation", "shortfall"):
             self._liquidation_event(kind, payload)
-        elif kind == "block" and self.blocks:
+        elif kind == "block" and (self.blocks or self.marks):
             self.pending_blocks.append(payload)
             if self.block_task is None or self.block_task.done():
                 self.block_task = asyncio.get_running_loop().create_task(self._push_blocks())
@@ -232,6 +237,22 @@ class StreamHub:
             data = _dumps({"header": h.to_json()})
             for c in list(self.blocks):
                 c.push_raw("blocks", data)
+            if self.marks:
+                self._push_marks(h.number)
+
+    def _marks_json(self) -> str:
+        node = self.node
+        ps = node.cfg.genesis.config.underlyings
+        return _dumps([views.instrument_json(i, m, True, ps.get(i.underlying)) for i, m in node.instruments()])
+
+    def _push_marks(self, block: int) -> None:
+        """Every mark after block `block`, to `marks` subscribers, if any changed."""
+        now = self._marks_json()
+        if now != self.last_marks:
+            self.last_marks = now
+            data = f'{{"type":"marks","block":{block},"instruments":{now}}}'
+            for c in list(self.marks):
+                c.push_raw("marks", data)
 
     def _schedule(self) -> None:
         if not self.flush_pending and self.loop is not None:
@@ -348,6 +369,10 @@ class StreamHub:
             self.blocks.add(conn)
         elif channel == "liquidations":
             self.liquidations.add(conn)
+        elif channel == "marks":
+            self.marks.add(conn)
+            conn.push_raw(channel, f'{{"type":"marks","block":{self.node.durable_head()},'
+                                   f'"instruments":{self._marks_json()}}}')
         elif kind == "orders":
             acct = wire.address(arg, "channel account")
             who = self._authenticate(msg["auth"]) if msg.get("auth") is not None else conn.account
@@ -363,7 +388,7 @@ class StreamHub:
             conn.push(channel, {"type": "snapshot", "openOrders": self._open_orders(acct)})
         else:
             raise InvalidRequest(f"unknown channel {channel!r}; expected book.<instrument>, "
-                                 "trades.<instrument>, blocks, liquidations or orders.<account>",
+                                 "trades.<instrument>, blocks, marks, liquidations or orders.<account>",
                                  code="unknown_channel")
         conn.channels.add(channel)
         return {"op": "subscribed", "channel": channel}
@@ -382,6 +407,8 @@ class StreamHub:
             self.blocks.discard(conn)
         elif channel == "liquidations":
             self.liquidations.discard(conn)
+        elif channel == "marks":
+            self.marks.discard(conn)
         elif table is not None and key in table:
             table[key].discard(conn)
             if not table[key]:

@@ -1,16 +1,14 @@
 // One instrument: its book (live), the cumulative depth chart beside it, recent trades (live),
-// mark, IV and greeks (polled: the stream has no marks channel).
+// mark, IV and greeks (live from the stream's `marks` channel).
 import { get } from "./api.js";
 import { Book } from "./book.js";
 import { depth } from "./charts.js";
 import { amount, date, el, fail, pct, scaled, table, time, usd } from "./fmt.js";
 
-const POLL_MS = 5000;
-
 export function instrument(root, stream, name) {
   const bookEl = el("div", { id: "book" }), chartEl = el("div", { class: "depth-chart", "data-testid": "depth" });
   const tradesBody = el("tbody", {}), infoEl = el("div", { class: "info" });
-  let trades = [], timer = null;
+  let trades = [];
 
   const drawBook = (b) => {
     const side = (s, cls) => table([s === "bids" ? "bid" : "ask", "amount", "total"], (() => {
@@ -37,17 +35,18 @@ export function instrument(root, stream, name) {
       drawTrades();
     } catch (e) { tradesBody.replaceChildren(el("tr", {}, el("td", {}, e.message))); }
   };
-  const loadInfo = async () => {
-    try {
-      const i = await get(`/instruments/${encodeURIComponent(name)}`);
-      const g = i.greeks || {};
-      infoEl.replaceChildren(table(["underlying", "type", "strike", "expiry", "spot", "mark", "IV", "Δ", "Γ", "vega", "θ", "tick", "step"],
-        [el("tr", {}, [i.underlying, i.type, usd(i.strike, 0), date(i.expiry), usd(i.spot), usd(i.mark), pct(i.iv),
-          scaled(g.delta, 3), scaled(g.gamma, 5), usd(g.vega), usd(g.theta), usd(i.tickSize), amount(i.amountStep)]
-          .map((v) => el("td", {}, v)))], { class: "instrument-info" }),
-      el("p", {}, el("a", { href: "#/account" }, "Trade it"), " (sign in on the account page)"));
-    } catch (e) { infoEl.replaceChildren(fail(e)); }
+  const drawInfo = (i) => {
+    const g = i.greeks || {};
+    infoEl.replaceChildren(table(["underlying", "type", "strike", "expiry", "spot", "mark", "IV", "Δ", "Γ", "vega", "θ", "tick", "step"],
+      [el("tr", {}, [i.underlying, i.type, usd(i.strike, 0), date(i.expiry), usd(i.spot), usd(i.mark), pct(i.iv),
+        scaled(g.delta, 3), scaled(g.gamma, 5), usd(g.vega), usd(g.theta), usd(i.tickSize), amount(i.amountStep)]
+        .map((v) => el("td", {}, v)))], { class: "instrument-info" }),
+    el("p", {}, el("a", { href: "#/account" }, "Trade it"), " (sign in on the account page)"));
   };
+  const loadInfo = async () => {
+    try { drawInfo(await get(`/instruments/${encodeURIComponent(name)}`)); } catch (e) { infoEl.replaceChildren(fail(e)); }
+  };
+  const onMarks = (d) => { const i = d.instruments.find((x) => x.name === name); if (i) drawInfo(i); };
 
   root.replaceChildren(el("section", { id: "instrument", "data-instrument": name },
     el("p", {}, el("a", { href: "#/markets" }, "← Markets")),
@@ -63,10 +62,10 @@ export function instrument(root, stream, name) {
   const unsubs = [
     book.attach(stream),
     stream.subscribe("trades." + name, (t) => { trades.unshift(t); drawTrades(); }, loadTrades),
+    stream.subscribe("marks", onMarks, loadInfo),
   ];
   book.resync();
   loadTrades();
   loadInfo();
-  timer = setInterval(loadInfo, POLL_MS);
-  return () => { clearInterval(timer); unsubs.forEach((u) => u()); };
+  return () => { unsubs.forEach((u) => u()); };
 }

@@ -1,14 +1,13 @@
 // Markets: instruments by underlying and expiry (calls | strike | puts with bid/ask, mark, IV and
 // greeks), each expiry's smile, and each underlying's ATM term structure. Bid/ask are live
-// from the stream's book.<name> channels; the stream has no marks channel, so marks, IV and
-// greeks are polled (GET /v1/instruments every POLL_MS).
+// from the stream's book.<name> channels, marks, IV and greeks from its `marks` channel (every
+// instrument, after each block that moved them); a gap or a reconnect refetches /v1/instruments.
 import { get } from "./api.js";
 import { Book } from "./book.js";
 import { atmVol, termStructure } from "./charts.js";
 import { smile } from "./smile.js";
 import { date, el, fail, pct, scaled, usd } from "./fmt.js";
 
-const POLL_MS = 5000;
 const COLS = ["bid", "ask", "mark", "IV", "Δ", "Γ", "vega", "θ"];
 
 function sideCells(ins, book) {
@@ -55,7 +54,7 @@ function smilePoints(strikes) {
 export function markets(root, stream) {
   const books = new Map(); // name -> Book
   const unsubs = [];
-  let instruments = [], error = null, pending = false, timer = null;
+  let instruments = [], error = null, pending = false;
 
   function render() {
     pending = false;
@@ -86,7 +85,7 @@ export function markets(root, stream) {
     }
     if (out.length === 0 && !error) out.push(el("p", { class: "note" }, "No instruments listed."));
     root.replaceChildren(el("section", { id: "markets" }, el("h1", {}, "Markets"),
-      el("p", { class: "note" }, "Bid/ask live from the stream; marks, IV and greeks polled every 5 s (the stream has no marks channel); " +
+      el("p", { class: "note" }, "Bid/ask, marks, IV and greeks live from the stream; " +
         "ATM vol: IV interpolated at spot; vega per vol point, θ per day (USDC)."),
       error ? fail(error) : "", ...out));
   }
@@ -97,13 +96,8 @@ export function markets(root, stream) {
     setTimeout(render, 50); // coalesce a burst of book deltas into one render
   }
 
-  async function load() {
-    try {
-      instruments = (await get("/instruments")).instruments;
-      error = null;
-    } catch (e) {
-      error = e;
-    }
+  function take(list) {
+    instruments = list;
     for (const i of instruments) {
       if (books.has(i.name)) continue;
       const b = new Book(i.name, 20, schedule);
@@ -114,8 +108,18 @@ export function markets(root, stream) {
     schedule();
   }
 
+  async function load() {
+    try {
+      take((await get("/instruments")).instruments);
+      error = null;
+    } catch (e) {
+      error = e;
+      schedule();
+    }
+  }
+
   root.replaceChildren(el("section", { id: "markets" }, el("h1", {}, "Markets"), el("p", {}, "Loading…")));
   load();
-  timer = setInterval(load, POLL_MS);
-  return () => { clearInterval(timer); unsubs.forEach((u) => u()); pending = true; };
+  unsubs.push(stream.subscribe("marks", (d) => { error = null; take(d.instruments); }, load));
+  return () => { unsubs.forEach((u) => u()); pending = true; };
 }

@@ -17,6 +17,7 @@ from optrollup_client._signing import Signer
 from optrollup_client._stream import _Protocol
 from sequencer.node import Limits
 from tests.sequencer.client.live import live_node
+from tests.sequencer.core.core_world import EXPIRY, ORACLES, SPOT
 from tests.sequencer.node.kit import CALL, PUT, USERS, Kit
 
 U = 10**6
@@ -290,3 +291,32 @@ def test_liquidations_channel_and_the_accounts_own_events(tmp_path: Path) -> Non
         if k.node.core.engine.state.shortfall:
             kinds.append(recv(ws, "liquidations")["data"]["type"])
         assert kinds[0] == "takeover" and kinds[1:] in ([], ["shortfall"])
+
+
+def test_marks_channel_snapshot_then_each_block_that_moved_them(env) -> None:
+    k, app, tc, a, b = env
+    info = tc.get("/v1/info").json()
+    with tc.websocket_connect("/v1/stream") as ws:
+        ws.send_json({"op": "subscribe", "channel": "marks"})
+        snap = recv(ws, "marks")
+        assert snap["seq"] == 1 and snap["data"]["type"] == "marks"
+        assert snap["data"]["instruments"] == tc.get("/v1/instruments").json()["instruments"]
+        before = {i["name"]: int(i["mark"]) for i in snap["data"]["instruments"]}
+        k.clock.t += 2
+        for key in ORACLES:                               # spot +10 %: every call's mark rises
+            feed = {"underlying": "ETH", "spot": str(SPOT * 11 // 10), "timestamp": int(k.clock()),
+                    "expiries": [EXPIRY - 86400 * 30, EXPIRY], "vols": [800_000, 800_000]}
+            sig = Signer.from_private_key(key.hex).sign_typed(
+                info["eip712"]["domain"], {"Feed": info["eip712"]["types"]["Feed"]}, "Feed", feed)
+            assert tc.post("/v1/oracle/feeds", json={"feed": feed, "signature": sig}).status_code == 200
+        k.clock.t += 2                                    # the ticker seals the block
+        seqs = [1]
+        for _ in range(5):    # marks move with time too: a block sealed before the feed may come first
+            upd = recv(ws, "marks")
+            seqs.append(upd["seq"])
+            if all(i["spot"] == str(SPOT * 11 // 10) for i in upd["data"]["instruments"]):
+                break
+        assert seqs == list(range(1, len(seqs) + 1)) and upd["data"]["block"] >= 1
+        after = {i["name"]: int(i["mark"]) for i in upd["data"]["instruments"]}
+        assert after[CALL] > before[CALL] and after[PUT] < before[PUT]
+        assert upd["data"]["instruments"] == tc.get("/v1/instruments").json()["instruments"]
