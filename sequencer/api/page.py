@@ -55,13 +55,16 @@ class _PageFiles(StaticFiles):
 
 def block_status(node: Any, number: int) -> dict[str, Any]:
     """`sealed` (not in a batch L1 knows of), `posted` (in L1 batch N, not final yet) or
-    `final` (the batch is final on L1); 404 for a block that is not durable yet."""
+    `final` (the batch is final on L1; block 0, the genesis the Rollup was deployed with, is
+    always final, batch null); 404 for a block that is not durable yet."""
     if not 0 <= number < 2**64:
         raise InvalidRequest(f"block number must be in [0, 2^64), got {number}", code="invalid_number")
     if number > node.durable_head() or node.block(number) is None:
         raise NotFound(f"block {number} is not sealed (head is {node.head.number})",
                        code="block_not_found")
     l1 = node.l1
+    if number == 0:  # genesis: committed by the Rollup's deployment, never in a batch
+        return {"block": 0, "status": "final", "batch": None}
     batch = l1.view.batch_of(number) if l1 is not None else None
     if batch is None:
         return {"block": number, "status": "sealed", "batch": None}

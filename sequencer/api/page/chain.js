@@ -108,7 +108,7 @@ export function chain(root, stream, focus) {
       ["block", "time", "txs", "hash", "state root", "tx root", "withdrawal root", "L1 msgs", "L1 status"].map((h) => el("th", { class: "left" }, h)))), tbody),
     el("h2", {}, "Solvency"), solvencyEl,
     el("h2", {}, "L1 messages (deposits credited, forced withdrawals)"), messagesEl));
-  const unsub = stream.subscribe("blocks", (h) => addBlock(h.number), loadBlocks);
+  const unsub = stream.subscribe("blocks", (d) => addBlock(d.header.number), loadBlocks);
   loadBlocks();
   loadSolvency();
   timer = setInterval(() => {

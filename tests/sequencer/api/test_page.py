@@ -105,6 +105,8 @@ def test_block_status_sealed_posted_final(client) -> None:
     assert head >= 4
     # no L1 follower: every block is sealed
     assert client.get("/v1/blocks/1/status").json() == {"block": 1, "status": "sealed", "batch": None}
+    # genesis: the Rollup was deployed with its state root, so it is final without a batch
+    assert client.get("/v1/blocks/0/status").json() == {"block": 0, "status": "final", "batch": None}
     # the follower's view: batch 0 = blocks 0..1 (final), batch 1 = blocks 2..3 (posted)
     view = L1View(head=100, batches=[Batch(0, 0, 1, (), 10), Batch(1, 2, 3, (), 20)], final_count=1)
     node.l1 = SimpleNamespace(view=view)
