@@ -41,6 +41,7 @@ from sequencer.core.instruments import make_instrument
 from sequencer.errors import InvalidRequest
 from sequencer.feeder import Feeder, parse_move, request_shock
 from sequencer.l1 import Anvil, Deployment, L1Client, L1Error, deploy
+from sequencer.demomarket import DemoMarket
 from sequencer.lister import Lister, expiries, instrument_name
 from sequencer.node.config import L1Settings, NodeConfig
 
@@ -125,6 +126,30 @@ def faucet(client: L1Client, dep: Deployment, account, usdc: int) -> None:  # no
     token.transact("mint", account.address, amount, sender=account)
     token.transact("approve", bridge.address, amount, sender=account)
     bridge.transact("deposit", amount, account.address, sender=account)
+
+
+DEMO_ROLES = ("demo-maker", "demo-taker")  # dev_key roles of the demo market's two accounts
+
+
+def start_demo_market(client: L1Client, dep: Deployment, funder, api: str) -> DemoMarket:  # noqa: ANN001
+    """Fund the demo maker and taker through the real L1 path if their L2 accounts are empty
+    (first run, or a devnet made before they existed), then start the demo market thread."""
+    from optrollup_client import Client, NotFoundError
+
+    keys = [dev_key(r) for r in DEMO_ROLES]
+    for k in keys:
+        acct = Account.from_key(k)
+        with Client(api, private_key=k) as c:
+            try:
+                funded = c.account().collateral > 0
+            except NotFoundError:
+                funded = False
+        if not funded:
+            client.transact(funder, acct.address, value=10 * 10**18, context="gas for the demo market")
+            faucet(client, dep, acct, FUND_USDC)
+    market = DemoMarket(api, *keys)
+    market.start()
+    return market
 
 
 def trader_keystores(files: DevnetFiles, traders: list[str]) -> list[Path]:
@@ -255,7 +280,7 @@ def devnet(args: argparse.Namespace) -> int:
     node: subprocess.Popen | None = None
     anvil = Anvil(state_path=files.root / "l1-state.json", state_interval=5,
                   log_path=logs / "anvil.log", port=args.l1_port, pid_file=files.pid_file("anvil"))
-    feeder = poster = lister = None
+    feeder = poster = lister = demo = None
     liquidator: subprocess.Popen | None = None
     channel_services: list[tuple[subprocess.Popen, str, Path]] = []  # (process, URL, keystore)
     oracle_keys: list = []  # with --hsm: the oracle feeds' opened keys (closed at the end)
@@ -308,6 +333,8 @@ def devnet(args: argparse.Namespace) -> int:
                         control=files.root,  # `optrollup feed shock` requests
                         follow_listed=True)  # vols for the expiries listed since genesis too
         feeder.start()
+        if not args.no_demo_market:  # books and trades that move on the page (sequencer/demomarket.py)
+            demo = start_demo_market(client, dep, anvil.accounts[0], api)
         if poster_available():
             poster_key = (["--keystore", hsm["posterUri"]] if hsm is not None else
                           ["--keystore", str(files.poster_keystore), "--password-file", str(files.password)])
@@ -350,6 +377,7 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
   poster     {'optrollup post-batches --once every %gs (log: logs/poster.log)' % args.post_seconds if poster else 'not available in this build'}
 {hsm_lines(hsm)}
   liquidator {'optrollup liquidator as the last dev account (log: logs/liquidator.log)' if liquidator else 'off (--no-liquidator)'}
+  demo       {'a dev maker quotes near-the-money ladders, a dev taker crosses now and then (--no-demo-market: off)' if demo else 'off (--no-demo-market)'}
   channels   {', '.join(f'{u} (dev account {i})' for i, (_, u, _) in enumerate(channel_services)) or 'off (--channel-services 0)'}
   dev accounts (devnet keys: never use them elsewhere; {FUND_USDC} USDC deposited each on first run):""")
         for k, store in zip(traders, stores):
@@ -384,6 +412,8 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
             feeder.stop.set()
         if lister is not None:
             lister.stop.set()
+        if demo is not None:
+            demo.stop.set()
         if poster is not None:
             poster.close()
         if node is not None:
@@ -466,6 +496,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--feed-seconds", type=float, default=5.0,
                    help="oracle feed interval (every feed is an L1-posted block tx)")
     p.add_argument("--post-seconds", type=float, default=10.0)
+    p.add_argument("--no-demo-market", action="store_true",
+                   help="do not run the demo market maker and taker (dev accounts quoting small "
+                        "ladders near the money and crossing now and then, so the page moves)")
     p.add_argument("--no-liquidator", action="store_true",
                    help="do not run the reference liquidator (optrollup liquidator)")
     p.add_argument("--ingress-workers", type=int, default=0, metavar="N",

@@ -23,7 +23,7 @@ class Devnet:
     so several runs on one data dir keep one transcript; `self.output()` is this run's part)."""
 
     def __init__(self, data_dir: Path, *extra: str, port: int = 0, l1_port: int = 0,
-                 env: dict[str, str] | None = None, timeout: float = 120) -> None:
+                 env: dict[str, str] | None = None, timeout: float = 120, demo_market: bool = False) -> None:
         self.data_dir = data_dir
         self.out_path = data_dir.parent / f"{data_dir.name}.out"
         self.out = open(self.out_path, "ab")
@@ -31,7 +31,8 @@ class Devnet:
         self.http: httpx.Client | None = None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sequencer.cli", "devnet", "--data-dir", str(data_dir),
-             "--port", str(port), "--l1-port", str(l1_port), "--feed-seconds", "1", *extra],
+             "--port", str(port), "--l1-port", str(l1_port), "--feed-seconds", "1",
+             *([] if demo_market else ["--no-demo-market"]), *extra],
             stdout=self.out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
             self._ready(timeout)
