@@ -97,14 +97,15 @@ class DemoMarket(threading.Thread):
             old = self.hashes.get(ins.name, [])
             hashes += (old + [None] * len(new))[:len(new)]
             orders += new
-            names.append((ins.name, len(new)))
-            self.mids[ins.name] = ins.mark or 0
+            names.append((ins.name, ins.mark or 0, len(new)))
         if orders:
             acks = maker.requote(hashes, orders)
             i = 0
-            for name, k in names:
+            for name, mark, k in names:
                 self.hashes[name] = [a.order_hash if not isinstance(a, ApiError) else None
                                      for a in acks[i:i + k]]
+                if all(h is not None for h in self.hashes[name]):  # else retried next round
+                    self.mids[name] = mark                       # (e.g. not credited yet)
                 i += k
         if taker is not None and quoted and n % self.take_every == 0:
             ins = self.rng.choice(quoted)

@@ -7,7 +7,19 @@ contracts + node + oracle feed, real processes).
 - a crossing pair of orders placed through the HTTP API (the SDK, dev keys) shows in the open
   instrument view, book and trades, within 2 s of the acks (the page is live on the stream);
 - the block holding the trade goes sealed -> posted (`optrollup post-batches --once`) -> final
-  (an L1 time jump past the 60 s challenge window) in the chain view.
+  (an L1 time jump past the 60 s challenge window) in the chain view;
+- the devnet runs its demo market (a dev maker quotes the 3 strikes nearest spot, 2800/3000/3200,
+  a dev taker crosses now and then): the markets view shows live bid/ask for the 3000 strike; the
+  exact book/trade checks use the 3400 call, which the demo market does not quote;
+- signed in by pasting a dev key, the account view shows equity/IM/MM, the position the trade
+  made and open orders; an order placed through its form (signed in the browser by the page's own
+  secp256k1/EIP-712 code) shows in open orders and in GET /v1/book within 2 s, and its Cancel
+  button takes it out of both;
+- signed in with a session key the page made and registered, an order from the form is accepted
+  as the account's;
+- a withdrawal (SDK) goes final and the withdrawals view's Copy button puts the finalize call
+  (the `to` and `data` of GET /v1/withdrawals/{hash}) on the clipboard;
+- the channels and liquidations views load without a console error.
 
 Screenshots of each view are written to $OPTROLLUP_ARTIFACTS/page/ (default tests/artifacts/page/)
 and their paths printed (`pytest -s` shows them).
@@ -19,6 +31,7 @@ installs it."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -86,8 +99,9 @@ def browser(chromium_path: str):
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iterator[Devnet]:
     # the poster's cron is off (--post-seconds 3600): the test posts with `post-batches --once`
+    # the demo market on: the page shows what a newcomer's devnet shows (books and trades moving)
     d = Devnet(tmp_path_factory.mktemp("page") / "dn", "--post-seconds", "3600", "--no-liquidator",
-               "--channel-services", "0")
+               "--channel-services", "0", demo_market=True)
     try:
         yield d
     finally:
@@ -98,12 +112,14 @@ def devnet(tmp_path_factory: pytest.TempPathFactory, chromium_path: str) -> Iter
 class Page:
     """One browser tab on the devnet's page; every console error and uncaught error recorded."""
 
-    def __init__(self, browser, base: str, shots: Path) -> None:
+    def __init__(self, browser, base: str, shots: Path, permissions: list[str] | None = None) -> None:
         self.base = base.rstrip("/")
         self.shots = shots
         self.errors: list[str] = []
         self.warnings: list[str] = []
         self.ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+        if permissions:
+            self.ctx.grant_permissions(permissions, origin=self.base)
         self.page = self.ctx.new_page()
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
@@ -138,20 +154,34 @@ class Page:
         self.ctx.close()
 
 
+QUIET_STRIKE = 3400  # the demo market quotes the 3 strikes nearest spot (2800/3000/3200), not this one
+DEMO_STRIKE = 3000
+
+
 @pytest.fixture(scope="module")
 def env(devnet: Devnet):
-    """The devnet with a marked call to trade and its two funded traders."""
+    """The devnet with a marked call to trade (one the demo market leaves alone: its book and
+    trades are ours alone) and its two funded traders."""
     d = devnet
     alice, bob = (Client(d.api, private_key=k) for k in d.keys[:2])
-    call = next(i for i in d.http.get("/v1/instruments").json()["instruments"]
-                if i["type"] == "call" and i["strike"] == str(3000 * U))
+    call = min((i for i in d.http.get("/v1/instruments").json()["instruments"]
+                if i["type"] == "call" and i["strike"] == str(QUIET_STRIKE * U)), key=lambda i: i["expiry"])
     d.wait("marks", lambda: d.http.get(f"/v1/instruments/{call['name']}").json()["mark"] is not None)
     d.wait("L2 deposit credits", lambda: all(_collateral(c) >= 10_000 * U for c in (alice, bob)))
+    _demo_quotes_started(d)
     try:
         yield {"devnet": d, "alice": alice, "bob": bob, "instrument": call["name"]}
     finally:
         alice.close()
         bob.close()
+
+
+def _demo_quotes_started(d: Devnet) -> None:
+    """Wait until the demo maker's L1 deposit is credited on L2 (its quotes are refused before:
+    sequencer/demomarket.py retries an instrument until its whole ladder rests)."""
+    from sequencer.devnet import dev_key
+    with Client(d.api, private_key=dev_key("demo-maker")) as maker:
+        d.wait("the demo maker's L2 credit", lambda: _collateral(maker) > 0)
 
 
 def _collateral(c: Client) -> int:
@@ -182,6 +212,16 @@ def test_views_load_without_console_errors(env, tab: Page) -> None:
     tab.page.wait_for_timeout(500)  # books resync over the stream
     tab.assert_clean("markets")
     tab.shot("markets")
+
+    # a newcomer sees markets move: the demo maker's ladders fill the 3000 strike's bid and ask
+    t0 = time.monotonic()
+    row = tab.page.locator(f'#markets tr[data-strike="{DEMO_STRIKE * U}"]').first
+    money = re.compile(r"^\d+\.\d{2}$")  # not "–"
+    for cell in ("bid", "ask"):
+        expect(row.locator(f'[data-testid="{cell}"]').first).to_have_text(money, timeout=15_000)
+    print(f"markets: demo bid/ask for the {DEMO_STRIKE} strike after {time.monotonic() - t0:.1f} s")
+    tab.assert_clean("markets (demo quotes)")
+    tab.shot("markets-demo-quotes")
 
     tab.open(f"#/instrument/{name}")
     expect(tab.page.locator("#book")).to_be_attached(timeout=10_000)
@@ -218,7 +258,7 @@ def test_trade_shows_live_then_its_block_goes_final(env, tab: Page, tmp_path: Pa
     d, name = env["devnet"], env["instrument"]
     alice, bob = env["alice"], env["bob"]
     page = tab.page
-    price = 150 * U  # an empty level: the devnet's book holds no other orders
+    price = 150 * U  # an empty level: the demo market does not quote this instrument
 
     tab.open(f"#/instrument/{name}")
     expect(page.locator("#conn")).to_have_class("conn live", timeout=10_000)
@@ -258,11 +298,7 @@ def test_trade_shows_live_then_its_block_goes_final(env, tab: Page, tmp_path: Pa
     expect(row).to_have_attribute("data-status", "sealed", timeout=10_000)
     tab.shot("chain-sealed")
 
-    post = d.cli("post-batches", "--once", "--sequencer", d.api, "--l1-rpc", d.l1, "--rollup", d.rollup,
-                 "--keystore", str(d.data_dir / "poster-keystore.json"),
-                 "--password-file", str(d.data_dir / "poster-password.txt"),
-                 "--lock-dir", str(tmp_path))
-    assert post.returncode == 0, post.stdout + post.stderr
+    _post_batches(d, tmp_path)
     expect(row).to_have_attribute("data-status", "posted", timeout=20_000)
     tab.shot("chain-posted")
 
@@ -279,6 +315,188 @@ def test_trade_shows_live_then_its_block_goes_final(env, tab: Page, tmp_path: Pa
     expect(page.locator("#account")).to_contain_text(bob.account_address, timeout=10_000)
     tab.assert_clean("account (after the trade)")
     tab.shot("account-after-trade")
+
+
+def _sign_in(tab: Page, key: str, *, session: bool = False) -> None:
+    """Paste `key` into the account view's sign-in form: sign in with it, or have the page make
+    and register a session key with it ("Create a session key (24 h)")."""
+    from playwright.sync_api import expect
+    page, address = tab.page, Account.from_key(key).address
+    tab.open("#/account")
+    expect(page.locator("#signin-key")).to_be_visible(timeout=10_000)
+    page.fill("#signin-key", key)
+    page.click("#signin-session-button" if session else "#signin-key-button")
+    signed = page.locator('[data-testid="signed-in"]')
+    expect(signed).to_contain_text(address, timeout=10_000)
+    expect(signed).to_contain_text("with session key" if session else "with its own key")
+    expect(page.locator("#account")).to_have_attribute("data-account", address, timeout=10_000)
+    expect(page.locator("#order-form")).to_be_visible(timeout=10_000)
+
+
+def _kv(page) -> dict[str, str]:
+    """The signed-in account's figures (the first table.kv of #private): label -> text."""
+    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#private table.kv tr')]
+        .map((r) => [r.cells[0].textContent, r.cells[1].textContent]))""")
+
+
+def _place_from_form(page, name: str, side: str, price: str, amount: str) -> str:
+    """Fill and submit #order-form (GTC, post-only); the order hash its ack names."""
+    from playwright.sync_api import expect
+    form = page.locator("#order-form")
+    form.locator('select[name="instrument"]').select_option(name)
+    form.locator('select[name="side"]').select_option(side)
+    form.locator('input[name="price"]').fill(price)
+    form.locator('input[name="amount"]').fill(amount)
+    form.locator('select[name="timeInForce"]').select_option("0")
+    form.locator('input[name="postOnly"]').check()
+    result = form.locator('[data-testid="order-result"]')
+    form.locator('button[type="submit"]').click()
+    expect(result).to_have_attribute("data-order-hash", re.compile(r"^0x[0-9a-f]{64}$"), timeout=10_000)
+    assert result.inner_text().startswith("open:"), result.inner_text()
+    return result.get_attribute("data-order-hash")
+
+
+def _book_level(d: Devnet, name: str, side: str, price: int) -> int:
+    """The amount GET /v1/book/NAME shows at `price` on `side` ("bids"/"asks"); 0 when none."""
+    book = d.http.get(f"/v1/book/{name}", params={"depth": 500}).json()
+    return sum(int(a) for p, a in book[side] if int(p) == price)
+
+
+def test_sign_in_place_and_cancel_from_the_page(env, tab: Page) -> None:
+    from playwright.sync_api import expect
+    d, name, bob = env["devnet"], env["instrument"], env["bob"]
+    page = tab.page
+
+    _sign_in(tab, d.keys[1])
+    # equity, IM, MM: numbers as the API has them (the figures move with the marks: same form)
+    expect(page.locator("#private table.kv")).to_be_visible(timeout=10_000)
+    figures = _kv(page)
+    for k in ("collateral", "equity", "initial margin", "maintenance margin", "available"):
+        assert re.fullmatch(r"-?\d+\.\d{2}", figures.get(k, "")), figures
+    assert abs(float(figures["collateral"]) * U - bob.account().collateral) <= U // 200, figures  # 2 decimals
+    # the position the trade test made (bob bought 0.1): its size shows
+    held = {p.instrument: p.amount for p in bob.account().positions}
+    assert held.get(name), f"bob holds no {name}: the trade test runs first ({held})"
+    position = page.locator(f'#positions tr[data-position="{name}"]')
+    expect(position).to_have_count(1, timeout=10_000)
+    expect(position.locator("td").nth(1)).to_have_text(str(held[name] / U))
+    tab.assert_clean("account (signed in)")
+    tab.shot("account-signed-in")
+
+    # an order from the form: signed in this browser (crypto.js/eip712.js), accepted by the node
+    ins = d.http.get(f"/v1/instruments/{name}").json()
+    price = 100 * U  # below alice's 150 ask left by the trade test: rests, post-only
+    assert price % int(ins["tickSize"]) == 0, ins
+    before = _book_level(d, name, "bids", price)
+    t0 = time.monotonic()
+    order_hash = _place_from_form(page, name, "buy", "100", "0.1")
+    row = page.locator(f'#open-orders tr[data-order="{order_hash}"]')
+    expect(row).to_have_count(1, timeout=LIVE_MS)
+    d.wait("the form's order in GET /v1/book", lambda: _book_level(d, name, "bids", price) == before + 100_000,
+           timeout=max(0.1, LIVE_MS / 1000 - (time.monotonic() - t0)))
+    print(f"form order: in open orders and the book {(time.monotonic() - t0) * 1000:.0f} ms after the click")
+    assert bob.order(order_hash).status == "open"
+    expect(row.locator("td").nth(2)).to_have_text("100.00")
+    tab.assert_clean("account (order placed)")
+    tab.shot("account-order-placed")
+
+    # its Cancel button: out of the open orders and out of the book
+    row.locator('[data-testid="cancel"]').click()
+    expect(row).to_have_count(0, timeout=LIVE_MS * 2)
+    d.wait("the cancelled order out of GET /v1/book", lambda: _book_level(d, name, "bids", price) == before,
+           timeout=5)
+    assert bob.order(order_hash).status == "cancelled"
+    tab.assert_clean("account (order cancelled)")
+    tab.shot("account-order-cancelled")
+
+
+def test_session_key_sign_in_places_the_accounts_order(env, tab: Page) -> None:
+    from playwright.sync_api import expect
+    d, name, alice = env["devnet"], env["instrument"], env["alice"]
+    page = tab.page
+
+    _sign_in(tab, d.keys[0], session=True)  # the page makes the key; alice's key signs it in once
+    expect(page.locator("#private table.kv")).to_be_visible(timeout=10_000)
+    tab.shot("account-session-key")
+
+    order_hash = _place_from_form(page, name, "buy", "90", "0.2")
+    got = alice.order(order_hash)  # GET /v1/orders/{hash} answers only the order's own account
+    assert got.status == "open" and got.order.account == alice.account_address, got
+    assert got.order.price == 90 * U and got.order.amount == 200_000 and got.order.is_buy, got
+    row = page.locator(f'#open-orders tr[data-order="{order_hash}"]')
+    expect(row).to_have_count(1, timeout=LIVE_MS)
+    assert order_hash in {o.order_hash for o in alice.account().open_orders}
+    tab.assert_clean("account (session key order)")
+    tab.shot("account-session-key-order")
+
+    row.locator('[data-testid="cancel"]').click()  # the session key signs the Cancel too
+    expect(row).to_have_count(0, timeout=LIVE_MS * 2)
+    assert alice.order(order_hash).status == "cancelled"
+    tab.assert_clean("account (session key cancel)")
+
+
+def test_withdrawal_goes_final_and_its_finalize_call_copies(env, browser, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+    d, alice = env["devnet"], env["alice"]
+    ack = alice.withdraw(25 * U)
+    w = d.wait("the withdrawal sealed", lambda: (x := alice.withdrawal(ack.withdrawal_hash)).block is not None and x)
+    _post_batches(d, tmp_path)
+    d.wait("the withdrawal batched", lambda: alice.withdrawal(ack.withdrawal_hash).status != "pending", timeout=30)
+    l1 = L1Client(d.l1)
+    l1.increase_time(61)  # past the devnet's 60 s challenge window
+    l1.mine()
+    w = d.wait("the withdrawal final", lambda: (x := alice.withdrawal(ack.withdrawal_hash)).status == "final" and x,
+               timeout=30)
+    raw = d.http.get(f"/v1/withdrawals/{ack.withdrawal_hash}").json()
+    fin = raw["finalize"]
+    assert fin["to"] and fin["data"], raw
+
+    tab = Page(browser, d.api, artifacts_dir(), permissions=["clipboard-read", "clipboard-write"])
+    try:
+        page = tab.page
+        tab.open(f"#/account/{alice.account_address}")
+        row = page.locator(f'#withdrawals tr[data-withdrawal="{w.nonce}"]')
+        expect(row).to_have_attribute("data-status", "final", timeout=10_000)
+        expect(row.locator('[data-testid="finalize"]')).to_contain_text(fin["data"])
+        button = row.locator("button.copy")
+        button.click()
+        expect(button).to_have_text("Copied", timeout=2000)
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert fin["to"] in copied and fin["data"] in copied, copied
+        assert copied.startswith("cast send "), copied
+        tab.assert_clean("account (withdrawal final)")
+        tab.shot("account-withdrawal-final")
+    finally:
+        tab.close()
+
+
+def test_channels_and_liquidations_views_load(env, tab: Page) -> None:
+    from playwright.sync_api import expect
+    page = tab.page
+    tab.open("#/channels")
+    expect(page.locator("#channels")).to_be_attached(timeout=10_000)
+    # --channel-services 0: none opened; the list answered (no error paragraph)
+    expect(page.locator('#channels [data-testid="no-channels"], #channels table')).not_to_have_count(0, timeout=10_000)
+    expect(page.locator("#channels .error")).to_have_count(0)
+    tab.assert_clean("channels")
+    tab.shot("channels")
+
+    tab.open("#/liquidations")
+    expect(page.locator("#liquidations")).to_be_attached(timeout=10_000)
+    expect(page.locator('#liquidations [data-testid="fund-balance"]')).to_have_text(
+        re.compile(r"^\d+\.\d{2}$"), timeout=10_000)
+    expect(page.locator('#liquidations [data-testid="no-auctions"], #auctions table')).not_to_have_count(0, timeout=10_000)
+    page.wait_for_timeout(300)
+    tab.assert_clean("liquidations")
+    tab.shot("liquidations")
+
+
+def _post_batches(d: Devnet, lock_dir: Path) -> None:
+    post = d.cli("post-batches", "--once", "--sequencer", d.api, "--l1-rpc", d.l1, "--rollup", d.rollup,
+                 "--keystore", str(d.data_dir / "poster-keystore.json"),
+                 "--password-file", str(d.data_dir / "poster-password.txt"),
+                 "--lock-dir", str(lock_dir))
+    assert post.returncode == 0, post.stdout + post.stderr
 
 
 def _latest(d: Devnet) -> int:

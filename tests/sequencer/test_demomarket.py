@@ -70,3 +70,18 @@ def test_rounds_against_a_real_node_quote_requote_and_take(tmp_path: Path) -> No
             trades = taker.trades()
             assert len(trades) == 1 and trades[0].amount == 10_000
             assert len(second) == 12 or len(second) == 11       # the taken level may be gone
+
+
+def test_a_refused_ladder_is_quoted_again_next_round(tmp_path: Path) -> None:
+    """Before its deposit is credited the maker's quotes are refused; the next round must quote
+    again even though the mark did not move."""
+    poor, funded = USERS[7], USERS[0]
+    with live_node(tmp_path, Limits(orders_per_second=1000, burst=1000)) as lv:
+        m = DemoMarket(lv.url, poor.hex, funded.hex)
+        with Client(lv.url, private_key=poor.hex, clock=lv.clock) as maker:
+            now = lv.clock()
+            assert m.round(maker, None, 1, now) == 12           # sent, and refused (no collateral)
+            assert m.mids == {} and maker.book(CALL).bids == []  # nothing rested: nothing recorded
+            lv.kit.fund(poor, 50_000 * U)
+            assert m.round(maker, None, 1, now) == 12
+            assert len(maker.open_orders()) == 12 and set(m.mids) == {CALL, PUT}
