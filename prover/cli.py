@@ -10,6 +10,8 @@
         [--keystore FILE [--password-file F | --password-env NAME]] [--recipient R]
     optrollup withdraw --force --amount USDC [--recipient R] --keystore FILE
         --l1-rpc URL --rollup ADDRESS [--poll SECONDS] [--no-wait]
+    optrollup withdraw --url URL --l1-rpc URL --keystore FILE --amount USDC [--recipient R]
+        [--no-finalize] [--max-wait SECONDS] [--poll SECONDS]      (prover/withdrawcli.py)
 
 Keys follow sequencer.keys: --keystore is an encrypted keystore, its password from --password-file,
 the variable named by --password-env, or OPTROLLUP_PASSWORD; or a pkcs11: URI of a key in a
@@ -98,10 +100,14 @@ def _withdraw(args: argparse.Namespace) -> int:
     from sequencer.keys import load_key
     from sequencer.units import format_units, parse_units
 
-    if not args.force:
-        raise InvalidRequest("this command withdraws through L1 without the operator: give --force "
-                             "(a withdrawal through the sequencer is POST /v1/withdrawals, "
-                             "SDK Client.withdraw)", code="missing_option")
+    if not args.force:  # the normal withdrawal, through the operator
+        from prover.withdrawcli import run
+
+        return run(args)
+    if args.amount is None or args.hash or args.url or args.no_finalize or args.max_wait is not None:
+        raise InvalidRequest("withdraw --force takes --amount, --l1-rpc and --rollup (--url, --hash, "
+                             "--no-finalize and --max-wait are for the normal withdrawal)",
+                             code="invalid_option")
     amount = parse_units(args.amount, "--amount")
     key = load_key(args.keystore, password_file=args.password_file, password_env=args.password_env)
     recipient = args.recipient or key.address
@@ -121,7 +127,8 @@ def _withdraw(args: argparse.Namespace) -> int:
             return 0
         v = Verifier(client, args.rollup, log=_err)
         try:
-            step = run_forced(client, v, txm, req, poll=args.poll, log=_err, sleep=time.sleep)
+            step = run_forced(client, v, txm, req, poll=15.0 if args.poll is None else args.poll,
+                              log=_err, sleep=time.sleep)
         except KeyboardInterrupt:
             return 130
         print(f"forced withdrawal #{req.nonce}: {step.value}", flush=True)
@@ -132,18 +139,30 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argpars
     """Add prover's subcommands (escape, post-batches, verify, withdraw) to the `optrollup` parser."""
     w = sub.add_parser(
         "withdraw",
-        help="withdraw --force: leave through L1 alone, without the operator",
-        description="With --force: queue Bridge.requestWithdrawal from the account's key on L1, watch L1 "
-                    "(replaying batches, no sequencer needed) until a batch includes it, then send "
-                    "finalizeWithdrawal once final; if the operator does not include it in time, "
-                    "freeze the Rollup and escape with the account's value.")
-    w.add_argument("--amount", required=True, help="USDC, up to 6 decimals")
+        help="withdraw to L1: through the node (request, watch, finalize), or --force through L1 alone",
+        description="Without --force: sign a Withdraw and post it to the node (--url), watch it go pending -> "
+                    "batched -> final, then send its finalize call on L1 (--l1-rpc) from the same key; "
+                    "--no-finalize stops at final and prints the call; --hash H follows a withdrawal "
+                    "already requested. With --force: queue Bridge.requestWithdrawal from the account's "
+                    "key on L1, watch L1 (replaying batches, no sequencer needed) until a batch includes "
+                    "it, then send finalizeWithdrawal once final; if the operator does not include it in "
+                    "time, freeze the Rollup and escape with the account's value.")
+    w.add_argument("--amount", help="USDC, up to 6 decimals")
     w.add_argument("--recipient", metavar="ADDRESS", help="L1 recipient (default: the account)")
     w.add_argument("--force", action="store_true", help="go through L1, without the operator")
+    w.add_argument("--url", metavar="URL", help="the node's HTTP API (the normal withdrawal)")
+    w.add_argument("--hash", metavar="WITHDRAWAL_HASH",
+                   help="follow (and finalize) a withdrawal already requested, instead of --amount")
+    w.add_argument("--no-finalize", action="store_true",
+                   help="stop once final and print the L1 finalize call instead of sending it")
+    w.add_argument("--max-wait", type=float, metavar="SECONDS",
+                   help="give up watching after this long (default: wait until final)")
+    w.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="HTTP timeout")
     w.add_argument("--l1-rpc", metavar="URL")
-    w.add_argument("--rollup", metavar="ADDRESS")
-    w.add_argument("--poll", type=float, default=15.0, metavar="SECONDS", help="pause between L1 checks")
-    w.add_argument("--no-wait", action="store_true", help="only queue the request on L1")
+    w.add_argument("--rollup", metavar="ADDRESS", help="with --force: the Rollup contract")
+    w.add_argument("--poll", type=float, metavar="SECONDS",
+                   help="pause between checks (default 2; with --force 15, on L1)")
+    w.add_argument("--no-wait", action="store_true", help="with --force: only queue the request on L1")
     _key_args(w, required=True, what="the L2 account (it also pays the L1 gas)")
     w.set_defaults(func=_withdraw)
     e = sub.add_parser(

@@ -80,6 +80,19 @@ class L1Wallet:
             raise L1Error(f"{method}: {err}", code="l1_rpc_error")
         return body.get("result")
 
+    def node_l1(self, info: Any) -> dict[str, Any]:
+        """The L1 settings a node publishes (`Client.info()`: chainId, rollup, bridge,
+        collateralToken) after checking this wallet's RPC is on that chain; L1Error `no_l1`
+        (the node follows no L1) or `wrong_l1_chain`."""
+        l1 = getattr(info, "l1", None)
+        if not l1 or not l1.get("bridge"):
+            raise L1Error("the node has no L1 bridge configured", code="no_l1")
+        chain = int(self.rpc("eth_chainId"), 16)
+        if chain != int(l1["chainId"]):
+            raise L1Error(f"the L1 RPC {self.rpc_url} is chain {chain}, but the node's L1 is chain "
+                          f"{l1['chainId']}", code="wrong_l1_chain")
+        return dict(l1)
+
     def call(self, to: str, data: bytes) -> bytes:
         """eth_call at the latest block: the return data."""
         out = self.rpc("eth_call", {"to": to, "data": "0x" + data.hex()}, "latest")
