@@ -43,10 +43,7 @@ from eth_account import Account
 from sequencer.l1 import L1Client
 from tests.e2e.devnet_proc import Devnet
 
-try:
-    from optrollup_client import Client
-except ImportError:  # before the SDK became its own distribution (client/)
-    from sequencer.client import Client
+from optrollup_client import Client
 
 U = 10**6
 REPO = Path(__file__).resolve().parents[2]
@@ -315,6 +312,34 @@ def test_trade_shows_live_then_its_block_goes_final(env, tab: Page, tmp_path: Pa
     expect(page.locator("#account")).to_contain_text(bob.account_address, timeout=10_000)
     tab.assert_clean("account (after the trade)")
     tab.shot("account-after-trade")
+
+
+def test_the_banners_cli_order_shows_in_the_page(env, tab: Page) -> None:
+    """The newcomer's path: the sample `optrollup order place ...` the devnet prints, run as
+    printed, shows in the page's book of that instrument within 2 s of the command's answer."""
+    import shlex
+    import subprocess
+    import sys
+
+    from playwright.sync_api import expect
+    d = env["devnet"]
+    line = next(ln.strip() for ln in d.banner.splitlines() if ln.strip().startswith("optrollup order place"))
+    argv = shlex.split(line)
+    name = argv[argv.index("--instrument") + 1]
+    price = int(float(argv[argv.index("--price") + 1]) * U)
+    tab.open(f"#/instrument/{name}")
+    expect(tab.page.locator("#conn")).to_have_class("conn live", timeout=10_000)
+    tab.page.wait_for_timeout(500)  # subscribed: the book has resynced
+    level = tab.page.locator(f'#book [data-price="{price}"]')
+    assert level.count() == 0  # the demo market quotes near the mark, not at the sample's price
+    r = subprocess.run([sys.executable, "-m", "sequencer.cli", *argv[1:]], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    t0 = time.monotonic()
+    expect(level).to_have_count(1, timeout=LIVE_MS)
+    print(f"banner order: in the page's book {(time.monotonic() - t0) * 1000:.0f} ms after the CLI's ack")
+    tab.assert_clean("instrument (banner CLI order)")
+    tab.shot("instrument-cli-order")
 
 
 def _sign_in(tab: Page, key: str, *, session: bool = False) -> None:
