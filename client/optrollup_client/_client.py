@@ -10,6 +10,7 @@ balances collateral base units; times unix seconds.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -751,6 +752,23 @@ class AsyncClient(_Core):
     async def withdrawal(self, withdrawal_hash: str) -> Withdrawal:
         """See `Client.withdrawal`."""
         return await self._run(self._op_withdrawal(withdrawal_hash))
+
+    async def wait_withdrawal(self, withdrawal_hash: str, until: Sequence[str] = ("final", "paid"), *,
+                              timeout: float = 600.0, poll: float = 1.0,
+                              on_status: Callable[[Withdrawal], None] | None = None) -> Withdrawal:
+        """See `Client.wait_withdrawal`."""
+        deadline, last = time.monotonic() + timeout, None
+        while True:
+            w = await self.withdrawal(withdrawal_hash)
+            if w.status != last and on_status is not None:
+                on_status(w)
+            last = w.status
+            if w.status in until:
+                return w
+            if time.monotonic() > deadline:
+                raise ClientError(f"withdrawal {withdrawal_hash} still {w.status} after {timeout:.0f} s",
+                                  code="timeout")
+            await asyncio.sleep(poll)
 
     def stream(self, *channels: str, cancel_on_disconnect: bool = False, heartbeats: bool = False,
                check_gaps: bool = True, open_timeout: float = 10.0) -> AsyncStream:

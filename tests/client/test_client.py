@@ -246,3 +246,25 @@ def test_replace_and_mass_quote(live) -> None:
         asyncio.run(amend_async())
         assert sorted(o.order.price for o in c.open_orders()) == [3 * U, 8 * U]
         assert c.cancel_all(PUT) == 2
+
+
+def test_wait_withdrawal_sees_each_status_and_times_out_without_l1(live) -> None:
+    """A node with no L1 keeps a withdrawal pending: wait_withdrawal reports it once and gives
+    up with ClientError `timeout`; asked to wait for `pending`, it returns at once (sync, async)."""
+    with client(live, E) as c:
+        w = c.withdraw(3 * U)
+        seen: list[str] = []
+        got = c.wait_withdrawal(w.withdrawal_hash, ("pending",), on_status=lambda x: seen.append(x.status))
+        assert got.status == "pending" and seen == ["pending"]
+        with pytest.raises(ClientError) as info:
+            c.wait_withdrawal(w.withdrawal_hash, timeout=0.3, poll=0.1, on_status=lambda x: seen.append(x.status))
+        assert info.value.code == "timeout" and seen == ["pending", "pending"]
+
+    async def run() -> str:
+        async with AsyncClient(live.url, private_key=E.hex, clock=live.clock) as ac:
+            with pytest.raises(ClientError) as info:
+                await ac.wait_withdrawal(w.withdrawal_hash, timeout=0.2, poll=0.05)
+            assert info.value.code == "timeout"
+            return (await ac.wait_withdrawal(w.withdrawal_hash, ("pending",))).status
+
+    assert asyncio.run(run()) == "pending"
