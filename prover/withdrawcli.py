@@ -118,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
                              code="invalid_option")
     poll = 2.0 if args.poll is None else args.poll
     max_wait = math.inf if args.max_wait is None else args.max_wait
+    if not (poll > 0 and max_wait >= 0):   # NaN fails both
+        raise InvalidRequest(f"--poll must be positive and --max-wait not negative, got --poll {poll:g} "
+                             f"--max-wait {max_wait:g}", code="invalid_number")
     key = load_key(args.keystore, password_file=args.password_file, password_env=args.password_env,
                    prompt="Keystore password: ")
     wallet = None if args.no_finalize else L1Wallet(args.l1_rpc, key)

@@ -19,21 +19,21 @@ from optrollup_client._errors import (ApiError, BadRequestError, ClientError, Co
                                      PayloadTooLargeError, RateLimited, RateLimitedError, Rejected,
                                      RejectedError, ServerError, StreamClosed, StreamGap,
                                      TransportError, UnauthorizedError, Unavailable, UnavailableError)
-from optrollup_client._l1 import L1Error, L1Wallet, Receipt
+from optrollup_client._l1 import Deposit, L1Error, L1Wallet, Receipt
 from optrollup_client._liquidation import Auction, InsuranceFund, Liquidations, LiquidationTake
 from optrollup_client._mmp import MmpConfigInfo, MmpFreeze, MmpPair, MmpResetAck, MmpState
 from optrollup_client._signing import Signer
 from optrollup_client._stream import HAVE_WEBSOCKETS, AsyncStream, Stream
 from optrollup_client._types import (Account, Block, BlockHeader, Book, CancelResult, Fill, Greeks, Info,
-                                    Instrument, Level, NewOrder, OpenOrder, OrderAck, OrderInfo,
+                                    Instrument, L1Message, Level, NewOrder, OpenOrder, OrderAck, OrderInfo,
                                     OrderStatus, Position, ScenarioRisk, StreamMessage, TimeInForce,
                                     Trade, Withdrawal, WithdrawalAck)
 
 __all__ = [
     "Account", "ApiError", "AsyncClient", "AsyncStream", "Auction", "BadRequestError", "Block",
     "BlockHeader", "Book", "CancelResult", "Client", "ClientError", "ComplianceState", "Conflict",
-    "ConflictError", "DEFAULT_ORDER_TTL", "Fill", "Forbidden", "ForbiddenError", "Greeks",
-    "HAVE_WEBSOCKETS", "Info", "Instrument", "InsuranceFund", "InvalidRequest", "InvalidSignature", "L1Error", "L1Wallet",
+    "ConflictError", "DEFAULT_ORDER_TTL", "Deposit", "Fill", "Forbidden", "ForbiddenError", "Greeks",
+    "HAVE_WEBSOCKETS", "Info", "Instrument", "InsuranceFund", "InvalidRequest", "InvalidSignature", "L1Error", "L1Message", "L1Wallet",
     "Level", "LiquidationTake", "Liquidations", "MmpConfigInfo", "MmpFreeze", "MmpPair",
     "MmpResetAck", "MmpState", "NewOrder", "NotFound", "NotFoundError", "OpenOrder",
     "OptrollupError", "OrderAck", "OrderInfo", "OrderStatus", "PayloadTooLarge",

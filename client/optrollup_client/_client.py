@@ -28,8 +28,8 @@ from optrollup_client._mmp import MmpOps, MmpPair, MmpResetAck, MmpState
 from optrollup_client._signing import Signer, message_json
 from optrollup_client._stream import AsyncStream, Stream, stream_url
 from optrollup_client._types import (Account, Block, Book, CancelResult, Info, Instrument, NewOrder,
-                                    OpenOrder, OrderAck, OrderStatus, TimeInForce, Trade, Withdrawal,
-                                    WithdrawalAck)
+                                    L1Message, OpenOrder, OrderAck, OrderStatus, TimeInForce, Trade,
+                                    Withdrawal, WithdrawalAck)
 
 __all__ = ["AsyncClient", "Client", "DEFAULT_ORDER_TTL"]
 
@@ -330,6 +330,9 @@ class _Core(MmpOps, LiquidationOps, ComplianceOps):
         return (yield from self._op_get(f"/v1/withdrawals/{_hash32(withdrawal_hash, 'withdrawal_hash')}",
                                         Withdrawal.from_json))
 
+    def _op_l1_message(self, nonce: int) -> Op[L1Message]:
+        return (yield from self._op_get(f"/v1/l1-messages/{_uint(nonce, 'nonce')}", L1Message.from_json))
+
     def _stream_auth(self) -> dict[str, str] | None:
         return None if self.signer is None else self.signer.auth_object(self._now())
 
@@ -540,6 +543,11 @@ class Client(_Core):
     def withdrawal(self, withdrawal_hash: str) -> Withdrawal:
         """Status (and, once final, the L1 finalize call) of a withdrawal."""
         return self._run(self._op_withdrawal(withdrawal_hash))
+
+    def l1_message(self, nonce: int) -> L1Message:
+        """How the node processed L1 message `nonce` (e.g. `L1Wallet.deposit(...).nonce`);
+        NotFoundError `unknown_l1_message` until it has."""
+        return self._run(self._op_l1_message(nonce))
 
     def wait_withdrawal(self, withdrawal_hash: str, until: Sequence[str] = ("final", "paid"), *,
                         timeout: float = 600.0, poll: float = 1.0,
@@ -752,6 +760,10 @@ class AsyncClient(_Core):
     async def withdrawal(self, withdrawal_hash: str) -> Withdrawal:
         """See `Client.withdrawal`."""
         return await self._run(self._op_withdrawal(withdrawal_hash))
+
+    async def l1_message(self, nonce: int) -> L1Message:
+        """See `Client.l1_message`."""
+        return await self._run(self._op_l1_message(nonce))
 
     async def wait_withdrawal(self, withdrawal_hash: str, until: Sequence[str] = ("final", "paid"), *,
                               timeout: float = 600.0, poll: float = 1.0,

@@ -20,7 +20,9 @@ from eth_utils import keccak, to_checksum_address
 from optrollup_client._errors import ClientError
 from optrollup_client._types import Withdrawal
 
-__all__ = ["L1Error", "L1Wallet", "Receipt"]
+__all__ = ["Deposit", "L1Error", "L1Wallet", "Receipt"]
+
+DEPOSITED = keccak(text="Deposited(uint256,address,address,uint256)")  # Bridge event, topic 0
 
 
 class L1Error(ClientError):
@@ -37,6 +39,16 @@ class Receipt:
     tx_hash: str
     block: int
     gas_used: int
+    logs: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Deposit:
+    """A mined Bridge deposit: its receipt and the L1 message `nonce` the Bridge gave it
+    (follow it with `Client.l1_message(nonce)`: "credited" once the node has processed it)."""
+
+    receipt: Receipt
+    nonce: int
 
 
 def _selector(signature: str) -> bytes:
@@ -119,7 +131,8 @@ class L1Wallet:
             if rec is not None:
                 if int(rec["status"], 16) != 1:
                     raise L1Error(f"transaction {tx_hash} to {to} reverted", code="l1_reverted")
-                return Receipt(tx_hash, int(rec["blockNumber"], 16), int(rec["gasUsed"], 16))
+                return Receipt(tx_hash, int(rec["blockNumber"], 16), int(rec["gasUsed"], 16),
+                               tuple(rec.get("logs") or ()))
             if time.monotonic() > deadline:
                 raise L1Error(f"transaction {tx_hash} not mined after {self.timeout:.0f} s", code="l1_timeout")
             self._sleep(self.poll)
@@ -129,7 +142,7 @@ class L1Wallet:
         data = _selector("balanceOf(address)") + encode(["address"], [owner or self.address])
         return int(decode(["uint256"], self.call(token, data))[0])
 
-    def deposit(self, bridge: str, token: str, amount: int, l2_account: str | None = None) -> Receipt:
+    def deposit(self, bridge: str, token: str, amount: int, l2_account: str | None = None) -> Deposit:
         """Approve the Bridge for `amount` if its allowance is short, then `Bridge.deposit` for
         `l2_account` (default: this key's address). The L2 credits it once the node has seen
         the deposit (a confirmation or so later): poll `Client.account`."""
@@ -140,8 +153,15 @@ class L1Wallet:
         if int(decode(["uint256"], self.call(token, allowance_q))[0]) < amount:
             self.send(token, _selector("approve(address,uint256)") + encode(["address", "uint256"],
                                                                              [bridge, amount]))
-        return self.send(bridge, _selector("deposit(uint256,address)")
-                         + encode(["uint256", "address"], [amount, l2_account or self.address]))
+        rec = self.send(bridge, _selector("deposit(uint256,address)")
+                        + encode(["uint256", "address"], [amount, l2_account or self.address]))
+        for log in rec.logs:
+            topics = log.get("topics") or []
+            if (str(log.get("address", "")).lower() == bridge.lower() and topics
+                    and bytes.fromhex(topics[0][2:]) == DEPOSITED):
+                return Deposit(rec, int(topics[1], 16))
+        raise L1Error(f"deposit tx {rec.tx_hash} mined without the Bridge's Deposited event",
+                      code="l1_no_event")
 
     def finalize(self, withdrawal: Withdrawal) -> Receipt:
         """Send a final withdrawal's ready-made `finalize` call (from `Client.withdrawal`);

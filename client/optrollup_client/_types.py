@@ -358,6 +358,26 @@ class CancelResult:
 
 
 @dataclass(frozen=True)
+class L1Message:
+    """`GET /v1/l1-messages/{nonce}`: how the node processed an L1 message (a Bridge deposit or
+    a forced withdrawal): `status` "credited" | "refunded" | ... and the L2 `block` that did it."""
+
+    nonce: int
+    kind: str                    # "deposit" | "forced_withdrawal"
+    account: str
+    amount: int
+    status: str
+    reason: str | None
+    block: int | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "L1Message":
+        return cls(int(d["nonce"]), d["kind"], d["account"], int(d["amount"]), d["status"], d.get("reason"),
+                   d.get("block"), d)
+
+
+@dataclass(frozen=True)
 class WithdrawalAck:
     """The answer to `POST /v1/withdrawals`."""
 

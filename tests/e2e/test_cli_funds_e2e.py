@@ -55,9 +55,20 @@ def test_cli_deposit_then_withdraw_to_l1(devnet: Devnet, tmp_path: Path) -> None
     dep = d.cli("deposit", "--url", d.api, "--l1-rpc", d.l1, *who, "--amount", "250.5", "--max-wait", "120")
     assert dep.returncode == 0, dep.stdout + dep.stderr
     assert "deposit sent: L1 tx 0x" in dep.stdout
-    assert "credited on L2: collateral" in dep.stdout and dep.stdout.rstrip().endswith(" USDC")
+    nonce = int(re.search(r"L1 message (\d+)", dep.stdout).group(1))
+    assert "credited on L2 in block " in dep.stdout and f": 250.5 USDC to {me.address}" in dep.stdout
+    msg = d.http.get(f"/v1/l1-messages/{nonce}").json()
+    assert msg["status"] == "credited" and msg["amount"] == "250500000" and msg["account"] == me.address
     assert collateral() == start + 250_500_000
     assert usdc.call("balanceOf", me.address) == 0
+    # for another L2 account: followed by its L1 message too (its collateral is not ours to read)
+    other = Account.create().address
+    usdc.transact("mint", me.address, 1_000_000, sender=me)
+    dep2 = d.cli("deposit", "--url", d.api, "--l1-rpc", d.l1, *who, "--amount", "1", "--to", other,
+                 "--max-wait", "120")
+    assert dep2.returncode == 0 and f": 1 USDC to {other}" in dep2.stdout, dep2.stdout + dep2.stderr
+    nonce2 = int(re.search(r"L1 message (\d+)", dep2.stdout).group(1))
+    assert nonce2 == nonce + 1 and d.http.get(f"/v1/l1-messages/{nonce2}").json()["account"] == other
     # more than the key holds: a clear refusal before any transaction
     bad = d.cli("deposit", "--url", d.api, "--l1-rpc", d.l1, *who, "--amount", "1")
     assert bad.returncode == 2 and "error [insufficient_l1_balance]" in bad.stderr, bad.stderr

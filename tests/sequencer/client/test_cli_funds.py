@@ -84,6 +84,8 @@ def test_withdraw_requests_watches_and_prints_the_finalize_call(live, who, capsy
     (["--url", "U", "--amount", "-3", "--no-finalize"], "invalid_number"),
     (["--url", "U", "--amount", "1", "--recipient", "bob", "--no-finalize"], "invalid_address"),
     (["--url", "U", "--hash", "0x12", "--no-finalize"], "invalid_hash"),
+    (["--url", "U", "--amount", "1", "--no-finalize", "--max-wait", "-1"], "invalid_number"),
+    (["--url", "U", "--amount", "1", "--no-finalize", "--poll", "0"], "invalid_number"),
     (["--force", "--url", "U", "--amount", "1", "--l1-rpc", "X", "--rollup", "0x" + "11" * 20], "invalid_option"),
     (["--force", "--l1-rpc", "X", "--rollup", "0x" + "11" * 20], "invalid_option"),  # --force needs --amount
 ])
@@ -107,6 +109,8 @@ def test_deposit_bad_input(live, who, capsys, tmp_path: Path) -> None:
     assert got == 2 and ("error [no_l1]" in err or "error [l1_rpc_error]" in err), err
     got, _, err = run(capsys, *base, "--l1-rpc", "http://127.0.0.1:1", "--amount", "5", "--to", "0x12")
     assert got == 2 and "error [invalid_address]" in err
+    got, _, err = run(capsys, *base, "--l1-rpc", "http://127.0.0.1:1", "--amount", "5", "--max-wait", "-1")
+    assert got == 2 and "error [invalid_number]" in err
     with pytest.raises(SystemExit):
         main(["deposit", "--url", live.url, "--key", A.hex, "--l1-rpc", "x", "--amount", "1"])
     assert A.hex.removeprefix("0x") not in capsys.readouterr().err
