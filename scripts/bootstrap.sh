@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh machine: Debian packages (libsecp256k1-dev, softhsm2), .venv with the package
 # (compiled extensions included), the contract analysers (.venv/analysis), and the npm tools
-# (anvil, forge, solc) pinned in package-lock.json.
+# (anvil, forge, solc; uPlot, the page's chart library served from node_modules) pinned in package-lock.json.
 # Safe to run every time: each step is skipped when its stamp is newer than its inputs.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,6 +1,9 @@
 """The node's page (issue 16): static files under sequencer/api/page/, served at `/` (index.html)
-and `/page/...` (ES modules, CSS), with no build step and nothing fetched from elsewhere; and the
-read-only routes its views show that no other part of the API answers:
+and `/page/...` (ES modules, CSS), with no build step and nothing fetched from elsewhere; its
+chart library, uPlot (pinned in package.json, installed by `npm ci`), served from node_modules at
+`/page/vendor/uPlot.esm.js` and `/page/vendor/uPlot.min.css` (404 when it is not installed: the
+page then shows a note in place of its charts); and the read-only routes its views show that no
+other part of the API answers:
 
 - `GET /v1/blocks/{number}/status`: a block's L1 batch status, from the node's L1 follower;
 - `GET /v1/channels[?account=A&status=open|closed|concluded&limit=N]`: `{"channels": [...]}`,
@@ -20,6 +23,7 @@ read-only routes its views show that no other part of the API answers:
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -36,8 +40,17 @@ from sequencer.core.channelstate import STATUS
 from sequencer.errors import InvalidRequest, NotFound
 
 PAGE_DIR = Path(__file__).with_name("page")
+# the page's npm packages: node_modules of the repository, or $OPTROLLUP_PAGE_VENDOR (a
+# node_modules directory elsewhere); URL name under /page/vendor/ -> path in node_modules
+VENDOR_ENV = "OPTROLLUP_PAGE_VENDOR"
+VENDOR_FILES = {"uPlot.esm.js": "uplot/dist/uPlot.esm.js", "uPlot.min.css": "uplot/dist/uPlot.min.css"}
 MEDIA = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
          ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
+
+
+def vendor_dir() -> Path:
+    """The node_modules directory the page's vendored packages are served from."""
+    return Path(os.environ.get(VENDOR_ENV) or Path(__file__).resolve().parents[2] / "node_modules")
 
 
 class _PageFiles(StaticFiles):
@@ -144,6 +157,16 @@ def add_page_routes(app: FastAPI, api: Any) -> None:
     async def index() -> FileResponse:
         return FileResponse(PAGE_DIR / "index.html", media_type=MEDIA[".html"],
                             headers={"cache-control": "no-cache"})
+
+    vendor = vendor_dir()
+
+    @app.get("/page/vendor/{name}", include_in_schema=False)
+    async def vendor_file(name: str) -> FileResponse:
+        rel = VENDOR_FILES.get(name)
+        if rel is None or not (vendor / rel).is_file():
+            raise NotFound(f"/page/vendor/{name} is not installed (run `npm ci` at the repository root)",
+                           code="not_found")
+        return FileResponse(vendor / rel, media_type=MEDIA[Path(name).suffix])
 
     @app.get("/v1/blocks/{number}/status")
     async def get_block_status(number: int) -> Any:

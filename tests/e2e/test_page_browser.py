@@ -218,6 +218,9 @@ def test_views_load_without_console_errors(env, tab: Page) -> None:
         expect(row.locator(f'[data-testid="{cell}"]').first).to_have_text(money, timeout=15_000)
     print(f"markets: demo bid/ask for the {DEMO_STRIKE} strike after {time.monotonic() - t0:.1f} s")
     tab.assert_clean("markets (demo quotes)")
+    _assert_charts(tab.page, {"term-structure": ("ATM IV",), "smile": ("calls", "puts")})
+    expect(tab.page.locator('[data-testid="term-structure"] figcaption').first).not_to_contain_text("no marks")
+    tab.assert_clean("markets (charts)")
     tab.shot("markets-demo-quotes")
 
     tab.open(f"#/instrument/{name}")
@@ -225,6 +228,7 @@ def test_views_load_without_console_errors(env, tab: Page) -> None:
     expect(tab.page.locator("#trades")).to_be_attached(timeout=10_000)
     expect(tab.page.locator("main h1")).to_contain_text(name)
     tab.page.wait_for_timeout(500)
+    _assert_charts(tab.page, {"depth": ("bids", "asks")})
     tab.assert_clean("instrument")
     tab.shot("instrument")
 
@@ -514,6 +518,48 @@ def test_channels_and_liquidations_views_load(env, tab: Page) -> None:
     page.wait_for_timeout(300)
     tab.assert_clean("liquidations")
     tab.shot("liquidations")
+
+
+def _assert_charts(page, legends: dict[str, tuple[str, ...]]) -> None:
+    """Each figure [data-testid=K] holds one uPlot chart (a canvas), its legend naming the series."""
+    from playwright.sync_api import expect
+    for testid, series in legends.items():
+        figures = page.locator(f'[data-testid="{testid}"]')
+        expect(figures.first).to_be_visible(timeout=10_000)
+        n = figures.count()
+        expect(page.locator(f'[data-testid="{testid}"] .uplot canvas')).to_have_count(n, timeout=10_000)
+        expect(page.locator(f'[data-testid="{testid}"] .missing-lib')).to_have_count(0)
+        for name in series:
+            expect(figures.first.locator(".u-legend")).to_contain_text(name)
+
+
+def test_charts_degrade_without_the_chart_library(env, tab: Page) -> None:
+    """uPlot not installed: the node answers 404 at /page/vendor/ (as with an empty
+    $OPTROLLUP_PAGE_VENDOR, tests/sequencer/api/test_page.py), here faked by the browser. Each
+    chart is a note saying so, the views still work, and the only errors are those 404s."""
+    from playwright.sync_api import expect
+    page = tab.page
+    page.route("**/page/vendor/**", lambda route: route.fulfill(
+        status=404, content_type="application/json", body='{"error": {"code": "not_found"}}'))
+    tab.open("")
+    expect(page.locator(f'#markets tr[data-strike="{DEMO_STRIKE * U}"]').first).to_be_visible(timeout=10_000)
+    for testid in ("term-structure", "smile"):
+        figures = page.locator(f'[data-testid="{testid}"]')
+        expect(figures.first).to_be_visible(timeout=10_000)
+        expect(page.locator(f'[data-testid="{testid}"] .missing-lib')).to_have_count(figures.count(), timeout=10_000)
+        expect(figures.first).to_contain_text("npm ci")
+    expect(page.locator(".uplot")).to_have_count(0)
+    tab.shot("markets-no-chart-library")
+
+    tab.open(f"#/instrument/{env['instrument']}")
+    expect(page.locator("#book")).to_be_attached(timeout=10_000)
+    expect(page.locator('[data-testid="depth"] .missing-lib')).to_have_count(1, timeout=10_000)
+    page.wait_for_timeout(300)
+    tab.shot("instrument-no-chart-library")
+    assert any("/page/vendor/uPlot.esm.js" in e for e in tab.errors), tab.errors  # it was tried
+    print("no chart library: the browser's errors:\n" + "\n".join(tab.errors))
+    others = [e for e in tab.errors if "/page/vendor/" not in e]
+    assert not others, "console/page errors besides the vendor 404s:\n" + "\n".join(tab.errors)
 
 
 def _post_batches(d: Devnet, lock_dir: Path) -> None:

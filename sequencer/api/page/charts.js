@@ -1,27 +1,97 @@
-// Small SVG charts (no library): the ATM-vol term structure and an order book's depth.
-const NS = "http://www.w3.org/2000/svg";
+// The page's charts, drawn with uPlot (npm package `uplot`, pinned in package.json, served by the
+// node from node_modules at /page/vendor/): each expiry's smile, an underlying's ATM term
+// structure, an instrument's cumulative depth. Without uPlot installed each chart is a note.
+import { el } from "./fmt.js";
 
-export function svgEl(tag, attrs = {}, text) {
-  const e = document.createElementNS(NS, tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  if (text !== undefined) e.textContent = text;
-  return e;
+const VENDOR = "/page/vendor/";
+const MISSING = "Chart library not installed: run `npm ci` at the node's repository root.";
+let uPlot; // undefined: loading; null: not installed; else the constructor
+let loading;
+
+// uPlot, imported once for every chart (and its stylesheet, before the first chart draws)
+function load() {
+  loading ??= import(VENDOR + "uPlot.esm.js").then(
+    (m) => new Promise((done) => {
+      const css = el("link", { rel: "stylesheet", href: VENDOR + "uPlot.min.css" });
+      css.onload = css.onerror = () => done((uPlot = m.default));
+      document.head.append(css);
+    }),
+    () => { uPlot = null; });
+  return loading;
 }
 
-function frame(cls, title, width, height) {
-  const svg = svgEl("svg", { class: "chart " + cls, width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
-  svg.append(svgEl("title", {}, title));
-  return svg;
+// A figure (data-testid = testid) holding one uPlot chart, kept across renders: set() its data.
+class Chart {
+  constructor(testid, caption, options) {
+    this.box = el("div", { class: "plot" });
+    this.note = el("span", { class: "note" });
+    this.el = el("figure", { class: "chart", "data-testid": testid }, this.box, el("figcaption", {}, caption, " ", this.note));
+    this.options = options; // (uPlot) -> uPlot options
+    this.plot = this.data = null;
+    load().then(() => this.draw());
+  }
+
+  // data: uPlot's [xs, ...ys] (xs ascending, null for no value); note: shown in the caption
+  set(data, note = "") {
+    const same = JSON.stringify([data, note]);
+    if (same === this.same) return; // unchanged (a book delta re-renders the markets view)
+    this.same = same;
+    this.data = data;
+    this.note.textContent = note;
+    this.draw();
+  }
+
+  draw() {
+    if (this.gone || uPlot === undefined || this.data === null) return;
+    if (uPlot === null) this.box.replaceChildren(el("p", { class: "note missing-lib" }, MISSING));
+    else if (this.plot) this.plot.setData(this.data);
+    else this.plot = new uPlot(this.options(uPlot), this.data, this.box);
+  }
+
+  destroy() {
+    this.gone = true;
+    this.plot?.destroy();
+  }
 }
 
-function axes(svg, pad, width, height, labels) {
-  svg.append(svgEl("line", { x1: pad.l, y1: height - pad.b, x2: width - pad.r, y2: height - pad.b, stroke: "#ccc" }));
-  svg.append(svgEl("line", { x1: pad.l, y1: pad.t, x2: pad.l, y2: height - pad.b, stroke: "#ccc" }));
-  const [xl, xr, yt, yb] = labels;
-  svg.append(svgEl("text", { x: pad.l, y: height - 6 }, xl));
-  svg.append(svgEl("text", { x: width - pad.r, y: height - 6, "text-anchor": "end" }, xr));
-  svg.append(svgEl("text", { x: 2, y: pad.t + 8 }, yt));
-  svg.append(svgEl("text", { x: 2, y: height - pad.b }, yb));
+const FONT = "11px system-ui, sans-serif";
+const axis = (label, values, size = 40) => ({
+  label, size, ...(values ? { values } : {}), font: FONT, labelFont: FONT, labelSize: 16, stroke: "#6a737d",
+  grid: { stroke: "#eee", width: 1 }, ticks: { stroke: "#ddd", width: 1 } });
+const pct = (v) => (v === null || v === undefined ? "–" : (v * 100).toFixed(1) + "%");
+const ivAxis = axis("implied vol", (u, vs) => vs.map((v) => (v * 100).toFixed(0) + "%"), 48);
+const line = (label, stroke, more = {}) => ({ label, stroke, width: 1.5, value: (u, v) => pct(v), points: { size: 5, fill: stroke }, ...more });
+const opts = (width, height, xLabel, xValue, yAxis, series, yRange) => ({
+  width, height, cursor: { drag: { x: false, y: false } },
+  scales: { x: { time: false }, y: yRange ? { range: yRange } : {} },
+  axes: [axis(xLabel), yAxis],
+  series: [{ label: xLabel, value: (u, v) => (v === null || v === undefined ? "–" : xValue(v)) }, ...series],
+});
+
+// each expiry's smile: IV of the calls' and the puts' marks against strike (USD)
+export function smileChart() {
+  return new Chart("smile", "smile: IV vs strike", () => opts(340, 210, "strike (USD)", (v) => v.toFixed(0), ivAxis,
+    [line("calls", "#0b57d0"), line("puts", "#9a6700", { dash: [5, 4] })]));
+}
+
+// rows: [{strike: USD, call: IV or NaN, put: IV or NaN}] (IV a fraction: 0.8 = 80%)
+export function smileData(rows) {
+  const r = [...rows].sort((a, b) => a.strike - b.strike);
+  const iv = (v) => (Number.isFinite(v) ? v : null);
+  const data = [r.map((x) => x.strike), r.map((x) => iv(x.call)), r.map((x) => iv(x.put))];
+  return [data, data[1].concat(data[2]).some((v) => v !== null) ? "" : "(no marks yet)"];
+}
+
+// an underlying's ATM term structure: ATM IV against days to expiry
+export function termChart() {
+  return new Chart("term-structure", "ATM vol term structure", () => opts(340, 210, "days to expiry", (v) => v.toFixed(1) + " d", ivAxis,
+    [line("ATM IV", "#0b57d0")]));
+}
+
+// points: [{days, iv}]
+export function termData(points) {
+  const p = points.filter((x) => Number.isFinite(x.iv) && Number.isFinite(x.days)).sort((a, b) => a.days - b.days);
+  return [[p.map((x) => x.days), p.map((x) => x.iv)], p.length ? "" : "(no marks yet)"];
 }
 
 // ATM implied vol of each expiry: IV interpolated linearly in strike at spot (the nearest
@@ -37,62 +107,22 @@ export function atmVol(rows, spot) {
   return pts[pts.length - 1].iv;
 }
 
-// points: [{days: time to expiry in days, iv: fraction, label}]
-export function termStructure(points, width = 280, height = 160) {
-  const svg = frame("term", "ATM implied volatility vs time to expiry", width, height);
-  const pts = points.filter((p) => Number.isFinite(p.iv) && Number.isFinite(p.days)).sort((a, b) => a.days - b.days);
-  if (pts.length === 0) {
-    svg.append(svgEl("text", { x: 10, y: height / 2 }, "no marks yet"));
-    return svg;
-  }
-  const pad = { l: 36, r: 8, t: 8, b: 20 };
-  let [x0, x1] = [Math.min(0, pts[0].days), pts[pts.length - 1].days];
-  let y0 = Math.min(...pts.map((p) => p.iv)), y1 = Math.max(...pts.map((p) => p.iv));
-  if (x1 <= x0) x1 = x0 + 1;
-  if (y1 - y0 < 0.02) { y0 -= 0.01; y1 += 0.01; }
-  const X = (v) => pad.l + ((v - x0) / (x1 - x0)) * (width - pad.l - pad.r);
-  const Y = (v) => height - pad.b - ((v - y0) / (y1 - y0)) * (height - pad.t - pad.b);
-  axes(svg, pad, width, height, [`${x0.toFixed(0)}d`, `${x1.toFixed(0)}d`, (y1 * 100).toFixed(0) + "%", (y0 * 100).toFixed(0) + "%"]);
-  svg.append(svgEl("polyline", { class: "line", points: pts.map((p) => `${X(p.days)},${Y(p.iv)}`).join(" ") }));
-  for (const p of pts) {
-    const c = svgEl("circle", { class: "pt", cx: X(p.days), cy: Y(p.iv), r: 3 });
-    c.append(svgEl("title", {}, `${p.label}: ${(p.iv * 100).toFixed(1)}% ATM (${p.days.toFixed(1)} days)`));
-    svg.append(c);
-  }
-  return svg;
+// an order book's cumulative depth, stepped: bids out to the left of the spread, asks to the right
+export function depthChart() {
+  const amount = (u, v) => (v === null || v === undefined ? "–" : String(+v.toFixed(6)));
+  const side = (label, stroke, fill, align) => ({ label, stroke, fill, width: 1.5, value: amount, points: { show: false },
+    paths: (u, ...a) => uPlot.paths.stepped({ align, extend: true })(u, ...a) });
+  return new Chart("depth", "cumulative depth", () => opts(420, 240, "price (USD)", (v) => v.toFixed(2),
+    axis("amount (contracts)", null, 48),
+    [side("bids", "#116329", "rgba(17, 99, 41, .2)", -1), side("asks", "#b3261e", "rgba(179, 38, 30, .2)", 1)],
+    (u, min, max) => [0, max > 0 ? max * 1.1 : 1]));
 }
 
-// Cumulative depth: bids and asks as [[price, amount], ...] best first (numbers, USD and
-// contracts); steps outward from the mid.
-export function depth(bids, asks, width = 360, height = 200) {
-  const svg = frame("depth", "cumulative depth: bids and asks", width, height);
-  if (bids.length === 0 && asks.length === 0) {
-    svg.append(svgEl("text", { x: 10, y: height / 2 }, "empty book"));
-    return svg;
-  }
-  const cum = (levels) => {
-    let t = 0;
-    return levels.map(([p, a]) => [p, (t += a)]);
-  };
-  const b = cum(bids), a = cum(asks);
-  const prices = [...b, ...a].map(([p]) => p);
-  let x0 = Math.min(...prices), x1 = Math.max(...prices);
-  if (x1 === x0) { x0 -= 1; x1 += 1; }
-  const ymax = Math.max(b.length ? b[b.length - 1][1] : 0, a.length ? a[a.length - 1][1] : 0) || 1;
-  const pad = { l: 40, r: 8, t: 8, b: 20 };
-  const X = (v) => pad.l + ((v - x0) / (x1 - x0)) * (width - pad.l - pad.r);
-  const Y = (v) => height - pad.b - (v / ymax) * (height - pad.t - pad.b);
-  axes(svg, pad, width, height, [x0.toFixed(1), x1.toFixed(1), String(+ymax.toFixed(2)), "0"]);
-  const area = (levels, cls) => {
-    if (levels.length === 0) return;
-    const pts = [`${X(levels[0][0])},${Y(0)}`];
-    let prev = 0;
-    for (const [p, c] of levels) { pts.push(`${X(p)},${Y(prev)}`, `${X(p)},${Y(c)}`); prev = c; }
-    const edge = cls === "bids" ? x0 : x1;
-    pts.push(`${X(edge)},${Y(prev)}`, `${X(edge)},${Y(0)}`);
-    svg.append(svgEl("polygon", { class: cls, points: pts.join(" ") }));
-  };
-  area(b, "bids");
-  area(a, "asks");
-  return svg;
+// bids, asks: [[price, amount], ...] best first (numbers: USD, contracts)
+export function depthData(bids, asks) {
+  const cum = (levels) => { let t = 0; return levels.map(([p, a]) => [p, (t += a)]); };
+  const b = cum(bids).reverse(), a = cum(asks); // each ascending in price; every bid below every ask
+  const data = [[...b, ...a].map(([p]) => p), [...b.map(([, c]) => c), ...a.map(() => null)],
+    [...b.map(() => null), ...a.map(([, c]) => c)]];
+  return [data, b.length + a.length ? "" : "(empty book)"];
 }

@@ -2,11 +2,11 @@
 // mark, IV and greeks (live from the stream's `marks` channel).
 import { get } from "./api.js";
 import { Book } from "./book.js";
-import { depth } from "./charts.js";
+import { depthChart, depthData } from "./charts.js";
 import { amount, date, el, fail, pct, scaled, table, time, usd } from "./fmt.js";
 
 export function instrument(root, stream, name) {
-  const bookEl = el("div", { id: "book" }), chartEl = el("div", { class: "depth-chart", "data-testid": "depth" });
+  const bookEl = el("div", { id: "book" }), depth = depthChart();
   const tradesBody = el("tbody", {}), infoEl = el("div", { class: "info" });
   let trades = [];
 
@@ -22,7 +22,7 @@ export function instrument(root, stream, name) {
     bookEl.replaceChildren(el("div", { class: "cols" }, side("bids", "bid"), side("asks", "ask")),
       el("p", { class: "note" }, `book sequence ${b.sequence}`));
     const num = (levels) => levels.map(([p, a]) => [Number(p) / 1e6, Number(a) / 1e6]);
-    chartEl.replaceChildren(depth(num(b.levels("bids")), num(b.levels("asks"))));
+    depth.set(...depthData(num(b.levels("bids")), num(b.levels("asks"))));
   };
   const drawTrades = () => {
     tradesBody.replaceChildren(...trades.slice(0, 50).map((t) => el("tr", { "data-trade": `${t.takerOrder}:${t.makerOrder}` },
@@ -53,7 +53,7 @@ export function instrument(root, stream, name) {
     el("h1", {}, name), infoEl,
     el("div", { class: "cols" },
       el("section", {}, el("h2", {}, "Book"), bookEl),
-      el("section", {}, el("h2", {}, "Depth"), chartEl),
+      el("section", {}, el("h2", {}, "Depth"), depth.el),
       el("section", {}, el("h2", {}, "Recent trades"),
         table(["time", "taker", "price", "amount"], [], { id: "trades" })))));
   document.querySelector("#trades tbody").replaceWith(tradesBody);
@@ -67,5 +67,5 @@ export function instrument(root, stream, name) {
   book.resync();
   loadTrades();
   loadInfo();
-  return () => { unsubs.forEach((u) => u()); };
+  return () => { unsubs.forEach((u) => u()); depth.destroy(); };
 }

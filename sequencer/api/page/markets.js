@@ -4,8 +4,7 @@
 // instrument, after each block that moved them); a gap or a reconnect refetches /v1/instruments.
 import { get } from "./api.js";
 import { Book } from "./book.js";
-import { atmVol, termStructure } from "./charts.js";
-import { smile } from "./smile.js";
+import { atmVol, smileChart, smileData, termChart, termData } from "./charts.js";
 import { date, el, fail, pct, scaled, usd } from "./fmt.js";
 
 const COLS = ["bid", "ask", "mark", "IV", "Δ", "Γ", "vega", "θ"];
@@ -51,22 +50,34 @@ function smilePoints(strikes) {
   return strikes.map(([strike, { call, put }]) => ({ strike: Number(strike) / 1e6, iv: Number.isFinite(ivOf(call)) ? ivOf(call) : ivOf(put) }));
 }
 
+const smileRows = (strikes) => strikes.map(([strike, { call, put }]) => ({ strike: Number(strike) / 1e6, call: ivOf(call), put: ivOf(put) }));
+
 export function markets(root, stream) {
   const books = new Map(); // name -> Book
   const unsubs = [];
-  let instruments = [], error = null, pending = false;
+  const charts = new Map(); // "term <underlying>" | "smile <underlying> <expiry>" -> Chart, kept across renders
+  let instruments = [], error = null, pending = false, closed = false, used = new Set();
+
+  function chart(key, make, [data, note]) { // this render's figure for `key`
+    if (!charts.has(key)) charts.set(key, make());
+    const c = charts.get(key);
+    c.set(data, note);
+    used.add(key);
+    return c.el;
+  }
 
   function render() {
+    if (closed) return; // a render scheduled before the view was left
     pending = false;
+    used = new Set();
     const out = [];
     const nowS = Date.now() / 1000;
     for (const u of group(instruments)) {
       const term = u.expiries.map((e) => ({
-        days: (e.expiry - nowS) / 86400, iv: atmVol(smilePoints(e.strikes), u.spot), label: date(e.expiry) }));
+        days: (e.expiry - nowS) / 86400, iv: atmVol(smilePoints(e.strikes), u.spot) }));
       out.push(el("section", { class: "underlying", "data-underlying": u.underlying },
         el("h2", {}, `${u.underlying}`, u.spot === null ? "" : ` · spot ${u.spot.toFixed(2)} USD`),
-        el("div", { class: "charts" },
-          el("figure", { "data-testid": "term-structure" }, termStructure(term), el("figcaption", {}, "ATM vol term structure")))));
+        el("div", { class: "charts" }, chart("term " + u.underlying, termChart, termData(term)))));
       for (const e of u.expiries) {
         const tbl = el("table", { class: "chain" },
           el("thead", {},
@@ -80,7 +91,7 @@ export function markets(root, stream) {
             sideCells(put, put && books.get(put.name))))));
         out.push(el("h3", {}, `${u.underlying} · expiry ${date(e.expiry)}`),
           el("div", { class: "expiry" }, tbl,
-            el("figure", { "data-testid": "smile" }, smile(smilePoints(e.strikes)), el("figcaption", {}, "smile"))));
+            chart(`smile ${u.underlying} ${e.expiry}`, smileChart, smileData(smileRows(e.strikes)))));
       }
     }
     if (out.length === 0 && !error) out.push(el("p", { class: "note" }, "No instruments listed."));
@@ -88,6 +99,7 @@ export function markets(root, stream) {
       el("p", { class: "note" }, "Bid/ask, marks, IV and greeks live from the stream; " +
         "ATM vol: IV interpolated at spot; vega per vol point, θ per day (USDC)."),
       error ? fail(error) : "", ...out));
+    for (const [key, c] of charts) if (!used.has(key)) { c.destroy(); charts.delete(key); }
   }
 
   function schedule() {
@@ -121,5 +133,5 @@ export function markets(root, stream) {
   root.replaceChildren(el("section", { id: "markets" }, el("h1", {}, "Markets"), el("p", {}, "Loading…")));
   load();
   unsubs.push(stream.subscribe("marks", (d) => { error = null; take(d.instruments); }, load));
-  return () => { unsubs.forEach((u) => u()); pending = true; };
+  return () => { unsubs.forEach((u) => u()); pending = closed = true; charts.forEach((c) => c.destroy()); };
 }

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sequencer.api.app import create_app
-from sequencer.api.page import PAGE_DIR
+from sequencer.api.page import PAGE_DIR, VENDOR_ENV, VENDOR_FILES, vendor_dir
 from sequencer.node.l1follower import Batch, L1View
 from tests.sequencer.node.kit import USERS, Kit
 
@@ -58,7 +58,7 @@ def test_index_is_served_at_root(client) -> None:
 def test_every_asset_is_served_with_its_type(client) -> None:
     got = assets(client)
     assert {"/page/app.js", "/page/style.css", "/page/api.js", "/page/book.js",
-            "/page/smile.js", "/page/fmt.js", "/page/charts.js", "/page/crypto.js", "/page/eip712.js",
+            "/page/fmt.js", "/page/charts.js", "/page/crypto.js", "/page/eip712.js",
             "/page/wallet.js", "/page/markets.js", "/page/instrument.js", "/page/chain.js",
             "/page/account.js", "/page/channels.js", "/page/liquidations.js"} <= set(got)
     assert set(got) == {"/page/" + f.name for f in PAGE_DIR.iterdir() if f.suffix in (".js", ".css")}
@@ -66,6 +66,56 @@ def test_every_asset_is_served_with_its_type(client) -> None:
         want = {"js": "text/javascript", "css": "text/css"}[url.rsplit(".", 1)[1]]
         assert ctype.startswith(want), (url, ctype)
     assert client.get("/page/nope.js").status_code == 404
+
+
+UPLOT = "1.6.32"  # package.json pins it exactly
+
+
+def test_uplot_is_pinned_as_a_runtime_dependency() -> None:
+    import json
+    repo = Path(__file__).resolve().parents[3]
+    pkg = json.loads((repo / "package.json").read_text())
+    assert pkg["dependencies"]["uplot"] == UPLOT
+    lock = json.loads((repo / "package-lock.json").read_text())
+    assert lock["packages"][""]["dependencies"]["uplot"] == UPLOT
+    assert lock["packages"]["node_modules/uplot"]["version"] == UPLOT
+    assert vendor_dir() == repo / "node_modules"
+
+
+@pytest.mark.skipif(not (vendor_dir() / VENDOR_FILES["uPlot.esm.js"]).is_file(),
+                    reason="uplot is not installed in node_modules (npm ci)")
+def test_vendor_files_are_served_from_node_modules(client) -> None:
+    """uPlot, from node_modules (never copied into the page's folder), with its content types;
+    the charts import it, as the stylesheet, from these URLs."""
+    js = client.get("/page/vendor/uPlot.esm.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert f"(v{UPLOT})" in js.text[:400] and "export { uPlot as default }" in js.text
+    css = client.get("/page/vendor/uPlot.min.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert ".uplot" in css.text
+    assert client.get("/page/vendor/uPlot.cjs.js").status_code == 404  # only the listed files
+    assert client.get("/page/vendor/..%2Fpackage.json").status_code == 404
+    charts = (PAGE_DIR / "charts.js").read_text()
+    assert '"/page/vendor/"' in charts and "uPlot.esm.js" in charts and "uPlot.min.css" in charts
+    assert not any(f.name.lower().startswith("uplot") for f in PAGE_DIR.iterdir())
+
+
+def test_vendor_files_missing_404_and_the_charts_degrade(tmp_path: Path, monkeypatch) -> None:
+    """OPTROLLUP_PAGE_VENDOR names the node_modules directory; an empty one: the vendor URLs
+    404 and the page's own files are still served (the browser side of this, a failed
+    import(), is in tests/e2e/test_page_browser.py)."""
+    empty = tmp_path / "node_modules"
+    empty.mkdir()
+    monkeypatch.setenv(VENDOR_ENV, str(empty))
+    assert vendor_dir() == empty
+    k = Kit(tmp_path / "kit")
+    with TestClient(create_app(k.node, tick_seconds=3600, monotonic=k.clock)) as c:
+        for name in VENDOR_FILES:
+            r = c.get("/page/vendor/" + name)
+            assert r.status_code == 404 and "npm ci" in r.json()["error"]["message"], r.text
+        assert set(assets(c)) == {"/page/" + f.name for f in PAGE_DIR.iterdir() if f.suffix in (".js", ".css")}
+    charts = (PAGE_DIR / "charts.js").read_text()
+    assert "run `npm ci`" in charts  # the note shown in place of each chart
 
 
 def test_page_works_offline() -> None:
