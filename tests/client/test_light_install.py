@@ -104,3 +104,41 @@ def test_quotes_amends_withdraws_against_a_real_node(light_venv: Path, tmp_path:
             node.withdrawal(bytes.fromhex(out["withdrawal"][0][2:])) is not None
         for h in out["placed"] + out["requoted"] + [out["amended"], out["session_order"]]:
             assert bytes.fromhex(h[2:]) not in node.core.engine.open
+
+
+STREAM_SCRIPT = r"""
+import json, sys
+from optrollup_client import Client
+
+url, t0, key, call = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+out = {}
+with Client(url, private_key=key, clock=lambda: t0) as c:
+    with c.stream(f"book.{call}", "orders") as s:
+        first = [s.recv(timeout=10) for _ in range(2)]      # the two snapshots
+        ack = c.place_order(call, "sell", 500 * 10**6, 10_000, post_only=True)
+        got = []
+        while len(got) < 2:
+            m = s.recv(timeout=10)
+            if m.channel != "heartbeat":
+                got.append(m)
+    out["snapshots"] = sorted(m.channel.split(".")[0] for m in first)
+    out["updates"] = sorted((m.channel.split(".")[0], m.seq) for m in got)
+    out["order"] = ack.order_hash
+print(json.dumps(out))
+"""
+
+
+def test_the_stream_extra_adds_websockets_and_streams(light_venv: Path, tmp_path: Path) -> None:
+    """`pip install optrollup-client[stream]` adds websockets only; the stream then works."""
+    src = light_venv.parents[2] / "src"
+    r = subprocess.run([str(light_venv), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        f"{src}[stream]"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    a = USERS[2]
+    with live_node(tmp_path, Limits(orders_per_second=500, burst=500)) as lv:
+        r = subprocess.run([str(light_venv), "-c", STREAM_SCRIPT, lv.url, str(lv.clock()), a.hex, CALL],
+                           capture_output=True, text=True, timeout=120, cwd="/")
+        assert r.returncode == 0, r.stdout + r.stderr
+        out = json.loads(r.stdout)
+    assert out["snapshots"] == ["book", "orders"]
+    assert out["updates"] == [["book", 2], ["orders", 2]]   # seq continues after each snapshot
