@@ -36,7 +36,7 @@ from optrollup_client import (
 
 from sequencer.errors import InvalidRequest, OptrollupError
 from sequencer.keys import load_key
-from sequencer.units import format_units, parse_units
+from sequencer.units import format_units, parse_address, parse_units
 
 __all__ = ["CLOCK", "run"]
 
@@ -52,18 +52,6 @@ STEPS = {
 
 def _err(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def _address(text: str, what: str) -> str:
-    from eth_utils import to_checksum_address
-
-    try:
-        if text.startswith("0x") and len(text) == 42:
-            return to_checksum_address(text)
-    except ValueError:
-        pass
-    raise InvalidRequest(f"{what} must be an address (0x + 40 hex digits), got {text!r}",
-                         code="invalid_address")
 
 
 def _hash(text: str) -> str:
@@ -111,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidRequest("withdraw needs --l1-rpc URL to send the finalize call once final (or "
                              "--no-finalize to print it instead)", code="missing_option")
     amount = None if args.amount is None else parse_units(args.amount, "--amount (USDC)")
-    recipient = None if args.recipient is None else _address(args.recipient, "--recipient")
+    recipient = None if args.recipient is None else parse_address(args.recipient, "--recipient")
     wh = None if args.hash is None else _hash(args.hash)
     if wh is not None and recipient is not None:
         raise InvalidRequest("--recipient is fixed by the withdrawal when following --hash",

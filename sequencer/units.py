@@ -1,7 +1,8 @@
-"""Human decimal amounts <-> exact integers (USDC base units, contracts x 10^6), for every CLI.
+"""Human decimal amounts <-> exact integers (USDC base units, contracts x 10^6), and address
+arguments, for every CLI.
 
-Neutral (standard library only), shared by the SDK's CLI and prover's commands like
-sequencer.keys and sequencer.errors.
+Neutral (standard library, and eth-utils for addresses), shared by the terminal client and
+prover's commands like sequencer.keys and sequencer.errors.
 """
 
 from __future__ import annotations
@@ -35,3 +36,17 @@ def format_units(n: int, decimals: int = DECIMALS) -> str:
     sign, n = ("-" if n < 0 else ""), abs(n)
     whole, frac = divmod(n, 10**decimals)
     return sign + (f"{whole}.{frac:0{decimals}d}".rstrip("0").rstrip(".") if frac else str(whole))
+
+
+def parse_address(text: str, what: str) -> str:
+    """`text` (0x + 40 hex digits, any case) as an EIP-55 address; InvalidRequest
+    `invalid_address` naming `what` otherwise."""
+    from eth_utils import to_checksum_address
+
+    try:
+        if text.startswith("0x") and len(text) == 42:
+            return to_checksum_address(text)
+    except ValueError:
+        pass
+    raise InvalidRequest(f"{what} must be an address (0x + 40 hex digits), got {text!r}",
+                         code="invalid_address")

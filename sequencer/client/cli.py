@@ -46,7 +46,7 @@ from sequencer.keys import (
     read_password,
     refuse_raw_key_option,
 )
-from sequencer.units import DECIMALS, format_units, parse_units
+from sequencer.units import DECIMALS, format_units, parse_address, parse_units
 
 __all__ = ["format_units", "parse_units", "register"]
 
@@ -201,11 +201,7 @@ def _order_replace(args: argparse.Namespace) -> int:
 def _session_key_address(text: str) -> str:
     """An address, or the file of an encrypted keystore (its address is read, not decrypted)."""
     if text.startswith("0x") and len(text) == 42:
-        try:
-            return to_checksum_address(text)
-        except ValueError:
-            pass
-        raise InvalidRequest(f"{text} is not an address", code="invalid_address")
+        return parse_address(text, "the session key")
     if not Path(text).exists():
         raise InvalidRequest(f"the session key must be an address (0x + 40 hex) or a keystore file; "
                              f"{text!r} is neither", code="invalid_address")

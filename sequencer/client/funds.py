@@ -17,26 +17,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from eth_utils import to_checksum_address
 from optrollup_client import Client, L1Message, L1Wallet, NotFoundError
 
 from sequencer.client import cli
 from sequencer.errors import InvalidRequest, OptrollupError
 from sequencer.keys import load_key, refuse_raw_key_option
-from sequencer.units import format_units, parse_units
+from sequencer.units import format_units, parse_address, parse_units
 
 __all__ = ["register"]
-
-
-def address(text: str, what: str) -> str:
-    """`text` as an EIP-55 address, or InvalidRequest naming `what`."""
-    try:
-        if text.startswith("0x") and len(text) == 42:
-            return to_checksum_address(text)
-    except ValueError:
-        pass
-    raise InvalidRequest(f"{what} must be an address (0x + 40 hex digits), got {text!r}",
-                         code="invalid_address")
 
 
 def _processed(c: Client, nonce: int) -> L1Message | None:
@@ -53,7 +41,7 @@ def _deposit(args: argparse.Namespace) -> int:
     if not (args.poll > 0 and args.max_wait >= 0):   # NaN fails both
         raise InvalidRequest(f"--max-wait must not be negative and --poll must be positive, got --max-wait "
                              f"{args.max_wait:g} --poll {args.poll:g}", code="invalid_number")
-    to_arg = address(args.to, "--to") if args.to else None
+    to_arg = parse_address(args.to, "--to") if args.to else None
     key = load_key(args.keystore, password_file=args.password_file, password_env=args.password_env,
                    prompt="Keystore password: ")
     with Client(args.url, key=key, clock=lambda: cli.CLOCK(), timeout=args.timeout) as c, \
