@@ -15,7 +15,7 @@ function kv(rows) {
 }
 
 export function finalizeCommand(f) {
-  return `cast send ${f.to} ${f.data} --rpc-url "$L1_RPC_URL" --private-key "$L1_PRIVATE_KEY"`;
+  return `cast send ${f.to} ${f.data} --rpc-url "$L1_RPC_URL" --keystore "$L1_KEYSTORE"`; // no raw key on a command line
 }
 
 function signinPanel(address) {

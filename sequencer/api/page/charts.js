@@ -60,6 +60,13 @@ const axis = (label, values, size = 40) => ({
   grid: { stroke: "#eee", width: 1 }, ticks: { stroke: "#ddd", width: 1 } });
 const pct = (v) => (v === null || v === undefined ? "–" : (v * 100).toFixed(1) + "%");
 const ivAxis = axis("implied vol", (u, vs) => vs.map((v) => (v * 100).toFixed(0) + "%"), 48);
+// IV axis range: the data with some room, at least 10 vol points tall (a flat smile would
+// otherwise fill the whole height or stretch to 0-100 %)
+const ivRange = (u, min, max) => {
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
+  const mid = (min + max) / 2, half = Math.max((max - min) * 0.6, 0.05);
+  return [Math.max(0, mid - half), mid + half];
+};
 const line = (label, stroke, more = {}) => ({ label, stroke, width: 1.5, value: (u, v) => pct(v), points: { size: 5, fill: stroke }, ...more });
 const opts = (width, height, xLabel, xValue, yAxis, series, yRange) => ({
   width, height, cursor: { drag: { x: false, y: false } },
@@ -71,7 +78,7 @@ const opts = (width, height, xLabel, xValue, yAxis, series, yRange) => ({
 // each expiry's smile: IV of the calls' and the puts' marks against strike (USD)
 export function smileChart() {
   return new Chart("smile", "smile: IV vs strike", () => opts(340, 210, "strike (USD)", (v) => v.toFixed(0), ivAxis,
-    [line("calls", "#0b57d0"), line("puts", "#9a6700", { dash: [5, 4] })]));
+    [line("calls", "#0b57d0"), line("puts", "#9a6700", { dash: [5, 4] })], ivRange));
 }
 
 // rows: [{strike: USD, call: IV or NaN, put: IV or NaN}] (IV a fraction: 0.8 = 80%)
@@ -85,7 +92,7 @@ export function smileData(rows) {
 // an underlying's ATM term structure: ATM IV against days to expiry
 export function termChart() {
   return new Chart("term-structure", "ATM vol term structure", () => opts(340, 210, "days to expiry", (v) => v.toFixed(1) + " d", ivAxis,
-    [line("ATM IV", "#0b57d0")]));
+    [line("ATM IV", "#0b57d0")], ivRange));
 }
 
 // points: [{days, iv}]
