@@ -18,6 +18,9 @@ Versions:
   transaction; an account in portfolio mode is margined (fills, withdrawals, liquidation) by
   the 27-scenario grid of design.md instead of the standard per-short rates; and state
   channels (`sequencer.core.channelstate`): ChannelOpen, ChannelClose, ChannelConclude.
+- 4: version 3 plus the settlement fallback (`sequencer.core.settlement`): an expiry with no
+  accepted oracle point in its TWAP window (an oracle outage over it) settles at the first
+  accepted point after expiry instead of never settling (positions stuck open, expired).
 (Version 0 would be the float pricing of genesis layout 1; it is not implemented.)
 """
 
@@ -48,6 +51,7 @@ RULES: Mapping[int, Rules] = {
     1: Rules(1, pricing.interpolate_vol, pricing.mark),
     2: Rules(2, pricing.interpolate_vol, pricing.mark),
     3: Rules(3, pricing.interpolate_vol, pricing.mark),
+    4: Rules(4, pricing.interpolate_vol, pricing.mark),
 }
 """Every rules version this code can execute."""
 
@@ -56,6 +60,8 @@ RISK_VERSION = 2
 PORTFOLIO_VERSION = 3
 """The first rules version with portfolio margin (SetMarginMode) and state channels."""
 CHANNELS_VERSION = 3
+SETTLEMENT_FALLBACK_VERSION = 4
+"""The first rules version that settles an expiry without a TWAP point at the first point after it."""
 LATEST = max(RULES)
 DEFAULT_SCHEDULE: Schedule = ((0, LATEST),)
 """The latest rules from the beginning of time: what a new chain uses."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 from sequencer.core import insurance
 from sequencer.core.instruments import UNIT
 from sequencer.core.oracle import twap
-from sequencer.core.rules import RISK_VERSION, version_at
+from sequencer.core.rules import RISK_VERSION, SETTLEMENT_FALLBACK_VERSION, version_at
 from sequencer.core.state import State
 from sequencer.errors import NotFound, Rejected
 
@@ -22,14 +22,19 @@ from sequencer.errors import NotFound, Rejected
 def settlement_price(state: State, name: str, now: int) -> int:
     """TWAP settlement price (base units) of an expired instrument; Rejected
     settlement_too_early before expiry + oracle max_age (no later feed can still change it),
-    settlement_price_unavailable without an accepted oracle point in the window."""
+    settlement_price_unavailable without an accepted oracle point in the window. From rules
+    version 4 (SETTLEMENT_FALLBACK_VERSION) an empty window (an oracle outage over it) falls
+    back to the first accepted point after expiry; unavailable only until one exists."""
     ins = state.instruments[name]
     cfg = state.config
     if now < ins.expiry + cfg.oracle.max_age:
         raise Rejected(f"{name} settles at or after {ins.expiry + cfg.oracle.max_age}",
                        code="settlement_too_early")
     ostate = state.oracle.get(ins.underlying)
-    price = twap(ostate.history if ostate else [], ins.expiry - cfg.settlement_window, ins.expiry)
+    history = ostate.history if ostate else []
+    price = twap(history, ins.expiry - cfg.settlement_window, ins.expiry)
+    if price is None and version_at(cfg.rules_schedule, now) >= SETTLEMENT_FALLBACK_VERSION:
+        price = next((v for t, v in history if ins.expiry < t <= now), None)
     if price is None:
         raise Rejected(f"no accepted oracle spot for {ins.underlying} in the "
                        f"{cfg.settlement_window}s before {ins.expiry}",

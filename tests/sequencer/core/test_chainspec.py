@@ -64,9 +64,9 @@ def with_schedule(g: Genesis, schedule: tuple[tuple[int, int], ...]) -> Genesis:
 
 def test_genesis_bytes_name_the_rules_schedule() -> None:
     g = sample()
-    assert g.config.rules_schedule == ((0, 3),)
+    assert g.config.rules_schedule == ((0, 4),)
     fields = msgpack.unpackb(g.to_bytes(), raw=False)
-    assert fields[0] == GENESIS_VERSION == 3 and fields[8] == [[0, 3]]
+    assert fields[0] == GENESIS_VERSION == 3 and fields[8] == [[0, 4]]
     assert fields[9] == [g.config.insurance_fund, 200_000]
     forked = with_schedule(g, ((0, 1), (g.timestamp + 86_400, 2)))
     back = Genesis.from_bytes(forked.to_bytes(), 412346, ROLLUP)
@@ -118,7 +118,7 @@ def repacked(data: bytes, **changes: object) -> bytes:
 def test_unknown_rules_version_is_refused_at_decode() -> None:
     data = sample().to_bytes()
     ts = sample().timestamp
-    for schedule in ([[0, 7]], [[0, 2], [ts + 10, 4]], [[0, 0]]):
+    for schedule in ([[0, 7]], [[0, 2], [ts + 10, 5]], [[0, 0]]):
         with pytest.raises(InvalidRequest) as e:
             Genesis.from_bytes(repacked(data, schedule=schedule), 412346, ROLLUP)
         assert e.value.code == "unknown_rules_version"

@@ -21,7 +21,7 @@ def test_version_at_follows_the_schedule() -> None:
     assert version_at(((50, 4),), 10) == 4  # before the first activation: the first version
     assert rules_at(((0, 1),), T0) is RULES[1]
     assert RULES[1].mark is pricing.mark and RULES[1].interpolate_vol is pricing.interpolate_vol
-    assert rules.DEFAULT_SCHEDULE == ((0, rules.LATEST),) and rules.LATEST == 3
+    assert rules.DEFAULT_SCHEDULE == ((0, rules.LATEST),) and rules.LATEST == 4
     assert RULES[2].mark is pricing.mark and RULES[2].interpolate_vol is pricing.interpolate_vol
 
 
@@ -29,7 +29,7 @@ def test_check_schedule() -> None:
     check_schedule(((0, 1), (T0 + 1, 1)), T0)
     check_schedule(((T0, 1),), T0)
     with pytest.raises(InvalidRequest) as e:
-        check_schedule(((0, 1), (T0 + 1, 4)), T0)
+        check_schedule(((0, 1), (T0 + 1, 5)), T0)
     assert e.value.code == "unknown_rules_version"
     with pytest.raises(InvalidRequest) as e:
         check_schedule(((T0 + 1, 1),), T0)

@@ -93,3 +93,43 @@ def test_no_price_in_window_waits() -> None:
     with pytest.raises(OptrollupError) as e:
         settle(w.state, CALL, EXPIRY + 60)
     assert e.value.code == "settlement_price_unavailable"
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_an_oracle_outage_over_the_window_settles_at_the_first_point_after_expiry_from_rules_4(
+        version: int) -> None:
+    """No accepted point in [expiry - window, expiry] (the feed was down): rules 3 never settle
+    (positions stay open, expired, untradable); rules 4 settle at the first accepted point after
+    expiry, once one exists, paying the same way and conserving Σ collateral."""
+    w = near_expiry(((0, version),))
+    w.place(A, is_buy=False, price=300 * U, amount=2 * U, expiry=EXPIRY)
+    w.place(B, price=300 * U, amount=2 * U, expiry=EXPIRY)
+    total = w.total()
+    a0, b0 = (w.state.accounts[x.address].collateral for x in (A, B))
+    assert w.engine.begin_block(EXPIRY + 3600) == []          # down until an hour after expiry
+    assert CALL in w.state.instruments
+    w.feed_all(3300 * U, EXPIRY + 3600)                       # back: the first point after expiry
+    w.engine.begin_block(EXPIRY + 3700)
+    w.feed_all(3900 * U, EXPIRY + 3700)                       # a later point must not count
+    w.engine.begin_block(EXPIRY + 3800)
+    if version == 3:
+        assert CALL in w.state.instruments and CALL not in w.state.settled
+        with pytest.raises(OptrollupError) as e:
+            settle(w.state, CALL, EXPIRY + 3800)
+        assert e.value.code == "settlement_price_unavailable"
+        return
+    assert w.state.settled[CALL] == 3300 * U and CALL not in w.state.instruments
+    pay = 2 * 300 * U
+    assert w.state.accounts[A.address].collateral == a0 - pay
+    assert w.state.accounts[B.address].collateral == b0 + pay
+    assert w.total() == total
+
+
+def test_rules_4_still_settle_at_the_window_twap_when_it_has_points() -> None:
+    w = near_expiry(((0, 4),))
+    w.engine.begin_block(EXPIRY - 900)
+    w.feed_all(3200 * U, EXPIRY - 900)
+    w.engine.begin_block(EXPIRY + 30)
+    w.feed_all(3900 * U, EXPIRY + 30)                         # after expiry: not part of the price
+    w.engine.begin_block(EXPIRY + 120)
+    assert w.state.settled[CALL] == w.state.settled[PUT] == (3000 + 3200) * U // 2  # 900 s each
