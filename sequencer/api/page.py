@@ -38,6 +38,7 @@ from sequencer.api.channels import channel_json
 from sequencer.api.liquidation import insurance_json
 from sequencer.core.channelstate import STATUS
 from sequencer.errors import InvalidRequest, NotFound
+from sequencer.l1 import Contract, L1Error, L1Unavailable
 
 PAGE_DIR = Path(__file__).with_name("page")
 # the page's npm packages: node_modules of the repository, or $OPTROLLUP_PAGE_VENDOR (a
@@ -103,7 +104,6 @@ def list_channels(node: Any, account: str | None, status: str | None, limit: int
     return {"channels": out[:max(1, min(limit, 1000))]}
 
 
-BALANCE_OF = bytes.fromhex("70a08231")  # ERC-20 balanceOf(address)
 L1_TIMEOUT_S = 3.0
 CACHE_S = 5.0
 
@@ -119,11 +119,11 @@ class Solvency:
         now = time.monotonic()
         if self.cached is not None and now - self.cached[0] < CACHE_S:
             return self.cached[1], self.cached[2]
-        data = BALANCE_OF + bytes(12) + parse_address(bridge)
+        erc20 = Contract.at(l1.client, "MockUSDC", token)  # the ERC-20 ABI the monitor reads it with
         try:
-            raw = await asyncio.wait_for(asyncio.to_thread(l1.client.call, token, data), L1_TIMEOUT_S)
-            got: tuple[int | None, str | None] = (int.from_bytes(raw[:32], "big"), None)
-        except Exception as exc:  # noqa: BLE001 - L1 down or slow: shown, not an API error
+            balance = await asyncio.wait_for(asyncio.to_thread(erc20.call, "balanceOf", bridge), L1_TIMEOUT_S)
+            got: tuple[int | None, str | None] = (int(balance), None)
+        except (L1Error, L1Unavailable, TimeoutError) as exc:  # L1 down, slow, reverting: shown, not an API error
             got = (None, f"reading the Bridge's balance failed: {type(exc).__name__}: {exc}"[:300])
         self.cached = (now, *got)
         return got

@@ -206,6 +206,8 @@ def test_channels_list(client) -> None:
 
 
 def test_solvency(client) -> None:
+    from sequencer.l1 import L1Unavailable
+
     k = client.kit
     k.fund(USERS[0], 5 * 10**6)
     k.fund(USERS[1], 7 * 10**6)
@@ -222,10 +224,10 @@ def test_solvency(client) -> None:
         def __init__(self, balance: int | None) -> None:
             self.balance = balance
 
-        def call(self, to: str, data: bytes) -> bytes:
+        def call(self, to: str, data: bytes, **_: object) -> bytes:
             calls.append((to.lower(), data.hex()))
             if self.balance is None:
-                raise ConnectionError("L1 is down")
+                raise L1Unavailable("L1 is down")
             return self.balance.to_bytes(32, "big")
 
     settings = SimpleNamespace(bridge=bridge, collateral_token=token)
