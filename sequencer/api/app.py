@@ -210,9 +210,7 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
 
     @app.get("/v1/instruments")
     async def instruments(request: Request) -> Any:
-        ps = node.cfg.genesis.config.underlyings
-        return {"instruments": [views.instrument_json(i, m, True, ps.get(i.underlying))
-                                for i, m in node.instruments()]}
+        return {"instruments": views.instruments_json(node)}
 
     @app.get("/v1/instruments/{name}")
     async def instrument(name: str, request: Request) -> Any:

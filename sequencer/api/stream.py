@@ -241,9 +241,7 @@ class StreamHub:
                 self._push_marks(h.number)
 
     def _marks_json(self) -> str:
-        node = self.node
-        ps = node.cfg.genesis.config.underlyings
-        return _dumps([views.instrument_json(i, m, True, ps.get(i.underlying)) for i, m in node.instruments()])
+        return _dumps(views.instruments_json(self.node))
 
     def _push_marks(self, block: int) -> None:
         """Every mark after block `block`, to `marks` subscribers, if any changed."""

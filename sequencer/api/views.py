@@ -72,6 +72,13 @@ def instrument_json(ins: Instrument, m: Mark | None = None, with_mark: bool = Fa
     return out
 
 
+def instruments_json(node: Any) -> list[dict[str, Any]]:
+    """Every listed instrument with its mark, greeks and margins per short (GET /v1/instruments,
+    the stream's `marks` channel)."""
+    ps = node.cfg.genesis.config.underlyings
+    return [instrument_json(i, m, True, ps.get(i.underlying)) for i, m in node.instruments()]
+
+
 def account_json(address: bytes, v: AccountView) -> dict[str, Any]:
     return {
         "account": to_checksum(address),
