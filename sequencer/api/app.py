@@ -5,7 +5,6 @@ that serves the signed write routes without the framework (sequencer.api.fastpat
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
@@ -33,6 +32,7 @@ from sequencer.api.page import add_page_routes
 from sequencer.core.channelmsg import channel_types
 from sequencer.api.ratelimit import RateLimiter
 from sequencer.api.stream import add_stream
+from sequencer.api.withdrawals import withdrawal_proof_status, withdrawal_status
 from sequencer.core.eip712 import (FIELDS, Cancel, CancelAll, Feed, Listing, SessionKey,
                                    SetMarginMode, Withdraw, eip712_types)
 from sequencer.core.engine import OrderResult
@@ -41,7 +41,7 @@ from sequencer.core.portfolio import MODES
 from sequencer.core.transition import FORCED_NONCE_BASE
 from sequencer.errors import InvalidRequest, NotFound, OptrollupError, PayloadTooLarge, RateLimited
 from sequencer.monitor import REQUEST, IpBlocked, NodeMonitor, RequestInfo
-from sequencer.node.l1follower import L1Follower, withdrawal_proof
+from sequencer.node.l1follower import L1Follower
 from sequencer.node.node import Node
 from sequencer.node.runner import NodeRunner
 
@@ -477,46 +477,6 @@ def write_answer(api: Api, msg: Any, result: Any) -> Any:
         return {"status": "accepted", "account": to_checksum(msg.account),
                 "marginMode": MODES[msg.mode], "marginNonce": str(msg.nonce + 1)}
     return {"status": "accepted"}
-
-
-async def withdrawal_status(api: Api, d: bytes) -> Any:
-    node = api.node
-    got = node.withdrawal(d)
-    if got is None:
-        if node.withdrawal_pending(d):
-            return {"withdrawalHash": views.h(d), "status": "pending", "block": None}
-        raise NotFound(f"no withdrawal {views.h(d)}", code="unknown_withdrawal")
-    return await withdrawal_proof_status(api, got, d)
-
-
-async def withdrawal_proof_status(api: Api, got: tuple[int, int, bytes, bytes, int, int],
-                                  d: bytes | None = None) -> Any:
-    """Status, proof and (once final) the finalizing L1 call of a sealed withdrawal leaf
-    (block, leaf index, account, recipient, amount, nonce); `d` its digest if it is signed."""
-    node, l1 = api.node, api.l1
-    number, leaf_index, account, recipient, amount, nonce = got
-    out: dict[str, Any] = {"withdrawalHash": None if d is None else views.h(d), "status": "pending",
-                           "block": number, "batch": None, "leaf": None, "proof": None,
-                           "finalize": None,
-                           "account": to_checksum(account), "recipient": to_checksum(recipient),
-                           "amount": views.money(amount), "nonce": str(nonce)}
-    batch = l1.view.batch_of(number) if l1 is not None else None
-    if batch is None:
-        return out
-    leaves = node.block_withdrawal_leaves(number)
-    proof = withdrawal_proof(batch, number - batch.first_block, leaves, leaf_index)
-    out.update(status="batched", batch=batch.index, leaf=views.h(leaves[leaf_index]),
-               proof={k: (views.h(v) if isinstance(v, bytes) else
-                          [views.h(x) for x in v] if isinstance(v, list) else v)
-                      for k, v in proof.items()})
-    if batch.index < l1.view.final_count:
-        paid = await asyncio.get_running_loop().run_in_executor(None, l1.is_paid, account, nonce)
-        w = {"account": to_checksum(account), "recipient": to_checksum(recipient),
-             "amount": amount, "nonce": nonce}
-        data = l1.bridge.encode("finalizeWithdrawal", w, proof)
-        out.update(status="paid" if paid else "final",
-                   finalize={"to": to_checksum(parse_address(l1.bridge.address)), "data": views.h(data)})
-    return out
 
 
 class _IpLimit:

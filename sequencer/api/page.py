@@ -36,7 +36,9 @@ from cext import parse_address, to_checksum
 from sequencer.api import views, wire
 from sequencer.api.channels import channel_json
 from sequencer.api.liquidation import insurance_json
+from sequencer.api.withdrawals import withdrawal_proof_status
 from sequencer.core.channelstate import STATUS
+from sequencer.core.eip712 import Withdraw
 from sequencer.errors import InvalidRequest, NotFound
 from sequencer.l1 import Contract, L1Error, L1Unavailable
 
@@ -185,9 +187,6 @@ def add_page_routes(app: FastAPI, api: Any) -> None:
     async def get_withdrawals(address: str, limit: int = 50) -> Any:
         """The account's sealed signed withdrawals (nonces 0, 1, ... up to the first not sealed),
         newest first, at most `limit`: status, proof and (once final) the finalize call."""
-        from sequencer.api.app import withdrawal_proof_status  # app imports this module
-        from sequencer.core.eip712 import Withdraw
-
         node = api.node
         a = wire.address(address, "address")
         found = []
