@@ -36,7 +36,7 @@ __all__ = ["AsyncClient", "Client", "DEFAULT_ORDER_TTL"]
 MARGIN_MODES = {"standard": 0, "portfolio": 1}  # SetMarginMode.mode
 DEFAULT_ORDER_TTL = 3600          # seconds an order lives unless `expiry` is given
 T = TypeVar("T")
-Op = Generator["_Req | _Sleep", Any, T]
+Op = Generator["_Req", Any, T]
 
 
 @dataclass
@@ -47,13 +47,6 @@ class _Req:
     params: dict[str, Any] | None = None
     auth: bool = False
     headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Sleep:
-    """Asks the client running an operation to wait `seconds` (real time) and send back None."""
-
-    seconds: float
 
 
 def _uint(value: Any, name: str) -> int:
@@ -337,21 +330,6 @@ class _Core(MmpOps, LiquidationOps, ComplianceOps):
         return (yield from self._op_get(f"/v1/withdrawals/{_hash32(withdrawal_hash, 'withdrawal_hash')}",
                                         Withdrawal.from_json))
 
-    def _op_wait_withdrawal(self, withdrawal_hash: str, until: Sequence[str], timeout: float, poll: float,
-                            on_status: Callable[[Withdrawal], None] | None) -> Op[Withdrawal]:
-        deadline, last = time.monotonic() + timeout, None
-        while True:
-            w = yield from self._op_withdrawal(withdrawal_hash)
-            if w.status != last and on_status is not None:
-                on_status(w)
-            last = w.status
-            if w.status in until:
-                return w
-            if time.monotonic() > deadline:
-                raise ClientError(f"withdrawal {withdrawal_hash} still {w.status} after {timeout:.0f} s",
-                                  code="timeout")
-            yield _Sleep(poll)
-
     def _op_l1_message(self, nonce: int) -> Op[L1Message]:
         return (yield from self._op_get(f"/v1/l1-messages/{_uint(nonce, 'nonce')}", L1Message.from_json))
 
@@ -390,10 +368,7 @@ class Client(_Core):
         if self._own_http:
             self.http.close()
 
-    def _send(self, req: _Req | _Sleep) -> Any:
-        if isinstance(req, _Sleep):
-            time.sleep(req.seconds)
-            return None
+    def _send(self, req: _Req) -> Any:
         try:
             r = self.http.request(req.method, req.path, json=req.json, params=req.params,
                                   headers=self._headers(req))
@@ -580,7 +555,18 @@ class Client(_Core):
         """Poll a withdrawal until its status is in `until` (pending -> batched -> final ->
         paid); `on_status` sees each new status. ClientError `timeout` after `timeout` s (real
         seconds: finality is an L1 matter, not this client's clock)."""
-        return self._run(self._op_wait_withdrawal(withdrawal_hash, until, timeout, poll, on_status))
+        deadline, last = time.monotonic() + timeout, None
+        while True:
+            w = self.withdrawal(withdrawal_hash)
+            if w.status != last and on_status is not None:
+                on_status(w)
+            last = w.status
+            if w.status in until:
+                return w
+            if time.monotonic() > deadline:
+                raise ClientError(f"withdrawal {withdrawal_hash} still {w.status} after {timeout:.0f} s",
+                                  code="timeout")
+            time.sleep(poll)
 
     def stream(self, *channels: str, cancel_on_disconnect: bool = False, heartbeats: bool = False,
                check_gaps: bool = True, open_timeout: float = 10.0) -> Stream:
@@ -617,10 +603,7 @@ class AsyncClient(_Core):
         if self._own_http:
             await self.http.aclose()
 
-    async def _send(self, req: _Req | _Sleep) -> Any:
-        if isinstance(req, _Sleep):
-            await asyncio.sleep(req.seconds)
-            return None
+    async def _send(self, req: _Req) -> Any:
         try:
             r = await self.http.request(req.method, req.path, json=req.json, params=req.params,
                                         headers=self._headers(req))
@@ -786,7 +769,18 @@ class AsyncClient(_Core):
                               timeout: float = 600.0, poll: float = 1.0,
                               on_status: Callable[[Withdrawal], None] | None = None) -> Withdrawal:
         """See `Client.wait_withdrawal`."""
-        return await self._run(self._op_wait_withdrawal(withdrawal_hash, until, timeout, poll, on_status))
+        deadline, last = time.monotonic() + timeout, None
+        while True:
+            w = await self.withdrawal(withdrawal_hash)
+            if w.status != last and on_status is not None:
+                on_status(w)
+            last = w.status
+            if w.status in until:
+                return w
+            if time.monotonic() > deadline:
+                raise ClientError(f"withdrawal {withdrawal_hash} still {w.status} after {timeout:.0f} s",
+                                  code="timeout")
+            await asyncio.sleep(poll)
 
     def stream(self, *channels: str, cancel_on_disconnect: bool = False, heartbeats: bool = False,
                check_gaps: bool = True, open_timeout: float = 10.0) -> AsyncStream:
