@@ -56,18 +56,30 @@ def _digest_of(domain: bytes, so: SignedOrder) -> bytes:
     return order_digests(domain, [so.order])[0]
 
 
-def encode_batch(blocks: Sequence[BlockData], domain: bytes) -> bytes:
-    """Compress contiguous blocks into batch bytes. `domain` is the EIP-712 domain separator
-    (orders are indexed by digest)."""
-    if not blocks:
-        raise ValueError("a batch needs at least one block")
-    for a, b in zip(blocks, blocks[1:]):
-        if b.number != a.number + 1:
-            raise ValueError(f"blocks not contiguous: {a.number} then {b.number}")
-    table: dict[bytes, int] = {}
-    count = 0  # orders appended to the table so far (the decoder counts the same way)
-    out_blocks = []
-    for blk in blocks:
+class BatchPacker:
+    """The blocks of a batch that starts at `blocks[0]`, packed (order-table indices in place
+    of repeated orders) one block at a time as far as asked. Every prefix of a batch packs its
+    blocks exactly as the whole does (a table index only points back), so the poster's tries at
+    several prefixes share this work. `blocks` may be lazy: block k is read when packed."""
+
+    def __init__(self, blocks: Sequence[BlockData], domain: bytes) -> None:
+        if not blocks:
+            raise ValueError("a batch needs at least one block")
+        self._blocks, self._domain = blocks, domain
+        self._table: dict[bytes, int] = {}
+        self._count = 0  # orders appended to the table so far (the decoder counts the same way)
+        self._packed: list[list[object]] = []
+        self.first = blocks[0].number
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def _pack_next(self) -> None:
+        blk = self._blocks[len(self._packed)]
+        if blk.number != self.first + len(self._packed):
+            raise ValueError(f"blocks not contiguous: {self.first + len(self._packed) - 1} "
+                             f"then {blk.number}")
+        table, domain = self._table, self._domain
         txs = []
         for raw in blk.txs:
             tx = decode_tx(raw)
@@ -79,13 +91,31 @@ def encode_batch(blocks: Sequence[BlockData], domain: bytes) -> bytes:
                         packed[side] = table[ref]
                 for _, ref in sides:
                     if isinstance(ref, SignedOrder):
-                        table[_digest_of(domain, ref)] = count
-                        count += 1
+                        table[_digest_of(domain, ref)] = self._count
+                        self._count += 1
             txs.append(packed)
-        out_blocks.append([blk.timestamp, blk.message_cursor, blk.state_root,
-                           blk.withdrawal_root, txs])
-    body = msgpack.packb([VERSION, blocks[0].number, out_blocks], use_bin_type=True)
-    return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(body)
+        self._packed.append([blk.timestamp, blk.message_cursor, blk.state_root,
+                             blk.withdrawal_root, txs])
+
+    def body(self, k: int) -> bytes:
+        """The uncompressed batch body (msgpack) of the first `k` blocks, 1 <= k <= len."""
+        if not 1 <= k <= len(self._blocks):
+            raise ValueError(f"a batch of {k} blocks out of {len(self._blocks)}")
+        while len(self._packed) < k:
+            self._pack_next()
+        return msgpack.packb([VERSION, self.first, self._packed[:k]], use_bin_type=True)
+
+
+def compress(body: bytes, level: int = ZSTD_LEVEL) -> bytes:
+    """Batch data from a batch body: zstd at `level` (batches are posted at ZSTD_LEVEL; a
+    lower level is only for estimating sizes)."""
+    return zstandard.ZstdCompressor(level=level).compress(body)
+
+
+def encode_batch(blocks: Sequence[BlockData], domain: bytes) -> bytes:
+    """Compress contiguous blocks into batch bytes. `domain` is the EIP-712 domain separator
+    (orders are indexed by digest)."""
+    return compress(BatchPacker(blocks, domain).body(len(blocks)))
 
 
 def decode_batch(data: bytes, domain: bytes) -> list[BlockData]:
