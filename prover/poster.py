@@ -22,9 +22,10 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 from filelock import FileLock, Timeout
 
@@ -43,6 +44,7 @@ from sequencer.l1 import (
     TxManager,
 )
 
+from prover.batch import BlockData
 from prover.plan import fit_batch, missing_range
 from prover.source import BlockSource
 
@@ -51,6 +53,27 @@ class PosterError(OptrollupError):
     """The poster cannot go on (misconfiguration, or the sequencer disagrees with L1)."""
 
     code = "poster_error"
+
+
+class _Fetched(Sequence[BlockData]):
+    """Blocks `rng` of `source`, each read when first indexed (a backlog of hundreds of
+    blocks is not all fetched for a batch of a few)."""
+
+    def __init__(self, source: BlockSource, rng: range) -> None:
+        self._source, self._rng = source, rng
+
+    def __len__(self) -> int:
+        return len(self._rng)
+
+    @overload
+    def __getitem__(self, i: int) -> BlockData: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[BlockData]: ...
+
+    def __getitem__(self, i: int | slice) -> BlockData | list[BlockData]:
+        if isinstance(i, slice):
+            return [self._source.block(n) for n in self._rng[i]]
+        return self._source.block(self._rng[i])
 
 
 @dataclass
@@ -115,7 +138,7 @@ class Poster:
         if not rng:
             return None
         self._check_link(nxt, tip_hash)
-        blocks = [self.source.block(n) for n in rng]
+        blocks = _Fetched(self.source, rng)  # read as far as the batch reaches
         count, data = fit_batch(blocks, self.domain, self.max_bytes)
         headers = [self.source.header(n) for n in rng[:count]]
         parent = tip_hash

@@ -1,8 +1,8 @@
 """Where the batch poster gets sealed blocks: the `BlockSource` protocol and its one
 implementation, the sequencer's public HTTP API (the poster never opens the node's database).
 
-    GET {URL}/v1/blocks/latest   -> {"header": <Header.to_json()>, "txs": ["0x<tx bytes>", ...]}
-    GET {URL}/v1/blocks/{n}      -> the same for block n (404 block_not_found past the head)
+    GET {URL}/v1/blocks/latest/header -> {"header": <Header.to_json()>} (the durable head)
+    GET {URL}/v1/blocks/{n}      -> {"header": ..., "txs": ["0x<tx bytes>", ...]} (404 past the head)
     GET {URL}/v1/info            -> {"chainId": ..., "l1": {"chainId", "rollup", ...}, ...}
 """
 
@@ -119,8 +119,18 @@ class HttpBlockSource:
     # -- BlockSource --------------------------------------------------------------------------
 
     def head(self) -> int:
-        blk = self.parse_block(self._get("/v1/blocks/latest"))
-        return blk.header.number
+        # the header alone: the poster asks once per batch, and the newest block can be
+        # maxBlockBytes of transactions (hex in JSON) for the node to render and us to parse
+        body = self._get("/v1/blocks/latest/header")
+        try:
+            header = Header.from_json(body["header"])
+            claimed = body["header"].get("hash")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SourceError(f"malformed header from the sequencer: {exc!r}") from None
+        if claimed is not None and claimed.lower() != "0x" + header.hash().hex():
+            raise SourceError(f"block {header.number}: header fields hash to 0x{header.hash().hex()}, "
+                              f"the sequencer says {claimed}")
+        return header.number
 
     def block(self, n: int) -> BlockData:
         return block_data(self._block(n))

@@ -246,6 +246,17 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
         # synced, so between the two a lookup of head.number would 404
         return block_json(node.durable_head())
 
+    @app.get("/v1/blocks/latest/header")
+    async def latest_header(request: Request) -> Any:
+        """The newest durable block's header alone (with its hash): what a poster or a follower
+        polls for the head, without the block's transactions (up to maxBlockBytes of them)."""
+        n = node.durable_head()
+        block = node.block(n)
+        if block is None:
+            raise NotFound(f"block {n} is not sealed (head is {node.head.number})",
+                           code="block_not_found")
+        return {"header": block.header.to_json()}
+
     @app.get("/v1/blocks/{number}")
     async def get_block(number: int, request: Request) -> Any:
         if not 0 <= number < 2**64:

@@ -2,7 +2,8 @@
 engine, and blocks sealed exactly as the node seals them (`seal_header`), kept in memory.
 
 `L2Chain` also serves as the poster's in-memory `BlockSource`, and `serve_blocks` exposes it
-over HTTP with the sequencer's JSON (`GET /v1/blocks/latest`, `/v1/blocks/{n}`, `/v1/info`).
+over HTTP with the sequencer's JSON (`GET /v1/blocks/latest`, `/v1/blocks/latest/header`,
+`/v1/blocks/{n}`, `/v1/info`).
 """
 
 from __future__ import annotations
@@ -186,6 +187,8 @@ def serve_blocks(source: L2Chain, l1_info: dict | None = None) -> Iterator[str]:
             if not path.startswith(prefix):
                 return self._send(404, {"error": {"code": "not_found", "message": path}})
             which = path[len(prefix):]
+            if which == "latest/header":
+                return self._send(200, {"header": source.blocks[source.head()].header.to_json()})
             n = source.head() if which == "latest" else int(which) if which.isdigit() else -1
             if not 0 <= n <= source.head():
                 return self._send(404, {"error": {"code": "block_not_found",

@@ -245,6 +245,7 @@ def test_withdrawal_block_and_proofs(env) -> None:
     assert got["status"] == "pending" and got["block"] >= 1   # sealed; no L1 in this test
     latest = client.get("/v1/blocks/latest").json()
     assert latest["header"]["number"] == got["block"] and len(latest["txs"]) >= 1
+    assert client.get("/v1/blocks/latest/header").json() == {"header": latest["header"]}
     p = client.get(f"/v1/proofs/accounts/{to_checksum(A.address)}").json()
     assert len(p["proof"]) == 32 and p["stateRoot"] == latest["header"]["stateRoot"]
     assert p["pendingChanges"] is False
