@@ -185,7 +185,10 @@ def first_run(files: DevnetFiles, client: L1Client, accounts: list,  # noqa: ANN
     dep.save(files.deployment)
     files.password.write_text(POSTER_PASSWORD)
     if hsm_keys is None:
-        files.poster_keystore.write_text(json.dumps(Account.encrypt(poster.key, POSTER_PASSWORD)))
+        # scrypt 2^14 as for the traders' keystores: the key is a public dev key, and the
+        # poster decrypts it on every cron run (2^18, eth-account's default: 0.5 s of CPU each)
+        files.poster_keystore.write_text(json.dumps(
+            Account.encrypt(poster.key, POSTER_PASSWORD, kdf="scrypt", iterations=2**14)))
     else:  # the HSM poster pays its own L1 gas: fund it through a real transfer
         client.transact(poster, poster_address, value=100 * 10**18, context="fund the HSM poster")
     files.keys.write_text(json.dumps({
