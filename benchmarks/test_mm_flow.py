@@ -171,6 +171,25 @@ def foreign_cpu(window: float = 3.0) -> float:
     return used / window
 
 
+def devnet_split(table: dict[int, tuple[int, float, float]], root: int, server: int) -> dict[str, float]:
+    """CPU seconds of the devnet's parts besides the server: anvil, the supervisor itself (oracle
+    feed, lister, poster cron thread), the poster runs it started (live, and exited: reaped by
+    the supervisor, so counted in its children's time)."""
+    out = {"anvil": 0.0, "supervisor": 0.0, "poster runs": 0.0}
+    if root not in table:
+        return out
+    out["supervisor"] = table[root][1]
+    out["poster runs"] = table[root][2]
+    skip = descendants(table, server)
+    for pid in descendants(table, root) - {root} - skip:
+        if pid not in table:
+            continue
+        cmd = " ".join(procs.cmdline(pid) or ())
+        key = "anvil" if "anvil" in cmd else "poster runs" if "post-batches" in cmd else "supervisor"
+        out[key] += table[pid][1] + table[pid][2]
+    return out
+
+
 class CpuMeter:
     """Cores used between construction and `cores()` by the server under test (its main thread,
     its other threads, its child processes: the node's snapshot worker), by the rest of the
@@ -189,12 +208,19 @@ class CpuMeter:
         in_devnet = self.pid in descendants(table, self.w.devnet.proc.pid)
         ingress = sum(table[p][1] + table[p][2] for p in descendants(table, self.pid)
                       if p != self.pid and p in table and "gateway" in " ".join(procs.cmdline(p) or ()))
+        split = devnet_split(table, self.w.devnet.proc.pid, self.pid)
+        with open("/proc/stat") as f:  # machine-wide: idle (+ iowait) vs everything
+            ticks = [int(x) for x in f.readline().split()[1:]]
+        tick = os.sysconf("SC_CLK_TCK")
         return {"server main thread": threads.get("main thread", 0.0),
                 "server other threads": threads.get("other threads", 0.0),
                 "server children": server_tree - table[self.pid][1] - ingress,
                 "ingress workers": ingress,
                 "devnet other": devnet - (server_tree if in_devnet else 0.0),
-                "load generator": tree_cpu(table, self.w.loadgen.pid)}
+                "load generator": tree_cpu(table, self.w.loadgen.pid),
+                **{f"devnet: {k}": v for k, v in split.items()},
+                "machine idle": (ticks[3] + ticks[4]) / tick,
+                "machine busy": (sum(ticks[:8]) - ticks[3] - ticks[4]) / tick}
 
     def cores(self) -> dict[str, float]:
         wall = time.perf_counter() - self.t0
