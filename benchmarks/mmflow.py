@@ -10,7 +10,8 @@ do; the work is spread over a process pool):
 - its *requote chain*: mass quotes (`POST /v1/quotes`), each re-quoting one group, i.e. 10
   pairs {cancel the slot's current order, place its new order}. The chain is fixed in advance:
   pair k of a slot cancels the order that pair k-1 (or the ladder) placed there, so one maker's
-  quotes must be applied in order (the load generator keeps one request per maker in flight).
+  quotes must be applied in order; a group comes back no sooner than `reorder_gap` quotes later,
+  so up to that many of a maker's quotes may be in flight at once (its other groups).
 - *takers*: IOC orders crossing the touch (a buy priced just above the best level of the asks,
   a sell just below the best bids), 0.01-0.05 contracts, so they fill a small part of one maker
   order and never exhaust it (maker orders are 50-150 contracts).
@@ -112,6 +113,13 @@ class MakerSpec:
     batch: int = 500
 
 
+def reorder_gap(groups: int) -> int:
+    """How many consecutive quotes of a chain over `groups` groups touch distinct groups, so
+    may be sent without waiting for each other: a quarter of the groups, at most 64 (0: one
+    group, every quote must follow the one before)."""
+    return min(64, groups // 4)
+
+
 def make_maker(spec: MakerSpec) -> tuple[list[bytes], list[bytes]]:
     """(ladder bodies for POST /v1/orders/batch, requote-chain bodies for POST /v1/quotes)."""
     key = Key(spec.seed)
@@ -138,10 +146,15 @@ def make_maker(spec: MakerSpec) -> tuple[list[bytes], list[bytes]]:
 
     ladder = [new_order(s) for s in range(len(slots))]
     order_of_groups: list[int] = []
+    gap = reorder_gap(len(groups))
     while len(order_of_groups) < spec.n_quotes:
         cycle = list(range(len(groups)))
         rng.shuffle(cycle)
-        order_of_groups += cycle
+        # a group comes back no sooner than `gap` quotes later, even across cycles: quotes
+        # that many apart may be in flight at once (the client's `maker_inflight`)
+        recent = set(order_of_groups[-gap:]) if gap else set()
+        head = [g for g in cycle if g not in recent][:gap]
+        order_of_groups += head + [g for g in cycle if g not in set(head)]
     chain_slots = [s for g in order_of_groups[:spec.n_quotes] for s in groups[g]]
     chain = [new_order(s) for s in chain_slots]
     ds = order_digests(spec.domain, ladder + chain)
@@ -248,6 +261,7 @@ class Flow:
     open_orders: int                # per maker
     pairs_per_quote: int = 2 * LEVELS
     meta: dict[str, Any] = field(default_factory=dict)
+    reorder_gap: int = 0            # quotes of a chain that may be in flight at once (see reorder_gap)
 
 
 def build_flow(name: str, quotes: list[Quote], *, makers: int, instruments_per_maker: int,
@@ -274,7 +288,8 @@ def build_flow(name: str, quotes: list[Quote], *, makers: int, instruments_per_m
                 taker_bodies, instruments_per_maker * layers * per_group, per_group,
                 {"presign_s": round(time.perf_counter() - t, 1),
                  "signatures": sum(instruments_per_maker * layers * per_group + 2 * n_quotes * per_group
-                                   for _ in range(makers)) + takers})
+                                   for _ in range(makers)) + takers},
+                reorder_gap(instruments_per_maker * layers))
 
 
 def build_pairs(quotes: list[Quote], seeds: list[int], n: int, nonce0: int, domain: bytes,

@@ -236,8 +236,12 @@ class _Worker:
     # -- the flow ------------------------------------------------------------------------------
 
     async def flow(self, url: str, target: str, flow: str, seconds: float, taker_conns: int = 16,
-                   taker_share: float = 0.2, maker_rate: float | None = None) -> dict[str, Any]:
+                   taker_share: float = 0.2, maker_rate: float | None = None,
+                   maker_inflight: int = 1) -> dict[str, Any]:
         fl = self.flows[flow]
+        # a maker's quotes in flight at once, each on its own connection: never more than its
+        # chain allows (quotes that close apart touch distinct groups of its ladder)
+        lanes = max(1, min(maker_inflight, fl.reorder_gap // 2))
         pos = self.positions(target, flow)
         n_makers = len(fl.quotes)
         tokens: asyncio.Queue = asyncio.Queue()
@@ -255,46 +259,51 @@ class _Worker:
 
         async def maker(i: int) -> None:
             bodies = fl.quotes[i]
-            credit = 0.0
-            k = pos["quotes"][i]
-            nxt = t0 + (i / n_makers) / maker_rate if maker_rate else t0
-            async with self.session(maker_ip(i)) as s:
-                while True:
-                    now = time.perf_counter()
-                    if now >= stop_at:
-                        break
-                    if k >= len(bodies):
-                        st["chains_exhausted"] += 1
-                        break
-                    if maker_rate:
-                        if nxt > now:
-                            await asyncio.sleep(nxt - now)
-                            if time.perf_counter() >= stop_at:
-                                break
-                        nxt += 1 / maker_rate
-                    while tokens.qsize() > taker_conns:  # takers behind: keep the 20 % mix
-                        st["maker_waits"] += 1
-                        await asyncio.sleep(0.002)
-                    body = bodies[k]
-                    k += 1
-                    st["quotes_sent"] += 1
-                    credit += fl.pairs_per_quote * per_pair
-                    while credit >= 1:
-                        credit -= 1
-                        st["taker_tokens"] += 1
-                        tokens.put_nowait(1)
-                    t = time.perf_counter()
-                    status, raw = await s.post("/v1/quotes", body)
-                    done = time.perf_counter()
-                    last_done[0] = max(last_done[0], done)
-                    lat_q.append(done - t)
-                    statuses[status] = statuses.get(status, 0) + 1
-                    ok = raw.count(b'"orderHash"') if status == 200 else 0
-                    st["pairs_acked"] += ok
-                    if ok != fl.pairs_per_quote:
-                        st["pairs_failed"] += fl.pairs_per_quote - ok
-                        _tally(codes, raw)
-            pos["quotes"][i] = k
+            m = {"k": pos["quotes"][i], "credit": 0.0,
+                 "nxt": t0 + (i / n_makers) / maker_rate if maker_rate else t0}
+
+            async def lane() -> None:
+                async with self.session(maker_ip(i)) as s:
+                    while True:
+                        now = time.perf_counter()
+                        if now >= stop_at:
+                            break
+                        if m["k"] >= len(bodies):
+                            st["chains_exhausted"] += 1
+                            break
+                        if maker_rate:
+                            if m["nxt"] > now:
+                                await asyncio.sleep(m["nxt"] - now)
+                                if time.perf_counter() >= stop_at:
+                                    break
+                            m["nxt"] += 1 / maker_rate
+                        while tokens.qsize() > taker_conns:  # takers behind: keep the 20 % mix
+                            st["maker_waits"] += 1
+                            await asyncio.sleep(0.002)
+                        if m["k"] >= len(bodies):
+                            continue
+                        body = bodies[m["k"]]
+                        m["k"] += 1
+                        st["quotes_sent"] += 1
+                        m["credit"] += fl.pairs_per_quote * per_pair
+                        while m["credit"] >= 1:
+                            m["credit"] -= 1
+                            st["taker_tokens"] += 1
+                            tokens.put_nowait(1)
+                        t = time.perf_counter()
+                        status, raw = await s.post("/v1/quotes", body)
+                        done = time.perf_counter()
+                        last_done[0] = max(last_done[0], done)
+                        lat_q.append(done - t)
+                        statuses[status] = statuses.get(status, 0) + 1
+                        ok = raw.count(b'"orderHash"') if status == 200 else 0
+                        st["pairs_acked"] += ok
+                        if ok != fl.pairs_per_quote:
+                            st["pairs_failed"] += fl.pairs_per_quote - ok
+                            _tally(codes, raw)
+
+            await asyncio.gather(*(lane() for _ in range(lanes)))
+            pos["quotes"][i] = m["k"]
 
         async def taker(c: int) -> None:
             async with self.session(taker_ip(c % 64)) as s:
@@ -338,7 +347,8 @@ class _Worker:
                 "pairs_per_s": round(st["pairs_acked"] / wall),
                 "taker_share": round(st["takers_acked"] / orders, 3) if orders else None,
                 "quote_latency": lat_summary(lat_q), "taker_latency": lat_summary(lat_t),
-                "client_cpu_s": round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 2)}
+                "client_cpu_s": round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 2),
+                "maker_inflight": lanes}
 
     # -- open loop single orders ---------------------------------------------------------------
 

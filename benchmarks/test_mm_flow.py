@@ -79,6 +79,9 @@ LAT_DEFAULT_RATE = env_int("OPTROLLUP_MM_LAT_DEFAULT_RATE", 400)
 PROFILE = os.environ.get("OPTROLLUP_MM_PROFILE", "1") == "1"
 PROFILE_SECONDS = env_int("OPTROLLUP_MM_PROFILE_SECONDS", 8)
 TAKER_CONNS = env_int("OPTROLLUP_MM_TAKER_CONNS", 64)
+# mass quotes of one maker in flight at once (each on its own connection, as a maker pipelines
+# its quotes of different instruments); capped by what its requote chain allows
+MAKER_INFLIGHT = env_int("OPTROLLUP_MM_MAKER_INFLIGHT", 1)
 CLIENT = os.environ.get("OPTROLLUP_MM_CLIENT", "raw")
 MAX_RATE = env_int("OPTROLLUP_MM_MAX_RATE", 20_000)  # orders/s the pre-signed chains can sustain
 PACED = os.environ.get("OPTROLLUP_MM_PACED") == "1"
@@ -384,13 +387,59 @@ def maker_rate(flow: mmflow.Flow) -> float | None:
     return 0.1 * flow.open_orders / flow.pairs_per_quote
 
 
+STAGES = {"quotes in the node": 'optrollup_http_request_seconds_{}{{route="/v1/quotes"}}',
+          "single orders in the node": 'optrollup_http_request_seconds_{}{{route="/v1/orders"}}',
+          "log fsync": "optrollup_log_fsync_seconds_{}", "fsync records": "optrollup_log_fsync_records_{}"}
+
+
+def node_stages(w: World) -> dict[str, tuple[float, float]]:
+    """(sum, count) of the node's own latency histograms (GET /metrics): the time a request
+    spends inside the node's handler (from its parsed headers to its answer) and the log's
+    synced writes, to set against what the client measures end to end."""
+    text = w.http.get("/metrics").text
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, v = line.rpartition(" ")
+            values[name] = float(v)
+    out = {k: (values.get(m.format("sum"), 0.0), values.get(m.format("count"), 0.0))
+           for k, m in STAGES.items()}
+    out.update({k: (0.0, v) for k, v in values.items()
+                if k.startswith(("optrollup_log_fsync_seconds_bucket",
+                                 'optrollup_http_request_seconds_bucket{le=',
+                                 'optrollup_http_request_seconds_bucket{route="/v1/orders"'))})
+    return out
+
+
+def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]
+                ) -> dict[str, Any]:
+    """Mean ms per stage between two `node_stages` readings, the synced writes' latency
+    histogram (upper bound in s: writes) and the records per synced write."""
+    out: dict[str, Any] = {k: round(1e3 * (after[k][0] - before[k][0]) / n, 3)
+                           for k in STAGES if (n := after[k][1] - before[k][1]) > 0}
+    out["fsync buckets (s: count)"] = {
+        k.split('le="')[1].rstrip('"}'): int(after[k][1] - before[k][1])
+        for k in after if k.startswith("optrollup_log_fsync_seconds_bucket")}
+    out["single orders in the node, buckets (s: count)"] = {
+        k.split('le="')[1].split('"')[0]: int(after[k][1] - before[k][1])
+        for k in after if k.startswith("optrollup_http_request_seconds_bucket") and '"/v1/orders"' in k}
+    n_sync = after["log fsync"][1] - before["log fsync"][1]
+    if n_sync > 0:
+        out["records per fsync"] = round((after["fsync records"][0] - before["fsync records"][0]) / n_sync, 1)
+    return out
+
+
 def run_flow(w: World, url: str, target: str, flow: str, seconds: float, server_pid: int) -> dict[str, Any]:
     """One closed-loop run of `flow` against `target` (node | bare) for `seconds`, with the cores
     used meanwhile (CpuMeter) and the CPU pressure (PSI avg10: % of time a task waited for a CPU)."""
     meter = CpuMeter(w, server_pid)
+    before = node_stages(w) if target == "node" else {}
     out = w.loadgen("flow", url=url, target=target, flow=flow, seconds=seconds,
-                    taker_conns=TAKER_CONNS, maker_rate=maker_rate(w.flows[flow]))
+                    taker_conns=TAKER_CONNS, maker_rate=maker_rate(w.flows[flow]),
+                    maker_inflight=MAKER_INFLIGHT)
     out["cores"] = meter.cores()
+    if before:
+        out["node_side_ms"] = stage_means(before, node_stages(w))
     if target == "node" and out.get("orders_per_s"):  # the core's loop time per order: its ceiling
         out["core_main_thread_us_per_order"] = round(
             out["cores"]["server main thread"] * 1e6 / out["orders_per_s"], 1)
@@ -472,7 +521,8 @@ def test_flow_deep_ladders(benchmark, world: World) -> None:
     setup = w.loadgen("setup", url=url, flow="deep")
     setup["orders_per_s"] = round(setup["acked"] / setup["seconds"])
     assert setup["acked"] == MAKERS * w.flows["deep"].open_orders, setup
-    w.loadgen("flow", url=url, target="node", flow="deep", seconds=WARMUP, taker_conns=TAKER_CONNS)
+    w.loadgen("flow", url=url, target="node", flow="deep", seconds=WARMUP, taker_conns=TAKER_CONNS,
+              maker_inflight=MAKER_INFLIGHT)
     load = machine_load("deep ladders")
     out = benchmark.pedantic(run_flow, args=(w, url, "node", "deep", SECONDS, w.node_pid),
                              rounds=1, iterations=1)
@@ -613,9 +663,11 @@ def measure_single(benchmark, w: World, label: str, rate: int, ips: list[str]) -
     single(w, w.order_url, "node", rate, ips, LAT_WARMUP)
     load = machine_load(label)
     meter = CpuMeter(w, w.node_pid)
+    before = node_stages(w)
     out = benchmark.pedantic(single, args=(w, w.order_url, "node", rate, ips, LAT_SECONDS),
                              rounds=1, iterations=1)
     out["cores"] = meter.cores()
+    out["node_side_ms"] = stage_means(before, node_stages(w))
     out["ingress_workers"] = INGRESS
     return load, out
 
