@@ -31,7 +31,11 @@ at the end, how far the devnet's poster got (L2 head, L1 tip, failed poster runs
 
 Sizes: OPTROLLUP_MM_MAKERS (40), OPTROLLUP_MM_LAYERS (8 orders per level), OPTROLLUP_MM_SECONDS
 (10; full 30), OPTROLLUP_MM_LAT_SECONDS (10; full 30), OPTROLLUP_MM_PROFILE_SECONDS (8),
-OPTROLLUP_MM_TAKER_CONNS (64), OPTROLLUP_MM_CLIENT (raw | aiohttp). OPTROLLUP_MM_RESULTS=path writes every figure as JSON.
+OPTROLLUP_MM_TAKER_CONNS (64), OPTROLLUP_MM_MAKER_INFLIGHT (1: a maker's mass quotes in flight at
+once, each on its own connection), OPTROLLUP_MM_CLIENT (raw | aiohttp). OPTROLLUP_MM_RESULTS=path
+writes every figure as JSON. Each flow and latency figure also reports `node_side_ms`: the node's
+own histograms read from GET /metrics before and after (time inside the node per route, synced
+log writes).
 Before each measured run the CPU used by processes outside this test is sampled; above half a
 core it waits (30 s polls, up to OPTROLLUP_MM_MAX_WAIT = 600 s) and the load it measured under
 is reported with the figure.
