@@ -23,24 +23,10 @@ from prover.poster import Poster
 from prover.verifier import verify
 from sequencer.l1 import Anvil, TxConfig, TxManager
 from tests.contracts.l1_testkit import L2_CHAIN_ID, USDC, deploy_system
-from tests.prover.l2chain import L2Chain, make_genesis, market_flow
+from tests.prover.l2chain import L2Chain, Upto, make_genesis, market_flow
 
 SIZES = (10, 100, 1000)
 PER_BLOCK = 50
-
-
-class Upto:
-    def __init__(self, chain: L2Chain, head: int) -> None:
-        self.chain, self.limit = chain, head
-
-    def head(self) -> int:
-        return self.limit
-
-    def block(self, n: int):
-        return self.chain.block(n)
-
-    def header(self, n: int):
-        return self.chain.header(n)
 
 
 def figures() -> list[dict]:
@@ -57,7 +43,8 @@ def figures() -> list[dict]:
         def on_deposit(addr: bytes, amount: int, nonce: int) -> None:
             system.bridge.transact("deposit", amount, "0x" + addr.hex(), sender=dep)
 
-        chain = L2Chain(L2_CHAIN_ID, bytes.fromhex(system.deployment.rollup[2:]), on_deposit)
+        chain = L2Chain(L2_CHAIN_ID, bytes.fromhex(system.deployment.rollup[2:]), on_deposit,
+                        depositor=bytes.fromhex(dep.address[2:]))  # who sends the Bridge deposits
         sender = TxManager(client, system.poster, TxConfig(poll=0.02, label="poster"))
 
         def post_upto(head: int):

@@ -163,6 +163,29 @@ def market_flow(chain: L2Chain, trades: int, per_block: int, *, funds: int = 1_0
 # -- the sequencer's block API over HTTP ------------------------------------------------------
 
 
+class Upto:
+    """`chain` as a sequencer whose head is `head` (an in-memory BlockSource; the poster's tests
+    and benchmarks/test_l1.py post from it)."""
+
+    def __init__(self, chain: L2Chain, head: int) -> None:
+        self.chain, self.limit = chain, head
+
+    def head(self) -> int:
+        return min(self.limit, self.chain.head())
+
+    def block(self, n: int) -> BlockData:
+        assert n <= self.head()
+        return self.chain.block(n)
+
+    def header(self, n: int) -> Header:
+        assert n <= self.head()
+        return self.chain.header(n)
+
+    def marks_root(self, n: int) -> bytes:
+        assert n <= self.head()
+        return self.chain.marks_root(n)
+
+
 @contextmanager
 def serve_blocks(source: L2Chain, l1_info: dict | None = None) -> Iterator[str]:
     """A tiny HTTP server speaking the sequencer's block JSON; yields its base URL."""

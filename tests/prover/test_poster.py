@@ -12,39 +12,15 @@ import pytest
 from eth_account import Account
 from filelock import FileLock
 
-from prover.batch import BlockData
 from prover.poster import PosterError, Poster, lock_path, run
 from prover.source import HttpBlockSource
 from prover.verifier import verify
 from sequencer.cli import main as optrollup
-from sequencer.core.header import Header
 from sequencer.errors import NotFound
 from sequencer.keys import load_key
 from sequencer.l1 import InsufficientFunds, ReceiptTimeout, TxConfig, TxManager
 from tests.prover.conftest import World
-from tests.prover.l2chain import L2Chain, serve_blocks
-
-
-class Upto:
-    """The chain as a sequencer whose head is `head` (an in-memory BlockSource)."""
-
-    def __init__(self, chain: L2Chain, head: int) -> None:
-        self.chain, self.limit = chain, head
-
-    def head(self) -> int:
-        return min(self.limit, self.chain.head())
-
-    def block(self, n: int) -> BlockData:
-        assert n <= self.head()
-        return self.chain.block(n)
-
-    def header(self, n: int) -> Header:
-        assert n <= self.head()
-        return self.chain.header(n)
-
-    def marks_root(self, n: int) -> bytes:
-        assert n <= self.head()
-        return self.chain.marks_root(n)
+from tests.prover.l2chain import L2Chain, Upto, serve_blocks
 
 
 def sender(world: World, **kw) -> TxManager:
