@@ -39,7 +39,7 @@ def test_a_failed_log_write_stops_the_node_until_restart(tmp_path: Path) -> None
         m = order_msg(A, nonce=1)
         ok = client.post("/v1/orders", json={"order": m, "signature": sign(info, "Order", m, A)})
         assert ok.status_code == 200 and ok.json()["status"] == "open"
-        k.node.log.commit = _failing_write  # the disk fills up
+        k.node.log.write = _failing_write  # the disk fills up
         m2 = order_msg(A, nonce=2, price=str(101 * U))
         r = client.post("/v1/orders", json={"order": m2, "signature": sign(info, "Order", m2, A)})
         assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable", r.text
@@ -68,7 +68,7 @@ def test_a_failed_log_write_stops_the_node_until_restart(tmp_path: Path) -> None
 def test_a_failed_node_refuses_every_write_path(tmp_path: Path) -> None:
     k = Kit(tmp_path)
     k.fund(A, 50_000 * U)
-    k.node.log.commit = _failing_write
+    k.node.log.write = _failing_write
     with pytest.raises(StoreError):
         k.fund(USERS[1], U)  # the write fails: its future carries the error
     assert k.node.failed is not None

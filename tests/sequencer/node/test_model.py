@@ -154,7 +154,7 @@ def kill(node: Node) -> None:
     node.snapshotter.close()
     c = node.committer
     with c._cond:  # noqa: SLF001
-        c._batches.clear()  # noqa: SLF001
+        c._pending.clear()  # noqa: SLF001
         c._closed = True  # noqa: SLF001
         c._cond.notify()  # noqa: SLF001
     c._thread.join()  # noqa: SLF001
@@ -623,15 +623,15 @@ class NodeModel(RuleBasedStateMachine):
         before = picture(self.node)
         node = self.node
         died, gate = [False], threading.Event()
-        real_commit = node.log.commit
+        real_write = node.log.write
 
-        def commit(*args: Any, **kw: Any) -> None:  # injected fault: the writer dies at record k
+        def write(*args: Any, **kw: Any) -> None:  # injected fault: the writer dies at record k
             if died[0]:
                 gate.wait(10)
                 raise StoreError("injected: the process died")
-            real_commit(*args, **kw)
+            real_write(*args, **kw)
 
-        node.log.commit = commit  # type: ignore[method-assign]
+        node.log.write = write  # type: ignore[method-assign]
         survivors = []
         for i in range(n):
             o = self.order(who, is_buy=bool(i % 2), price=price, amount=10_000)

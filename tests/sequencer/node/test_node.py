@@ -178,20 +178,20 @@ def test_a_sealed_withdrawal_is_never_unfindable(tmp_path: Path) -> None:
     assert not isinstance(k.run([(w, k.sign(A, w))])[0], OptrollupError)
     d = k.node.core.engine.ctx.digest(k.node.domain, w)
     release = __import__("threading").Event()
-    real_commit = k.node.log.commit
+    real_write = k.node.log.write
 
-    def slow_commit(*args, **kw):  # injected fault: hold the seal's write until we have looked
+    def slow_write(*args, **kw):  # injected fault: hold the seal's write until we have looked
         release.wait(10)
-        return real_commit(*args, **kw)
+        return real_write(*args, **kw)
 
-    k.node.log.commit = slow_commit
+    k.node.log.write = slow_write
     k.clock.t += 2
     fut = k.node.seal()
     assert k.node.withdrawal(d) is None and d in k.node.core.pending_withdrawals  # still findable
     release.set()
     fut.result(timeout=10)
     assert k.node.withdrawal(d)[0] == k.node.core.head.number
-    k.node.log.commit = real_commit
+    k.node.log.write = real_write
     k.clock.t += 2
     k.node.seal().result(timeout=10)
     assert d not in k.node.core.pending_withdrawals   # dropped once durable
