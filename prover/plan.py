@@ -77,22 +77,18 @@ def fit_batch(blocks: Sequence[BlockData], domain: bytes, max_bytes: int,
     if not blocks:
         raise ValueError("no blocks to fit")
     n = len(blocks)
+    packer = BatchPacker(blocks, domain) if encode is None else None
     done: dict[int, bytes] = {}
-    if encode is not None:
-        def data(k: int) -> bytes:
-            if k not in done:
-                done[k] = encode(blocks[:k], domain)
-            return done[k]
+    fast: dict[int, int] = {}
+
+    def data(k: int) -> bytes:
+        if k not in done:
+            done[k] = encode(blocks[:k], domain) if packer is None else compress(packer.body(k))
+        return done[k]
+
+    if packer is None:
         count = longest_fitting(n, lambda k: len(data(k)) <= max_bytes, guess=n)
     else:
-        packer = BatchPacker(blocks, domain)
-        fast: dict[int, int] = {}
-
-        def data(k: int) -> bytes:
-            if k not in done:
-                done[k] = compress(packer.body(k))
-            return done[k]
-
         def fast_size(k: int) -> int:
             if k not in fast:
                 fast[k] = len(compress(packer.body(k), FAST_LEVEL))

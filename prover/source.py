@@ -23,7 +23,9 @@ class BlockSource(Protocol):
     """Sealed L2 blocks, by number (block 0 is genesis)."""
 
     def head(self) -> int:
-        """Number of the newest sealed block."""
+        # the header alone: the poster asks once per batch, and the newest block can be
+        # maxBlockBytes of transactions (hex in JSON) for the node to render and us to parse
+        return self.parse_header(self._get("/v1/blocks/latest/header")).number
 
     def block(self, n: int) -> BlockData:
         """What a batch carries for block `n`."""
@@ -90,19 +92,28 @@ class HttpBlockSource:
         raise Unavailable(f"sequencer {self.url} unreachable ({path}): {last}", code="sequencer_unavailable")
 
     @staticmethod
-    def parse_block(body: Any, expect: int | None = None) -> Block:
-        """A `{"header", "txs"}` answer as a checked Block."""
+    def parse_header(body: Any) -> Header:
+        """The `header` of an answer, checked against the `hash` it carries (if any)."""
         try:
             header = Header.from_json(body["header"])
-            txs = tuple(bytes.fromhex(t.removeprefix("0x")) for t in body["txs"])
             claimed = body["header"].get("hash")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SourceError(f"malformed block header from the sequencer: {exc!r}") from None
+        if claimed is not None and claimed.lower() != "0x" + header.hash().hex():
+            raise SourceError(f"block {header.number}: header fields hash to 0x{header.hash().hex()}, "
+                              f"the sequencer says {claimed}")
+        return header
+
+    @staticmethod
+    def parse_block(body: Any, expect: int | None = None) -> Block:
+        """A `{"header", "txs"}` answer as a checked Block."""
+        header = HttpBlockSource.parse_header(body)
+        try:
+            txs = tuple(bytes.fromhex(t.removeprefix("0x")) for t in body["txs"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SourceError(f"malformed block from the sequencer: {exc!r}") from None
         if expect is not None and header.number != expect:
             raise SourceError(f"asked the sequencer for block {expect}, got block {header.number}")
-        if claimed is not None and claimed.lower() != "0x" + header.hash().hex():
-            raise SourceError(f"block {header.number}: header fields hash to 0x{header.hash().hex()}, "
-                              f"the sequencer says {claimed}")
         if header.number > 0 and tx_root(list(txs)) != header.tx_root:
             raise SourceError(f"block {header.number}: txRoot does not commit to its transactions")
         return Block(header, txs)

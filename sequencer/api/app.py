@@ -231,11 +231,15 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
                             "makerOrder": views.h(t["makerOrder"]), "takerOrder": views.h(t["takerOrder"])}
                            for t in rows]}
 
-    def block_json(n: int) -> Any:
+    def sealed_block(n: int) -> Any:
         block = node.block(n)
         if block is None:
             raise NotFound(f"block {n} is not sealed (head is {node.head.number})",
                            code="block_not_found")
+        return block
+
+    def block_json(n: int) -> Any:
+        block = sealed_block(n)
         mroot = node.block_marks_root(n)
         return {"header": block.header.to_json(), "txs": [views.h(t) for t in block.txs],
                 "marksRoot": None if mroot is None else views.h(mroot)}
@@ -250,12 +254,7 @@ def create_app(node: Node, *, tick_seconds: float = 0.2,
     async def latest_header(request: Request) -> Any:
         """The newest durable block's header alone (with its hash): what a poster or a follower
         polls for the head, without the block's transactions (up to maxBlockBytes of them)."""
-        n = node.durable_head()
-        block = node.block(n)
-        if block is None:
-            raise NotFound(f"block {n} is not sealed (head is {node.head.number})",
-                           code="block_not_found")
-        return {"header": block.header.to_json()}
+        return {"header": sealed_block(node.durable_head()).header.to_json()}
 
     @app.get("/v1/blocks/{number}")
     async def get_block(number: int, request: Request) -> Any:
