@@ -154,7 +154,8 @@ def make_maker(spec: MakerSpec) -> tuple[list[bytes], list[bytes]]:
         # that many apart may be in flight at once (the client's `maker_inflight`)
         recent = set(order_of_groups[-gap:]) if gap else set()
         head = [g for g in cycle if g not in recent][:gap]
-        order_of_groups += head + [g for g in cycle if g not in set(head)]
+        first = set(head)
+        order_of_groups += head + [g for g in cycle if g not in first]
     chain_slots = [s for g in order_of_groups[:spec.n_quotes] for s in groups[g]]
     chain = [new_order(s) for s in chain_slots]
     ds = order_digests(spec.domain, ladder + chain)

@@ -152,6 +152,13 @@ def start_demo_market(client: L1Client, dep: Deployment, funder, api: str) -> De
     return market
 
 
+def dev_keystore(key: bytes) -> str:
+    """A devnet keystore (JSON) of a public dev key under the devnet password, scrypt N=2^14:
+    the poster decrypts its keystore on every cron run, and eth-account's default 2^18 costs
+    0.5 s of CPU each time for a key that protects nothing."""
+    return json.dumps(Account.encrypt(key, POSTER_PASSWORD, kdf="scrypt", iterations=2**14))
+
+
 def trader_keystores(files: DevnetFiles, traders: list[str]) -> list[Path]:
     """Encrypted keystores of the dev traders under DIR/keys/ (written once, devnet password), so
     the CLI is used the way it is in production: no raw key on a command line."""
@@ -161,8 +168,7 @@ def trader_keystores(files: DevnetFiles, traders: list[str]) -> list[Path]:
         acct = Account.from_key(k)
         path = files.root / "keys" / f"{acct.address}.json"
         if not path.exists():
-            blob = Account.encrypt(acct.key, POSTER_PASSWORD, kdf="scrypt", iterations=2**14)
-            path.write_text(json.dumps(blob))
+            path.write_text(dev_keystore(acct.key))
         out.append(path)
     return out
 
@@ -185,10 +191,7 @@ def first_run(files: DevnetFiles, client: L1Client, accounts: list,  # noqa: ANN
     dep.save(files.deployment)
     files.password.write_text(POSTER_PASSWORD)
     if hsm_keys is None:
-        # scrypt 2^14 as for the traders' keystores: the key is a public dev key, and the
-        # poster decrypts it on every cron run (2^18, eth-account's default: 0.5 s of CPU each)
-        files.poster_keystore.write_text(json.dumps(
-            Account.encrypt(poster.key, POSTER_PASSWORD, kdf="scrypt", iterations=2**14)))
+        files.poster_keystore.write_text(dev_keystore(poster.key))
     else:  # the HSM poster pays its own L1 gas: fund it through a real transfer
         client.transact(poster, poster_address, value=100 * 10**18, context="fund the HSM poster")
     files.keys.write_text(json.dumps({
