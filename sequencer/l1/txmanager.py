@@ -15,7 +15,8 @@ confirmations they asked for, or an error from `sequencer.l1.errors`:
 - fees: EIP-1559, `sequencer.l1.fees`; with `check_balance` the sender's balance must cover
   `gas x maxFeePerGas` first (InsufficientFunds, naming `label`);
 - publishing: "already known" is ours; "underpriced" (another transaction holds the nonce) bumps
-  the fees and retries; "nonce too low" with none of our attempts mined is NonceTaken;
+  the fees and retries; "nonce too low" with none of our attempts mined (a receipt within
+  `receipt_grace`: nodes count a mined nonce before they serve its receipt) is NonceTaken;
 - confirmations: waits until a receipt of any attempt is `confirmations` deep on the canonical
   chain; not mined within `resubmit_after` seconds -> re-signed with bumped fees; a receipt that
   disappears or moves (an L1 reorg) -> the attempts are broadcast again and the wait resumes;
@@ -58,6 +59,7 @@ class TxConfig:
     max_fee_cap: int | None = None  # never offer more than this maxFeePerGas (wei)
     check_balance: bool = True      # refuse early when the balance cannot pay gas x maxFee
     max_underpriced: int = 20       # fee bumps while "underpriced" before giving up
+    receipt_grace: float = 5.0      # a used nonce is ours if an attempt's receipt shows up within this
     label: str = "sender"           # how errors name the key, e.g. "poster"
 
     def __post_init__(self) -> None:
@@ -222,10 +224,14 @@ class TxManager:
                 self.log(f"{job.context or 'tx'}: {status} {a.tx_hash} nonce {job.nonce} {fees.gwei()}")
                 return
             if status == "nonce_low":
-                if self._receipt(job.attempts) is None:
+                # `a` itself may be what used the nonce: the client re-sends the same bytes
+                # when an answer is lost, and the first copy may have been mined meanwhile
+                if self._await_ours([*job.attempts, a]) is None:
                     raise NonceTaken(f"nonce {job.nonce} of {self.address} was used by another "
                                      f"transaction")
-                return  # one of ours was mined meanwhile: the wait finds it
+                if a not in job.attempts:
+                    job.attempts.append(a)
+                return  # one of ours was mined: the wait finds it
             new = replacement_fees(fees, market_fees(self.client), self.config.max_fee_cap)
             if new.max_fee <= fees.max_fee:
                 raise SendError(f"nonce {job.nonce} of {self.address} is held by a transaction "
@@ -235,6 +241,17 @@ class TxManager:
                 self.check_balance(job.gas, fees, job.value)
         raise SendError(f"L1 keeps refusing the transaction at nonce {job.nonce} after "
                         f"{self.config.max_underpriced} fee bumps: {self._refusal}")
+
+    def _await_ours(self, attempts: list[Attempt]) -> Receipt | None:
+        """The receipt of one of `attempts` once their nonce is used, waiting up to
+        `receipt_grace`: a node may count a mined transaction in the nonce before it serves the
+        receipt, and taking that for a stranger's transaction would send ours a second time."""
+        end = self.clock() + self.config.receipt_grace
+        while True:
+            r = self._receipt(attempts)
+            if r is not None or self.clock() >= end:
+                return r
+            self.sleep(self.config.poll)
 
     def _receipt(self, attempts: list[Attempt]) -> Receipt | None:
         for a in reversed(attempts):
@@ -322,7 +339,7 @@ class TxManager:
                 self._rebroadcast(job)
                 last_sent = self.clock()
             elif self.client.get_transaction_count(self.address, "latest") > job.nonce:
-                if self._receipt(job.attempts) is None:  # not a race with our own inclusion
+                if self._await_ours(job.attempts) is None:  # not a race with our own inclusion
                     raise NonceTaken(f"nonce {job.nonce} of {self.address} was used by a "
                                      f"transaction that is none of ours")
             elif self.clock() - last_sent >= cfg.resubmit_after:

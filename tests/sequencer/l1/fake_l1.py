@@ -70,6 +70,14 @@ class FakeL1:
         self.calls: list[tuple[str, list[Any]]] = []
         self.refusals: dict[str, list[str]] = {}
         self.down_after: dict[str, int] = {}  # method -> answers left before it answers HTTP 503
+        # faults of a node under load: a mined transaction's receipt is served only after this
+        # many more receipt queries (its nonce already counts), and the next `lost_answers`
+        # eth_sendRawTransaction calls are taken and mined at once (automine) but their answer
+        # never arrives (the client sees a transport error)
+        self.receipt_lag = 0
+        self.mined_known = True  # re-sent mined bytes: "already known" (anvil), else "nonce too low" (geth)
+        self.lost_answers = 0
+        self._hidden: dict[str, int] = {}
 
     # -- transport ----------------------------------------------------------------------------------
 
@@ -90,6 +98,10 @@ class FakeL1:
             if pending:
                 raise RpcFail(-32000, pending.pop(0))
             out["result"] = getattr(self, "rpc_" + method)(*params)
+            if method == "eth_sendRawTransaction" and self.lost_answers > 0:
+                self.lost_answers -= 1
+                self.mine()
+                raise httpx.ReadTimeout("the answer was lost", request=request)
         except RpcFail as exc:
             out["error"] = {"code": exc.code, "message": exc.message, **({"data": exc.data} if exc.data else {})}
         except AttributeError:
@@ -135,6 +147,8 @@ class FakeL1:
                             and tx.max_fee >= b.base_fee:
                         b.txs.append(tx)
                         del self.pool[key]
+                        if self.receipt_lag:
+                            self._hidden[tx.hash] = self.receipt_lag
                         progress = True
             for i, lg in enumerate(self.scheduled_logs):
                 b.logs.append({**lg, "blockNumber": hex(b.number), "blockHash": b.hash, "logIndex": hex(i),
@@ -230,7 +244,8 @@ class FakeL1:
         sender = Account.recover_transaction(raw_hex).lower()
         tx = Tx("0x" + keccak256(raw).hex(), sender, d["nonce"], d.get("to") and ("0x" + bytes(d["to"]).hex()),
                 bytes(d.get("data") or b""), d["value"], d["gas"], d["maxFeePerGas"], d["maxPriorityFeePerGas"])
-        if self.receipt_of(tx.hash) is not None or any(t.hash == tx.hash for t in self.pool.values()):
+        if (self.mined_known and self.receipt_of(tx.hash) is not None) or \
+                any(t.hash == tx.hash for t in self.pool.values()):
             raise RpcFail(-32000, "already known")
         if tx.nonce < self.nonce(sender):
             raise RpcFail(-32000, "nonce too low")
@@ -245,6 +260,9 @@ class FakeL1:
     def rpc_eth_getTransactionReceipt(self, tx_hash: str) -> dict[str, Any] | None:
         found = self.receipt_of(tx_hash)
         if found is None:
+            return None
+        if self._hidden.get(tx_hash, 0) > 0:  # mined, counted in the nonce, not served yet
+            self._hidden[tx_hash] -= 1
             return None
         b, t = found
         return {"transactionHash": t.hash, "blockNumber": hex(b.number), "blockHash": b.hash,

@@ -186,6 +186,40 @@ def test_nonce_taken_by_another_transaction() -> None:
     assert any("sending it again" in m for m in rig.logs)
 
 
+@pytest.mark.parametrize("mined_known", [True, False])
+def test_a_lost_answer_and_a_late_receipt_never_send_twice(mined_known: bool) -> None:
+    """A node under load: the first copy of the transaction is taken and mined but its answer
+    is lost, so the client sends the same bytes again ("already known", or "nonce too low" as
+    geth answers for mined ones), and the nonce counts before the receipt is served. That is
+    our own transaction: `transact` must not take it for a stranger's and send it again (a
+    bridge deposit would be paid twice; seen on anvil in benchmarks/test_mm_flow.py's funding)."""
+    rig = Rig()
+    rig.client = L1Client(URL, transport=rig.node.transport(), retries=1, retry_pause=0.0)
+    rig.txm = rig.manager()
+    rig.node.mined_known = mined_known
+    rig.node.receipt_lag = 3
+    rig.node.lost_answers = 1
+    r = rig.txm.transact(TO, b"deposit")
+    sent = [t for b in rig.node.blocks for t in b.txs]
+    assert [t.data for t in sent] == [b"deposit"] and r.tx_hash == sent[0].hash
+    assert rig.mined_nonce() == 1 and not any("sending it again" in m for m in rig.logs)
+
+
+def test_a_receipt_later_than_the_nonce_is_still_ours() -> None:
+    """The nonce is used and the receipt comes a few polls later: the wait takes it (no
+    NonceTaken); past `receipt_grace` with no receipt of ours, it is a stranger's."""
+    rig = Rig(receipt_grace=5.0)
+    rig.node.receipt_lag = 4  # polls of 1 s: inside the grace
+    rig.mine_on_sleep()
+    res = rig.txm.send(TO, b"\x01")
+    assert res.receipt.ok and rig.mined_nonce() == 1
+    rig = Rig(receipt_grace=2.0)
+    rig.node.receipt_lag = 10  # longer than the grace: indistinguishable from a stranger
+    rig.mine_on_sleep()
+    with pytest.raises(NonceTaken):
+        rig.txm.send(TO, b"\x01")
+
+
 def test_restart_takes_over_its_pending_transaction() -> None:
     """A crash between send and receipt: a fresh manager (new process) starts from the mined
     nonce, so the identical transaction is "already known" instead of a second one."""
