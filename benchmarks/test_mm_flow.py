@@ -36,6 +36,9 @@ once, each on its own connection), OPTROLLUP_MM_CLIENT (raw | aiohttp). OPTROLLU
 writes every figure as JSON. Each flow and latency figure also reports `node_side_ms`: the node's
 own histograms read from GET /metrics before and after (time inside the node per route, synced
 log writes).
+OPTROLLUP_MM_CPUS=0 (a comma list) runs this test, the devnet and the load generator on those
+CPUs only; each latency figure comes with `disk_sync_probe`, the disk's own synced-write latency
+measured just before (benchmarks/syncprobe.py) and the CPUs that take its interrupts.
 Before each measured run the CPU used by processes outside this test is sampled; above half a
 core it waits (30 s polls, up to OPTROLLUP_MM_MAX_WAIT = 600 s) and the load it measured under
 is reported with the figure.
@@ -92,6 +95,8 @@ PACED = os.environ.get("OPTROLLUP_MM_PACED") == "1"
 # OPTROLLUP_MM_INGRESS=N: the devnet's node runs N ingress workers (sequencer/ingress) and every
 # signed write of the flows goes to their port (reads and the bare ceiling are unchanged)
 INGRESS = env_int("OPTROLLUP_MM_INGRESS", 0)
+# OPTROLLUP_MM_CPUS=0,1: the CPUs this test and everything it starts may run on (os.sched_setaffinity)
+CPUS = [int(c) for c in os.environ.get("OPTROLLUP_MM_CPUS", "").split(",") if c.strip()]
 N_TAKERS = 40
 RESULTS: dict[str, Any] = {}
 
@@ -263,6 +268,8 @@ class World:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        if CPUS:  # before anything starts: every child inherits it
+            os.sched_setaffinity(0, CPUS)
         t = time.perf_counter()
         ingress = ["--ingress-workers", str(INGRESS), "--ingress-port", "0"] if INGRESS else []
         self.devnet = Devnet(root / "devnet", "--feed-seconds", "5", *ingress, timeout=180)
@@ -666,6 +673,8 @@ def measure_single(benchmark, w: World, label: str, rate: int, ips: list[str]) -
     """Warm-up, wait for a quiet machine, then the timed run on the node: (machine load, figures)."""
     single(w, w.order_url, "node", rate, ips, LAT_WARMUP)
     load = machine_load(label)
+    probe = subprocess.run([sys.executable, "-m", "benchmarks.syncprobe", str(w.root), str(rate), "3"],
+                           capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
     meter = CpuMeter(w, w.node_pid)
     before = node_stages(w)
     out = benchmark.pedantic(single, args=(w, w.order_url, "node", rate, ips, LAT_SECONDS),
@@ -673,6 +682,7 @@ def measure_single(benchmark, w: World, label: str, rate: int, ips: list[str]) -
     out["cores"] = meter.cores()
     out["node_side_ms"] = stage_means(before, node_stages(w))
     out["ingress_workers"] = INGRESS
+    out["disk_sync_probe"] = json.loads(probe.stdout)
     return load, out
 
 

@@ -1,0 +1,70 @@
+"""The disk's own synced-write latency, for the single-order figures (the "bare ceiling" of a
+durable acknowledgement): `rate` appends of 500 bytes per second to a file in `directory`, each
+followed by fdatasync, for `seconds`, as the node's log writer does, from a separate process.
+
+    python -m benchmarks.syncprobe DIR [RATE] [SECONDS]   # prints one JSON object
+
+Also names the CPUs that take the block device's interrupts (/proc/interrupts): on the 2-vCPU
+Firecracker VM of benchmarks/README.md, a synced write completes 8-10 ms late whenever that CPU
+is running anything, whoever issued it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def disk_irq_cpus() -> list[int]:
+    """CPUs that have taken block-device interrupts (virtio-blk / nvme / ahci lines)."""
+    try:
+        lines = Path("/proc/interrupts").read_text().splitlines()
+    except OSError:
+        return []
+    ncpu = len(lines[0].split())
+    out: set[int] = set()
+    for line in lines[1:]:
+        parts = line.split()
+        if not any(k in line for k in ("-req.", "nvme", "ahci", "blk")):
+            continue
+        for i, n in enumerate(parts[1:1 + ncpu]):
+            if n.isdigit() and int(n) > 0:
+                out.add(i)
+    return sorted(out)
+
+
+def probe(directory: str | Path, rate: int = 400, seconds: float = 3.0) -> dict[str, Any]:
+    """Latency (ms) of `rate` synced 500-byte appends per second for `seconds`."""
+    path = Path(directory) / f"syncprobe-{os.getpid()}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    lat: list[float] = []
+    rec = os.urandom(500)
+    try:
+        due = time.perf_counter()
+        end = due + seconds
+        while due < end:
+            t0 = time.perf_counter()
+            os.write(fd, rec)
+            os.fdatasync(fd)
+            lat.append((time.perf_counter() - t0) * 1000)
+            due += 1 / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    lat.sort()
+    n = len(lat)
+    return {"n": n, "rate": rate, "p50_ms": round(lat[n // 2], 3), "p99_ms": round(lat[int(n * 0.99)], 3),
+            "max_ms": round(lat[-1], 3), "over_5ms": sum(x > 5 for x in lat),
+            "cpus": sorted(os.sched_getaffinity(0)), "disk_irq_cpus": disk_irq_cpus()}
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    print(json.dumps(probe(a[0], int(a[1]) if len(a) > 1 else 400, float(a[2]) if len(a) > 2 else 3.0)))
