@@ -265,9 +265,18 @@ class PosterLoop(threading.Thread):
         self.join(timeout)
 
 
+def _cpus(text: str) -> set[int]:
+    try:
+        return procs.cpu_list(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def devnet(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.cpus is not None:  # before any child starts: they all inherit it
+        os.sched_setaffinity(0, args.cpus)
     files = DevnetFiles(Path(args.data_dir).resolve())
     files.root.mkdir(parents=True, exist_ok=True)
     logs = files.root / "logs"
@@ -511,6 +520,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
                    help="serve the signed write routes also from N ingress worker processes "
                         "(sequencer/ingress) on --ingress-port, printed as the order-entry URL")
     p.add_argument("--ingress-port", type=int, default=8081, help="0: any free port")
+    p.add_argument("--cpus", type=_cpus, default=None, metavar="LIST",
+                   help="run anvil, the node and every devnet process on these CPUs only (e.g. 0 "
+                        "or 0-2): keeping the CPU that takes the disk's interrupts free keeps "
+                        "synced writes, and so acknowledgements, fast (benchmarks/README.md)")
     p.add_argument("--hsm", action="store_true",
                    help="keep the batch poster's and the oracle feeds' keys in a SoftHSM token under "
                         "DATA_DIR/hsm (generated there on the first run; needs softhsm2): the poster and "

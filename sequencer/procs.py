@@ -36,6 +36,25 @@ if sys.platform.startswith("linux"):
         _prctl = None
 
 
+def cpu_list(text: str) -> set[int]:
+    """CPUs from "0", "0,2" or "0-3,6"; ValueError naming what is wrong, or a CPU this process
+    may not run on (os.sched_getaffinity)."""
+    cpus: set[int] = set()
+    for part in (p.strip() for p in text.split(",")):
+        lo, sep, hi = part.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ValueError(f"CPU list {text!r}: {part!r} is not a CPU number or a range like 0-3")
+        a, b = int(lo), int(hi) if sep else int(lo)
+        if b < a:
+            raise ValueError(f"CPU list {text!r}: range {part!r} runs backwards")
+        cpus.update(range(a, b + 1))
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else cpus
+    if not cpus <= allowed:
+        raise ValueError(f"CPU list {text!r}: CPU(s) {sorted(cpus - allowed)} are not available "
+                         f"(this process may run on {sorted(allowed)})")
+    return cpus
+
+
 def pdeathsig_supported() -> bool:
     return _prctl is not None and os.environ.get("OPTROLLUP_NO_PDEATHSIG") != "1"
 

@@ -1,0 +1,45 @@
+"""sequencer.procs.cpu_list and `optrollup devnet --cpus`: CPU sets as operators write them,
+and a clear refusal of a malformed list or a CPU this machine does not give the process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sequencer.procs import cpu_list
+
+HAVE = sorted(os.sched_getaffinity(0))
+
+
+def test_forms() -> None:
+    first = HAVE[0]
+    assert cpu_list(str(first)) == {first}
+    assert cpu_list(",".join(map(str, HAVE))) == set(HAVE)
+    if len(HAVE) >= 2 and HAVE[1] == HAVE[0] + 1:
+        assert cpu_list(f"{HAVE[0]}-{HAVE[1]}") == {HAVE[0], HAVE[1]}
+        assert cpu_list(f" {HAVE[1]} , {HAVE[0]}") == {HAVE[0], HAVE[1]}
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("", "is not a CPU number"), ("a", "'a' is not a CPU number"), ("0-", "is not a CPU number"),
+    ("-1", "is not a CPU number"), ("3-1", "runs backwards"), ("0;1", "is not a CPU number"),
+])
+def test_malformed_lists_name_the_bad_part(text: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        cpu_list(text)
+
+
+def test_a_cpu_the_process_may_not_use_is_refused() -> None:
+    missing = max(HAVE) + 1
+    with pytest.raises(ValueError, match=rf"CPU\(s\) \[{missing}\] are not available"):
+        cpu_list(f"{HAVE[0]},{missing}")
+
+
+def test_devnet_refuses_a_bad_cpu_list_before_starting_anything(tmp_path) -> None:
+    out = subprocess.run([sys.executable, "-m", "sequencer.cli", "devnet", "--data-dir", str(tmp_path / "d"),
+                          "--cpus", f"{max(HAVE) + 1}"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "are not available" in out.stderr
+    assert not (tmp_path / "d").exists()
