@@ -96,7 +96,7 @@ PACED = os.environ.get("OPTROLLUP_MM_PACED") == "1"
 # signed write of the flows goes to their port (reads and the bare ceiling are unchanged)
 INGRESS = env_int("OPTROLLUP_MM_INGRESS", 0)
 # OPTROLLUP_MM_CPUS=0,1: the CPUs this test and everything it starts may run on (os.sched_setaffinity)
-CPUS = [int(c) for c in os.environ.get("OPTROLLUP_MM_CPUS", "").split(",") if c.strip()]
+CPUS = sorted(procs.cpu_list(os.environ["OPTROLLUP_MM_CPUS"])) if os.environ.get("OPTROLLUP_MM_CPUS") else []
 N_TAKERS = 40
 RESULTS: dict[str, Any] = {}
 
@@ -133,15 +133,7 @@ def _proc_table() -> dict[int, tuple[int, float, float]]:
 
 def descendants(table: dict[int, tuple[int, float, float]], root: int) -> set[int]:
     """`root` and every live process below it in `table`."""
-    tree = {root}
-    changed = True
-    while changed:
-        changed = False
-        for pid, (ppid, _, _) in table.items():
-            if ppid in tree and pid not in tree:
-                tree.add(pid)
-                changed = True
-    return tree
+    return procs.descendants(root, {pid: ppid for pid, (ppid, _, _) in table.items()})
 
 
 def tree_cpu(table: dict[int, tuple[int, float, float]], root: int) -> float:

@@ -55,6 +55,36 @@ def cpu_list(text: str) -> set[int]:
     return cpus
 
 
+def parent_map() -> dict[int, int]:
+    """pid -> parent pid of every live process (Linux /proc; empty elsewhere)."""
+    out: dict[int, int] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for d in names:
+        if d.isdigit():
+            try:
+                out[int(d)] = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # gone meanwhile
+    return out
+
+
+def descendants(root: int, parents: dict[int, int] | None = None) -> set[int]:
+    """`root` and every process below it, from `parents` (pid -> ppid; default: `parent_map()`)."""
+    kids: dict[int, list[int]] = {}
+    for pid, ppid in (parent_map() if parents is None else parents).items():
+        kids.setdefault(ppid, []).append(pid)
+    tree, todo = {root}, [root]
+    while todo:
+        for child in kids.get(todo.pop(), ()):
+            if child not in tree:
+                tree.add(child)
+                todo.append(child)
+    return tree
+
+
 def pdeathsig_supported() -> bool:
     return _prctl is not None and os.environ.get("OPTROLLUP_NO_PDEATHSIG") != "1"
 

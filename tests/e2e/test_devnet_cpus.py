@@ -9,28 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from sequencer.procs import descendants
 from tests.e2e.devnet_proc import Devnet
 
 pytestmark = pytest.mark.skipif(os.environ.get("OPTROLLUP_PUREPYTHON") == "1",
                                 reason="process affinity does not depend on the cext build")
-
-
-def _tree(pid: int) -> list[int]:
-    """`pid` and all its descendants (from /proc)."""
-    kids: dict[int, list[int]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            kids.setdefault(ppid, []).append(int(d.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs sched_setaffinity")
@@ -41,7 +24,7 @@ def test_every_devnet_process_runs_on_the_given_cpus(tmp_path: Path) -> None:
     try:
         named = d.child_pids()
         assert {"anvil", "node"} <= set(named)
-        pids = _tree(d.proc.pid)
+        pids = descendants(d.proc.pid)
         assert set(named.values()) <= set(pids)
         seen = {}
         for p in pids:

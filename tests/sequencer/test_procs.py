@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from sequencer.procs import cpu_list
+from sequencer.procs import cpu_list, descendants
 
 HAVE = sorted(os.sched_getaffinity(0))
 
@@ -43,3 +43,26 @@ def test_devnet_refuses_a_bad_cpu_list_before_starting_anything(tmp_path) -> Non
                           "--cpus", f"{max(HAVE) + 1}"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "are not available" in out.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_descendants_from_a_parent_map() -> None:
+    parents = {2: 1, 3: 2, 4: 2, 5: 9, 6: 5, 1: 0}
+    assert descendants(2, parents) == {2, 3, 4}
+    assert descendants(9, parents) == {9, 5, 6}
+    assert descendants(7, parents) == {7}
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc")
+def test_descendants_of_this_process_include_a_grandchild() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time; "
+                              "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']); "
+                              "print(p.pid, flush=True); time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        grandchild = int(child.stdout.readline())
+        tree = descendants(os.getpid())
+        assert {os.getpid(), child.pid, grandchild} <= tree
+        assert os.getppid() not in tree
+    finally:
+        os.kill(grandchild, 9)
+        child.kill()
+        child.wait()
