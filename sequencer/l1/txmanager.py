@@ -229,8 +229,7 @@ class TxManager:
                 if self._await_ours([*job.attempts, a]) is None:
                     raise NonceTaken(f"nonce {job.nonce} of {self.address} was used by another "
                                      f"transaction")
-                if a not in job.attempts:
-                    job.attempts.append(a)
+                job.attempts.append(a)  # (a fresh signature: never in the list yet)
                 return  # one of ours was mined: the wait finds it
             new = replacement_fees(fees, market_fees(self.client), self.config.max_fee_cap)
             if new.max_fee <= fees.max_fee:
