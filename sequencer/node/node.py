@@ -631,9 +631,11 @@ class Node(NodeReads, CoreApplier):
     # -- live: time, sealing, logging ---------------------------------------------------------
 
     def _log(self, rec: Record, extra: list[tuple[bytes, bytes]] = (),
-             raw: bytes | None = None) -> Future[int]:
+             raw: bytes | None = None, future: bool = True) -> Future[int] | int:
         """Submit `rec` (already encoded as `raw`, if given); the events its processing produced
-        fire once it is durable. An accepted order is indexed by digest in the same write."""
+        fire once it is durable. An accepted order is indexed by digest in the same write.
+        Returns a Future of its seq, or (`future` False: for `_durable_results`, which waits on
+        the per-batch wake-up) the seq itself."""
         self._since_snapshot += 1
         placed = rec.order if isinstance(rec, Replace) else rec
         if isinstance(placed, Signed) and type(placed.msg) is Order:
@@ -641,7 +643,10 @@ class Node(NodeReads, CoreApplier):
         if raw is None:
             raw = encode_record(rec)
         try:
-            seq, fut = self.committer.submit_seq(raw, extra)
+            if future:
+                seq, fut = self.committer.submit_seq(raw, extra)
+            else:
+                seq = fut = self.committer.append(raw, extra)
         except StoreError as exc:
             self.fail(str(exc))
             raise StoreUnavailable(f"could not log the request: {exc}") from exc
@@ -714,29 +719,32 @@ class Node(NodeReads, CoreApplier):
     def process(self, items: Sequence[tuple[Any, bytes]], digests: Sequence[bytes],
                 signers: Sequence[bytes | None],
                 admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
-                ) -> list[tuple[Any, Future[int] | None]]:
-        """Apply verified requests in order; each result is (value or OptrollupError, future).
-        `admit(msg, signer)`, if given, may refuse an item before it is applied (e.g. a rate
-        limit charged to the recovered signer) by returning the error to answer."""
+                *, futures: bool = True) -> list[tuple[Any, Future[int] | int | None]]:
+        """Apply verified requests in order; each result is (value or OptrollupError, future;
+        with `futures` False the seq instead, see `_log`). `admit(msg, signer)`, if given, may
+        refuse an item before it is applied (e.g. a rate limit charged to the recovered
+        signer) by returning the error to answer."""
         return self._process([Signed(msg, sig, d, signer)
-                              for (msg, sig), d, signer in zip(items, digests, signers)], admit)
+                              for (msg, sig), d, signer in zip(items, digests, signers)], admit,
+                             futures=futures)
 
     def process_replaces(self, pairs: Sequence[tuple[tuple[Cancel, bytes], tuple[Order, bytes]]],
                          digests: Sequence[bytes], signers: Sequence[bytes | None],
                          admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
-                         ) -> list[tuple[Any, Future[int] | None]]:
+                         *, futures: bool = True) -> list[tuple[Any, Future[int] | int | None]]:
         """Apply verified amends (cancel + order, both or neither) in order, like `process`;
         `digests`/`signers` are those of the flattened [cancel, order, cancel, order, ...]."""
         return self._process([Replace(Signed(c, cs, digests[2 * i], signers[2 * i]),
                                       Signed(o, os_, digests[2 * i + 1], signers[2 * i + 1]))
-                              for i, ((c, cs), (o, os_)) in enumerate(pairs)], admit)
+                              for i, ((c, cs), (o, os_)) in enumerate(pairs)], admit, futures=futures)
 
     def _process(self, records: Sequence[Signed | Replace],
                  admit: Callable[[Any, bytes | None], OptrollupError | None] | None,
-                 raws: Sequence[bytes] | None = None,
-                 ) -> list[tuple[Any, Future[int] | None]]:
+                 raws: Sequence[bytes] | None = None, futures: bool = True,
+                 ) -> list[tuple[Any, Future[int] | int | None]]:
         """`raws`, if given, are the records' log bytes already (`decode_record` of each is
-        the record): they are logged as they are, not encoded again."""
+        the record): they are logged as they are, not encoded again. `futures` False: each
+        accepted record comes with its seq instead of a Future (see `_log`)."""
         self.check_alive()
         self.tick()
         out: list[tuple[Any, Future[int] | None]] = []
@@ -761,7 +769,7 @@ class Node(NodeReads, CoreApplier):
             except OptrollupError as exc:
                 out.append((exc, None))
                 continue
-            out.append((value, self._log(rec, raw=raw)))
+            out.append((value, self._log(rec, raw=raw, future=futures)))
             if self._block_full():
                 self.seal()
         return out
@@ -793,7 +801,7 @@ class Node(NodeReads, CoreApplier):
         OptrollupError that rejected it."""
         self.check_alive()
         digests, signers = await self._verify(items)
-        return await self._durable_results(self.process(items, digests, signers, admit))
+        return await self._durable_results(self.process(items, digests, signers, admit, futures=False))
 
     async def _verify(self, items: Sequence[tuple[Any, bytes]]) -> tuple[list[bytes], list[bytes | None]]:
         """`verify`: on the loop for up to INLINE_VERIFY signatures (~50 µs each: less than
@@ -811,7 +819,8 @@ class Node(NodeReads, CoreApplier):
         self.check_alive()
         flat = [part for pair in pairs for part in pair]
         digests, signers = await self._verify(flat)
-        return await self._durable_results(self.process_replaces(pairs, digests, signers, admit))
+        return await self._durable_results(self.process_replaces(pairs, digests, signers, admit,
+                                                                 futures=False))
 
     async def submit_verified(self, raws: Sequence[bytes],
                               admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
@@ -824,11 +833,12 @@ class Node(NodeReads, CoreApplier):
         records = [decode_record(raw) for raw in raws]
         if any(not isinstance(r, (Signed, Replace)) for r in records):
             raise ValueError("an ingress record must be a signed request or an amend")
-        return records, await self._durable_results(self._process(records, admit, raws))
+        return records, await self._durable_results(self._process(records, admit, raws, futures=False))
 
-    async def _durable_results(self, done: list[tuple[Any, Future[int] | None]]) -> list[Any]:
+    async def _durable_results(self, done: list[tuple[Any, Future[int] | int | None]]) -> list[Any]:
         # Records become durable in log order and a failed write fails every later one, so
-        # the last accepted record's future stands for all of them.
+        # the last accepted record's future (or seq: a future is then made only if needed)
+        # stands for all of them.
         last = next((f for _, f in reversed(done) if f is not None), None)
         if last is not None:
             try:
@@ -843,6 +853,8 @@ class Node(NodeReads, CoreApplier):
                             self._fire(self._durable_upto)
                         await waiter
                 else:
+                    if isinstance(last, int):
+                        last = self.committer.when_durable(last)
                     await asyncio.wrap_future(last)
             except StoreError as exc:
                 raise StoreUnavailable(f"could not make the request durable: {exc}") from exc

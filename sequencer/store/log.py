@@ -8,6 +8,7 @@ resolves only after its record is on disk: acknowledge a request only then.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -75,6 +76,8 @@ class GroupCommitter:
         self._cond = threading.Condition()
         self._pending: list[tuple[bytes, list[tuple[bytes, bytes]], Future[int]]] = []
         self._next = log.next_seq
+        self._durable_next = log.next_seq  # every record below this seq is durable
+        self._seq_waiters: list[tuple[int, int, Future[int]]] = []  # when_durable, a heap
         self._closed = False
         self._error: BaseException | None = None
         self.syncs = 0
@@ -96,16 +99,39 @@ class GroupCommitter:
                    ) -> tuple[int, Future[int]]:
         """`submit`, also returning the seq the record gets."""
         fut: Future[int] = Future()
+        return self._enqueue(record, extra, fut), fut
+
+    def append(self, record: bytes, extra: list[tuple[bytes, bytes]] = ()) -> int:
+        """`submit` without a future: the seq the record gets. Its durability (or the write's
+        failure) shows in `on_durable` / `on_error`, or in `when_durable(seq)` on demand: for
+        a caller that waits on those, a Future (and its lock) per record is pure overhead."""
+        return self._enqueue(record, extra, None)
+
+    def _enqueue(self, record: bytes, extra: list[tuple[bytes, bytes]],
+                 fut: Future[int] | None) -> int:
         with self._cond:
             if self._closed:
                 raise StoreError("input log is closed")
             if self._error is not None:
                 raise StoreError(f"input log failed earlier: {self._error}")
-            self._pending.append((record, list(extra), fut))
+            self._pending.append((record, list(extra) if extra else [], fut))
             seq = self._next
             self._next += 1
             self._cond.notify()
-        return seq, fut
+        return seq
+
+    def when_durable(self, seq: int) -> Future[int]:
+        """A future that resolves to `seq` once record `seq` (already submitted) is durable,
+        or to the StoreError of the write that failed it."""
+        fut: Future[int] = Future()
+        with self._cond:
+            if seq < self._durable_next:
+                fut.set_result(seq)
+            elif self._error is not None:
+                fut.set_exception(StoreError(f"input log write failed: {self._error}"))
+            else:
+                heapq.heappush(self._seq_waiters, (seq, id(fut), fut))
+        return fut
 
     def _run(self) -> None:
         while True:
@@ -126,18 +152,28 @@ class GroupCommitter:
                     self._error = exc
                     failed = batch + self._pending
                     self._pending = []
+                    waiting, self._seq_waiters = self._seq_waiters, []
                 if self._on_error is not None:
                     self._on_error(exc)
-                for _, _, fut in failed:
+                for fut in [f for _, _, f in failed if f is not None] + [f for _, _, f in waiting]:
                     fut.set_exception(StoreError(f"input log write failed: {exc}"))
                 continue
             self.syncs += 1
+            last = first + len(batch) - 1
+            ready = []
+            with self._cond:
+                self._durable_next = last + 1
+                while self._seq_waiters and self._seq_waiters[0][0] <= last:
+                    ready.append(heapq.heappop(self._seq_waiters))
             if self._on_sync is not None:
                 self._on_sync(time.perf_counter() - t0, len(batch))
             if self._on_durable is not None:
-                self._on_durable(first + len(batch) - 1)
+                self._on_durable(last)
             for i, (_, _, fut) in enumerate(batch):
-                fut.set_result(first + i)
+                if fut is not None:
+                    fut.set_result(first + i)
+            for seq, _, fut in ready:
+                fut.set_result(seq)
 
     def close(self) -> None:
         """Flush what is pending, then stop the writer."""

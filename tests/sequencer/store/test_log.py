@@ -82,6 +82,55 @@ def test_group_commit_shares_syncs_and_keeps_order(tmp_path: Path) -> None:
     db.close()
 
 
+def test_append_without_futures_and_when_durable(tmp_path: Path) -> None:
+    """`append` gives the same seqs as `submit` without a future per record; `when_durable`
+    makes one on demand: at once for a seq already synced, else when its batch syncs."""
+    db = open_db(tmp_path / "db")
+    log = InputLog(db)
+    gate = threading.Event()
+    real_write = log.write
+
+    def held_write(first: int, records: list[bytes], **kw: object) -> None:
+        gate.wait(10)  # the writer holds its batch until the test lets it go
+        real_write(first, records, **kw)
+
+    log.write = held_write  # type: ignore[method-assign]  # a slow disk, injected
+    durable: list[int] = []
+    gc = GroupCommitter(log, on_durable=durable.append)
+    seqs = [gc.append(b"a"), gc.submit_seq(b"b")[0], gc.append(b"c", [(b"k", b"v")])]
+    assert seqs == [0, 1, 2]
+    late = gc.when_durable(2)
+    assert not late.done()  # nothing synced yet
+    gate.set()
+    assert late.result(timeout=10) == 2
+    assert durable[-1] == 2 and gc.when_durable(0).result(timeout=0) == 0  # already durable
+    gc.close()
+    assert dict(log.read()) == {0: b"a", 1: b"b", 2: b"c"} and db.get(b"k") == b"v"
+    db.close()
+
+
+def test_write_failure_fails_when_durable_waiters(tmp_path: Path) -> None:
+    db = open_db(tmp_path / "db")
+    log = InputLog(db)
+    gate = threading.Event()
+
+    def failing(first: int, records: list[bytes], **kw: object) -> None:
+        gate.wait(10)
+        raise OSError("disk full")  # injected fault
+
+    log.write = failing  # type: ignore[method-assign]
+    gc = GroupCommitter(log, on_error=lambda exc: None)
+    seq = gc.append(b"x")
+    waiting = gc.when_durable(seq)
+    gate.set()
+    with pytest.raises(StoreError, match="disk full"):
+        waiting.result(timeout=10)
+    with pytest.raises(StoreError, match="disk full"):  # asked after the failure
+        gc.when_durable(seq).result(timeout=0)
+    gc.close()
+    db.close()
+
+
 def test_write_failure_fails_every_waiter(tmp_path: Path) -> None:
     db = open_db(tmp_path / "db")
     log = InputLog(db)
