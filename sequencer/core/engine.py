@@ -564,13 +564,13 @@ class Engine:
             exc.party = "cancel"  # type: ignore[attr-defined]
             raise
         book = self.books[r.order.instrument]
-        level = (book.bids if r.order.isBuy else book.asks)[r.order.price]
-        queue_pos = list(level).index(r.digest)
+        queue = list((book.bids if r.order.isBuy else book.asks)[r.order.price])  # its level, in order
         self._drop(r)
         try:
             return self.place_order(order, order_signature)
         except BaseException as exc:
             self._rest(r, book)
+            queue_pos = queue.index(r.digest)  # searched only here: a level may hold hundreds
             level = (book.bids if r.order.isBuy else book.asks)[r.order.price]
             if queue_pos < len(level) - 1:  # back to its place in the time-priority queue
                 items = list(level.items())
