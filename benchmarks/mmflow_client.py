@@ -192,12 +192,64 @@ class AioConn(Conn):
             return r.status, await r.read()
 
 
+class CoreConn(Conn):
+    """A client of the core's ingress socket (sequencer.ingress.protocol), as a gateway is: each
+    request goes as one frame [req_id, path, ip, payload] over DATA_DIR/ingress.sock, its payload
+    made before the clock (`frames`, by the gateway's own `payload`: JSON, wire decoding, EIP-712
+    digests, signer recovery), one request in flight; answers come back as the JSON body the
+    gateway would send. What the core does with HTTP and recovery off its machine."""
+
+    def __init__(self, path: str, ip: str, frames: dict[bytes, Any]) -> None:
+        super().__init__(path, 0, ip)
+        self.frames, self.rid = frames, 0
+
+    made_late = 0  # payloads made during a run (prepare_core fell short)
+
+    connecting: asyncio.Lock | None = None
+
+    async def __aenter__(self) -> Self:
+        # one connect at a time: past the core's listen backlog (100) a non-blocking Unix connect
+        # "succeeds" unconnected and the first read fails with EINVAL
+        if CoreConn.connecting is None:
+            CoreConn.connecting = asyncio.Lock()
+        async with CoreConn.connecting:
+            self.reader, self.writer = await asyncio.open_unix_connection(self.host)
+            self.hello = await self._frame()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.writer.close()
+
+    async def _frame(self) -> Any:
+        from sequencer.ingress.protocol import FrameReader
+        head = await self.reader.readexactly(4)
+        rest = await self.reader.readexactly(int.from_bytes(head, "big"))
+        return FrameReader().feed(head + rest)[0]
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        from sequencer.ingress.protocol import pack
+        pl = self.frames.get(body)
+        if pl is None:  # past what prepare_core made: made now, on the clock (counted)
+            from sequencer.ingress.gateway import payload
+            h = self.hello
+            pl = payload(path, body, None, h["domain"], h["maxBatch"], h["maxBodyBytes"])
+            CoreConn.made_late += 1
+        self.rid += 1
+        self.writer.write(pack([self.rid, path, self.ip, pl]))
+        rid, status, answer, _ = await self._frame()
+        if rid != self.rid:
+            raise RuntimeError(f"core answered request {rid}, expected {self.rid}")
+        return status, json.dumps(answer, separators=(",", ":")).encode()
+
+
 class _Worker:
     """The load generator process's state: the flows, and per (target, flow) how far it got."""
 
     def __init__(self, flows_path: str, client: str) -> None:
         self.client = client
         self.host, self.port = "127.0.0.1", 0
+        self.core_path: str | None = None  # target "core": the node's ingress socket
+        self.frames: dict[bytes, Any] = {}  # body -> ingress frame payload (target "core")
         with open(flows_path, "rb") as f:
             self.flows: dict[str, Any] = pickle.load(f)
         self.pos: dict[tuple[str, str], dict[str, Any]] = {}
@@ -210,6 +262,8 @@ class _Worker:
         return self.pos[key]
 
     def session(self, ip: str) -> Conn:
+        if self.core_path is not None:
+            return CoreConn(self.core_path, ip, self.frames)
         return (AioConn if self.client == "aiohttp" else RawConn)(self.host, self.port, ip)
 
     # -- setup: ladders ------------------------------------------------------------------------
@@ -239,10 +293,12 @@ class _Worker:
                    taker_share: float = 0.2, maker_rate: float | None = None,
                    maker_inflight: int = 1) -> dict[str, Any]:
         fl = self.flows[flow]
+        core = target == "core"  # requests as prepared by `prepare_core` (the rest made late)
+        CoreConn.connecting = asyncio.Lock()  # of this run's loop
         # a maker's quotes in flight at once, each on its own connection: never more than its
         # chain allows (quotes that close apart touch distinct groups of its ladder)
         lanes = max(1, min(maker_inflight, fl.reorder_gap // 2))
-        pos = self.positions(target, flow)
+        pos = self.positions("node" if core else target, flow)  # the core is the node's
         n_makers = len(fl.quotes)
         tokens: asyncio.Queue = asyncio.Queue()
         per_pair = taker_share / (1 - taker_share)
@@ -346,6 +402,7 @@ class _Worker:
                 "orders_acked": orders, "orders_per_s": round(orders / wall),
                 "pairs_per_s": round(st["pairs_acked"] / wall),
                 "taker_share": round(st["takers_acked"] / orders, 3) if orders else None,
+                **({"payloads_made_late": CoreConn.made_late} if core else {}),
                 "quote_latency": lat_summary(lat_q), "taker_latency": lat_summary(lat_t),
                 "client_cpu_s": round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 2),
                 "maker_inflight": lanes}
@@ -403,9 +460,34 @@ class _Worker:
                 "statuses": statuses, "errors": codes, "latency": lat_summary(lat_sched),
                 "latency_from_send": lat_summary(lat_send), "ips": len(ips), "conns": conns}
 
+    async def prepare_core(self, url: str, flow: str, seconds: float, rate: int = 20_000) -> float:
+        """Ingress payloads of the requests a `core` run of `seconds` at up to `rate` orders/s
+        can send from where the node's positions stand (the gateway's own `payload`, with the
+        domain and limits from the core's hello); the seconds it took (before the clock)."""
+        from sequencer.ingress.gateway import ORDER, QUOTES, payload
+        fl = self.flows[flow]
+        t = time.perf_counter()
+        CoreConn.connecting = asyncio.Lock()
+        async with CoreConn(self.core_path, "127.0.0.1", self.frames) as c:  # type: ignore[arg-type]
+            hello = c.hello
+        args = (None, hello["domain"], hello["maxBatch"], hello["maxBodyBytes"])
+        pos = self.positions("node", flow)
+        self.frames.clear()
+        CoreConn.made_late = 0
+        n_quotes = int(rate * 0.8 * seconds / fl.pairs_per_quote / max(1, len(fl.quotes))) + 2
+        for i, bodies in enumerate(fl.quotes):
+            for b in bodies[pos["quotes"][i]:pos["quotes"][i] + n_quotes]:
+                self.frames[b] = payload(QUOTES, b, *args)
+        for b in fl.takers[pos["taker"]:pos["taker"] + int(rate * 0.2 * seconds) + 64]:
+            self.frames[b] = payload(ORDER, b, *args)
+        return round(time.perf_counter() - t, 2)
+
     def handle(self, cmd: dict[str, Any]) -> Any:
         op = cmd.pop("op")
-        if "url" in cmd:
+        if "url" in cmd and cmd["url"].startswith("unix:"):
+            self.core_path = cmd["url"].removeprefix("unix:")
+        elif "url" in cmd:
+            self.core_path = None
             host, port = cmd["url"].removeprefix("http://").rsplit(":", 1)
             self.host, self.port = host, int(port)
         if op == "setup":
@@ -414,6 +496,8 @@ class _Worker:
             return asyncio.run(self.flow(**cmd))
         if op == "open_loop":
             return asyncio.run(self.open_loop(**cmd))
+        if op == "prepare_core":
+            return asyncio.run(self.prepare_core(**cmd))
         if op == "positions":
             return {f"{t}/{f}": p for (t, f), p in self.pos.items()}
         raise ValueError(op)

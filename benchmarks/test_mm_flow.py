@@ -24,7 +24,10 @@ Reported, never asserted (targets of issue 12):
 - single POST /v1/orders at 1,000/s offered (4 client addresses: the devnet's per-IP limit is
   500/s and `optrollup devnet` has no option to raise it) and at 400/s from one address with
   the devnet's default limits: p50/p99/max, errors (p99 ≤ 10 ms, no errors);
-- a py-spy profile of the node during the ladder flow (OPTROLLUP_MM_PROFILE=0 skips it).
+- a py-spy profile of the node during the ladder flow (OPTROLLUP_MM_PROFILE=0 skips it);
+- with OPTROLLUP_MM_INGRESS >= 1, the ladder flow once more sent straight into the core's
+  ingress socket as the gateways send it (each frame made before the clock by the gateway's own
+  code): the core's own ceiling, i.e. what a machine whose gateways have cores of their own gives.
 Each flow figure comes with the cores used meanwhile by the server (main thread, other threads,
 child processes), the rest of the devnet and the load generator, and the CPU pressure (PSI);
 at the end, how far the devnet's poster got (L2 head, L1 tip, failed poster runs).
@@ -343,12 +346,14 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         expiry = int(time.time()) + 2 * 86400
         # chains long enough for the warm-up, the measured run and the profile at MAX_RATE
         run_s = WARMUP + SECONDS
-        pairs_deep = int(MAX_RATE * 0.8 * (run_s + (PROFILE_SECONDS if PROFILE else 0)) / MAKERS)
+        # with ingress workers the flow runs once more straight into the core's socket
+        deep_s = run_s + (PROFILE_SECONDS if PROFILE else 0) + (run_s if INGRESS else 0)
+        pairs_deep = int(MAX_RATE * 0.8 * deep_s / MAKERS)
         pairs_shallow = int(MAX_RATE * 0.8 * run_s / MAKERS)
         t = time.perf_counter()
         deep = mmflow.build_flow(
             "deep", quotes, makers=MAKERS, instruments_per_maker=len(quotes), layers=LAYERS,
-            pairs_per_maker=pairs_deep, takers=int(MAX_RATE * 0.2 * (run_s + PROFILE_SECONDS)),
+            pairs_per_maker=pairs_deep, takers=int(MAX_RATE * 0.2 * deep_s),
             taker_seeds=taker_seeds, taker_nonce0=10**7, seed0=mmflow.MAKER_SEED,
             domain=w.domain, expiry=expiry, rng_seed=1)
         shallow = mmflow.build_flow(
@@ -436,14 +441,14 @@ def run_flow(w: World, url: str, target: str, flow: str, seconds: float, server_
     """One closed-loop run of `flow` against `target` (node | bare) for `seconds`, with the cores
     used meanwhile (CpuMeter) and the CPU pressure (PSI avg10: % of time a task waited for a CPU)."""
     meter = CpuMeter(w, server_pid)
-    before = node_stages(w) if target == "node" else {}
+    before = node_stages(w) if target in ("node", "core") else {}
     out = w.loadgen("flow", url=url, target=target, flow=flow, seconds=seconds,
                     taker_conns=TAKER_CONNS, maker_rate=maker_rate(w.flows[flow]),
                     maker_inflight=MAKER_INFLIGHT)
     out["cores"] = meter.cores()
     if before:
         out["node_side_ms"] = stage_means(before, node_stages(w))
-    if target == "node" and out.get("orders_per_s"):  # the core's loop time per order: its ceiling
+    if target in ("node", "core") and out.get("orders_per_s"):  # the core's loop time per order: its ceiling
         out["core_main_thread_us_per_order"] = round(
             out["cores"]["server main thread"] * 1e6 / out["orders_per_s"], 1)
     out["ingress_workers"] = INGRESS
@@ -539,12 +544,32 @@ def test_flow_deep_ladders(benchmark, world: World) -> None:
     prof = None
     if PROFILE:
         prof = profile_node(w, url)
+    core = core_only(w) if INGRESS else None
     cancelled = w.cancel_all(w.seeds["deep"])
     report(benchmark, "node_flow_ladders", machine=load, ladder_setup={**setup, "machine": load_setup},
            open_orders_per_maker=w.flows["deep"].open_orders, verdict=verdict, cancelled_after=cancelled, **out)
     if prof is not None:
         report(benchmark, "profile_ladders", **prof)
+    if core is not None:
+        report(benchmark, "node_flow_ladders_core_only", **core)
+        assert core["pairs_failed"] == 0 and core["takers_failed"] == 0, core["errors"]
     assert out["pairs_failed"] == 0 and out["takers_failed"] == 0, out["errors"]
+
+
+def core_only(w: World) -> dict[str, Any]:
+    """The same ladder flow sent straight to the core's ingress socket, as the gateways send it:
+    each request's frame made before the clock by the gateway's own code (JSON, digests, signer
+    recovery), so the machine runs only the core (loop, log writer, snapshot replica), the devnet
+    and the load generator. The core's ceiling when gateways have cores of their own, i.e. what
+    a machine with more cores gives (only with OPTROLLUP_MM_INGRESS >= 1: the socket exists then)."""
+    url = "unix:" + str(w.devnet.data_dir / "node" / "ingress.sock")
+    w.loadgen("prepare_core", url=url, flow="deep", seconds=WARMUP)
+    w.loadgen("flow", url=url, target="core", flow="deep", seconds=WARMUP, taker_conns=TAKER_CONNS,
+              maker_inflight=MAKER_INFLIGHT)
+    prepare_s = w.loadgen("prepare_core", url=url, flow="deep", seconds=SECONDS)
+    load = machine_load("deep ladders, core only")
+    out = run_flow(w, url, "core", "deep", SECONDS, w.node_pid)
+    return {"machine": load, "prepare_s": prepare_s, **out}
 
 
 def profile_node(w: World, url: str) -> dict[str, Any]:
