@@ -380,7 +380,9 @@ def devnet(args: argparse.Namespace) -> int:
             wait_http(f"{url}/health", 60, proc)
         sample_ins = instrument_name(expiries(int(time.time()))[0], SPOT_USD, True)  # listed by the lister
         entry_line = (f"  orders     {order_entry}   (order entry: the signed write routes, on "
-                      f"{args.ingress_workers} ingress workers)\n" if order_entry else "")
+                      f"{args.ingress_workers} ingress workers; the SDK's order_url=, the CLI's "
+                      f"--order-url)\n" if order_entry else "")
+        order_opt = f" --order-url {order_entry}" if order_entry else ""
         print(f"""
 optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
   L2 API     {api}   (OpenAPI docs: {api}/docs)
@@ -399,7 +401,7 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
             print(f"    {to_checksum(bytes.fromhex(Account.from_key(k).address[2:]))}  key {k}  keystore {store}")
         print(f"""  keystore password (devnet only): {files.password}
   try:
-    optrollup order place --url {api} --keystore {stores[0]} --password-file {files.password} --instrument {sample_ins} --side sell --price 150 --amount 0.1
+    optrollup order place --url {api}{order_opt} --keystore {stores[0]} --password-file {files.password} --instrument {sample_ins} --side sell --price 150 --amount 0.1
     curl {api}/v1/book/{sample_ins}""", flush=True)
         if len(channel_services) >= 2:
             (_, u0, k0), (_, u1, k1) = channel_services[:2]

@@ -11,7 +11,7 @@ Units: `price` USDC base units (× 10^6) per contract; `amount` contracts × 10^
 
 __version__ = "0.1.0"
 
-from optrollup_client._client import DEFAULT_ORDER_TTL, AsyncClient, Client
+from optrollup_client._client import DEFAULT_ORDER_TTL, ORDER_ENTRY_ROUTES, AsyncClient, Client
 from optrollup_client._compliance import ComplianceState
 from optrollup_client._errors import (ApiError, BadRequestError, ClientError, Conflict, ConflictError,
                                      Forbidden, ForbiddenError, InvalidRequest, InvalidSignature,
@@ -33,7 +33,7 @@ __all__ = [
     "Account", "ApiError", "AsyncClient", "AsyncStream", "Auction", "BadRequestError", "Block",
     "BlockHeader", "Book", "CancelResult", "Client", "ClientError", "ComplianceState", "Conflict",
     "ConflictError", "DEFAULT_ORDER_TTL", "Deposit", "Fill", "Forbidden", "ForbiddenError", "Greeks",
-    "HAVE_WEBSOCKETS", "Info", "Instrument", "InsuranceFund", "InvalidRequest", "InvalidSignature", "L1Error", "L1Message", "L1Wallet",
+    "HAVE_WEBSOCKETS", "ORDER_ENTRY_ROUTES", "Info", "Instrument", "InsuranceFund", "InvalidRequest", "InvalidSignature", "L1Error", "L1Message", "L1Wallet",
     "Level", "LiquidationTake", "Liquidations", "MmpConfigInfo", "MmpFreeze", "MmpPair",
     "MmpResetAck", "MmpState", "NewOrder", "NotFound", "NotFoundError", "OpenOrder",
     "OptrollupError", "OrderAck", "OrderInfo", "OrderStatus", "PayloadTooLarge",

@@ -31,12 +31,19 @@ from optrollup_client._types import (Account, Block, Book, CancelResult, Info, I
                                     L1Message, OpenOrder, OrderAck, OrderStatus, TimeInForce, Trade,
                                     Withdrawal, WithdrawalAck)
 
-__all__ = ["AsyncClient", "Client", "DEFAULT_ORDER_TTL"]
+__all__ = ["AsyncClient", "Client", "DEFAULT_ORDER_TTL", "ORDER_ENTRY_ROUTES"]
 
 MARGIN_MODES = {"standard": 0, "portfolio": 1}  # SetMarginMode.mode
 DEFAULT_ORDER_TTL = 3600          # seconds an order lives unless `expiry` is given
 T = TypeVar("T")
 Op = Generator["_Req", Any, T]
+# the signed write routes a node's ingress workers serve on their order-entry port
+# (`optrollup serve --ingress-workers N --ingress-port P`, `optrollup devnet --ingress-workers N`):
+# with `order_url=` a client POSTs these there and sends everything else to `url`
+ORDER_ENTRY_ROUTES = frozenset({
+    "/v1/orders", "/v1/orders/batch", "/v1/orders/replace", "/v1/quotes", "/v1/cancel",
+    "/v1/cancel_all", "/v1/withdrawals", "/v1/session_keys", "/v1/oracle/feeds",
+    "/v1/admin/instruments", "/v1/margin_mode"})
 
 
 @dataclass
@@ -83,7 +90,8 @@ class _Core(MmpOps, LiquidationOps, ComplianceOps):
     def __init__(self, url: str, *, private_key: str | bytes | None = None,
                  keystore: str | Path | None = None, password: str | None = None,
                  account: str | None = None, clock: Callable[[], float] = time.time,
-                 order_ttl: int = DEFAULT_ORDER_TTL, key: Any = None) -> None:
+                 order_ttl: int = DEFAULT_ORDER_TTL, key: Any = None,
+                 order_url: str | None = None) -> None:
         if sum(x is not None for x in (private_key, keystore, key)) > 1:
             raise ClientError("give one of private_key, keystore or key", code="invalid_argument")
         if key is not None:  # an opened key: sequencer.keys.load_key (a keystore's or an HSM's)
@@ -99,6 +107,7 @@ class _Core(MmpOps, LiquidationOps, ComplianceOps):
             if account is not None:
                 raise ClientError("account= needs a key that signs for it", code="invalid_argument")
         self.url = url.rstrip("/")
+        self.order_url = (order_url or url).rstrip("/")
         self.clock = clock
         self.order_ttl = order_ttl
         self._info: Info | None = None
@@ -287,6 +296,10 @@ class _Core(MmpOps, LiquidationOps, ComplianceOps):
     def _post(self, path: str, body: Any) -> _Req:
         return _Req("POST", path, json=body)
 
+    def _order_entry(self, req: _Req) -> bool:
+        """Does `req` go to `order_url` (a signed write, when an order-entry port is given)?"""
+        return req.method == "POST" and req.path in ORDER_ENTRY_ROUTES and self.order_url != self.url
+
     def _get_auth(self, path: str) -> _Req:
         return _Req("GET", path, auth=True)
 
@@ -344,18 +357,26 @@ class _Core(MmpOps, LiquidationOps, ComplianceOps):
 class Client(_Core):
     """Synchronous client. `Client(url, private_key="0x..")`, `keystore=PATH, password=..` or
     `key=` an opened key (sequencer.keys.load_key: a keystore's, or one in an HSM);
-    `account=` makes the key a session key signing for that account. `http` injects an httpx
-    client (tests); `clock` gives unix seconds (auth timestamps, default expiries, nonces)."""
+    `account=` makes the key a session key signing for that account. `order_url=` a node's
+    order-entry port (its ingress workers): the signed writes (ORDER_ENTRY_ROUTES) go there,
+    reads and everything else to `url`. `http` / `order_http` inject httpx clients (tests);
+    `clock` gives unix seconds (auth timestamps, default expiries, nonces)."""
 
     def __init__(self, url: str, *, private_key: str | bytes | None = None,
                  keystore: str | Path | None = None, password: str | None = None,
                  account: str | None = None, timeout: float = 10.0,
                  http: httpx.Client | None = None, clock: Callable[[], float] = time.time,
-                 order_ttl: int = DEFAULT_ORDER_TTL, key: Any = None) -> None:
+                 order_ttl: int = DEFAULT_ORDER_TTL, key: Any = None,
+                 order_url: str | None = None, order_http: httpx.Client | None = None) -> None:
         super().__init__(url, private_key=private_key, keystore=keystore, password=password,
-                         account=account, clock=clock, order_ttl=order_ttl, key=key)
+                         account=account, clock=clock, order_ttl=order_ttl, key=key,
+                         order_url=order_url)
         self._own_http = http is None
         self.http = http if http is not None else httpx.Client(base_url=self.url, timeout=timeout)
+        self._own_order_http = order_http is None and self.order_url != self.url
+        self.order_http = (order_http if order_http is not None else
+                           httpx.Client(base_url=self.order_url, timeout=timeout)
+                           if self._own_order_http else self.http)
 
     def __enter__(self) -> "Client":
         return self
@@ -364,14 +385,17 @@ class Client(_Core):
         self.close()
 
     def close(self) -> None:
-        """Close the HTTP connection pool (if this client created it)."""
+        """Close the HTTP connection pools (those this client created)."""
         if self._own_http:
             self.http.close()
+        if self._own_order_http:
+            self.order_http.close()
 
     def _send(self, req: _Req) -> Any:
+        http = self.order_http if self._order_entry(req) else self.http
         try:
-            r = self.http.request(req.method, req.path, json=req.json, params=req.params,
-                                  headers=self._headers(req))
+            r = http.request(req.method, req.path, json=req.json, params=req.params,
+                             headers=self._headers(req))
         except httpx.HTTPError as exc:
             raise TransportError(f"{req.method} {req.path}: {exc}") from exc
         return self._answer(r.status_code, r.headers, r.content)
@@ -586,11 +610,17 @@ class AsyncClient(_Core):
                  keystore: str | Path | None = None, password: str | None = None,
                  account: str | None = None, timeout: float = 10.0,
                  http: httpx.AsyncClient | None = None, clock: Callable[[], float] = time.time,
-                 order_ttl: int = DEFAULT_ORDER_TTL, key: Any = None) -> None:
+                 order_ttl: int = DEFAULT_ORDER_TTL, key: Any = None,
+                 order_url: str | None = None, order_http: httpx.AsyncClient | None = None) -> None:
         super().__init__(url, private_key=private_key, keystore=keystore, password=password,
-                         account=account, clock=clock, order_ttl=order_ttl, key=key)
+                         account=account, clock=clock, order_ttl=order_ttl, key=key,
+                         order_url=order_url)
         self._own_http = http is None
         self.http = http if http is not None else httpx.AsyncClient(base_url=self.url, timeout=timeout)
+        self._own_order_http = order_http is None and self.order_url != self.url
+        self.order_http = (order_http if order_http is not None else
+                           httpx.AsyncClient(base_url=self.order_url, timeout=timeout)
+                           if self._own_order_http else self.http)
 
     async def __aenter__(self) -> "AsyncClient":
         return self
@@ -599,14 +629,17 @@ class AsyncClient(_Core):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP connection pool (if this client created it)."""
+        """Close the HTTP connection pools (those this client created)."""
         if self._own_http:
             await self.http.aclose()
+        if self._own_order_http:
+            await self.order_http.aclose()
 
     async def _send(self, req: _Req) -> Any:
+        http = self.order_http if self._order_entry(req) else self.http
         try:
-            r = await self.http.request(req.method, req.path, json=req.json, params=req.params,
-                                        headers=self._headers(req))
+            r = await http.request(req.method, req.path, json=req.json, params=req.params,
+                                   headers=self._headers(req))
         except httpx.HTTPError as exc:
             raise TransportError(f"{req.method} {req.path}: {exc}") from exc
         return self._answer(r.status_code, r.headers, r.content)

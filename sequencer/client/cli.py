@@ -103,7 +103,8 @@ def _keys_show(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> Client:
     key = load_key(args.keystore, password_file=args.password_file, password_env=args.password_env,
                         prompt="Keystore password: ")
-    return Client(args.url, key=key, account=args.account, clock=lambda: CLOCK(), timeout=args.timeout)
+    return Client(args.url, key=key, account=args.account, clock=lambda: CLOCK(), timeout=args.timeout,
+                  order_url=getattr(args, "order_url", None))
 
 
 def _print_ack(ack: OrderAck, as_json: bool) -> None:
@@ -330,6 +331,9 @@ def _account_margin_mode(args: argparse.Namespace) -> int:
 
 def _conn_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--url", required=required, help="the node's HTTP API, e.g. http://127.0.0.1:8080")
+    p.add_argument("--order-url", metavar="URL",
+                   help="the node's order-entry port (its ingress workers, `devnet --ingress-workers "
+                        "N` prints it): signed writes go there, reads to --url")
     p.add_argument("--keystore", required=required, metavar="KEY",
                    help="the signing key: an encrypted JSON keystore (optrollup keys new) or a "
                         "pkcs11: URI (optrollup keys hsm-new)")

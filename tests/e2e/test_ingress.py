@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import socket
@@ -348,3 +349,35 @@ def test_budgets_and_core_going_away(tmp_path: Path) -> None:
         solo.terminate()
         solo.wait(10)
         srv.stop()
+
+
+def test_sdk_sends_signed_writes_to_the_order_entry_port(pair: Any) -> None:
+    """`Client(url, order_url=gateway)`: the signed writes go to the ingress workers, reads to the
+    main port (the gateway answers reads 404, so a read sent there would fail); the routes the
+    SDK sends there are exactly those the gateway serves."""
+    from optrollup_client import ORDER_ENTRY_ROUTES, AsyncClient, Client, NewOrder, TransportError
+    from sequencer.ingress.gateway import ROUTES
+
+    assert ORDER_ENTRY_ROUTES == ROUTES
+    cfg, plain, ing, gurl = pair
+    name = World(cfg).names[1]
+    with Client(ing.url, order_url=gurl, private_key=STRANGER.hex) as c:
+        a = c.place_order(name, "buy", 2 * U, 10_000, post_only=True)
+        b = c.place_order(name, "buy", 3 * U, 10_000, post_only=True)
+        [q] = c.mass_quote([(b.order_hash, NewOrder(name, "buy", 4 * U, 10_000, post_only=True))])
+        assert {o.order_hash for o in c.open_orders()} == {a.order_hash, q.order_hash}
+        assert c.order(q.order_hash).status == "open"  # a read: the main port
+
+        async def amend() -> None:
+            async with AsyncClient(ing.url, order_url=gurl, private_key=STRANGER.hex) as ac:
+                r = await ac.replace_order(a.order_hash, NewOrder(name, "buy", 1 * U, 10_000, post_only=True))
+                assert r.status == "open" and (await ac.order(r.order_hash)).status == "open"
+
+        asyncio.run(amend())
+        assert c.cancel_all(name) == 2
+    # the writes really take the order-entry port: with nothing listening there they fail,
+    # while the reads still work
+    with Client(ing.url, order_url=f"http://127.0.0.1:{free_port()}", private_key=STRANGER.hex) as c:
+        assert c.open_orders() == []
+        with pytest.raises(TransportError):
+            c.place_order(name, "buy", 2 * U, 10_000, post_only=True)

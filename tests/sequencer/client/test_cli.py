@@ -142,6 +142,19 @@ def test_order_errors_print_code_and_exit_nonzero(live, keyfiles, tmp_path: Path
     assert "error [password_missing]" in capsys.readouterr().err
 
 
+def test_order_url_takes_the_signed_writes(live, keyfiles, capsys) -> None:
+    """--order-url: the signed writes go there (here: nothing listens, so placing fails as a
+    transport error), reads still go to --url."""
+    from tests.e2e.serverkit import free_port
+    who = ["--keystore", keyfiles["A"], "--password-file", keyfiles["pw"]]
+    dead = f"http://127.0.0.1:{free_port()}"
+    assert main(["order", "list", "--url", live.url, "--order-url", dead, *who]) == 0
+    capsys.readouterr()
+    assert main(["order", "place", "--url", live.url, "--order-url", dead, *who, "--instrument", CALL,
+                 "--side", "buy", "--price", "1", "--amount", "0.01"]) != 0
+    assert "error [transport_error]: POST /v1/orders" in capsys.readouterr().err
+
+
 def test_order_takes_no_raw_key_on_the_command_line(keyfiles, capsys) -> None:
     with pytest.raises(SystemExit):   # refused, not taken as an abbreviation of --keystore
         main(["order", "list", "--url", "http://127.0.0.1:1", "--key", A.hex])
