@@ -347,7 +347,7 @@ def world(tmp_path_factory: pytest.TempPathFactory):
         # chains long enough for the warm-up, the measured run and the profile at MAX_RATE
         run_s = WARMUP + SECONDS
         # with ingress workers the flow runs once more straight into the core's socket
-        deep_s = run_s + (PROFILE_SECONDS if PROFILE else 0) + (run_s if INGRESS else 0)
+        deep_s = (run_s + (PROFILE_SECONDS if PROFILE else 0)) * (2 if INGRESS else 1)
         pairs_deep = int(MAX_RATE * 0.8 * deep_s / MAKERS)
         pairs_shallow = int(MAX_RATE * 0.8 * run_s / MAKERS)
         t = time.perf_counter()
@@ -569,17 +569,23 @@ def core_only(w: World) -> dict[str, Any]:
     prepare_s = w.loadgen("prepare_core", url=url, flow="deep", seconds=SECONDS)
     load = machine_load("deep ladders, core only")
     out = run_flow(w, url, "core", "deep", SECONDS, w.node_pid)
-    return {"machine": load, "prepare_s": prepare_s, **out}
+    prof = None
+    if PROFILE:
+        w.loadgen("prepare_core", url=url, flow="deep", seconds=PROFILE_SECONDS)
+        prof = profile_node(w, url, "core")
+    return {"machine": load, "prepare_s": prepare_s, **out, **({"profile": prof} if prof else {})}
 
 
-def profile_node(w: World, url: str) -> dict[str, Any]:
-    """py-spy (100 Hz, every thread, --nonblocking) on the node during more of the ladder flow.
-    The raw stacks go next to OPTROLLUP_MM_RESULTS (or into the test's tmp dir)."""
+def profile_node(w: World, url: str, target: str = "node") -> dict[str, Any]:
+    """py-spy (100 Hz, every thread, --nonblocking) on the node during more of the ladder flow
+    (sent to `target`: node, or core for the ingress socket). The raw stacks go next to
+    OPTROLLUP_MM_RESULTS (or into the test's tmp dir)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not os.path.exists(spy):
         return {"skipped": "py-spy not installed (pip install py-spy)"}
     out_json = os.environ.get("OPTROLLUP_MM_RESULTS")
-    raw = Path(out_json).with_suffix(".pyspy.txt") if out_json else w.root / "node-ladders.pyspy.txt"
+    raw = (Path(out_json).with_suffix(f".{target}.pyspy.txt") if out_json
+           else w.root / f"{target}-ladders.pyspy.txt")
     load = machine_load("profile")
     rate, secs = 100, PROFILE_SECONDS + 1
     p = subprocess.Popen([spy, "record", "-p", str(w.node_pid), "-r", str(rate), "-d", str(secs),
@@ -587,7 +593,7 @@ def profile_node(w: World, url: str) -> dict[str, Any]:
                           *os.environ.get("OPTROLLUP_MM_PYSPY_ARGS", "").split()],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)
-    out = run_flow(w, url, "node", "deep", PROFILE_SECONDS, w.node_pid)
+    out = run_flow(w, url, target, "deep", PROFILE_SECONDS, w.node_pid)
     _, err = p.communicate(timeout=60)
     if p.returncode != 0 or not raw.exists():
         return {"skipped": f"py-spy failed: {err.decode(errors='replace')[-500:]}"}
