@@ -4,6 +4,9 @@ by the benchmarks that measure the core as the node runs it)."""
 from __future__ import annotations
 
 import gc
+import time
+from collections.abc import Callable
+from typing import Any
 
 
 def tune_gc() -> None:
@@ -20,3 +23,19 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(2_000, 5, 100)
+
+
+def watch_gc(observe: Callable[[int, float], None]) -> Callable[[], None]:
+    """Call `observe(generation, seconds)` after every cyclic-GC pass of this process (on the
+    thread that triggered it, which the pass stopped: for the loop's thread, a stall of every
+    request). Returns the function that stops watching."""
+    started: list[float] = []
+
+    def cb(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            observe(int(info.get("generation", -1)), time.perf_counter() - started.pop())
+
+    gc.callbacks.append(cb)
+    return lambda: gc.callbacks.remove(cb) if cb in gc.callbacks else None

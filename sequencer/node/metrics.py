@@ -42,6 +42,12 @@ class Metrics:
         self.alerts = Counter("optrollup_alerts_total", "Alert firings by kind and severity",
                               ["kind", "severity"], registry=r)
 
+        # the process's cyclic-GC passes (sequencer.gctune.watch_gc, installed by `serve`): a
+        # pass stops the thread that triggered it, the event loop's included
+        self.gc_pause = Histogram("optrollup_gc_pause_seconds", "Cyclic garbage-collector passes",
+                                  ["generation"],
+                                  buckets=(.001, .002, .005, .01, .02, .05, .1, .25, 1), registry=r)
+
         self._accepted: dict[str, Counter] = {}
 
     def accepted_kind(self, kind: str) -> Counter:
