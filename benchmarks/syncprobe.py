@@ -18,23 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-
-def disk_irq_cpus() -> list[int]:
-    """CPUs that have taken block-device interrupts (virtio-blk / nvme / ahci lines)."""
-    try:
-        lines = Path("/proc/interrupts").read_text().splitlines()
-    except OSError:
-        return []
-    ncpu = len(lines[0].split())
-    out: set[int] = set()
-    for line in lines[1:]:
-        parts = line.split()
-        if not any(k in line for k in ("-req.", "nvme", "ahci", "blk")):
-            continue
-        for i, n in enumerate(parts[1:1 + ncpu]):
-            if n.isdigit() and int(n) > 0:
-                out.add(i)
-    return sorted(out)
+from sequencer.irqkick import disk_irq_cpus
 
 
 def probe(directory: str | Path, rate: int = 400, seconds: float = 3.0) -> dict[str, Any]:

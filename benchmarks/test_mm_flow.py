@@ -39,6 +39,8 @@ once, each on its own connection), OPTROLLUP_MM_CLIENT (raw | aiohttp). OPTROLLU
 writes every figure as JSON. Each flow and latency figure also reports `node_side_ms`: the node's
 own histograms read from GET /metrics before and after (time inside the node per route, synced
 log writes).
+OPTROLLUP_MM_KICK=500 starts the devnet with `--kick-disk-irq --kick-interval-us 500` (kickers on the
+CPUs that take the disk's interrupts, sequencer/irqkick.py); each figure reports `kick_us`.
 OPTROLLUP_MM_CPUS=0 (a comma list) runs this test, the devnet and the load generator on those
 CPUs only; each latency figure comes with `disk_sync_probe`, the disk's own synced-write latency
 measured just before (benchmarks/syncprobe.py) and the CPUs that take its interrupts.
@@ -100,6 +102,8 @@ PACED = os.environ.get("OPTROLLUP_MM_PACED") == "1"
 INGRESS = env_int("OPTROLLUP_MM_INGRESS", 0)
 # OPTROLLUP_MM_CPUS=0,1: the CPUs this test and everything it starts may run on (os.sched_setaffinity)
 CPUS = sorted(procs.cpu_list(os.environ["OPTROLLUP_MM_CPUS"])) if os.environ.get("OPTROLLUP_MM_CPUS") else []
+# OPTROLLUP_MM_KICK=US: the devnet's node runs disk-interrupt kickers every US µs (`devnet --kick-disk-irq`)
+KICK = env_int("OPTROLLUP_MM_KICK", 0)
 N_TAKERS = 40
 RESULTS: dict[str, Any] = {}
 
@@ -267,6 +271,8 @@ class World:
             os.sched_setaffinity(0, CPUS)
         t = time.perf_counter()
         ingress = ["--ingress-workers", str(INGRESS), "--ingress-port", "0"] if INGRESS else []
+        if KICK:  # the node's disk-interrupt kickers (sequencer/irqkick.py)
+            ingress += ["--kick-disk-irq", "--kick-interval-us", str(KICK)]
         self.devnet = Devnet(root / "devnet", "--feed-seconds", "5", *ingress, timeout=180)
         self.timings = {"devnet_start_s": round(time.perf_counter() - t, 1)}
         d = self.devnet
@@ -413,7 +419,7 @@ def node_stages(w: World) -> dict[str, tuple[float, float]]:
     out = {k: (values.get(m.format("sum"), 0.0), values.get(m.format("count"), 0.0))
            for k, m in STAGES.items()}
     out.update({k: (0.0, v) for k, v in values.items()
-                if k.startswith(("optrollup_log_fsync_seconds_bucket",
+                if k.startswith(("optrollup_log_fsync_seconds_bucket", "optrollup_gc_pause_seconds_",
                                  'optrollup_http_request_seconds_bucket{le=',
                                  'optrollup_http_request_seconds_bucket{route="/v1/orders"'))})
     return out
@@ -431,6 +437,16 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
     out["single orders in the node, buckets (s: count)"] = {
         k.split('le="')[1].split('"')[0]: int(after[k][1] - before[k][1])
         for k in after if k.startswith("optrollup_http_request_seconds_bucket") and '"/v1/orders"' in k}
+    gc_passes = {}
+    for gen in ("0", "1", "2"):
+        def delta(key: str) -> float:
+            return after.get(key, (0.0, 0.0))[1] - before.get(key, (0.0, 0.0))[1]
+        n = delta(f'optrollup_gc_pause_seconds_count{{generation="{gen}"}}')
+        if n:
+            quick = delta(f'optrollup_gc_pause_seconds_bucket{{generation="{gen}",le="0.01"}}')
+            gc_passes[gen] = {"n": int(n), "ms": round(1e3 * delta(f'optrollup_gc_pause_seconds_sum{{generation="{gen}"}}'), 1),
+                              "over_10ms": int(n - quick)}
+    out["gc passes (generation: n, total ms, over 10 ms)"] = gc_passes
     n_sync = after["log fsync"][1] - before["log fsync"][1]
     if n_sync > 0:
         out["records per fsync"] = round((after["fsync records"][0] - before["fsync records"][0]) / n_sync, 1)
@@ -452,6 +468,7 @@ def run_flow(w: World, url: str, target: str, flow: str, seconds: float, server_
         out["core_main_thread_us_per_order"] = round(
             out["cores"]["server main thread"] * 1e6 / out["orders_per_s"], 1)
     out["ingress_workers"] = INGRESS
+    out["kick_us"] = KICK
     out["cpu_pressure_avg10"] = cpu_pressure()
     return out
 
@@ -705,6 +722,7 @@ def measure_single(benchmark, w: World, label: str, rate: int, ips: list[str]) -
     out["cores"] = meter.cores()
     out["node_side_ms"] = stage_means(before, node_stages(w))
     out["ingress_workers"] = INGRESS
+    out["kick_us"] = KICK
     out["disk_sync_probe"] = json.loads(probe.stdout)
     return load, out
 

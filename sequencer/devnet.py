@@ -34,7 +34,7 @@ import httpx
 from eth_account import Account
 
 from cext import keccak256, to_checksum
-from sequencer import procs
+from sequencer import irqkick, procs
 from sequencer.core.chainspec import Genesis
 from sequencer.core.config import CoreConfig, OracleParams
 from sequencer.core.instruments import make_instrument
@@ -324,8 +324,10 @@ def devnet(args: argparse.Namespace) -> int:
                 ingress_port = args.ingress_port or free_port()
                 ingress = ["--ingress-workers", str(args.ingress_workers),
                            "--ingress-port", str(ingress_port)]
+            kick = (["--kick-disk-irq", "--kick-interval-us", str(args.kick_interval_us)]
+                    if args.kick_disk_irq else [])
             node = procs.popen([*cli, "serve", "--data-dir", str(files.root / "node"),
-                                "--config", str(files.node_config), "--port", str(port), *ingress],
+                                "--config", str(files.node_config), "--port", str(port), *ingress, *kick],
                                stdout=node_log, stderr=subprocess.STDOUT, pid_file=files.pid_file("node"))
         wait_http(f"{api}/health", 60, node)
         order_entry = f"http://127.0.0.1:{ingress_port}" if ingress else None
@@ -522,6 +524,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
                    help="serve the signed write routes also from N ingress worker processes "
                         "(sequencer/ingress) on --ingress-port, printed as the order-entry URL")
     p.add_argument("--ingress-port", type=int, default=8081, help="0: any free port")
+    p.add_argument("--kick-disk-irq", action="store_true",
+                   help="the node wakes the CPUs that take the disk's interrupts (see `optrollup "
+                        "serve --help`): for VMs where a busy vCPU delays synced writes")
+    p.add_argument("--kick-interval-us", type=irqkick.interval_arg, default=irqkick.DEFAULT_INTERVAL_US, metavar="US",
+                   help="with --kick-disk-irq (default 500)")
     p.add_argument("--cpus", type=_cpus, default=None, metavar="LIST",
                    help="run anvil, the node and every devnet process on these CPUs only (e.g. 0 "
                         "or 0-2): keeping the CPU that takes the disk's interrupts free keeps "

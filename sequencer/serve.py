@@ -11,9 +11,9 @@ from pathlib import Path
 
 import uvicorn
 
-from sequencer import monitor
+from sequencer import irqkick, monitor
 from sequencer.api.app import create_app
-from sequencer.gctune import tune_gc
+from sequencer.gctune import tune_gc, watch_gc
 from sequencer.ingress import core as ingress_core
 from sequencer.ingress import gateway
 from sequencer.ingress.protocol import socket_path
@@ -77,11 +77,16 @@ def serve(args: argparse.Namespace) -> int:
                              "a Unix socket path may be (107 bytes): use a shorter --data-dir")
         ingress_core.attach(app, args.data_dir)
     tune_gc()  # after recovery: the recovered state is long-lived
+    gc_pause = app.state.api.node.metrics.gc_pause
+    watch_gc(lambda gen, seconds: gc_pause.labels(str(gen)).observe(seconds))
     reserve, children = None, []
+    if getattr(args, "kick_disk_irq", False):
+        children += _start_kickers(args.kick_interval_us)
     if workers > 0:  # ingress workers (sequencer/ingress): the signed writes in N processes
-        reserve, children = gateway.spawn_workers(
+        reserve, gateways = gateway.spawn_workers(
             workers, args.data_dir, args.ingress_host or args.host, args.ingress_port,
             main_url=f"http://{args.host}:{args.port}", log_level="warning")
+        children += gateways
         logging.getLogger("optrollup").warning(
             "order entry (%d ingress workers): http://%s:%d", workers,
             args.ingress_host or args.host, reserve.getsockname()[1])
@@ -94,6 +99,25 @@ def serve(args: argparse.Namespace) -> int:
         if reserve is not None:
             reserve.close()
     return 0
+
+
+def _start_kickers(interval_us: int) -> list:
+    """Kickers (sequencer.irqkick) on the CPUs that take the disk's interrupts, if any."""
+    log = logging.getLogger("optrollup")
+    cpus = irqkick.disk_irq_cpus()
+    if not cpus:
+        log.warning("--kick-disk-irq: no CPU has taken a block-device interrupt (/proc/interrupts); "
+                    "no kicker started")
+        return []
+    allowed = os.sched_getaffinity(0)
+    if not set(cpus) & allowed:
+        log.warning("--kick-disk-irq: the disk's interrupt CPUs %s are outside this process's CPUs %s; "
+                    "no kicker started", cpus, sorted(allowed))
+        return []
+    kickers = irqkick.spawn([c for c in cpus if c in allowed], interval_us)
+    log.warning("disk-interrupt kickers on CPU %s every %d µs (sequencer/irqkick.py)",
+                ",".join(str(c) for c in cpus if c in allowed), interval_us)
+    return kickers
 
 
 def ingress_path_fits(data_dir: str | Path) -> bool:
@@ -120,4 +144,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--ingress-socket", action="store_true",
                    help="listen on DATA_DIR/ingress.sock for `optrollup gateway` processes started "
                         "separately (implied by --ingress-workers)")
+    p.add_argument("--kick-disk-irq", action="store_true",
+                   help="wake the CPUs that take the disk's interrupts every --kick-interval-us, for "
+                        "VMs that deliver an interrupt to a busy vCPU only at its next timer tick "
+                        "(synced log writes 8-10 ms late there; sequencer/irqkick.py)")
+    p.add_argument("--kick-interval-us", type=irqkick.interval_arg, default=irqkick.DEFAULT_INTERVAL_US,
+                   metavar="US", help=f"default {irqkick.DEFAULT_INTERVAL_US}")
     p.set_defaults(func=serve)
