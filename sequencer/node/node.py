@@ -370,6 +370,7 @@ class Node(NodeReads, CoreApplier):
         self._events: list[tuple[str, Any]] = []  # fired once the record that caused them is durable
         self._held: deque[tuple[int, list[tuple[str, Any]]]] = deque()  # (seq, its events)
         self._durable_upto = -1  # the newest seq the log writer reported durable
+        self._slow_sync_logged = 0.0  # monotonic time of the last slow-sync warning
         self._logged_seq = -1    # the newest seq submitted to the log writer
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()  # (seq, request)
         self._fire_lock = threading.Lock()
@@ -390,7 +391,7 @@ class Node(NodeReads, CoreApplier):
             self._since_snapshot = 0
             self.core = self._recover()
             self._last_shortfall = self.core.engine.state.shortfall
-            self.committer = GroupCommitter(self.log, on_sync=self.metrics.on_sync,
+            self.committer = GroupCommitter(self.log, on_sync=self._on_sync,
                                             on_durable=self._on_durable,
                                             on_error=self._on_log_error)
             mode = snapshot_mode(snapshots)
@@ -489,6 +490,19 @@ class Node(NodeReads, CoreApplier):
     def bind_loop(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run listeners on `loop` (the thread that owns `core`), one callback per durable record."""
         self.loop = loop
+
+    SLOW_SYNC = 0.03  # seconds: a synced log write this slow is logged (at most once a second)
+
+    def _on_sync(self, seconds: float, records: int) -> None:
+        """Log-writer thread, once per synced write: metrics, and a warning with the time for
+        a slow one (to set against what else wrote to the disk then: LevelDB's own LOG, a
+        snapshot being stored, other processes)."""
+        self.metrics.on_sync(seconds, records)
+        if seconds >= self.SLOW_SYNC:
+            now = time.monotonic()
+            if now - self._slow_sync_logged >= 1.0:
+                self._slow_sync_logged = now
+                log.warning("slow synced log write: %.1f ms for %d records", seconds * 1e3, records)
 
     def _on_durable(self, last: int) -> None:
         """Log-writer thread, once per synced batch: fire the events of the records up to

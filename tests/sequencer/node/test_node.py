@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import re
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -298,3 +302,25 @@ def test_concurrent_submits_are_answered_once_durable_with_one_wakeup_per_sync(t
     assert not node._waiters and node._durable_upto >= node._logged_seq
     assert seen.count("book") >= 1
     node.close()
+
+
+def test_a_slow_synced_write_is_logged_with_its_time(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A synced log write over Node.SLOW_SYNC is named in the log (once a second at most), so
+    an operator can set it against what else wrote to the disk then; fast ones are not."""
+    k = Kit(tmp_path)
+    real = k.node.log.write
+
+    def slow(first: int, records: list[bytes], **kw: Any) -> None:
+        time.sleep(0.05)  # a disk that takes 50 ms, injected
+        real(first, records, **kw)
+
+    k.node.seal().result(timeout=10)
+    assert "slow synced log write" not in caplog.text
+    k.node.log.write = slow  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="optrollup.node"):
+        k.node.seal(T0 + 1).result(timeout=10)
+        k.node.seal(T0 + 2).result(timeout=10)  # within the second: not logged again
+    lines = [r.getMessage() for r in caplog.records if "slow synced log write" in r.getMessage()]
+    assert len(lines) == 1 and re.fullmatch(r"slow synced log write: \d+\.\d ms for 1 records", lines[0]), lines
+    assert float(lines[0].split(": ")[1].split(" ms")[0]) >= 50
+    k.node.close()
