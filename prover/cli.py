@@ -65,9 +65,9 @@ def _verify(args: argparse.Namespace) -> int:
                         _err("the mismatching batch is gone from L1; all live batches match")
                     bad = None
                 except VerificationFailed as exc:
-                    if exc.message != bad:
+                    seen, bad = bad, exc.message  # before printing: a Ctrl-C right after the
+                    if exc.message != seen:        # line must still exit 1
                         print(f"MISMATCH: {exc.message}", flush=True)
-                    bad = exc.message
                 except L1Unavailable as exc:
                     _err(f"L1 unavailable, retrying: {exc.message}")
                 time.sleep(args.poll)
