@@ -28,6 +28,7 @@ from pathlib import Path
 from sequencer.procs import arm_death_signal, popen
 
 DEFAULT_INTERVAL_US = 500
+MIN_INTERVAL_US, MAX_INTERVAL_US = 50, 100_000
 _DISK_IRQ_NAMES = ("-req.", "nvme", "ahci", "blk")  # virtio-blk queues ("virtio0-req.0"), NVMe, SATA
 
 
@@ -53,22 +54,25 @@ def disk_irq_cpus(interrupts: str | None = None) -> list[int]:
     return sorted(out)
 
 
+def check_interval(interval_us: int) -> int:
+    """`interval_us` if within [MIN_INTERVAL_US, MAX_INTERVAL_US], else ValueError."""
+    if not MIN_INTERVAL_US <= interval_us <= MAX_INTERVAL_US:
+        raise ValueError(f"kick interval {interval_us} µs is outside [{MIN_INTERVAL_US}, {MAX_INTERVAL_US}]")
+    return interval_us
+
+
 def interval_arg(text: str) -> int:
-    """An argparse type: a kick interval in whole µs within [50, 100000]."""
+    """An argparse type: a kick interval in whole µs (`check_interval`)."""
     try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number of microseconds: {text!r}") from None
-    if not 50 <= v <= 100_000:
-        raise argparse.ArgumentTypeError(f"{v} µs is outside [50, 100000]")
-    return v
+        return check_interval(int(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
 def spawn(cpus: list[int], interval_us: int = DEFAULT_INTERVAL_US) -> list[subprocess.Popen]:
     """One kicker process per CPU in `cpus`, each dying with this process. ValueError for an
-    interval outside [50, 100000] µs or a CPU this process may not run on."""
-    if not 50 <= interval_us <= 100_000:
-        raise ValueError(f"kick interval {interval_us} µs is outside [50, 100000]")
+    interval outside the bounds (`check_interval`) or a CPU this process may not run on."""
+    check_interval(interval_us)
     allowed = os.sched_getaffinity(0)
     bad = [c for c in cpus if c not in allowed]
     if bad:

@@ -110,13 +110,14 @@ def _start_kickers(interval_us: int) -> list:
                     "no kicker started")
         return []
     allowed = os.sched_getaffinity(0)
-    if not set(cpus) & allowed:
+    usable = [c for c in cpus if c in allowed]
+    if not usable:
         log.warning("--kick-disk-irq: the disk's interrupt CPUs %s are outside this process's CPUs %s; "
                     "no kicker started", cpus, sorted(allowed))
         return []
-    kickers = irqkick.spawn([c for c in cpus if c in allowed], interval_us)
+    kickers = irqkick.spawn(usable, interval_us)
     log.warning("disk-interrupt kickers on CPU %s every %d µs (sequencer/irqkick.py)",
-                ",".join(str(c) for c in cpus if c in allowed), interval_us)
+                ",".join(map(str, usable)), interval_us)
     return kickers
 
 

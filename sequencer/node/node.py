@@ -761,7 +761,7 @@ class Node(NodeReads, CoreApplier):
         accepted record comes with its seq instead of a Future (see `_log`)."""
         self.check_alive()
         self.tick()
-        out: list[tuple[Any, Future[int] | None]] = []
+        out: list[tuple[Any, Future[int] | int | None]] = []
         for i, rec in enumerate(records):
             head = rec.order if isinstance(rec, Replace) else rec  # charged to the order's signer
             kind = "Replace" if isinstance(rec, Replace) else type(rec.msg).__name__

@@ -74,7 +74,7 @@ class GroupCommitter:
         self._on_sync = on_sync
         self._on_durable, self._on_error = on_durable, on_error
         self._cond = threading.Condition()
-        self._pending: list[tuple[bytes, list[tuple[bytes, bytes]], Future[int]]] = []
+        self._pending: list[tuple[bytes, list[tuple[bytes, bytes]], Future[int] | None]] = []  # None: `append`
         self._next = log.next_seq
         self._durable_next = log.next_seq  # every record below this seq is durable
         self._seq_waiters: list[tuple[int, int, Future[int]]] = []  # when_durable, a heap
