@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from benchmarks.loadgen import http_request, pct
+from sequencer.ingress.protocol import FrameReader, pack
 
 H = {"Content-Type": "application/json"}
 
@@ -202,17 +203,23 @@ class CoreConn(Conn):
     def __init__(self, path: str, ip: str, frames: dict[bytes, Any]) -> None:
         super().__init__(path, 0, ip)
         self.frames, self.rid = frames, 0
+        self.frames_in = FrameReader()
 
     made_late = 0  # payloads made during a run (prepare_core fell short)
+    _connecting: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
-    connecting: asyncio.Lock | None = None
+    @classmethod
+    def _connect_lock(cls) -> asyncio.Lock:
+        """One lock per event loop (each load-generator command runs its own loop)."""
+        loop = asyncio.get_running_loop()
+        if cls._connecting is None or cls._connecting[0] is not loop:
+            cls._connecting = (loop, asyncio.Lock())
+        return cls._connecting[1]
 
     async def __aenter__(self) -> Self:
         # one connect at a time: past the core's listen backlog (100) a non-blocking Unix connect
         # "succeeds" unconnected and the first read fails with EINVAL
-        if CoreConn.connecting is None:
-            CoreConn.connecting = asyncio.Lock()
-        async with CoreConn.connecting:
+        async with self._connect_lock():
             self.reader, self.writer = await asyncio.open_unix_connection(self.host)
             self.hello = await self._frame()
         return self
@@ -221,13 +228,11 @@ class CoreConn(Conn):
         self.writer.close()
 
     async def _frame(self) -> Any:
-        from sequencer.ingress.protocol import FrameReader
         head = await self.reader.readexactly(4)
         rest = await self.reader.readexactly(int.from_bytes(head, "big"))
-        return FrameReader().feed(head + rest)[0]
+        return self.frames_in.feed(head + rest)[0]
 
     async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        from sequencer.ingress.protocol import pack
         pl = self.frames.get(body)
         if pl is None:  # past what prepare_core made: made now, on the clock (counted)
             from sequencer.ingress.gateway import payload
@@ -294,7 +299,6 @@ class _Worker:
                    maker_inflight: int = 1) -> dict[str, Any]:
         fl = self.flows[flow]
         core = target == "core"  # requests as prepared by `prepare_core` (the rest made late)
-        CoreConn.connecting = asyncio.Lock()  # of this run's loop
         # a maker's quotes in flight at once, each on its own connection: never more than its
         # chain allows (quotes that close apart touch distinct groups of its ladder)
         lanes = max(1, min(maker_inflight, fl.reorder_gap // 2))
@@ -467,7 +471,6 @@ class _Worker:
         from sequencer.ingress.gateway import ORDER, QUOTES, payload
         fl = self.flows[flow]
         t = time.perf_counter()
-        CoreConn.connecting = asyncio.Lock()
         async with CoreConn(self.core_path, "127.0.0.1", self.frames) as c:  # type: ignore[arg-type]
             hello = c.hello
         args = (None, hello["domain"], hello["maxBatch"], hello["maxBodyBytes"])

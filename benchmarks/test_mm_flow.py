@@ -437,10 +437,11 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
     out["single orders in the node, buckets (s: count)"] = {
         k.split('le="')[1].split('"')[0]: int(after[k][1] - before[k][1])
         for k in after if k.startswith("optrollup_http_request_seconds_bucket") and '"/v1/orders"' in k}
+    def delta(key: str) -> float:
+        return after.get(key, (0.0, 0.0))[1] - before.get(key, (0.0, 0.0))[1]
+
     gc_passes = {}
     for gen in ("0", "1", "2"):
-        def delta(key: str) -> float:
-            return after.get(key, (0.0, 0.0))[1] - before.get(key, (0.0, 0.0))[1]
         n = delta(f'optrollup_gc_pause_seconds_count{{generation="{gen}"}}')
         if n:
             quick = delta(f'optrollup_gc_pause_seconds_bucket{{generation="{gen}",le="0.01"}}')
