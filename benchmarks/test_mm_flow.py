@@ -38,7 +38,8 @@ OPTROLLUP_MM_TAKER_CONNS (64), OPTROLLUP_MM_MAKER_INFLIGHT (1: a maker's mass qu
 once, each on its own connection), OPTROLLUP_MM_CLIENT (raw | aiohttp). OPTROLLUP_MM_RESULTS=path
 writes every figure as JSON. Each flow and latency figure also reports `node_side_ms`: the node's
 own histograms read from GET /metrics before and after (time inside the node per route, synced
-log writes).
+log writes, GC passes, the event loop's lag); the node's log (`logs/node.log` of the devnet)
+names what the loop ran during each stall of 20 ms or more ("event loop ran N ms late").
 OPTROLLUP_MM_KICK=500 starts the devnet with `--kick-disk-irq --kick-interval-us 500` (kickers on the
 CPUs that take the disk's interrupts, sequencer/irqkick.py); each figure reports `kick_us`.
 OPTROLLUP_MM_CPUS=0 (a comma list) runs this test, the devnet and the load generator on those
@@ -322,6 +323,23 @@ class World:
             n += r.json()["cancelled"]
         return n
 
+    def node_log_size(self) -> int:
+        return (self.devnet.data_dir / "logs" / "node.log").stat().st_size
+
+    def loop_stalls(self, since: int, top: int = 5) -> dict[str, Any]:
+        """The node's "event loop ran N ms late" warnings logged after byte `since` of its log
+        (sequencer.loopwatch: at most one a second, the worst): how many, and the `top` longest
+        with what the loop's thread was running."""
+        with open(self.devnet.data_dir / "logs" / "node.log", "rb") as f:
+            f.seek(since)
+            lines = [x for x in f.read().decode(errors="replace").splitlines() if "event loop ran" in x]
+        found = []
+        for x in lines:
+            tail = x.split("event loop ran ", 1)[1]
+            found.append((int(tail.split(" ms", 1)[0]), tail.split("its thread was in: ", 1)[-1][:400]))
+        found.sort(reverse=True)
+        return {"logged": len(found), "longest": [f"{ms} ms: {where}" for ms, where in found[:top]]}
+
     def l1_status(self) -> dict[str, Any]:
         """How far the devnet's poster got: the L2 head, the last L2 block the Rollup on L1 holds,
         and the poster runs that failed (the last error line of logs/poster.log)."""
@@ -420,6 +438,7 @@ def node_stages(w: World) -> dict[str, tuple[float, float]]:
            for k, m in STAGES.items()}
     out.update({k: (0.0, v) for k, v in values.items()
                 if k.startswith(("optrollup_log_fsync_seconds_bucket", "optrollup_gc_pause_seconds_",
+                                 "optrollup_loop_lag_seconds_",
                                  'optrollup_http_request_seconds_bucket{le=',
                                  'optrollup_http_request_seconds_bucket{route="/v1/orders"'))})
     return out
@@ -448,6 +467,12 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
             gc_passes[gen] = {"n": int(n), "ms": round(1e3 * delta(f'optrollup_gc_pause_seconds_sum{{generation="{gen}"}}'), 1),
                               "over_10ms": int(n - quick)}
     out["gc passes (generation: n, total ms, over 10 ms)"] = gc_passes
+    beats = delta("optrollup_loop_lag_seconds_count")
+    if beats:  # the loop's 10 ms beat (sequencer.loopwatch): how late it ran
+        out["loop lag (beats, mean ms, over 5/10/20/50 ms)"] = [
+            int(beats), round(1e3 * delta("optrollup_loop_lag_seconds_sum") / beats, 2),
+            *(int(beats - delta(f'optrollup_loop_lag_seconds_bucket{{le="{le}"}}'))
+              for le in ("0.005", "0.01", "0.02", "0.05"))]
     n_sync = after["log fsync"][1] - before["log fsync"][1]
     if n_sync > 0:
         out["records per fsync"] = round((after["fsync records"][0] - before["fsync records"][0]) / n_sync, 1)
@@ -459,12 +484,14 @@ def run_flow(w: World, url: str, target: str, flow: str, seconds: float, server_
     used meanwhile (CpuMeter) and the CPU pressure (PSI avg10: % of time a task waited for a CPU)."""
     meter = CpuMeter(w, server_pid)
     before = node_stages(w) if target in ("node", "core") else {}
+    log_at = w.node_log_size()
     out = w.loadgen("flow", url=url, target=target, flow=flow, seconds=seconds,
                     taker_conns=TAKER_CONNS, maker_rate=maker_rate(w.flows[flow]),
                     maker_inflight=MAKER_INFLIGHT)
     out["cores"] = meter.cores()
     if before:
         out["node_side_ms"] = stage_means(before, node_stages(w))
+        out["loop_stalls"] = w.loop_stalls(log_at)
     if target in ("node", "core") and out.get("orders_per_s"):  # the core's loop time per order: its ceiling
         out["core_main_thread_us_per_order"] = round(
             out["cores"]["server main thread"] * 1e6 / out["orders_per_s"], 1)
@@ -718,10 +745,12 @@ def measure_single(benchmark, w: World, label: str, rate: int, ips: list[str]) -
                            capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
     meter = CpuMeter(w, w.node_pid)
     before = node_stages(w)
+    log_at = w.node_log_size()
     out = benchmark.pedantic(single, args=(w, w.order_url, "node", rate, ips, LAT_SECONDS),
                              rounds=1, iterations=1)
     out["cores"] = meter.cores()
     out["node_side_ms"] = stage_means(before, node_stages(w))
+    out["loop_stalls"] = w.loop_stalls(log_at)
     out["ingress_workers"] = INGRESS
     out["kick_us"] = KICK
     out["disk_sync_probe"] = json.loads(probe.stdout)

@@ -27,7 +27,7 @@ def build_app(data_dir: str | Path, config: str | Path):  # noqa: ANN201 - FastA
     cfg = NodeConfig.load(config)
     follower = (L1Follower(cfg.l1, cfg.rollup, domain=cfg.genesis.config.domain)
                 if cfg.l1 is not None else None)
-    app = create_app(Node(data_dir, cfg, l1=follower))
+    app = create_app(Node(data_dir, cfg, l1=follower), watch_loop=True)
     monitor.attach(app)  # the detectors' worker and the alert webhook (docs/monitoring.md)
     return app
 

@@ -157,17 +157,17 @@ class Api:
         return result
 
 
-def create_app(node: Node, *, tick_seconds: float = 0.2,
+def create_app(node: Node, *, tick_seconds: float = 0.2, watch_loop: bool = False,
                monotonic: Callable[[], float] = time.monotonic) -> FastAPI:
     """The HTTP API over `node`; the app's lifespan runs the node's background work
-    (`NodeRunner`: ticks and the node's L1 follower, if it has one) and closes the node at
-    shutdown."""
+    (`NodeRunner`: ticks, the node's L1 follower if it has one, the loop watch if
+    `watch_loop`) and closes the node at shutdown."""
     api = Api(node, monotonic)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         try:
-            async with NodeRunner(node, tick_seconds):
+            async with NodeRunner(node, tick_seconds, watch_loop=watch_loop):
                 yield
         finally:
             node.close()

@@ -48,6 +48,11 @@ class Metrics:
                                   ["generation"],
                                   buckets=(.001, .002, .005, .01, .02, .05, .1, .25, 1), registry=r)
 
+        # how late the event loop ran a callback due every 10 ms (sequencer.loopwatch, started
+        # by NodeRunner(watch_loop=True), i.e. by `serve`): what every request waited meanwhile
+        self.loop_lag = Histogram("optrollup_loop_lag_seconds", "Event-loop lag (a 10 ms beat, how late)",
+                                  buckets=(.001, .002, .005, .01, .02, .05, .1, .25, 1), registry=r)
+
         self._accepted: dict[str, Counter] = {}
 
     def accepted_kind(self, kind: str) -> Counter:

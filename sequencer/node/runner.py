@@ -11,6 +11,7 @@ import logging
 from types import TracebackType
 
 from sequencer.errors import OptrollupError
+from sequencer.loopwatch import LoopWatch
 from sequencer.node.node import Node
 
 log = logging.getLogger("optrollup.node")
@@ -49,16 +50,31 @@ async def follow_l1_once(node: Node) -> int:
     return n
 
 
+STALL_SECONDS = 0.02  # a loop this late is logged (at most once a second, the worst one)
+
+
+def _report_stall(lag: float, stack: str) -> None:
+    log.warning("event loop ran %.0f ms late; its thread was in: %s", lag * 1e3,
+                stack or "(not caught: the stall ended before the watcher looked)")
+
+
 class NodeRunner:
     """`async with NodeRunner(node, tick_seconds):` ticks the node and follows L1 (if the node
-    has a follower) until the block exits; the node stays open (closing it is the owner's)."""
+    has a follower) until the block exits; the node stays open (closing it is the owner's).
+    With `watch_loop`, the loop's lag goes to `optrollup_loop_lag_seconds` and a stall of
+    `STALL_SECONDS` or more is logged with what the loop's thread was running
+    (sequencer.loopwatch)."""
 
-    def __init__(self, node: Node, tick_seconds: float = 0.2) -> None:
+    def __init__(self, node: Node, tick_seconds: float = 0.2, *, watch_loop: bool = False) -> None:
         self.node, self.tick_seconds = node, tick_seconds
         self._tasks: list[asyncio.Task[None]] = []
+        self._watch = (LoopWatch(node.metrics.loop_lag.observe, _report_stall, threshold=STALL_SECONDS)
+                       if watch_loop else None)
 
     async def __aenter__(self) -> "NodeRunner":
         self.node.bind_loop(asyncio.get_running_loop())
+        if self._watch is not None:
+            self._watch.start()
         self._tasks = [asyncio.create_task(self._ticker(), name="node-ticker")]
         if self.node.l1 is not None:
             self._tasks.append(asyncio.create_task(self._follower(), name="l1-follower"))
@@ -66,6 +82,8 @@ class NodeRunner:
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
+        if self._watch is not None:
+            self._watch.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
