@@ -40,8 +40,9 @@ writes every figure as JSON. Each flow and latency figure also reports `node_sid
 own histograms read from GET /metrics before and after (time inside the node per route, synced
 log writes, GC passes, the event loop's lag); the node's log (`logs/node.log` of the devnet)
 names what the loop ran during each stall of 20 ms or more ("event loop ran N ms late").
-OPTROLLUP_MM_KICK=500 starts the devnet with `--kick-disk-irq --kick-interval-us 500` (kickers on the
-CPUs that take the disk's interrupts, sequencer/irqkick.py); each figure reports `kick_us`.
+OPTROLLUP_MM_KICK=500 starts the devnet with `--kick-disk-irq on --kick-interval-us 500` (kickers on
+the CPUs that take the disk's interrupts, sequencer/irqkick.py), =off without; by default (auto)
+the node decides by a probe at start-up, reported in `setup` (`kick_auto`); each figure reports `kick`.
 OPTROLLUP_MM_CPUS=0 (a comma list) runs this test, the devnet and the load generator on those
 CPUs only; each latency figure comes with `disk_sync_probe`, the disk's own synced-write latency
 measured just before (benchmarks/syncprobe.py) and the CPUs that take its interrupts.
@@ -103,8 +104,11 @@ PACED = os.environ.get("OPTROLLUP_MM_PACED") == "1"
 INGRESS = env_int("OPTROLLUP_MM_INGRESS", 0)
 # OPTROLLUP_MM_CPUS=0,1: the CPUs this test and everything it starts may run on (os.sched_setaffinity)
 CPUS = sorted(procs.cpu_list(os.environ["OPTROLLUP_MM_CPUS"])) if os.environ.get("OPTROLLUP_MM_CPUS") else []
-# OPTROLLUP_MM_KICK=US: the devnet's node runs disk-interrupt kickers every US µs (`devnet --kick-disk-irq`)
-KICK = env_int("OPTROLLUP_MM_KICK", 0)
+# OPTROLLUP_MM_KICK: the devnet's disk-interrupt kickers (`devnet --kick-disk-irq`, sequencer/irqkick.py):
+# auto (the devnet's default: the node probes at start-up), off, or US (on, every US µs)
+KICK = os.environ.get("OPTROLLUP_MM_KICK", "auto")
+if KICK not in ("auto", "off") and not KICK.isdigit():
+    raise SystemExit(f"OPTROLLUP_MM_KICK={KICK!r}: auto, off or a number of µs")
 N_TAKERS = 40
 RESULTS: dict[str, Any] = {}
 
@@ -272,10 +276,15 @@ class World:
             os.sched_setaffinity(0, CPUS)
         t = time.perf_counter()
         ingress = ["--ingress-workers", str(INGRESS), "--ingress-port", "0"] if INGRESS else []
-        if KICK:  # the node's disk-interrupt kickers (sequencer/irqkick.py)
-            ingress += ["--kick-disk-irq", "--kick-interval-us", str(KICK)]
+        # the node's disk-interrupt kickers (sequencer/irqkick.py)
+        ingress += ["--kick-disk-irq", KICK] if KICK in ("auto", "off") else \
+            ["--kick-disk-irq", "on", "--kick-interval-us", KICK]
         self.devnet = Devnet(root / "devnet", "--feed-seconds", "5", *ingress, timeout=180)
-        self.timings = {"devnet_start_s": round(time.perf_counter() - t, 1)}
+        self.timings = {"devnet_start_s": round(time.perf_counter() - t, 1), "kick": KICK}
+        node_log = (self.devnet.data_dir / "logs" / "node.log").read_text(errors="replace")
+        auto = [x.split("--kick-disk-irq auto: ", 1)[1] for x in node_log.splitlines() if "--kick-disk-irq auto: " in x]
+        if auto:
+            self.timings["kick_auto"] = auto[-1]
         d = self.devnet
         self.http = httpx.Client(base_url=d.api, timeout=60)
         dom = d.info["eip712"]["domain"]
@@ -496,7 +505,7 @@ def run_flow(w: World, url: str, target: str, flow: str, seconds: float, server_
         out["core_main_thread_us_per_order"] = round(
             out["cores"]["server main thread"] * 1e6 / out["orders_per_s"], 1)
     out["ingress_workers"] = INGRESS
-    out["kick_us"] = KICK
+    out["kick"] = KICK
     out["cpu_pressure_avg10"] = cpu_pressure()
     return out
 
@@ -752,7 +761,7 @@ def measure_single(benchmark, w: World, label: str, rate: int, ips: list[str]) -
     out["node_side_ms"] = stage_means(before, node_stages(w))
     out["loop_stalls"] = w.loop_stalls(log_at)
     out["ingress_workers"] = INGRESS
-    out["kick_us"] = KICK
+    out["kick"] = KICK
     out["disk_sync_probe"] = json.loads(probe.stdout)
     return load, out
 

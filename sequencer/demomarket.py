@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 
 from optrollup_client import ApiError, Client, Instrument, NewOrder, OptrollupError
+from sequencer import procs
 
 log = logging.getLogger("optrollup.demomarket")
 
@@ -75,9 +76,10 @@ class DemoMarket(threading.Thread):
     the next round goes on (the node may be restarting)."""
 
     def __init__(self, url: str, maker_key: str, taker_key: str, *, interval: float = 5.0,
-                 take_every: int = 3, seed: int = 0) -> None:
+                 take_every: int = 3, seed: int = 0, nice: int = 0) -> None:
         super().__init__(name="devnet-demo-market", daemon=True)
         self.url, self.maker_key, self.taker_key = url, maker_key, taker_key
+        self.nice = nice  # run at this much lower priority than the process (a background job)
         self.interval, self.take_every = interval, take_every
         self.rng = random.Random(seed)
         self.stop = threading.Event()
@@ -121,6 +123,8 @@ class DemoMarket(threading.Thread):
         return len(orders)
 
     def run(self) -> None:
+        if self.nice:
+            procs.lower_thread_priority(self.nice)
         n = 0
         with Client(self.url, private_key=self.maker_key) as maker, \
                 Client(self.url, private_key=self.taker_key) as taker:

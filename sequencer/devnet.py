@@ -51,6 +51,10 @@ L2_CHAIN_ID = 412346
 SPOT_USD = 3000
 STRIKES = (2600, 2800, 3000, 3200, 3400)
 FUND_USDC = 100_000
+# the devnet's batch jobs (poster runs, the demo market's thread, the liquidator) run this much
+# nicer than the node: on a 2-core machine their bursts otherwise delay the wake-ups of the
+# node's loop and log writer by a scheduler tick (benchmarks/README.md, session 10)
+BACKGROUND_NICE = 10
 POSTER_PASSWORD = "devnet"  # the poster keystore's password on the devnet (dev keys only)
 LIST_SECONDS = 600.0  # how often the lister checks that the rolling set of expiries is listed
 
@@ -147,7 +151,7 @@ def start_demo_market(client: L1Client, dep: Deployment, funder, api: str) -> De
         if not funded:
             client.transact(funder, acct.address, value=10 * 10**18, context="gas for the demo market")
             faucet(client, dep, acct, FUND_USDC)
-    market = DemoMarket(api, *keys)
+    market = DemoMarket(api, *keys, nice=BACKGROUND_NICE)
     market.start()
     return market
 
@@ -234,12 +238,15 @@ def poster_available() -> bool:
 
 
 class PosterLoop(threading.Thread):
-    """Runs `optrollup post-batches --once` every `every` seconds, like cron would. Each run
-    dies with this thread (PDEATHSIG) and is recorded in `pid_file`; `close()` stops both."""
+    """Runs `optrollup post-batches --once` every `every` seconds, like cron would, at nice
+    `nice` (a batch job). Each run dies with this thread (PDEATHSIG) and is recorded in
+    `pid_file`; `close()` stops both."""
 
-    def __init__(self, cmd: list[str], every: float, log_file: Path, pid_file: Path) -> None:
+    def __init__(self, cmd: list[str], every: float, log_file: Path, pid_file: Path, *,
+                 nice: int = 0) -> None:
         super().__init__(name="poster-cron", daemon=True)
         self.cmd, self.every, self.log_file, self.pid_file = cmd, every, log_file, pid_file
+        self.nice = nice
         self.stop = threading.Event()
         self.proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
@@ -251,7 +258,7 @@ class PosterLoop(threading.Thread):
                     if self.stop.is_set():
                         return
                     self.proc = procs.popen(self.cmd, stdout=out, stderr=subprocess.STDOUT,
-                                            pid_file=self.pid_file)
+                                            pid_file=self.pid_file, nice=self.nice)
                 self.proc.wait()
                 procs.remove_pid_file(self.pid_file, self.proc.pid)
                 self.stop.wait(self.every)
@@ -324,8 +331,7 @@ def devnet(args: argparse.Namespace) -> int:
                 ingress_port = args.ingress_port or free_port()
                 ingress = ["--ingress-workers", str(args.ingress_workers),
                            "--ingress-port", str(ingress_port)]
-            kick = (["--kick-disk-irq", "--kick-interval-us", str(args.kick_interval_us)]
-                    if args.kick_disk_irq else [])
+            kick = ["--kick-disk-irq", args.kick_disk_irq, "--kick-interval-us", str(args.kick_interval_us)]
             node = procs.popen([*cli, "serve", "--data-dir", str(files.root / "node"),
                                 "--config", str(files.node_config), "--port", str(port), *ingress, *kick],
                                stdout=node_log, stderr=subprocess.STDOUT, pid_file=files.pid_file("node"))
@@ -357,7 +363,8 @@ def devnet(args: argparse.Namespace) -> int:
                           ["--keystore", str(files.poster_keystore), "--password-file", str(files.password)])
             poster = PosterLoop([*cli, "post-batches", "--once", "--sequencer", api, "--l1-rpc", anvil.url,
                                  "--rollup", dep.rollup, *poster_key, "--lock-dir", str(files.root)],
-                                args.post_seconds, logs / "poster.log", files.pid_file("poster"))
+                                args.post_seconds, logs / "poster.log", files.pid_file("poster"),
+                                nice=BACKGROUND_NICE)
             poster.start()
         traders = keys["traders"]
         stores = trader_keystores(files, traders)
@@ -366,7 +373,8 @@ def devnet(args: argparse.Namespace) -> int:
                 liquidator = procs.popen(
                     [*cli, "liquidator", "--sequencer", api, "--keystore", str(stores[-1]),
                      "--password-file", str(files.password), "--json"],
-                    stdout=liq_log, stderr=subprocess.STDOUT, pid_file=files.pid_file("liquidator"))
+                    stdout=liq_log, stderr=subprocess.STDOUT, pid_file=files.pid_file("liquidator"),
+                    nice=BACKGROUND_NICE)
         # the first dev accounts are channel-enabled: one state-channel service each (channels/)
         for i in range(min(args.channel_services, MAX_CHANNEL_SERVICES, len(stores) - 1)):
             ch_port = free_port()
@@ -524,9 +532,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
                    help="serve the signed write routes also from N ingress worker processes "
                         "(sequencer/ingress) on --ingress-port, printed as the order-entry URL")
     p.add_argument("--ingress-port", type=int, default=8081, help="0: any free port")
-    p.add_argument("--kick-disk-irq", action="store_true",
+    p.add_argument("--kick-disk-irq", nargs="?", const="on", default="auto", choices=("on", "off", "auto"),
                    help="the node wakes the CPUs that take the disk's interrupts (see `optrollup "
-                        "serve --help`): for VMs where a busy vCPU delays synced writes")
+                        "serve --help`): for VMs where a busy vCPU delays synced writes; default "
+                        "auto (the node probes at start-up), alone: on")
     p.add_argument("--kick-interval-us", type=irqkick.interval_arg, default=irqkick.DEFAULT_INTERVAL_US, metavar="US",
                    help="with --kick-disk-irq (default 500)")
     p.add_argument("--cpus", type=_cpus, default=None, metavar="LIST",

@@ -9,8 +9,11 @@ loop: each wake-up is a timer that makes the vCPU exit, and a pending completion
 then. Measured there (400 synced 500-byte appends/s, another process spinning on the interrupt
 CPU): p50 9.9 ms without; 1.38 ms with a 500 µs kicker, 0.77 ms with 200 µs; a 200 µs kicker costs
 ~8 % of a core, a 500 µs one ~3 %. On hardware (or a hypervisor) that delivers interrupts at
-once it buys nothing: it is off unless asked for (`optrollup serve --kick-disk-irq`,
-`optrollup devnet --kick-disk-irq`).
+once it buys nothing. `optrollup serve --kick-disk-irq [on|off|auto]` (`--kick-disk-irq` alone:
+on; default off) and `optrollup devnet --kick-disk-irq [on|off|auto]` (default auto). `auto`
+measures first (`delayed_interrupts`, ~1-2 s at start-up): synced appends from another CPU
+while a process spins on each interrupt CPU, then again with kickers; kickers start only if
+the spinning delays the writes (p50 >= 3 ms) and the kickers at least halve that.
 
     python -m sequencer.irqkick PARENT_PID CPU INTERVAL_US   # one kicker; dies with PARENT_PID
 """
@@ -80,6 +83,68 @@ def spawn(cpus: list[int], interval_us: int = DEFAULT_INTERVAL_US) -> list[subpr
     return [popen([sys.executable, "-m", "sequencer.irqkick", str(os.getpid()), str(c), str(interval_us)],
                   die_with_parent=False, stdin=subprocess.DEVNULL)  # it arms itself after exec
             for c in cpus]
+
+
+AUTO_DELAYED_MS = 3.0  # a synced append's p50 this slow with a busy interrupt CPU: delayed
+
+
+def kick_wanted(spin_p50_ms: float, kick_p50_ms: float) -> bool:
+    """`auto`'s decision from the two probes' medians: delayed interrupts, and kickers fix them."""
+    return spin_p50_ms >= AUTO_DELAYED_MS and kick_p50_ms <= spin_p50_ms / 2
+
+
+def synced_append_p50_ms(directory: str | Path, n: int = 60, gap: float = 0.004) -> float:
+    """Median ms of `n` 512-byte appends each followed by fdatasync, `gap` s apart, to a
+    scratch file in `directory` (removed after)."""
+    path = Path(directory) / f".irqkick-probe-{os.getpid()}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    lat = []
+    rec = b"\0" * 512
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            os.write(fd, rec)
+            os.fdatasync(fd)
+            lat.append((time.perf_counter() - t0) * 1e3)
+            time.sleep(gap)
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return sorted(lat)[len(lat) // 2]
+
+
+def delayed_interrupts(directory: str | Path, cpus: list[int] | None = None,
+                       interval_us: int = DEFAULT_INTERVAL_US) -> tuple[bool, str]:
+    """`auto`: (whether kickers on `cpus` (default: the disk's interrupt CPUs this process may
+    use) are worth running, why). Probes from this thread pinned to another allowed CPU, with
+    a spinning process on each of `cpus`, then with kickers too (`kick_wanted`)."""
+    allowed = os.sched_getaffinity(0)
+    cpus = [c for c in (disk_irq_cpus() if cpus is None else cpus) if c in allowed]
+    others = allowed - set(cpus)
+    if not cpus:
+        return False, "no usable CPU has taken a block-device interrupt (/proc/interrupts)"
+    if not others:
+        return False, f"no CPU besides the interrupt CPUs {cpus} to probe from"
+    spin = "import os,sys; os.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass"
+    spinners = [popen([sys.executable, "-c", spin, str(c)], stdin=subprocess.DEVNULL) for c in cpus]
+    kickers: list[subprocess.Popen] = []
+    os.sched_setaffinity(0, others)  # this thread only (Linux): probe from a CPU not spun
+    try:
+        time.sleep(0.1)  # the spinners are running
+        spun = synced_append_p50_ms(directory)
+        os.sched_setaffinity(0, allowed)  # kickers are spawned from (and checked against) all of them
+        kickers = spawn(cpus, interval_us)
+        os.sched_setaffinity(0, others)
+        time.sleep(0.1)
+        kicked = synced_append_p50_ms(directory)
+    finally:
+        os.sched_setaffinity(0, allowed)
+        for p in spinners + kickers:
+            p.kill()
+            p.wait()
+    why = (f"synced appends p50 {spun:.2f} ms with CPU {','.join(map(str, cpus))} busy, "
+           f"{kicked:.2f} ms with kickers")
+    return kick_wanted(spun, kicked), why
 
 
 def kick(cpu: int, interval_us: int) -> None:

@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -125,12 +126,33 @@ def remove_pid_file(path: Path, pid: int) -> None:
         pass
 
 
+def lower_thread_priority(increment: int) -> int:
+    """Raise the calling thread's nice value by `increment` (Linux nice is per thread; the
+    process's other threads keep theirs); returns the new value. A no-op returning 0 where
+    threads have no nice value of their own."""
+    if sys.platform != "linux":
+        return 0
+    tid = threading.get_native_id()
+    nice = min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+    os.setpriority(os.PRIO_PROCESS, tid, nice)
+    return nice
+
+
 def popen(argv: Sequence[str], *, pid_file: Path | None = None, die_with_parent: bool = True,
-          death_signal: int = signal.SIGTERM, **kwargs: Any) -> subprocess.Popen:
-    """`subprocess.Popen(argv, **kwargs)` that dies with this process and records its pid."""
+          death_signal: int = signal.SIGTERM, nice: int = 0, **kwargs: Any) -> subprocess.Popen:
+    """`subprocess.Popen(argv, **kwargs)` that dies with this process and records its pid;
+    `nice` > 0 runs it at that much lower priority (a background job)."""
     argv = [str(a) for a in argv]
     if die_with_parent and "preexec_fn" not in kwargs:
         kwargs["preexec_fn"] = _die_with_parent(death_signal)
+    if nice:
+        then = kwargs.get("preexec_fn")
+
+        def preexec() -> None:  # between fork and exec: minimal
+            os.nice(nice)
+            if then is not None:
+                then()
+        kwargs["preexec_fn"] = preexec
     proc = subprocess.Popen(argv, **kwargs)
     if pid_file is not None:
         write_pid_file(pid_file, proc.pid, argv)

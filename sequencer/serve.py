@@ -80,7 +80,13 @@ def serve(args: argparse.Namespace) -> int:
     gc_pause = app.state.api.node.metrics.gc_pause
     watch_gc(lambda gen, seconds: gc_pause.labels(str(gen)).observe(seconds))
     reserve, children = None, []
-    if getattr(args, "kick_disk_irq", False):
+    kick_mode = getattr(args, "kick_disk_irq", "off")
+    if kick_mode == "auto":
+        wanted, why = irqkick.delayed_interrupts(args.data_dir, interval_us=args.kick_interval_us)
+        logging.getLogger("optrollup").warning("--kick-disk-irq auto: %s: %s", why,
+                                               "kickers wanted" if wanted else "no kickers")
+        kick_mode = "on" if wanted else "off"
+    if kick_mode == "on":
         children += _start_kickers(args.kick_interval_us)
     if workers > 0:  # ingress workers (sequencer/ingress): the signed writes in N processes
         reserve, gateways = gateway.spawn_workers(
@@ -99,6 +105,9 @@ def serve(args: argparse.Namespace) -> int:
         if reserve is not None:
             reserve.close()
     return 0
+
+
+KICK_MODES = ("on", "off", "auto")
 
 
 def _start_kickers(interval_us: int) -> list:
@@ -145,10 +154,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001
     p.add_argument("--ingress-socket", action="store_true",
                    help="listen on DATA_DIR/ingress.sock for `optrollup gateway` processes started "
                         "separately (implied by --ingress-workers)")
-    p.add_argument("--kick-disk-irq", action="store_true",
-                   help="wake the CPUs that take the disk's interrupts every --kick-interval-us, for "
+    p.add_argument("--kick-disk-irq", nargs="?", const="on", default="off", choices=KICK_MODES,
+                   help="on: wake the CPUs that take the disk's interrupts every --kick-interval-us, for "
                         "VMs that deliver an interrupt to a busy vCPU only at its next timer tick "
-                        "(synced log writes 8-10 ms late there; sequencer/irqkick.py)")
+                        "(synced log writes 8-10 ms late there; sequencer/irqkick.py); auto: only if a "
+                        "probe at start-up finds that (~1-2 s); alone: on; default off")
     p.add_argument("--kick-interval-us", type=irqkick.interval_arg, default=irqkick.DEFAULT_INTERVAL_US,
                    metavar="US", help=f"default {irqkick.DEFAULT_INTERVAL_US}")
     p.set_defaults(func=serve)

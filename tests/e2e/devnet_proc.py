@@ -32,7 +32,9 @@ class Devnet:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sequencer.cli", "devnet", "--data-dir", str(data_dir),
              "--port", str(port), "--l1-port", str(l1_port), "--feed-seconds", "1",
-             *([] if demo_market else ["--no-demo-market"]), *extra],
+             *([] if demo_market else ["--no-demo-market"]),
+             # the start-up probe of `auto` (the default) spins a CPU for ~1-2 s: tests ask for it
+             *([] if "--kick-disk-irq" in extra else ["--kick-disk-irq", "off"]), *extra],
             stdout=self.out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
         try:
             self._ready(timeout)

@@ -90,3 +90,61 @@ def test_serve_starts_kickers_on_the_disk_interrupt_cpus(tmp_path: Path) -> None
         ks = kickers()
         srv.stop()
     assert _wait(lambda: not any(procs.alive(p) for p in ks))
+
+
+def test_auto_decides_from_the_two_medians() -> None:
+    """Kickers only when a busy interrupt CPU delays synced writes AND kickers fix that."""
+    assert irqkick.kick_wanted(9.9, 1.38)          # the Firecracker guest of benchmarks/README.md
+    assert not irqkick.kick_wanted(0.4, 0.4)        # interrupts delivered at once
+    assert not irqkick.kick_wanted(8.0, 7.5)        # a slow disk (an HDD): kickers do not help
+    assert not irqkick.kick_wanted(2.9, 0.1)        # below the threshold
+    assert irqkick.kick_wanted(irqkick.AUTO_DELAYED_MS, irqkick.AUTO_DELAYED_MS / 2)
+
+
+def test_synced_append_probe_measures_and_cleans_up(tmp_path: Path) -> None:
+    p50 = irqkick.synced_append_p50_ms(tmp_path, n=5, gap=0.0)
+    assert 0 < p50 < 5_000
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_delayed_interrupts_probe_restores_affinity_and_leaves_no_process(tmp_path: Path) -> None:
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        wanted, why = irqkick.delayed_interrupts(tmp_path, [min(allowed)])
+        assert not wanted and "no CPU besides" in why
+        return
+    cpu = max(allowed)
+    wanted, why = irqkick.delayed_interrupts(tmp_path, [cpu], interval_us=500)
+    assert isinstance(wanted, bool)
+    assert why.startswith("synced appends p50 ") and f"with CPU {cpu} busy" in why and "with kickers" in why
+    assert os.sched_getaffinity(0) == allowed  # the probing thread's CPUs back as they were
+    assert list(tmp_path.iterdir()) == []
+    kids = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _ppid(int(p.name)) == os.getpid()]
+    assert kids == [], kids  # spinners and kickers killed and reaped
+
+
+def test_delayed_interrupts_without_usable_interrupt_cpus(tmp_path: Path) -> None:
+    wanted, why = irqkick.delayed_interrupts(tmp_path, [])
+    assert not wanted and "no usable CPU" in why
+
+
+def _ppid(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("PPid:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def test_serve_auto_logs_its_decision(tmp_path: Path) -> None:
+    from tests.e2e.serverkit import Server, node_config, write_config
+    conf = write_config(tmp_path / "config.json", node_config(time.time()))
+    srv = Server(tmp_path / "node", conf, extra=["--kick-disk-irq", "auto"]).start()
+    try:
+        assert _wait(lambda: "--kick-disk-irq auto: " in srv.output())
+        line = next(x for x in srv.output().splitlines() if "--kick-disk-irq auto: " in x)
+        assert line.endswith(("kickers wanted", "no kickers")), line
+    finally:
+        srv.stop()

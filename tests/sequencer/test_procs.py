@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from sequencer import procs
 from sequencer.procs import cpu_list, descendants
 
 HAVE = sorted(os.sched_getaffinity(0))
@@ -66,3 +67,30 @@ def test_descendants_of_this_process_include_a_grandchild() -> None:
         os.kill(grandchild, 9)
         child.kill()
         child.wait()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_lower_thread_priority_is_per_thread() -> None:
+    import threading
+    main_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []
+
+    def work() -> None:
+        seen.append(procs.lower_thread_priority(5))
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert seen == [min(19, main_nice + 5)] * 2
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_nice  # unchanged
+
+
+def test_popen_nice_runs_the_child_nicer_and_still_dies_with_its_parent(tmp_path) -> None:  # noqa: ANN001
+    base = os.nice(0)
+    p = procs.popen([sys.executable, "-c", "import os; print(os.nice(0))"], stdout=subprocess.PIPE, nice=7)
+    out, _ = p.communicate(timeout=30)
+    assert int(out) == min(19, base + 7)
+    p = procs.popen([sys.executable, "-c", "import os; print(os.nice(0))"], stdout=subprocess.PIPE)
+    out, _ = p.communicate(timeout=30)
+    assert int(out) == base
