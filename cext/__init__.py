@@ -1,5 +1,6 @@
-"""optrollup's hot primitives: Keccak-256, Merkle trees, EIP-712 order digests, and batched
-secp256k1 address recovery.
+"""optrollup's hot primitives: Keccak-256, Merkle trees, EIP-712 order digests, batched
+secp256k1 address recovery, and `untrack` (keeps the engine's many small records out of the
+cyclic collector's scans).
 
 The accelerated twin (Cython + C, libsecp256k1) is used when it imports; the pure-Python twin
 (`cext._pure`) is used when `OPTROLLUP_PUREPYTHON=1` or when the extension is missing, with a
@@ -26,7 +27,7 @@ from cext._types import (
 if os.environ.get("OPTROLLUP_PUREPYTHON", "") not in ("", "0"):
     from cext._pure import (
         keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
-        order_digests, recover_addresses,
+        order_digests, recover_addresses, untrack,
     )
 
     ACCELERATED = False
@@ -34,7 +35,7 @@ else:
     try:
         from cext._accel import (
             keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
-            order_digests, recover_addresses,
+            order_digests, recover_addresses, untrack,
         )
 
         ACCELERATED = True
@@ -47,7 +48,7 @@ else:
         )
         from cext._pure import (
             keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
-            order_digests, recover_addresses,
+            order_digests, recover_addresses, untrack,
         )
 
         ACCELERATED = False
@@ -69,4 +70,5 @@ __all__ = [
     "parse_address",
     "recover_addresses",
     "to_checksum",
+    "untrack",
 ]

@@ -308,3 +308,18 @@ def order_digests(domain_separator, orders) -> list:
         rc = optr_order_digests(dp, tp, rp, n, op, 0)
     _check(rc)
     return _split32(op, n)
+
+
+cdef extern from "Python.h":
+    int PyObject_IS_GC(object obj)
+    void PyObject_GC_UnTrack(void *obj)
+
+
+def untrack(obj) -> None:
+    """Take `obj` out of the cyclic collector's lists (as CPython does itself with tuples of
+    atomic values), so that collections never scan it again; it is still freed by reference
+    counting. Only for objects that can never be part of a reference cycle (immutable values,
+    or records whose fields only ever hold such values): a cycle through an untracked object
+    is never collected. A no-op for objects the collector does not track."""
+    if PyObject_IS_GC(obj):
+        PyObject_GC_UnTrack(<void *>obj)

@@ -7,6 +7,8 @@ extension cannot be imported.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 from collections.abc import Sequence
 
 import coincurve
@@ -140,3 +142,18 @@ def order_digests(domain_separator: bytes, orders: Sequence[Order]) -> list[byte
     """EIP-712 digests keccak256(0x1901 || domain || hashStruct(order)), one per order."""
     domain = as_bytes(domain_separator, "domain_separator", 32)
     return [keccak_bytes(b"\x19\x01" + domain + _struct_hash(normalize_order(o))) for o in orders]
+
+
+_GC_UNTRACK = ctypes.pythonapi.PyObject_GC_UnTrack
+_GC_UNTRACK.argtypes = [ctypes.py_object]
+_GC_UNTRACK.restype = None
+
+
+def untrack(obj: object) -> None:
+    """Take `obj` out of the cyclic collector's lists (as CPython does itself with tuples of
+    atomic values), so that collections never scan it again; it is still freed by reference
+    counting. Only for objects that can never be part of a reference cycle (immutable values,
+    or records whose fields only ever hold such values): a cycle through an untracked object
+    is never collected. A no-op for objects the collector does not track."""
+    if gc.is_tracked(obj):
+        _GC_UNTRACK(obj)

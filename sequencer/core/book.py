@@ -9,16 +9,21 @@ from collections.abc import Iterator
 
 from sortedcontainers import SortedDict
 
-from cext import Order
+from cext import Order, untrack
 
 
 class Resting:
-    """An accepted order with its unfilled `remaining` amount."""
+    """An accepted order with its unfilled `remaining` amount. Its fields only ever hold bytes,
+    ints and an Order of atomic values, so it can never be part of a reference cycle: it and its
+    order are taken out of the cyclic collector's lists (`cext.untrack`), which otherwise scanned
+    every resting order in each full pass (0.1-0.4 s with ~10^5 of them)."""
 
     __slots__ = ("digest", "order", "signature", "remaining")
 
     def __init__(self, digest: bytes, order: Order, signature: bytes, remaining: int) -> None:
         self.digest, self.order, self.signature, self.remaining = digest, order, signature, remaining
+        untrack(self)
+        untrack(order)
 
 
 class Book:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-from cext import Order, keccak256
+from cext import Order, keccak256, untrack
 from sequencer.core.channelmsg import ChannelOpen
 from sequencer.core.config import CoreConfig
 from sequencer.core.header import ACCOUNT_TAG, ZERO32, WithdrawalLeaf
@@ -37,10 +37,16 @@ class Account:
 @dataclass(slots=True)
 class FilledOrder:
     """An order that has appeared in a Fill: the signed order and its cumulative filled amount
-    (never above order.amount)."""
+    (never above order.amount). Like `Resting`, never part of a reference cycle, so kept out of
+    the cyclic collector's scans (`cext.untrack`): a node holds one per order filled until it
+    expires."""
 
     order: Order
     filled: int
+
+    def __post_init__(self) -> None:
+        untrack(self)
+        untrack(self.order)
 
 
 @dataclass

@@ -9,7 +9,7 @@ import sys
 import cext
 
 PUBLIC = {"keccak256", "keccak256_many", "merkle_root", "merkle_proof", "merkle_verify",
-          "recover_addresses", "order_digests", "ACCELERATED"}
+          "recover_addresses", "order_digests", "untrack", "ACCELERATED"}
 
 
 def test_public_api_present() -> None:
