@@ -447,7 +447,8 @@ def node_stages(w: World) -> dict[str, tuple[float, float]]:
            for k, m in STAGES.items()}
     out.update({k: (0.0, v) for k, v in values.items()
                 if k.startswith(("optrollup_log_fsync_seconds_bucket", "optrollup_gc_pause_seconds_",
-                                 "optrollup_loop_lag_seconds_",
+                                 "optrollup_loop_lag_seconds_", "optrollup_log_queue_seconds_",
+                                 "optrollup_durable_wake_seconds_",
                                  'optrollup_http_request_seconds_bucket{le=',
                                  'optrollup_http_request_seconds_bucket{route="/v1/orders"'))})
     return out
@@ -476,6 +477,13 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
             gc_passes[gen] = {"n": int(n), "ms": round(1e3 * delta(f'optrollup_gc_pause_seconds_sum{{generation="{gen}"}}'), 1),
                               "over_10ms": int(n - quick)}
     out["gc passes (generation: n, total ms, over 10 ms)"] = gc_passes
+    for label, metric in (("log queue", "optrollup_log_queue_seconds"),
+                          ("durable wake", "optrollup_durable_wake_seconds")):
+        n = delta(f"{metric}_count")  # once per synced batch (sequencer/node/metrics.py)
+        if n:
+            out[f"{label} (batches, mean ms, over 2/5/10 ms)"] = [
+                int(n), round(1e3 * delta(f"{metric}_sum") / n, 3),
+                *(int(n - delta(f'{metric}_bucket{{le="{le}"}}')) for le in ("0.002", "0.005", "0.01"))]
     beats = delta("optrollup_loop_lag_seconds_count")
     if beats:  # the loop's 10 ms beat (sequencer.loopwatch): how late it ran
         out["loop lag (beats, mean ms, over 5/10/20/50 ms)"] = [

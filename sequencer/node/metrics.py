@@ -16,6 +16,15 @@ class Metrics:
                                buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .5), registry=r)
         self.fsync_batch = Histogram("optrollup_log_fsync_records", "Records per synced write",
                                      buckets=(1, 2, 5, 10, 50, 100, 500, 1000, 5000), registry=r)
+        # the two hops of a durable acknowledgement besides the fsync itself, once per synced
+        # batch: the oldest record's wait for its write to start (behind the previous write,
+        # then the log writer's wake-up), and the event loop's wake-up after the write
+        self.log_queue = Histogram("optrollup_log_queue_seconds",
+                                   "Input-log batch: oldest record's wait from append to write start",
+                                   buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .5), registry=r)
+        self.durable_wake = Histogram("optrollup_durable_wake_seconds",
+                                      "Synced write end to the event loop answering its requests",
+                                      buckets=(.0005, .001, .002, .005, .01, .02, .05, .1, .5), registry=r)
         self.failed = Gauge("optrollup_node_failed",
                             "1 once the node refuses requests after a storage fault", registry=r)
         self.height = Gauge("optrollup_block_height", "Newest sealed L2 block", registry=r)

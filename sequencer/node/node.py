@@ -392,6 +392,7 @@ class Node(NodeReads, CoreApplier):
             self.core = self._recover()
             self._last_shortfall = self.core.engine.state.shortfall
             self.committer = GroupCommitter(self.log, on_sync=self._on_sync,
+                                            on_queue=self.metrics.log_queue.observe,
                                             on_durable=self._on_durable,
                                             on_error=self._on_log_error)
             mode = snapshot_mode(snapshots)
@@ -521,9 +522,13 @@ class Node(NodeReads, CoreApplier):
 
     def _schedule_fire(self, last: int) -> None:
         if self.loop is not None:
-            self.loop.call_soon_threadsafe(self._fire, last)
+            self.loop.call_soon_threadsafe(self._fire_woken, last, time.perf_counter())
         else:
             self._fire(last)
+
+    def _fire_woken(self, last: int, durable_at: float) -> None:
+        self.metrics.durable_wake.observe(time.perf_counter() - durable_at)
+        self._fire(last)
 
     def _fire(self, last: int) -> None:
         """Everything up to record `last` is durable: listeners get its events, then the

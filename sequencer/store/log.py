@@ -61,17 +61,21 @@ class GroupCommitter:
     order is processing order) and returns a Future that resolves to the seq once durable, or
     to the write's exception. Hooks, called on the writer thread once per synced batch rather
     than once per record: `on_sync(seconds, records)` observes each fsync (metrics),
+    `on_queue(seconds)` how long the batch's oldest record waited from its append to the start
+    of the write (behind the previous write, then the writer thread's wake-up),
     `on_durable(last_seq)` says every record up to `last_seq` is durable, `on_error(exc)` says
     a write failed (every later record fails too).
     """
 
     def __init__(self, log: InputLog, *, max_batch: int = 8192,
                  on_sync: Callable[[float, int], None] | None = None,
+                 on_queue: Callable[[float], None] | None = None,
                  on_durable: Callable[[int], None] | None = None,
                  on_error: Callable[[BaseException], None] | None = None) -> None:
         self._log = log
         self._max_batch = max_batch
-        self._on_sync = on_sync
+        self._on_sync, self._on_queue = on_sync, on_queue
+        self._oldest_t = 0.0  # perf_counter() at the append of the oldest pending record
         self._on_durable, self._on_error = on_durable, on_error
         self._cond = threading.Condition()
         self._pending: list[tuple[bytes, list[tuple[bytes, bytes]], Future[int] | None]] = []  # None: `append`
@@ -114,6 +118,8 @@ class GroupCommitter:
                 raise StoreError("input log is closed")
             if self._error is not None:
                 raise StoreError(f"input log failed earlier: {self._error}")
+            if not self._pending:
+                self._oldest_t = time.perf_counter()
             self._pending.append((record, list(extra) if extra else [], fut))
             seq = self._next
             self._next += 1
@@ -142,8 +148,10 @@ class GroupCommitter:
                     return
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
+                t0 = time.perf_counter()
+                queued = t0 - self._oldest_t
+                self._oldest_t = t0  # what a cut-off batch leaves waits from here (a bound)
             first = self._log.next_seq
-            t0 = time.perf_counter()
             try:
                 self._log.write(first, [r for r, _, _ in batch],
                                 extra=[kv for _, ex, _ in batch for kv in ex])
@@ -165,6 +173,8 @@ class GroupCommitter:
                 self._durable_next = last + 1
                 while self._seq_waiters and self._seq_waiters[0][0] <= last:
                     ready.append(heapq.heappop(self._seq_waiters))
+            if self._on_queue is not None:
+                self._on_queue(queued)
             if self._on_sync is not None:
                 self._on_sync(time.perf_counter() - t0, len(batch))
             if self._on_durable is not None:

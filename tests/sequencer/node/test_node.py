@@ -301,6 +301,14 @@ def test_concurrent_submits_are_answered_once_durable_with_one_wakeup_per_sync(t
     assert [r.status for r in out] == ["open"] * 200
     assert not node._waiters and node._durable_upto >= node._logged_seq
     assert seen.count("book") >= 1
+    # the two hops besides the fsync, once per synced batch (optrollup_log_queue_seconds,
+    # optrollup_durable_wake_seconds): the writer's queue and the loop's wake-up
+    reg = node.metrics.registry
+    syncs = node.committer.syncs
+    assert reg.get_sample_value("optrollup_log_queue_seconds_count") == syncs
+    wakes = reg.get_sample_value("optrollup_durable_wake_seconds_count")
+    assert 1 <= wakes <= syncs
+    assert 0 <= reg.get_sample_value("optrollup_durable_wake_seconds_sum") < 10
     node.close()
 
 

@@ -189,3 +189,38 @@ def test_extra_puts_land_atomically_with_the_record(tmp_path: Path) -> None:
         log.write(1, [b"r"], extra=[(b"log/evil", b"x")])
     assert log.next_seq == 1 and db.get(b"log/evil") is None
     db.close()
+
+
+def test_on_queue_reports_how_long_a_batch_waited_behind_the_previous_write(tmp_path: Path) -> None:
+    """The oldest record of a batch appended while a 100 ms write is in progress waits for
+    that write: on_queue sees >= the rest of it; a batch appended to an idle writer waits ~0."""
+    db = open_db(tmp_path / "db")
+    log = InputLog(db)
+    real_write, started = log.write, threading.Event()
+
+    def slow_write(first_seq: int, records: list[bytes], **kw) -> None:  # noqa: ANN003
+        started.set()
+        if records[0] == b"slow":
+            time.sleep(0.1)
+        real_write(first_seq, records, **kw)
+
+    log.write = slow_write  # type: ignore[method-assign]
+    queued: list[float] = []
+    syncs: list[int] = []
+    gc = GroupCommitter(log, on_queue=queued.append, on_sync=lambda dt, n: syncs.append(n))
+    try:
+        gc.submit(b"idle").result(timeout=10)
+        started.clear()
+        f1 = gc.submit(b"slow")
+        assert started.wait(5)
+        t = time.perf_counter()
+        f2 = gc.submit(b"behind")
+        f1.result(timeout=10)
+        f2.result(timeout=10)
+        waited = time.perf_counter() - t
+    finally:
+        gc.close()
+        db.close()
+    assert len(queued) == len(syncs) == 3
+    assert 0 <= queued[0] < 0.05 and 0 <= queued[1] < 0.05
+    assert 0.05 <= queued[2] <= waited + 0.01, (queued, waited)
