@@ -117,7 +117,17 @@ def delayed_interrupts(directory: str | Path, cpus: list[int] | None = None,
                        interval_us: int = DEFAULT_INTERVAL_US) -> tuple[bool, str]:
     """`auto`: (whether kickers on `cpus` (default: the disk's interrupt CPUs this process may
     use) are worth running, why). Probes from this thread pinned to another allowed CPU, with
-    a spinning process on each of `cpus`, then with kickers too (`kick_wanted`)."""
+    a spinning process on each of `cpus`, then with kickers too (`kick_wanted`). Never raises
+    for the machine it finds: off Linux, or if the probe cannot write, the answer is no."""
+    if sys.platform != "linux":
+        return False, "not Linux (no per-CPU interrupt routing to work around)"
+    try:
+        return _probe(directory, cpus, interval_us)
+    except OSError as exc:
+        return False, f"the probe failed: {exc}"
+
+
+def _probe(directory: str | Path, cpus: list[int] | None, interval_us: int) -> tuple[bool, str]:
     allowed = os.sched_getaffinity(0)
     cpus = [c for c in (disk_irq_cpus() if cpus is None else cpus) if c in allowed]
     others = allowed - set(cpus)

@@ -153,3 +153,20 @@ def test_serve_auto_logs_its_decision(tmp_path: Path) -> None:
         assert line.endswith(("kickers wanted", "no kickers")), line
     finally:
         srv.stop()
+
+
+def test_delayed_interrupts_says_no_when_it_cannot_probe(tmp_path: Path) -> None:
+    """A data dir it cannot write (or a machine that is not Linux) must not stop a node from
+    starting: the answer is "no kickers", with the reason."""
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) < 2:
+        pytest.skip("needs two CPUs to get as far as the probe")
+    wanted, why = irqkick.delayed_interrupts(tmp_path / "missing" / "dir", [max(allowed)])
+    assert not wanted and why.startswith("the probe failed: ") and "No such file" in why
+    assert os.sched_getaffinity(0) == allowed
+
+
+def test_delayed_interrupts_off_linux(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(irqkick.sys, "platform", "darwin")
+    wanted, why = irqkick.delayed_interrupts(tmp_path, [0])
+    assert not wanted and why.startswith("not Linux")
