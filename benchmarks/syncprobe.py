@@ -14,35 +14,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from sequencer.irqkick import disk_irq_cpus
+from sequencer.irqkick import disk_irq_cpus, synced_append_ms
 
 
 def probe(directory: str | Path, rate: int = 400, seconds: float = 3.0) -> dict[str, Any]:
     """Latency (ms) of `rate` synced 500-byte appends per second for `seconds`."""
-    path = Path(directory) / f"syncprobe-{os.getpid()}"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    lat: list[float] = []
-    rec = os.urandom(500)
-    try:
-        due = time.perf_counter()
-        end = due + seconds
-        while due < end:
-            t0 = time.perf_counter()
-            os.write(fd, rec)
-            os.fdatasync(fd)
-            lat.append((time.perf_counter() - t0) * 1000)
-            due += 1 / rate
-            wait = due - time.perf_counter()
-            if wait > 0:
-                time.sleep(wait)
-    finally:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-    lat.sort()
+    lat = sorted(synced_append_ms(directory, max(1, round(rate * seconds)), rate, size=500))
     n = len(lat)
     return {"n": n, "rate": rate, "p50_ms": round(lat[n // 2], 3), "p99_ms": round(lat[int(n * 0.99)], 3),
             "max_ms": round(lat[-1], 3), "over_5ms": sum(x > 5 for x in lat),

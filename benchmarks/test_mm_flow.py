@@ -281,8 +281,9 @@ class World:
             ["--kick-disk-irq", "on", "--kick-interval-us", KICK]
         self.devnet = Devnet(root / "devnet", "--feed-seconds", "5", *ingress, timeout=180)
         self.timings = {"devnet_start_s": round(time.perf_counter() - t, 1), "kick": KICK}
-        node_log = (self.devnet.data_dir / "logs" / "node.log").read_text(errors="replace")
-        auto = [x.split("--kick-disk-irq auto: ", 1)[1] for x in node_log.splitlines() if "--kick-disk-irq auto: " in x]
+        self.node_log = self.devnet.data_dir / "logs" / "node.log"
+        auto = [x.split("--kick-disk-irq auto: ", 1)[1]
+                for x in self.node_log.read_text(errors="replace").splitlines() if "--kick-disk-irq auto: " in x]
         if auto:
             self.timings["kick_auto"] = auto[-1]
         d = self.devnet
@@ -333,13 +334,13 @@ class World:
         return n
 
     def node_log_size(self) -> int:
-        return (self.devnet.data_dir / "logs" / "node.log").stat().st_size
+        return self.node_log.stat().st_size
 
     def loop_stalls(self, since: int, top: int = 5) -> dict[str, Any]:
         """The node's "event loop ran N ms late" warnings logged after byte `since` of its log
         (sequencer.loopwatch: at most one a second, the worst): how many, and the `top` longest
         with what the loop's thread was running."""
-        with open(self.devnet.data_dir / "logs" / "node.log", "rb") as f:
+        with open(self.node_log, "rb") as f:
             f.seek(since)
             lines = [x for x in f.read().decode(errors="replace").splitlines() if "event loop ran" in x]
         found = []
@@ -477,19 +478,16 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
             gc_passes[gen] = {"n": int(n), "ms": round(1e3 * delta(f'optrollup_gc_pause_seconds_sum{{generation="{gen}"}}'), 1),
                               "over_10ms": int(n - quick)}
     out["gc passes (generation: n, total ms, over 10 ms)"] = gc_passes
-    for label, metric in (("log queue", "optrollup_log_queue_seconds"),
-                          ("durable wake", "optrollup_durable_wake_seconds")):
-        n = delta(f"{metric}_count")  # once per synced batch (sequencer/node/metrics.py)
+    # [samples, mean ms, samples over each bound]: the durable path's two hops, once per synced
+    # batch (sequencer/node/metrics.py), and the loop's 10 ms beat (sequencer.loopwatch)
+    for label, metric, digits, bounds in (
+            ("log queue (batches, mean ms, over 2/5/10 ms)", "optrollup_log_queue_seconds", 3, ("0.002", "0.005", "0.01")),
+            ("durable wake (batches, mean ms, over 2/5/10 ms)", "optrollup_durable_wake_seconds", 3, ("0.002", "0.005", "0.01")),
+            ("loop lag (beats, mean ms, over 5/10/20/50 ms)", "optrollup_loop_lag_seconds", 2, ("0.005", "0.01", "0.02", "0.05"))):
+        n = delta(f"{metric}_count")
         if n:
-            out[f"{label} (batches, mean ms, over 2/5/10 ms)"] = [
-                int(n), round(1e3 * delta(f"{metric}_sum") / n, 3),
-                *(int(n - delta(f'{metric}_bucket{{le="{le}"}}')) for le in ("0.002", "0.005", "0.01"))]
-    beats = delta("optrollup_loop_lag_seconds_count")
-    if beats:  # the loop's 10 ms beat (sequencer.loopwatch): how late it ran
-        out["loop lag (beats, mean ms, over 5/10/20/50 ms)"] = [
-            int(beats), round(1e3 * delta("optrollup_loop_lag_seconds_sum") / beats, 2),
-            *(int(beats - delta(f'optrollup_loop_lag_seconds_bucket{{le="{le}"}}'))
-              for le in ("0.005", "0.01", "0.02", "0.05"))]
+            out[label] = [int(n), round(1e3 * delta(f"{metric}_sum") / n, digits),
+                          *(int(n - delta(f'{metric}_bucket{{le="{le}"}}')) for le in bounds)]
     n_sync = after["log fsync"][1] - before["log fsync"][1]
     if n_sync > 0:
         out["records per fsync"] = round((after["fsync records"][0] - before["fsync records"][0]) / n_sync, 1)

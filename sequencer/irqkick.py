@@ -93,24 +93,36 @@ def kick_wanted(spin_p50_ms: float, kick_p50_ms: float) -> bool:
     return spin_p50_ms >= AUTO_DELAYED_MS and kick_p50_ms <= spin_p50_ms / 2
 
 
-def synced_append_p50_ms(directory: str | Path, n: int = 60, gap: float = 0.004) -> float:
-    """Median ms of `n` 512-byte appends each followed by fdatasync, `gap` s apart, to a
-    scratch file in `directory` (removed after)."""
-    path = Path(directory) / f".irqkick-probe-{os.getpid()}"
+PROBE_APPENDS, PROBE_RATE = 60, 250  # `auto`'s probe: 60 synced appends at 250/s, twice
+
+
+def synced_append_ms(directory: str | Path, n: int, rate: float, size: int = 512) -> list[float]:
+    """Latencies (ms, in order) of `n` appends of `size` bytes, each followed by fdatasync,
+    started `1/rate` s apart on a fixed schedule (as the node's log writer would meet them),
+    to a scratch file in `directory` (removed after)."""
+    path = Path(directory) / f".synced-append-probe-{os.getpid()}"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    lat = []
-    rec = b"\0" * 512
+    lat: list[float] = []
+    rec = os.urandom(size)
     try:
+        due = time.perf_counter()
         for _ in range(n):
             t0 = time.perf_counter()
             os.write(fd, rec)
             os.fdatasync(fd)
             lat.append((time.perf_counter() - t0) * 1e3)
-            time.sleep(gap)
+            due += 1 / rate
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
     finally:
         os.close(fd)
         path.unlink(missing_ok=True)
-    return sorted(lat)[len(lat) // 2]
+    return lat
+
+
+def _p50(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def delayed_interrupts(directory: str | Path, cpus: list[int] | None = None,
@@ -141,12 +153,12 @@ def _probe(directory: str | Path, cpus: list[int] | None, interval_us: int) -> t
     os.sched_setaffinity(0, others)  # this thread only (Linux): probe from a CPU not spun
     try:
         time.sleep(0.1)  # the spinners are running
-        spun = synced_append_p50_ms(directory)
+        spun = _p50(synced_append_ms(directory, PROBE_APPENDS, PROBE_RATE))
         os.sched_setaffinity(0, allowed)  # kickers are spawned from (and checked against) all of them
         kickers = spawn(cpus, interval_us)
         os.sched_setaffinity(0, others)
         time.sleep(0.1)
-        kicked = synced_append_p50_ms(directory)
+        kicked = _p50(synced_append_ms(directory, PROBE_APPENDS, PROBE_RATE))
     finally:
         os.sched_setaffinity(0, allowed)
         for p in spinners + kickers:
