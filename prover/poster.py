@@ -32,7 +32,7 @@ from filelock import FileLock, Timeout
 from cext import domain_separator
 from sequencer.core.header import Header
 from sequencer.errors import OptrollupError, Unavailable
-from sequencer.keys import load_key
+from sequencer.keys import load_tx_key
 from sequencer.l1 import (
     Contract,
     ContractRevert,
@@ -229,7 +229,8 @@ def run_cli(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(f"post-batches: {msg}", file=sys.stderr, flush=True)
 
-    account = load_key(args.keystore, password_file=args.password_file, password_env=args.password_env)
+    # a keystore opens without eth-account: each cron run is a fresh interpreter (sequencer.txkey)
+    account = load_tx_key(args.keystore, password_file=args.password_file, password_env=args.password_env)
     with L1Client(args.l1_rpc) as client, HttpBlockSource(args.sequencer) as source:
         info = source.info()
         rollup = Contract.at(client, "Rollup", args.rollup)

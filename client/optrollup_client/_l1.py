@@ -10,15 +10,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from eth_abi import decode, encode
-from eth_account.signers.base import BaseAccount
 from eth_utils import keccak, to_checksum_address
 
 from optrollup_client._errors import ClientError
 from optrollup_client._types import Withdrawal
+
+if TYPE_CHECKING:
+    from eth_account.signers.base import BaseAccount
 
 __all__ = ["Deposit", "L1Error", "L1Wallet", "Receipt"]
 

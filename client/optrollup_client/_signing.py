@@ -3,20 +3,24 @@
 `Signer` holds one secp256k1 key. It signs EIP-712 messages given the domain and `types` of
 /v1/info, and the EIP-191 auth text of private reads. A signer may act for another `account`
 (a session key registered by that account).
+
+eth-account is imported when a key is first made or used, not with the package: importing it
+costs ~0.8 s of CPU (eth-keyfile's BLS tables), which programs that only read the API or use
+`optrollup_client`'s errors (the node's cron-run batch poster) need not pay.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account import Account
-from eth_account.messages import encode_defunct, encode_typed_data
-from eth_account.signers.base import BaseAccount
 from eth_utils import to_checksum_address
 
 from optrollup_client._errors import ClientError
+
+if TYPE_CHECKING:
+    from eth_account.signers.base import BaseAccount
 
 __all__ = ["Signer", "auth_text", "message_json", "typed_data"]
 
@@ -84,6 +88,8 @@ class Signer:
     @classmethod
     def from_private_key(cls, private_key: str | bytes, account: str | None = None) -> "Signer":
         """From a 32-byte key (0x hex or raw bytes)."""
+        from eth_account import Account
+
         try:
             return cls(Account.from_key(private_key), account)
         except (ValueError, TypeError) as exc:
@@ -100,6 +106,8 @@ class Signer:
             raise ClientError(f"cannot read keystore {path}: {exc}", code="invalid_keystore") from None
         if not isinstance(blob, dict) or not ({"crypto", "Crypto"} & blob.keys()):
             raise ClientError(f"{path} is not an encrypted JSON keystore", code="invalid_keystore")
+        from eth_account import Account
+
         try:
             return cls(Account.from_key(Account.decrypt(blob, password)), account)
         except ValueError as exc:
@@ -115,11 +123,15 @@ class Signer:
     def sign_typed(self, domain: dict[str, Any], types: dict[str, list[dict[str, str]]],
                    primary: str, message: dict[str, Any]) -> str:
         """EIP-712 signature (0x, 65 bytes r‖s‖v) of `message` of type `primary`."""
+        from eth_account.messages import encode_typed_data
+
         msg = encode_typed_data(full_message=typed_data(domain, types, primary, message))
         return "0x" + bytes(self.key.sign_message(msg).signature).hex()
 
     def auth_headers(self, timestamp: int) -> dict[str, str]:
         """The three X-Optrollup-* headers for a private read at `timestamp` (unix s)."""
+        from eth_account.messages import encode_defunct
+
         sig = self.key.sign_message(encode_defunct(text=auth_text(self.account, timestamp))).signature
         return {"X-Optrollup-Account": self.account, "X-Optrollup-Timestamp": str(timestamp),
                 "X-Optrollup-Signature": "0x" + bytes(sig).hex()}

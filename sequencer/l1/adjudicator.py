@@ -21,14 +21,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from eth_account.signers.local import LocalAccount
-
 from sequencer.l1.abi import checksum_address
 from sequencer.l1.client import BlockId, L1Client, Log, Receipt
 from sequencer.l1.contracts import Contract, Event, deploy_contract
 from sequencer.l1.errors import L1Error
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from sequencer.l1.txmanager import TxManager
 
 ARTIFACT = "Adjudicator"

@@ -27,14 +27,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO
-
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
+from typing import IO, TYPE_CHECKING
 
 from sequencer import procs
 from sequencer.l1.client import L1Client
 from sequencer.l1.errors import AnvilError, L1Unavailable, RpcError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 #: anvil's well-known development mnemonic (accounts are public: devnet only).
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
@@ -272,6 +272,8 @@ class Anvil:
             cfg = json.loads(self._config_out.read_text())
         except (OSError, ValueError) as exc:
             raise AnvilError(f"cannot read anvil --config-out: {exc}") from exc
+        from eth_account import Account  # lazily: importing eth-account costs ~0.8 s of CPU
+
         self.accounts = [Account.from_key(k) for k in cfg.get("private_keys", [])]
 
     def _tail(self, n: int = 2000) -> str:

@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from eth_account.signers.local import LocalAccount
 
 from sequencer.l1.abi import checksum_address
 from sequencer.l1.errors import ContractRevert, L1Unavailable, RpcError, TransactionFailed
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from sequencer.l1.txmanager import TxManager
 
 BlockId = int | str  # a number or "latest" / "pending" / "safe" / "finalized" / "earliest"

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
-
 from sequencer.l1.abi import Artifact, ContractAbi, checksum_address, load_artifact
 from sequencer.l1.client import BlockId, L1Client, Log, Receipt
 from sequencer.l1.errors import L1Error
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from sequencer.l1.txmanager import TxManager
 
 

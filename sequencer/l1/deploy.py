@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
-
 from sequencer.l1.abi import checksum_address
 from sequencer.l1.adjudicator import Adjudicator
 from sequencer.l1.client import L1Client
@@ -31,6 +29,8 @@ from sequencer.l1.contracts import Contract, deploy_contract
 from sequencer.l1.errors import L1Error
 
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from sequencer.l1.txmanager import TxManager
 
 FORMAT_VERSION = 2

@@ -18,14 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.base import BaseAccount
-
 from sequencer.l1.abi import checksum_address
 from sequencer.l1.client import Receipt
 from sequencer.l1.contracts import Contract
 from sequencer.l1.typed import _SECP256K1_N, domain, sign_typed, typed_message  # noqa: F401 - _SECP256K1_N re-exported for tests
 
 if TYPE_CHECKING:
+    from eth_account.signers.base import BaseAccount
+
     from sequencer.l1.txmanager import TxManager
 
 GUARDIAN_DOMAIN_NAME = "optrollup.guardians"
@@ -85,7 +85,7 @@ def sign_action(
     return [sig for _, sig in sorted(out)]
 
 
-Keys = Iterable[BaseAccount | str | bytes]
+Keys = Iterable["BaseAccount | str | bytes"]  # (a string: eth-account is imported only for type checks)
 
 
 def sign_reject(keys: Keys, l1_chain_id: int, rollup: str, batch_index: int, last_header_hash: bytes,

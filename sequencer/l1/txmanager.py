@@ -33,13 +33,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-
-from eth_account.signers.base import BaseAccount
+from typing import TYPE_CHECKING
 
 from sequencer.l1.abi import checksum_address
 from sequencer.l1.client import L1Client, Receipt
 from sequencer.l1.errors import InsufficientFunds, NonceTaken, ReceiptTimeout, RpcError, SendError
 from sequencer.l1.fees import Fees, market_fees, replacement_fees
+
+if TYPE_CHECKING:
+    from eth_account.signers.base import BaseAccount
+
+    from sequencer.txkey import TxKey
 
 logger = logging.getLogger("optrollup.l1.tx")
 
@@ -116,7 +120,7 @@ class TxManager:
     def __init__(
         self,
         client: L1Client,
-        account: BaseAccount,  # any eth-account account: sequencer.keys.load_key's (HSM keys too)
+        account: BaseAccount | TxKey,  # sequencer.keys.load_key's (HSM keys too) or load_tx_key's
         config: TxConfig | None = None,
         *,
         log: Callable[[str], None] | None = None,

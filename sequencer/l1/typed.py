@@ -13,13 +13,12 @@ escape paid elsewhere; a depositor signs `RefundTo(nonce, recipient)` for a refu
 
 from __future__ import annotations
 
-from typing import Any
-
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-from eth_account.signers.base import BaseAccount
+from typing import TYPE_CHECKING, Any
 
 from sequencer.l1.abi import checksum_address
+
+if TYPE_CHECKING:  # eth-account is imported where keys are used (it costs ~0.8 s of CPU to import)
+    from eth_account.signers.base import BaseAccount
 
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -50,11 +49,21 @@ def typed_message(dom: dict[str, Any], fields: list[dict[str, str]], primary_typ
             "primaryType": primary_type, "domain": dom, "message": message}
 
 
+def _account(key: BaseAccount | str | bytes) -> BaseAccount:
+    """`key` itself if it is an eth-account account, else the account of that raw private key."""
+    from eth_account import Account
+    from eth_account.signers.base import BaseAccount
+
+    return key if isinstance(key, BaseAccount) else Account.from_key(key)
+
+
 def sign_typed(key: BaseAccount | str | bytes, full: dict[str, Any]) -> tuple[str, bytes]:
     """(signer address, 65-byte r ‖ s ‖ v signature with v in {27, 28} and low s). `key`: any
     eth-account account (a keystore's, a key in a PKCS#11 token: sequencer.keys.load_key) or a
     raw private key."""
-    acct = key if isinstance(key, BaseAccount) else Account.from_key(key)
+    from eth_account.messages import encode_typed_data
+
+    acct = _account(key)
     sig = acct.sign_message(encode_typed_data(full_message=full))
     r, s, v = sig.r, sig.s, sig.v
     if s > _SECP256K1_N // 2:  # normalise to low s (the contracts refuse high s)
@@ -64,7 +73,7 @@ def sign_typed(key: BaseAccount | str | bytes, full: dict[str, Any]) -> tuple[st
 
 def sign_escape_to(key: BaseAccount | str | bytes, l1_chain_id: int, bridge: str, recipient: str) -> bytes:
     """The account's (`key`'s) EscapeTo signature: pay its escape to `recipient`."""
-    acct = key if isinstance(key, BaseAccount) else Account.from_key(key)
+    acct = _account(key)
     full = typed_message(domain(BRIDGE_DOMAIN_NAME, BRIDGE_DOMAIN_VERSION, l1_chain_id, bridge),
                          BRIDGE_TYPES["EscapeTo"], "EscapeTo",
                          {"account": acct.address, "recipient": checksum_address(recipient)})

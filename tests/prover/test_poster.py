@@ -4,6 +4,8 @@ overlapping runs, a crash between send and receipt, a stuck transaction and an L
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -248,4 +250,34 @@ def test_cli_post_batches_once_from_http_keystore(world: World, tmp_path, monkey
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("posted ") and not out[0].startswith("posted 0 ")
     assert out[1].startswith("posted 0 batches") and out[2].startswith("posted 0 batches")
+    assert_all_posted_once(world, n0)
+
+
+RUN_AND_LIST_HEAVY = (
+    "import json, sys\n"
+    "from sequencer.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "print(json.dumps({'rc': rc, 'heavy': sorted(m for m in sys.modules\n"
+    "                  if m.split('.')[0] in ('eth_account', 'eth_keyfile', 'py_ecc'))}))\n")
+
+
+def test_cron_run_posts_without_importing_eth_account(world: World, tmp_path) -> None:
+    """The devnet's cron run, in its own interpreter: a scrypt keystore (the devnet's), a whole
+    post through the TxManager, and eth-account, eth-keyfile, py_ecc never imported."""
+    n0 = nonce(world)
+    ks = tmp_path / "poster.json"
+    ks.write_text(json.dumps(Account.encrypt(world.system.poster.key, "s3cret", kdf="scrypt", iterations=2**14)))
+    pw = tmp_path / "pw"
+    pw.write_text("s3cret\n")
+    d = world.system.deployment
+    info = {"chainId": d.l1_chain_id, "rollup": d.rollup, "bridge": d.bridge, "collateralToken": d.collateral_token}
+    with serve_blocks(world.chain, info) as url:
+        argv = ["post-batches", "--sequencer", url, "--l1-rpc", world.client.url, "--rollup", d.rollup,
+                "--keystore", str(ks), "--password-file", str(pw), "--once", "--lock-dir", str(tmp_path)]
+        r = subprocess.run([sys.executable, "-c", RUN_AND_LIST_HEAVY, *argv], capture_output=True, text=True,
+                           timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("posted ") and not lines[0].startswith("posted 0 "), r.stdout
+    assert json.loads(lines[-1]) == {"rc": 0, "heavy": []}
     assert_all_posted_once(world, n0)
