@@ -14,7 +14,9 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict
 
-app = FastAPI(title="bare ceiling")
+from sequencer.api.telemetry import telemetry_options
+
+app = FastAPI(title="bare ceiling", **telemetry_options())  # as the node's app
 HASH = "0x" + "ab" * 32
 
 

@@ -32,6 +32,7 @@ from sequencer.api.page import add_page_routes
 from sequencer.core.channelmsg import channel_types
 from sequencer.api.ratelimit import RateLimiter
 from sequencer.api.stream import add_stream
+from sequencer.api.telemetry import telemetry_options
 from sequencer.api.withdrawals import withdrawal_proof_status, withdrawal_status
 from sequencer.core.eip712 import (FIELDS, Cancel, CancelAll, Feed, Listing, SessionKey,
                                    SetMarginMode, Withdraw, eip712_types)
@@ -119,10 +120,7 @@ class Api:
             buf += chunk
             if len(buf) > limit:
                 raise PayloadTooLarge(f"body exceeds the {limit}-byte limit")
-        try:
-            return json.loads(buf)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"body is not valid JSON: {exc}", code="malformed_json") from None
+        return wire.parse_json(buf)
 
     def may_sign_for(self, account: bytes, signer: bytes) -> bool:
         return self.node.may_sign_for(account, signer)
@@ -174,7 +172,8 @@ def create_app(node: Node, *, tick_seconds: float = 0.2, watch_loop: bool = Fals
 
     app = FastAPI(title="optrollup sequencer", version="0.1.0", lifespan=lifespan,
                   description="Signed option orders in, Merkle-committed rollup blocks out. "
-                              "Errors: `{\"error\": {\"code\", \"message\"}}` with a 4xx status.")
+                              "Errors: `{\"error\": {\"code\", \"message\"}}` with a 4xx status.",
+                  **telemetry_options())
     app.state.api = api
     app.add_middleware(_IpLimit, api=api)
     app.add_middleware(_FailSafe, node=node)

@@ -7,8 +7,15 @@ Unknown fields are rejected so a typo never silently changes an order.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+try:
+    import orjson
+except ImportError:  # optional: the standard library parses alone, the same way
+    orjson = None
 
 from cext import Order, parse_address
 from sequencer.core.eip712 import FIELDS, Cancel
@@ -21,10 +28,42 @@ ORDER_KEYS = ("account", "instrument", "isBuy", "price", "amount", "nonce", "exp
               "timeInForce", "postOnly", "reduceOnly")
 
 
+# digits to b"0", every other byte unchanged: a run of 19 zeros in the result is a run of 19 digits
+_DIGITS_AS_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+_LONG_NUMBER = b"0" * 19
+
+
+def parse_json(body: bytes | bytearray) -> Any:
+    """The JSON value of a request body, exactly as `json.loads` gives it, else InvalidRequest
+    (malformed_json). orjson parses when it can give the same value: a body with a run of 19 or
+    more digits may hold an integer outside 64 bits, which orjson would turn into a float, so
+    such a body (and any orjson refuses: NaN, lone surrogates, other encodings, errors) is
+    parsed by `json.loads`, whose answer or error it then is."""
+    if orjson is not None and _LONG_NUMBER not in body.translate(_DIGITS_AS_ZERO):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"body is not valid JSON: {exc}", code="malformed_json") from None
+    except RecursionError:
+        raise InvalidRequest("body is not valid JSON: nested too deeply",
+                             code="malformed_json") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _keyset(keys: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(keys)
+
+
 def require_object(value: Any, field: str, keys: Sequence[str], optional: Sequence[str] = ()) -> Mapping[str, Any]:
     """`value` must be a JSON object with exactly `keys` (plus any of `optional`)."""
     if not isinstance(value, dict):
         raise InvalidRequest(f"{field} must be a JSON object", code="invalid_type")
+    if value.keys() == (_keyset(keys) if type(keys) is tuple else frozenset(keys)):
+        return value  # the common case, compared in C; else say what is wrong
     missing = [k for k in keys if k not in value]
     if missing:
         raise InvalidRequest(f"{field} is missing {', '.join(missing)}", code="missing_field")

@@ -119,11 +119,7 @@ def payload(path: str, body: bytes | None, declared: str | None, domain: bytes,
             raise PayloadTooLarge(f"body of {declared} bytes exceeds the {max_body}-byte limit")
         if body is None:
             raise PayloadTooLarge(f"body exceeds the {max_body}-byte limit")
-        try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"body is not valid JSON: {exc}", code="malformed_json") from None
-        items = verify(domain, decode(path, parsed, max_batch))
+        items = verify(domain, decode(path, wire.parse_json(body), max_batch))
         if path not in (BATCH, QUOTES) and isinstance(items[0], OptrollupError):
             raise items[0]
     except OptrollupError as exc:
