@@ -128,12 +128,19 @@ def test_kill9_under_load_keeps_every_acknowledged_order(tmp_path: Path) -> None
             ld.start()
         t0 = time.monotonic()
         seen_block = None
-        while time.monotonic() - t0 < LOAD_SECONDS or sum(len(ld.acked) for ld in loaders) < 200:
+        def snapshotted() -> bool:  # the kill must also find a snapshot to recover from
+            return any((data / "snapshots").glob("*.snap"))
+
+        while (time.monotonic() - t0 < LOAD_SECONDS or sum(len(ld.acked) for ld in loaders) < 200
+               or not snapshotted()):
             time.sleep(0.25)
             r = httpx.get(srv.url + "/v1/blocks/latest", timeout=5)
             assert r.status_code == 200
             seen_block = r.json()["header"]
-            assert time.monotonic() - t0 < 15, "load made no progress"
+            assert time.monotonic() - t0 < 15 or sum(len(ld.acked) for ld in loaders) >= 200, \
+                "load made no progress"
+            # (the pure-Python twin's snapshot worker replays slowly on a slow machine)
+            assert time.monotonic() - t0 < 90, "no snapshot was written under load"
         srv.kill()  # mid-load: loaders have requests in flight
         for ld in loaders:
             ld.join(timeout=15)
