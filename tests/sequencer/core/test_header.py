@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import eth_abi
 from eth_hash.auto import keccak as H
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cext import merkle_root
 
 from sequencer.core.header import (
     ACCOUNT_TAG,
@@ -13,6 +18,7 @@ from sequencer.core.header import (
     WithdrawalLeaf,
     mark_leaf,
     tx_leaf,
+    tx_root,
     withdrawal_leaf,
 )
 
@@ -49,6 +55,17 @@ def test_tx_leaf_dynamic_bytes() -> None:
     # head: tag, offset 0x40; tail: length, data padded to 32
     want = H(TX_TAG + word(64) + word(3) + data.ljust(32, b"\0"))
     assert tx_leaf(data) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=200), max_size=40))
+def test_tx_leaves_and_root_equal_eth_abi(txs: list[bytes]) -> None:
+    """tx_leaf / tx_root (abi.encode written by hand, leaves hashed in one cext call) against
+    eth-abi's encoding and a plain Merkle root over its leaves; lengths 0, 31, 32, 33, ... all
+    come up."""
+    leaves = [H(eth_abi.encode(["bytes32", "bytes"], [TX_TAG, t])) for t in txs]
+    assert [tx_leaf(t) for t in txs] == leaves
+    assert tx_root(txs) == merkle_root(leaves) == tx_root(tuple(txs))
 
 
 def test_mark_leaf_is_keccak_of_the_abi_words() -> None:
