@@ -33,10 +33,11 @@ Neutral on purpose: it imports only `sequencer.errors` (and, lazily, eth-account
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -263,20 +264,33 @@ def sign_digest(key: BaseAccount | TxKey | str | bytes, digest: bytes) -> bytes:
     return low_s_signature(sig.r, sig.s, sig.v)
 
 
+@contextlib.contextmanager
+def _decrypting(path: str | os.PathLike[str]) -> Iterator[None]:
+    """A keystore decryption's errors as this module's: ValueError (a wrong password: "MAC
+    mismatch", as eth-account and sequencer.txkey say it) is BadPassword, KeyError / TypeError
+    (a malformed keystore) InvalidKeystore."""
+    try:
+        yield
+    except ValueError as exc:
+        raise BadPassword(f"cannot decrypt keystore {path}: {exc}") from None
+    except (KeyError, TypeError) as exc:
+        raise InvalidKeystore(f"keystore {path} is malformed: {exc!r}") from None
+
+
 def decrypt_keystore(path: str | os.PathLike[str], password: str) -> LocalKey:
     """The account in the keystore at `path`, decrypted with `password`."""
+    return _local_key(path, read_keystore(path), password)
+
+
+def _local_key(path: str | os.PathLike[str], blob: dict[str, Any], password: str) -> LocalKey:
+    """The account in keystore `blob` (read from `path`), decrypted by eth-account."""
     from eth_account import Account
     from eth_keys.datatypes import PrivateKey
 
     from sequencer.localkey import LocalKey
 
-    blob = read_keystore(path)
-    try:
+    with _decrypting(path):
         secret = Account.decrypt(blob, password)
-    except ValueError as exc:
-        raise BadPassword(f"cannot decrypt keystore {path}: {exc}") from None
-    except (KeyError, TypeError) as exc:
-        raise InvalidKeystore(f"keystore {path} is malformed: {exc!r}") from None
     return LocalKey(PrivateKey(secret), Account)
 
 
@@ -303,8 +317,8 @@ def load_key(
         return hsm.open_key(key.uri, pin=password, pin_file=password_file, pin_env=password_env,
                             prompt=prompt, environ=environ)
     assert key.path is not None
-    _, password = _keystore_password(key.path, password, password_file, password_env, prompt, environ)
-    return decrypt_keystore(key.path, password)
+    blob, password = _keystore_password(key.path, password, password_file, password_env, prompt, environ)
+    return _local_key(key.path, blob, password)
 
 
 def load_tx_key(
@@ -329,14 +343,12 @@ def load_tx_key(
     blob, password = _keystore_password(key.path, password, password_file, password_env, prompt, environ)
     from sequencer import txkey
 
-    try:
-        return txkey.TxKey(txkey.decrypt_keystore_v3(blob, password))
-    except txkey.Unsupported:
-        return decrypt_keystore(key.path, password)
-    except ValueError as exc:  # "MAC mismatch", as eth-account says it
-        raise BadPassword(f"cannot decrypt keystore {key.path}: {exc}") from None
-    except (KeyError, TypeError) as exc:
-        raise InvalidKeystore(f"keystore {key.path} is malformed: {exc!r}") from None
+    with _decrypting(key.path):
+        try:
+            return txkey.TxKey(txkey.decrypt_keystore_v3(blob, password))
+        except txkey.Unsupported:
+            pass
+    return _local_key(key.path, blob, password)
 
 
 def _keystore_password(path: Path, password: str | None, password_file: str | os.PathLike[str] | None,
