@@ -92,13 +92,18 @@ class WithdrawalLeaf(NamedTuple):
 def mark_leaf(instrument: str, mark_lo: int, mark_hi: int) -> bytes:
     """H(abi.encode(MARK_TAG, string instrument, uint256 markLo, uint256 markHi)); marks in
     collateral base units per contract (0/0 when the instrument has no valid oracle price)."""
-    name = instrument.encode()
     # abi.encode of (bytes32, string, uint256, uint256) written out by hand (this runs for every
     # listed instrument at every seal; checked equal to eth_abi in tests): the string's head is
-    # its offset (4 words), its tail the length word and the bytes padded to 32.
+    # its offset (4 words), its tail after the static words.
     return keccak256(MARK_TAG + (128).to_bytes(32, "big") + mark_lo.to_bytes(32, "big")
-                     + mark_hi.to_bytes(32, "big") + len(name).to_bytes(32, "big")
-                     + name + b"\0" * (-len(name) % 32))
+                     + mark_hi.to_bytes(32, "big") + abi_tail(instrument.encode()))
+
+
+def abi_tail(data: bytes) -> bytes:
+    """The tail of a dynamic `bytes` / `string` in abi.encode: the length word, then the bytes
+    zero-padded to a multiple of 32."""
+    n = len(data)
+    return n.to_bytes(32, "big") + data + b"\0" * (-n % 32)
 
 
 _TX_HEAD = TX_TAG + (64).to_bytes(32, "big")  # abi.encode(bytes32, bytes): tag, the bytes' offset
@@ -107,9 +112,8 @@ _TX_HEAD = TX_TAG + (64).to_bytes(32, "big")  # abi.encode(bytes32, bytes): tag,
 def _tx_abi(tx_bytes: bytes) -> bytes:
     """abi.encode(TX_TAG, bytes txBytes) written out by hand (eth_abi took ~30 us a tx, and a
     block's leaves are hashed on the event loop at every seal; checked equal in tests): the
-    head (tag, offset 64), then the length word and the bytes zero-padded to 32."""
-    n = len(tx_bytes)
-    return _TX_HEAD + n.to_bytes(32, "big") + tx_bytes + b"\0" * (-n % 32)
+    head (tag, offset 64), then the bytes' tail."""
+    return _TX_HEAD + abi_tail(tx_bytes)
 
 
 def tx_leaf(tx_bytes: bytes) -> bytes:
