@@ -119,6 +119,10 @@ def test_hand_written_leaf_encoding_equals_eth_abi(rows, address, collateral) ->
     from sequencer.core.state import ACCOUNT_TAG, Account, abi_strings_ints, positions_hash
     names, amounts = [n for n, _ in rows], [q for _, q in rows]
     assert abi_strings_ints(names, amounts) == abi_encode(["string[]", "int256[]"], [names, amounts])
+    # the names' part is cached per name list: a second encoding with other amounts (also of
+    # another length) must not reuse anything but the names
+    other = [~q for q in reversed(amounts)] + [7]  # ~q = -q-1 stays within int256
+    assert abi_strings_ints(names, other) == abi_encode(["string[]", "int256[]"], [names, other])
     acct = Account(collateral=collateral, positions={n: q for n, q in rows if q})
     want = keccak256(abi_encode(["bytes32", "address", "uint256", "bytes32"],
                                 [ACCOUNT_TAG, address, collateral, positions_hash(acct.positions)]))
