@@ -145,6 +145,8 @@ class Engine:
         # kept up to date by _rest/_drop/_commit (derived: not in snapshots)
         self._open_totals: dict[tuple[bytes, str], OrderTotals] = {}
         self._txn: _Txn | None = None  # the request in progress, if any
+        self._next_marks: Marks | None = None  # computed ahead for a later block (prepare_marks)
+        self._next_marks_of = -1  # instruments listed when _next_marks was last complete
 
     # -- blocks -------------------------------------------------------------------------------
 
@@ -162,6 +164,9 @@ class Engine:
             raise InvalidRequest(f"block time {timestamp} before {self.ctx.timestamp}",
                                  code="time_went_backwards")
         self.ctx = BlockContext(timestamp)
+        ahead, self._next_marks = self._next_marks, None
+        if ahead is not None and ahead.current(self.state, timestamp):
+            self.ctx._marks = ahead
         self.txs = []
         self.mmp.begin_block(timestamp * MS)
         while self.expiring and self.expiring[0][0] <= timestamp:
@@ -181,6 +186,28 @@ class Engine:
                 except Rejected:
                     continue
         return settled + self._detect()
+
+    def prepare_marks(self, timestamp: int, limit: int) -> bool:
+        """Compute up to `limit` instrument rows of the marks a block at `timestamp` will use,
+        ahead of it; `begin_block(timestamp)` starts from them if the oracle has not changed in
+        between (otherwise they are dropped). Rows are pure functions of the oracle state and
+        the time, so this only moves work out of the block boundary, where every request
+        waiting behind it pays for it (the liquidation scan prices every position there).
+        True when every listed, unexpired instrument has its row."""
+        m = self._next_marks
+        if m is None or not m.current(self.state, timestamp):
+            m = self._next_marks = Marks(self.state, timestamp)
+            self._next_marks_of = -1
+        elif self._next_marks_of == len(self.state.instruments):
+            return True  # all priced (until an instrument is listed or the oracle moves)
+        for name, ins in self.state.instruments.items():
+            if ins.expiry > timestamp and not m.has_row(name):
+                if limit <= 0:
+                    return False
+                m.row(name)
+                limit -= 1
+        self._next_marks_of = len(self.state.instruments)
+        return True
 
     def _detect(self) -> list[Tx]:
         """Submit the liquidation status txs due at the block's marks; an account whose auction

@@ -60,6 +60,10 @@ class Marks:
         self._marks[name] = m
         return m
 
+    def has_row(self, name: str) -> bool:
+        """True iff `row(name)` is already computed (priced or not)."""
+        return name in self._rows
+
     def row(self, name: str) -> RiskRow | None:
         """Margin inputs of a listed instrument."""
         try:

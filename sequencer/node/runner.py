@@ -94,6 +94,7 @@ class NodeRunner:
             await asyncio.sleep(self.tick_seconds)
             try:
                 self.node.tick()
+                self.node.prepare_next_block()
             except Exception:  # noqa: BLE001 - keep ticking; the error is logged
                 log.exception("tick failed")
 

@@ -18,6 +18,7 @@ from sequencer.core.accounttree import AccountTree
 from sequencer.core.chain import replay_block
 from sequencer.core.header import ZERO32, Header
 from sequencer.core.liquidation import margin
+from sequencer.core.marks import Marks
 from sequencer.core.state import account_leaf
 from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, DepositTx, FillTx, LiquidateTx,
                                 SettleTx, TakeoverTx, WithdrawTx)
@@ -48,7 +49,11 @@ actions = st.lists(st.one_of(place, cancel, cancel_all, move, jump, withdraw, li
                    min_size=10, max_size=60)
 
 
-def run(acts: list[tuple]) -> tuple[World, list[tuple[int, list]], int]:
+def run(acts: list[tuple], ahead: random.Random | None = None,
+        used: list[int] | None = None) -> tuple[World, list[tuple[int, list]], int]:
+    """Play `acts`; with `ahead`, the engine is also asked at random moments to price a later
+    block's marks ahead (`Engine.prepare_marks`, at the right and at wrong times, before and
+    after feeds), counting in `used` the blocks that started from such marks."""
     w = World(funds=FUNDS)
     eng = w.engine
     blocks: list[tuple[int, list]] = []
@@ -63,7 +68,12 @@ def run(acts: list[tuple]) -> tuple[World, list[tuple[int, list]], int]:
 
     def seal(t: int) -> None:
         blocks.append((eng.now, eng.end_block()))
+        if ahead is not None and ahead.random() < 0.5:
+            eng.prepare_marks(t, ahead.randint(0, 3))
+        prepared = eng._next_marks
         eng.begin_block(t)
+        if used is not None and prepared is not None and eng.ctx._marks is prepared:
+            used.append(t)
 
     def check() -> None:
         deposits = sum(t.amount for _, txs in blocks for t in txs if isinstance(t, DepositTx))
@@ -74,9 +84,30 @@ def run(acts: list[tuple]) -> tuple[World, list[tuple[int, list]], int]:
             assert sum(w.state.accounts[a].positions[name] for a in holders) == 0
         assert all(a.collateral >= 0 for a in w.state.accounts.values())
         assert w.config.insurance_fund not in w.state.auctions
+        if ahead is not None:  # the marks in use (prepared or not) keep exact account sums
+            m = eng.ctx.marks(w.state)
+            fresh = Marks(w.state, m.now)
+            for a, sums in m._pos.items():
+                assert sums == fresh.positions(a, w.state.accounts[a]), a
+            for a, exps in m._exp.items():
+                again = fresh.exposures(a, w.state.accounts[a])
+                assert {u: (e.value, e.values, e.short) for u, e in exps.items() if e.short or any(e.values) or e.value} \
+                    == {u: (e.value, e.values, e.short) for u, e in again.items() if e.short or any(e.values) or e.value}, a
 
-    for act in acts:
+    def next_seal(i: int) -> int:
+        """The block time of the next seal the actions from `i` on will make."""
+        for act in acts[i:]:
+            if act[0] == "move":
+                return now + act[2]
+            if act[0] == "jump" and now < EXPIRY:
+                return min(now + act[1] * 86400, EXPIRY) - 120
+        return now + 1
+
+    for i, act in enumerate(acts):
         kind = act[0]
+        if ahead is not None and ahead.random() < 0.3:  # often trades follow before that seal
+            eng.prepare_marks(ahead.choice([now, now + 1, next_seal(i), next_seal(i)]),
+                              ahead.randint(0, 3))
         try:
             if kind == "place":
                 _, i, name, buy, px, amt, tif, po, ro = act
@@ -266,6 +297,49 @@ def check_flow(acts: list[tuple]) -> World:
         [[encode_tx(t) for t in b] for _, b in blocks2]
     assert replay(blocks) == state_bytes(w.state)
     return w
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32), st.integers(50, 200), st.booleans())
+def test_marks_priced_ahead_change_nothing(seed: int, n: int, risky: bool) -> None:
+    """Blocks that start from marks priced ahead (the node does it between seals) hold the same
+    transactions and end in the same state as blocks that price them on the spot."""
+    acts = (risky_flow if risky else random_flow)(seed, n)
+    w, blocks, _ = run(acts)
+    used: list[int] = []
+    w2, blocks2, _ = run(acts, ahead=random.Random(seed), used=used)
+    assert [[encode_tx(t) for t in b] for _, b in blocks2] == \
+        [[encode_tx(t) for t in b] for _, b in blocks]
+    assert state_bytes(w2.state) == state_bytes(w.state)
+
+
+def test_marks_priced_ahead_are_used_and_dropped_after_a_feed() -> None:
+    """The path above is taken: some blocks do start from prepared marks; marks prepared before
+    a feed are not used after it."""
+    used: list[int] = []
+    run(risky_flow(5, 200), ahead=random.Random(5), used=used)
+    assert len(used) >= 10
+    w = World(funds=FUNDS)
+    eng = w.engine
+    t = eng.now + 1
+    assert eng.prepare_marks(t, 100)
+    prepared = eng._next_marks
+    eng.begin_block(t)
+    assert eng.ctx.marks(w.state) is prepared  # same oracle, same time: taken
+    assert not eng.prepare_marks(t + 1, 0) and eng.prepare_marks(t + 1, 100)
+    assert eng.prepare_marks(t + 1, 0)  # complete: nothing left to price
+    prepared = eng._next_marks
+    w.feed_all(SPOT * 11 // 10, t)
+    assert not eng.prepare_marks(t + 1, 0)  # the feed made them stale: all to price again
+    assert eng._next_marks is not prepared and eng.prepare_marks(t + 1, 100)
+    assert eng._next_marks.row(CALL) != prepared.row(CALL)
+    eng.begin_block(t + 1)
+    fresh = eng.ctx.marks(w.state)
+    assert fresh is not prepared  # a feed came in between: priced again, at the new spot
+    assert fresh.row(CALL) != prepared.row(CALL)
+    assert eng.prepare_marks(t + 3, 100)
+    eng.begin_block(t + 2)  # another time: not taken
+    assert eng.ctx.marks(w.state) is not eng._next_marks
 
 
 def test_seeded_flows_do_trade_and_settle() -> None:

@@ -333,3 +333,35 @@ def test_a_slow_synced_write_is_logged_with_its_time(tmp_path: Path, caplog: pyt
     assert len(lines) == 1 and re.fullmatch(r"slow synced log write: \d+\.\d ms for 1 records", lines[0]), lines
     assert float(lines[0].split(": ")[1].split(" ms")[0]) >= 50
     k.node.close()
+
+
+def test_ticks_between_seals_price_the_next_blocks_marks(tmp_path: Path) -> None:
+    """A tick that does not seal prices the next block's marks (a few rows per tick); the seal
+    then starts the block from them, and the node's blocks are those of a node that never
+    priced ahead (restart replays the log to the same state)."""
+    k = Kit(tmp_path)
+    trade_some(k)
+    node, eng = k.node, k.node.core.engine
+    seal(k)
+    k.clock.t += 0.4
+    assert node.tick() is None
+    assert eng._next_marks is None  # a tick only seals; the runner prices ahead
+    assert node.prepare_next_block() and node.prepare_next_block()
+    ahead = eng._next_marks
+    names = [n for n, i in eng.state.instruments.items() if i.expiry > eng.now + 1]
+    assert ahead is not None and ahead.now == eng.now + 1 and names
+    assert all(ahead.has_row(n) for n in names)
+    k.clock.t += 0.6
+    fut = node.tick()
+    assert fut is not None
+    fut.result(timeout=10)
+    assert eng.ctx.marks(eng.state) is ahead
+    r = k.place(B, instrument=CALL, is_buy=True, price=102 * U, amount=10_000, nonce=101,
+                expiry=T0 + 3600, tif=1)
+    assert r.status in ("filled", "cancelled")
+    seal(k)
+    before = state_bytes(eng.state)
+    head = node.core.head
+    node.close()
+    again = k.reopen()
+    assert again.core.head == head and state_bytes(again.core.engine.state) == before
