@@ -24,7 +24,7 @@ Reported, never asserted (targets of issue 12):
 - single POST /v1/orders at 1,000/s offered (4 client addresses: the devnet's per-IP limit is
   500/s and `optrollup devnet` has no option to raise it) and at 400/s from one address with
   the devnet's default limits: p50/p99/max, errors (p99 ≤ 10 ms, no errors);
-- a py-spy profile of the node during the ladder flow (OPTROLLUP_MM_PROFILE=0 skips it);
+- a py-spy profile of the node during the ladder flow and after each single-order run (OPTROLLUP_MM_PROFILE=0 skips them);
 - with OPTROLLUP_MM_INGRESS >= 1, the ladder flow once more sent straight into the core's
   ingress socket as the gateways send it (each frame made before the clock by the gateway's own
   code): the core's own ceiling, i.e. what a machine whose gateways have cores of their own gives.
@@ -62,6 +62,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -395,7 +396,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
             pairs_per_maker=pairs_shallow, takers=int(MAX_RATE * 0.2 * run_s),
             taker_seeds=taker_seeds, taker_nonce0=0, seed0=mmflow.SHALLOW_SEED,
             domain=w.domain, expiry=expiry, rng_seed=2)
-        singles = mmflow.build_pairs(quotes, pair_seeds, (LAT_RATE + LAT_DEFAULT_RATE) * (LAT_SECONDS + LAT_WARMUP),
+        lat_s = LAT_SECONDS + LAT_WARMUP + (PROFILE_SECONDS if PROFILE else 0)
+        singles = mmflow.build_pairs(quotes, pair_seeds, (LAT_RATE + LAT_DEFAULT_RATE) * lat_s,
                                      0, w.domain, expiry)
         w.timings["presign_s"] = round(time.perf_counter() - t, 1)
         w.flows = {"deep": deep, "shallow": shallow, "singles": singles}
@@ -640,25 +642,40 @@ def profile_node(w: World, url: str, target: str = "node") -> dict[str, Any]:
     """py-spy (100 Hz, every thread, --nonblocking) on the node during more of the ladder flow
     (sent to `target`: node, or core for the ingress socket). The raw stacks go next to
     OPTROLLUP_MM_RESULTS (or into the test's tmp dir)."""
+    out: dict[str, Any] = {}
+
+    def flow() -> None:
+        out.update(run_flow(w, url, target, "deep", PROFILE_SECONDS, w.node_pid))
+    prof = pyspy(w, f"{target}", flow)
+    if "skipped" in prof:
+        return prof
+    return {"orders_per_s_while_profiled": out["orders_per_s"], "cores": out["cores"], **prof}
+
+
+def pyspy(w: World, label: str, work: Callable[[], Any], seconds: float = PROFILE_SECONDS) -> dict[str, Any]:
+    """Record the node with py-spy (100 Hz, every thread, --nonblocking unless OPTROLLUP_MM_PYSPY_ARGS asks for --native) while `work()` runs
+    (~`seconds` long); the raw stacks go to `<OPTROLLUP_MM_RESULTS>.<label>.pyspy.txt` (or the
+    test's tmp dir). Returns the machine load before and `summarize_pyspy`'s figures."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not os.path.exists(spy):
         return {"skipped": "py-spy not installed (pip install py-spy)"}
     out_json = os.environ.get("OPTROLLUP_MM_RESULTS")
-    raw = (Path(out_json).with_suffix(f".{target}.pyspy.txt") if out_json
-           else w.root / f"{target}-ladders.pyspy.txt")
+    raw = (Path(out_json).with_suffix(f".{label}.pyspy.txt") if out_json
+           else w.root / f"{label}.pyspy.txt")
     load = machine_load("profile")
-    rate, secs = 100, PROFILE_SECONDS + 1
+    rate, secs = 100, int(seconds) + 1
+    extra = os.environ.get("OPTROLLUP_MM_PYSPY_ARGS", "").split()
+    # --native (C frames: uvloop, httptools, cext) must stop the process for each sample
+    mode = [] if "--native" in extra else ["--nonblocking"]
     p = subprocess.Popen([spy, "record", "-p", str(w.node_pid), "-r", str(rate), "-d", str(secs),
-                          "-f", "raw", "--threads", "--nonblocking", "-o", str(raw),
-                          *os.environ.get("OPTROLLUP_MM_PYSPY_ARGS", "").split()],
+                          "-f", "raw", "--threads", *mode, "-o", str(raw), *extra],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)
-    out = run_flow(w, url, target, "deep", PROFILE_SECONDS, w.node_pid)
+    work()
     _, err = p.communicate(timeout=60)
     if p.returncode != 0 or not raw.exists():
         return {"skipped": f"py-spy failed: {err.decode(errors='replace')[-500:]}"}
-    return {"machine": load, "orders_per_s_while_profiled": out["orders_per_s"],
-            "cores": out["cores"], "raw": str(raw), **summarize_pyspy(raw, rate * secs)}
+    return {"machine": load, "raw": str(raw), **summarize_pyspy(raw, rate * secs)}
 
 
 IDLE_LEAVES = ("select (selectors.py)", "EpollSelector.select (selectors.py)", "wait (threading.py)",
@@ -769,6 +786,9 @@ def measure_single(benchmark, w: World, label: str, rate: int, ips: list[str]) -
     out["ingress_workers"] = INGRESS
     out["kick"] = KICK
     out["disk_sync_probe"] = json.loads(probe.stdout)
+    if PROFILE:  # what the node's threads do at this rate (a run of its own after the measured one)
+        prof = pyspy(w, f"single{rate}", lambda: single(w, w.order_url, "node", rate, ips, PROFILE_SECONDS))
+        out["profile"] = prof
     return load, out
 
 
