@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from sequencer.core import insurance
 from sequencer.core.eip712 import Liquidate
-from sequencer.core.margin import Margin, RiskRow, positions_margin, value
+from sequencer.core.margin import Margin, value
 from sequencer.core.marks import Marks
 from sequencer.core.portfolio import PORTFOLIO, portfolio_margin
 from sequencer.core.rules import RISK_VERSION
@@ -71,24 +71,13 @@ def _check_rules(marks: Marks) -> None:
                        "liquidation", code="liquidation_unavailable")
 
 
-def _rows(marks: Marks, positions: dict[str, int]) -> list[tuple[int, RiskRow]] | None:
-    rows = []
-    for name, q in positions.items():
-        r = marks.row(name)
-        if r is None:
-            return None
-        rows.append((q, r))
-    return rows
-
-
 def margin_of(marks: Marks, mode: int, collateral: int, positions: dict[str, int]) -> Margin | None:
     """Equity, IM and MM of `positions` with `collateral` at `marks` in margin `mode`
     (standard, or portfolio: sequencer.core.portfolio); None if a position has no price."""
     if mode == PORTFOLIO:
         pm = portfolio_margin(marks, collateral, positions)
         return None if pm is None else pm.margin()
-    rows = _rows(marks, positions)
-    return None if rows is None else positions_margin(collateral, rows)
+    return marks.margin(collateral, positions)
 
 
 def margin(marks: Marks, acct: Account) -> Margin | None:

@@ -157,12 +157,11 @@ def test_scenario_zero_is_the_mark() -> None:
 def test_hedged_books_need_far_less_than_standard_margin() -> None:
     w = pm_world()
     marks = Marks(w.state, T0)
-    from sequencer.core.liquidation import _rows
     from sequencer.core.margin import positions_margin
     for book, most in (({CALL: -U, C3200: U}, 0.5),
                        ({CALL: U, PUT: -U, C3100: -U, P3100: U}, 0.05),
                        ({CALL: -U, PUT: -U, C3200: U, P2800: U}, 0.5)):
-        std = positions_margin(0, _rows(marks, book))
+        std = positions_margin(0, [(q, marks.row(n)) for n, q in book.items()])
         pm = portfolio_margin(marks, 0, book)
         assert pm is not None and pm.im < most * std.im, (book, pm.im, std.im)
         assert pm.mm < std.mm or pm.mm < most * std.im
@@ -257,9 +256,8 @@ def test_portfolio_mode_lets_a_spread_trade_that_standard_margin_refuses() -> No
     marks = Marks(w.state, T0)
     book = {CALL: -10 * U, C3200: 10 * U}
     need = portfolio_margin(marks, 0, book)
-    from sequencer.core.liquidation import _rows
     from sequencer.core.margin import positions_margin
-    std = positions_margin(0, _rows(marks, book))
+    std = positions_margin(0, [(q, marks.row(n)) for n, q in book.items()])
     row_c, row_w = marks.row(CALL), marks.row(C3200)
     tick = w.state.instruments[CALL].tick_size
     p_wing = -(-row_w.mark_hi // tick) * tick    # buys the wing at (just above) its mark
@@ -380,3 +378,26 @@ def test_replay_checks_margin_mode_blocks() -> None:
                 if isinstance(t, MarginModeTx) else t for t in txs]
     e = _replay_with(f, forge)
     assert isinstance(e, BadBlock) and "signature" in str(e)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from([CALL, PUT, C3200, P2800, C3100, P3100]),
+                       st.integers(-10**13, 10**13), max_size=6),
+       st.integers(0, 10**15), st.booleans(), st.integers(0, 5))
+def test_marks_margin_is_the_sum_of_its_positions(book, collateral, stale, warm) -> None:
+    """Marks.margin (the liquidation scan's one-pass sum) equals the per-position definitions
+    (value, im_of, mm_of), with rows priced before or on the way; None when a row has no
+    price (the feeds are stale)."""
+    from sequencer.core.margin import im_of, mm_of, value
+    w = pm_world()
+    marks = Marks(w.state, T0 + (10**6 if stale else 0))
+    for name in list(book)[:warm]:
+        marks.row(name)
+    got = marks.margin(collateral, book)
+    rows = {n: Marks(w.state, marks.now).row(n) for n in book}
+    if any(r is None for r in rows.values()):
+        assert got is None and stale
+        return
+    assert got == (collateral + sum(value(q, rows[n]) for n, q in book.items()),
+                   sum(im_of(q, rows[n]) for n, q in book.items()),
+                   sum(mm_of(q, rows[n]) for n, q in book.items()))
