@@ -18,7 +18,7 @@ import pytest
 from cext import Order, keccak256
 from sequencer.core import (Cancel, CoreConfig, Engine, Feed, OracleParams, digests, genesis,
                             make_instrument)
-from sequencer.core.state import account, set_position
+from sequencer.core.state import account, account_leaf, set_position
 from sequencer.gctune import tune_gc
 
 U = 10**6
@@ -245,3 +245,72 @@ def test_requote_into_ladder_per_second(benchmark, depth: int) -> None:  # type:
     benchmark.extra_info.update(orders_per_s=round(rate), depth=depth, **stats)
     print(f"\nrequotes into {depth}-order ladders: {rate:,.0f} requests/s (best of 3; {stats})")
     assert stats["rejected"] == 0
+
+
+def build_boundary() -> tuple[Engine, list[bytes]]:
+    """The state at a block boundary of the mm-flow benchmark's ladder run: 40 instruments,
+    40 makers each short in all of them with two-sided 5-level ladders (8 orders per level and
+    side, 3,200 open orders each), 40 takers long in all of them. (engine, the 80 accounts)."""
+    cfg = CoreConfig(chain_id=1, verifying_contract=b"\x42" * 20, operator=addr(0),
+                     fee_account=addr(1), oracle=OracleParams(keys=(ORACLE,), quorum=1))
+    names = [f"ETH-27DEC26-{k}-{cp}" for k in range(2000, 4000, 100) for cp in "CP"]
+    st = genesis(cfg, [make_instrument(n) for n in names])
+    eng = Engine(st)
+    eng.begin_block(T0)
+    feed = Feed("ETH", 3000 * U, T0, (calendar.timegm((2026, 12, 27, 8, 0, 0)),), (700_000,))
+    eng.ctx.signers[(digests(cfg.domain, [feed])[0], SIG)] = ORACLE
+    eng.feed(feed, SIG)
+    rng = random.Random(1)
+    makers = [addr(100 + i) for i in range(40)]
+    takers = [addr(200 + i) for i in range(40)]
+    for a in makers + takers:
+        account(st, a).collateral = 10**9 * U
+    for m, t in zip(makers, takers):
+        for n in names:
+            q = rng.randint(1, 50) * 10_000
+            set_position(st, m, st.accounts[m], n, -q)
+            set_position(st, t, st.accounts[t], n, q)
+    marks, tick, nonce, orders = eng.ctx.marks(st), U // 10, 0, []
+    for a in makers:
+        for n in names:
+            r = marks.row(n)
+            mid = (r.mark_lo + r.mark_hi) // 2 // tick * tick
+            for lvl in range(1, 6):
+                for _ in range(8):
+                    for is_buy in (True, False):
+                        nonce += 1
+                        px = max(tick, mid - lvl * tick) if is_buy else mid + (lvl + 1) * tick
+                        orders.append(Order(a, n, is_buy, px, 10_000, nonce, T0 + 86400, 0, False, False))
+    for o, d in zip(orders, digests(cfg.domain, orders)):
+        eng.ctx.signers[(d, SIG)] = o.account
+    for o in orders:
+        eng.place_order(o, SIG)
+    eng.end_block()
+    return eng, makers + takers
+
+
+@pytest.mark.parametrize("marks", ["on_the_spot", "prepared"])
+def test_block_boundary_at_mm_flow_scale(benchmark, marks: str) -> None:  # type: ignore[no-untyped-def]
+    """What one block boundary costs the loop (every request waits for it): the touched
+    accounts' leaves (the seal) and `begin_block` (expiries, the liquidation scan over every
+    short holder), with the block's marks priced on the spot or ahead by
+    `Engine.prepare_marks` (the node does that between seals)."""
+    eng, accounts = build_boundary()
+    st = eng.state
+    ts = [T0]
+
+    def boundary() -> None:
+        {st.index[a]: account_leaf(a, st.accounts[a]) for a in accounts}
+        eng.begin_block(ts[0])
+
+    def setup():  # type: ignore[no-untyped-def]
+        ts[0] += 1
+        if marks == "prepared":
+            eng.prepare_marks(ts[0], 10**6)
+        return (), {}
+
+    benchmark.pedantic(boundary, setup=setup, rounds=15, iterations=1)
+    ms = benchmark.stats.stats.median * 1e3
+    benchmark.extra_info.update(median_ms=round(ms, 2), accounts=len(accounts), instruments=len(st.instruments))
+    print(f"\nblock boundary, marks {marks}: {ms:.2f} ms (median of 15; 80 accounts x 40 positions)")
+    assert not st.auctions
