@@ -2,7 +2,7 @@
 
 They are kept out of the input log's LevelDB: one synced ~70 MB put there (a 1M-order node)
 queued every group commit behind it for 110-350 ms, and compaction rewrote it again later. A
-file is written to `<name>.tmp` in `chunk`-sized pieces, each followed by fdatasync, so at most
+file is written by `sequencer.store.files.write_synced` (`chunk`-sized pieces, each followed by fdatasync), so at most
 one chunk of dirty pages is ever outstanding and the log's fsync on the same filesystem never
 waits behind more than that; then it is renamed into place and the directory is fsynced.
 
@@ -17,9 +17,7 @@ writers delete them once a file snapshot exists.
 
 from __future__ import annotations
 
-import os
 import struct
-import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ import plyvel
 
 from sequencer.store.blocks import SNAP
 from sequencer.store.db import StoreError
+from sequencer.store.files import write_synced
 
 MAGIC = b"ORSNAP\x00\x01"
 _HEAD = struct.Struct(">8sQQI")
@@ -38,14 +37,6 @@ class SnapshotUnusable(StoreError):
     """A snapshot file is missing, torn or corrupt."""
 
     code = "snapshot_unusable"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SnapshotFiles:
@@ -76,27 +67,8 @@ class SnapshotFiles:
         """Store `data` as snapshot `seq`, durably (it is complete once this returns). The
         GIL is released by every write, fdatasync and the CRC."""
         body = memoryview(data)
-        final = self.path(seq)
-        tmp = final.with_name(final.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
-        try:
-            os.write(fd, _HEAD.pack(MAGIC, seq, len(body), zlib.crc32(body)))
-            for i in range(0, len(body), self.chunk):
-                piece = body[i:i + self.chunk]
-                while piece:
-                    n = os.write(fd, piece)
-                    piece = piece[n:]
-                os.fdatasync(fd)
-                if self.pause:
-                    time.sleep(self.pause)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        os.close(fd)
-        os.replace(tmp, final)
-        _fsync_dir(self.dir)
+        write_synced(self.path(seq), [_HEAD.pack(MAGIC, seq, len(body), zlib.crc32(body)), body],
+                     chunk=self.chunk, pause=self.pause)
 
     def read(self, seq: int) -> bytes:
         """The body of snapshot `seq`; `SnapshotUnusable` if it is missing, torn or corrupt."""
