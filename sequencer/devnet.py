@@ -40,6 +40,7 @@ from sequencer.core.config import CoreConfig, OracleParams
 from sequencer.core.instruments import make_instrument
 from sequencer.errors import InvalidRequest
 from sequencer.feeder import Feeder, parse_move, request_shock
+from sequencer.l1.statekeeper import L1StateKeeper
 from sequencer.l1 import Anvil, Deployment, L1Client, L1Error, deploy
 from sequencer.demomarket import DemoMarket
 from sequencer.lister import Lister, expiries, instrument_name
@@ -300,7 +301,10 @@ def devnet(args: argparse.Namespace) -> int:
         if sig is not None:
             signal.signal(sig, lambda *_: stop.set())
     node: subprocess.Popen | None = None
-    anvil = Anvil(state_path=files.root / "l1-state.json", state_interval=5,
+    # anvil dumps its chain into RAM every 5 s; the keeper makes it durable every 30 s without
+    # flooding the disk the node's log fsyncs on (sequencer.l1.statekeeper)
+    l1_state = L1StateKeeper(files.root / "l1-state.json")
+    anvil = Anvil(state_path=l1_state.anvil_path, state_interval=5,
                   log_path=logs / "anvil.log", port=args.l1_port, pid_file=files.pid_file("anvil"))
     feeder = poster = lister = demo = None
     liquidator: subprocess.Popen | None = None
@@ -309,7 +313,9 @@ def devnet(args: argparse.Namespace) -> int:
     try:
         fresh = not files.deployment.exists()
         hsm = devnet_hsm(files, args.hsm, fresh)  # None: dev keys in files
+        l1_state.prepare()
         anvil.start()
+        l1_state.start()
         client = anvil.client()
         try:
             dep = (first_run(files, client, anvil.accounts, hsm) if fresh
@@ -452,6 +458,7 @@ optrollup devnet ready ({'new' if fresh else 'resumed'}; data in {files.root})
         for k in oracle_keys:
             k.close()
         anvil.stop()
+        l1_state.close()
         lock.release()
         print("optrollup devnet stopped", flush=True)
     return 0
