@@ -36,15 +36,21 @@ from tests.sequencer.core.core_world import Key
 A, B, STRANGER = Key(71), Key(72), Key(73)
 
 
-def wait_ready(url: str, timeout: float = 20.0) -> None:
+def wait_ready(url: str, timeout: float = 20.0, in_a_row: int = 20) -> None:
+    """Until `in_a_row` health checks in a row, each on a new connection, say the core is
+    attached: the workers share the port, each connection reaches one of them, and a worker
+    answers 503 store_unavailable until its own link to the core is up (one check in CI
+    reached the worker that was, and the first order the one that was not)."""
     deadline = time.monotonic() + timeout
+    ok = 0
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url + "/health", timeout=1.0).status_code == 200:
-                return
+            ok = ok + 1 if httpx.get(url + "/health", timeout=1.0).status_code == 200 else 0
         except httpx.TransportError:
-            pass
-        time.sleep(0.05)
+            ok = 0
+        if ok >= in_a_row:
+            return
+        time.sleep(0.01 if ok else 0.05)
     raise AssertionError(f"{url} not ready within {timeout} s")
 
 
