@@ -5,18 +5,13 @@ made under."""
 
 from __future__ import annotations
 
-from sequencer.core.instruments import UNIT
-from sequencer.core.margin import (Margin, RiskRow, position_delta, positions_margin,
-                                    short_margin)
+from sequencer.core.margin import Margin, RiskRow, position_delta, positions_margin, short_margin
 from sequencer.core.oracle import Price, current_price
 from sequencer.core.portfolio import Exposure, ScenarioRows, exposures, scenario_rows
 from sequencer.core.pricing import Mark
 from sequencer.core.rules import Rules, rules_at
 from sequencer.core.state import Account, State
 from sequencer.errors import Rejected
-
-
-_UNPRICED = object()  # a row not computed yet (None: computed, no valid price)
 
 
 class Marks:
@@ -86,23 +81,17 @@ class Marks:
         return r
 
     def margin(self, collateral: int, positions: dict[str, int]) -> Margin | None:
-        """`positions_margin(collateral, [(q, row(name)), ...])` in one pass (the liquidation
-        scan runs it for every account with a short position at every block start); None if
-        a position has no price."""
-        rows, e, im, mm = self._rows, collateral, 0, 0
-        for name, q in positions.items():
-            r = rows.get(name, _UNPRICED)
-            if r is _UNPRICED:
-                r = self.row(name)
-            if r is None:
-                return None
-            if q >= 0:
-                e += q * r[0] // UNIT
-            else:
-                e += q * r[1] // UNIT
-                im -= q * r[2] // UNIT
-                mm -= q * r[3] // UNIT
-        return Margin(e, im, mm)
+        """`positions_margin(collateral, positions)` at these marks (the liquidation scan runs it
+        for every account with a short position at every block start: the rows are read from
+        the dict, priced only when missing); None if a position has no price."""
+        rows = self._rows
+        try:
+            rs = [rows[name] for name in positions]
+        except KeyError:
+            rs = [self.row(name) for name in positions]
+        if None in rs:
+            return None
+        return positions_margin(collateral, zip(positions.values(), rs))  # type: ignore[arg-type]
 
     def scenarios(self, name: str) -> ScenarioRows | None:
         """The 27 portfolio-margin scenario prices of a listed instrument (portfolio.py)."""
