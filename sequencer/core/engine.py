@@ -146,7 +146,6 @@ class Engine:
         self._open_totals: dict[tuple[bytes, str], OrderTotals] = {}
         self._txn: _Txn | None = None  # the request in progress, if any
         self._next_marks: Marks | None = None  # computed ahead for a later block (prepare_marks)
-        self._next_marks_of = -1  # instruments listed when _next_marks was last complete
 
     # -- blocks -------------------------------------------------------------------------------
 
@@ -197,16 +196,12 @@ class Engine:
         m = self._next_marks
         if m is None or not m.current(self.state, timestamp):
             m = self._next_marks = Marks(self.state, timestamp)
-            self._next_marks_of = -1
-        elif self._next_marks_of == len(self.state.instruments):
-            return True  # all priced (until an instrument is listed or the oracle moves)
         for name, ins in self.state.instruments.items():
             if ins.expiry > timestamp and not m.has_row(name):
                 if limit <= 0:
                     return False
                 m.row(name)
                 limit -= 1
-        self._next_marks_of = len(self.state.instruments)
         return True
 
     def _detect(self) -> list[Tx]:

@@ -153,7 +153,8 @@ _SLOTS: list[tuple[type, tuple[str, ...]]] = [
 _CORE_FIELDS = ("engine", "tree", "head", "trades", "book_seq", "l1_block", "pending_withdrawals")
 _ENGINE_STORED = frozenset({"state", "books", "open", "by_account", "seen", "expiring",
                             "last_cancel_all", "ctx", "txs", "mmp"})
-_ENGINE_DERIVED = frozenset({"_risk", "_open_totals", "_next_marks", "_next_marks_of"})  # caches that rebuild lazily from the stored fields
+# caches that rebuild lazily from the stored fields
+_ENGINE_DERIVED = frozenset({"_risk", "_open_totals", "_next_marks"})
 _TREE_ATTRS = frozenset({"depth", "_zeros", "_levels"})
 
 
