@@ -11,9 +11,9 @@ and copies it to the data dir (`durable`) every `every` seconds with `write_sync
 at a time, so the node's fsyncs never wait behind more than that), and once more after anvil
 has stopped (it dumps on SIGTERM). anvil rewrites the file in place, so only a file unchanged
 for a second, the same before and after the read, and whole JSON is copied (a test caught a
-copy of the empty file anvil had just truncated). The RAM file's place is a function of the data dir, so a run
-whose supervisor was killed (kill -9) leaves it for the next run, which takes it if it is newer
-than the durable copy; a machine crash loses at most the last `every` seconds of L1 (as before,
+copy of the empty file anvil had just truncated). The RAM file's place is a function of the
+data dir, so a run whose supervisor was killed (kill -9) leaves it for the next run, which
+takes it if it is newer than the durable copy; a machine crash loses at most the last `every` seconds of L1 (as before,
 at most 5 s). Without a usable tmpfs (another OS, or too little room) anvil dumps straight to
 `durable` as before.
 """
@@ -68,15 +68,14 @@ class L1StateKeeper:
             return
         self.ram.parent.mkdir(mode=0o700, exist_ok=True)
         ram, disk = _stat(self.ram), _stat(self.durable)
-        newer = ram is not None and (disk is None or ram[1] > disk[1])
-        if newer and _whole_json(self.ram.read_bytes()):
-            log.warning("L1 state: taking %s, left by the last run (newer than %s)",
-                        self.ram, self.durable)
-            self.persist(settle=0.0)
-        elif disk is not None:
-            if newer:
-                log.warning("L1 state: %s, left by the last run, is not a whole dump; %s is "
-                            "used", self.ram, self.durable)
+        if ram is not None and (disk is None or ram[1] > disk[1]):
+            if self.persist(settle=0.0):  # (only a whole dump is copied)
+                log.warning("L1 state: took %s, left by the last run (newer than %s)",
+                            self.ram, self.durable)
+                return
+            log.warning("L1 state: %s, left by the last run, is not a whole dump; not taken",
+                        self.ram)
+        if disk is not None:
             tmp = self.ram.with_name(self.ram.name + ".tmp")
             shutil.copyfile(self.durable, tmp)
             os.replace(tmp, self.ram)
@@ -117,8 +116,8 @@ class L1StateKeeper:
             data = self.ram.read_bytes()
             if _stat(self.ram) != before or len(data) != before[0]:
                 continue  # anvil dumped meanwhile: read it again
-            if not _whole_json(data):  # truncated for a dump that has not written yet
-                continue
+            if not _whole_json(data):  # truncated for a dump not written yet: the next call
+                return False
             write_synced(self.durable, [data])
             self._copied = before
             return True

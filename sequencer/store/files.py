@@ -37,10 +37,10 @@ def write_synced(path: str | Path, parts: Iterable[bytes | memoryview], *, chunk
             view = memoryview(part)
             for i in range(0, len(view), chunk):
                 piece = view[i:i + chunk]
+                pending += len(piece)
                 while piece:
                     n = os.write(fd, piece)
                     piece = piece[n:]
-                pending += min(chunk, len(view) - i)
                 if pending >= chunk:
                     os.fdatasync(fd)
                     pending = 0

@@ -2,9 +2,10 @@
 
 They are kept out of the input log's LevelDB: one synced ~70 MB put there (a 1M-order node)
 queued every group commit behind it for 110-350 ms, and compaction rewrote it again later. A
-file is written by `sequencer.store.files.write_synced` (`chunk`-sized pieces, each followed by fdatasync), so at most
-one chunk of dirty pages is ever outstanding and the log's fsync on the same filesystem never
-waits behind more than that; then it is renamed into place and the directory is fsynced.
+file is written by `sequencer.store.files.write_synced` (`chunk`-sized pieces, each followed
+by fdatasync), so at most one chunk of dirty pages is ever outstanding and the log's fsync on
+the same filesystem never waits behind more than that; then it is renamed into place and the
+directory is fsynced.
 
 File layout: MAGIC (8 bytes) | seq (u64 BE) | length (u64 BE) | crc32 of the body (u32 BE) |
 body (the `encode_core` bytes). A file that is short, carries another magic or seq, or fails its
