@@ -35,22 +35,30 @@ def addr(i: int) -> bytes:
 
 
 ORACLE = addr(10**6)
+CFG = CoreConfig(chain_id=1, verifying_contract=b"\x42" * 20, operator=addr(0),
+                 fee_account=addr(1), oracle=OracleParams(keys=(ORACLE,), quorum=1))
+DEC27 = calendar.timegm((2026, 12, 27, 8, 0, 0))
+JAN29 = calendar.timegm((2027, 1, 29, 8, 0, 0))
+
+
+def engine_at_t0(names: list[str], vols: dict[int, int]) -> Engine:
+    """An engine over `names` (listed at genesis) in its block at T0, with one oracle feed: ETH
+    spot 3,000, vol (ppm) per expiry from `vols`."""
+    eng = Engine(genesis(CFG, [make_instrument(n) for n in names]))
+    eng.begin_block(T0)
+    feed = Feed("ETH", 3000 * U, T0, tuple(vols), tuple(vols.values()))
+    eng.ctx.signers[(digests(CFG.domain, [feed])[0], SIG)] = ORACLE
+    eng.feed(feed, SIG)
+    return eng
 
 
 def build(margin_mode: int = 0) -> tuple[Engine, list[tuple[str, object]]]:
     """An engine with funded accounts, 20 positions each, resting two-sided books, and a list of
     mixed requests whose digests/signers are already in the block context. Every account is in
     `margin_mode` (0 standard, 1 portfolio)."""
-    cfg = CoreConfig(chain_id=1, verifying_contract=b"\x42" * 20, operator=addr(0),
-                     fee_account=addr(1), oracle=OracleParams(keys=(ORACLE,), quorum=1))
     names = [f"ETH-{e}-{k}-{cp}" for e in EXPIRIES for k in STRIKES for cp in "CP"]
-    st = genesis(cfg, [make_instrument(n) for n in names])
-    eng = Engine(st)
-    eng.begin_block(T0)
-    exp = [calendar.timegm((2026, 12, 27, 8, 0, 0)), calendar.timegm((2027, 1, 29, 8, 0, 0))]
-    feed = Feed("ETH", 3000 * U, T0, tuple(exp), (700_000, 750_000))
-    eng.ctx.signers[(digests(cfg.domain, [feed])[0], SIG)] = ORACLE
-    eng.feed(feed, SIG)
+    eng = engine_at_t0(names, {DEC27: 700_000, JAN29: 750_000})
+    st = eng.state
     rng = random.Random(7)
     accts = [addr(100 + i) for i in range(N_ACCOUNTS)]
     for a in accts:
@@ -87,14 +95,14 @@ def build(margin_mode: int = 0) -> tuple[Engine, list[tuple[str, object]]]:
                       rng.choice([0, 1]), False, False)
         reqs.append(("place", o))
     orders = [r[1] for r in reqs if r[0] == "place"]
-    for o, d in zip(orders, digests(cfg.domain, orders)):
+    for o, d in zip(orders, digests(CFG.domain, orders)):
         eng.ctx.digests[o] = d
         eng.ctx.signers[(d, SIG)] = o.account
     out: list[tuple[str, object]] = []
     for kind, obj in reqs:
         if kind == "cancel":
             c = Cancel(obj.account, eng.ctx.digests[obj])  # type: ignore[attr-defined]
-            d = digests(cfg.domain, [c])[0]
+            d = digests(CFG.domain, [c])[0]
             eng.ctx.digests[c] = d
             eng.ctx.signers[(d, SIG)] = c.account
             out.append(("cancel", c))
@@ -188,16 +196,9 @@ def build_ladders(depth: int, makers: int = 4) -> tuple[Engine, list[tuple[str, 
     """`makers` accounts each resting `depth` orders in one instrument (half bids below the mark,
     half asks above it, on 30 price levels per side), and the requote flow that follows: each
     request cancels a maker's oldest order or places a fresh one on its ladder, alternating."""
-    cfg = CoreConfig(chain_id=1, verifying_contract=b"\x42" * 20, operator=addr(0),
-                     fee_account=addr(1), oracle=OracleParams(keys=(ORACLE,), quorum=1))
     name = "ETH-27DEC26-3000-C"
-    st = genesis(cfg, [make_instrument(name)])
-    eng = Engine(st)
-    eng.begin_block(T0)
-    exp = (calendar.timegm((2026, 12, 27, 8, 0, 0)),)
-    feed = Feed("ETH", 3000 * U, T0, exp, (700_000,))
-    eng.ctx.signers[(digests(cfg.domain, [feed])[0], SIG)] = ORACLE
-    eng.feed(feed, SIG)
+    eng = engine_at_t0([name], {DEC27: 700_000})
+    st = eng.state
     mks = [addr(100 + i) for i in range(makers)]
     for a in mks:
         account(st, a).collateral = 10**9 * U
@@ -212,7 +213,7 @@ def build_ladders(depth: int, makers: int = 4) -> tuple[Engine, list[tuple[str, 
 
     for a in mks:
         os_ = [order(a, i) for i in range(depth)]
-        for o, d in zip(os_, digests(cfg.domain, os_)):
+        for o, d in zip(os_, digests(CFG.domain, os_)):
             eng.ctx.signers[(d, SIG)] = a
             eng.place_order(o, SIG)
         nonce += depth
@@ -222,13 +223,13 @@ def build_ladders(depth: int, makers: int = 4) -> tuple[Engine, list[tuple[str, 
         a = mks[k % makers]
         if k % (2 * makers) < makers:  # each maker: place a fresh order, then cancel its oldest
             o = order(a, depth + k)
-            d = digests(cfg.domain, [o])[0]
+            d = digests(CFG.domain, [o])[0]
             eng.ctx.signers[(d, SIG)] = a
             rest[a].append(d)
             out.append(("place", o))
         else:
             c = Cancel(a, rest[a].pop(0))
-            eng.ctx.signers[(digests(cfg.domain, [c])[0], SIG)] = a
+            eng.ctx.signers[(digests(CFG.domain, [c])[0], SIG)] = a
             out.append(("cancel", c))
     return eng, out
 
@@ -251,15 +252,9 @@ def build_boundary() -> tuple[Engine, list[bytes]]:
     """The state at a block boundary of the mm-flow benchmark's ladder run: 40 instruments,
     40 makers each short in all of them with two-sided 5-level ladders (8 orders per level and
     side, 3,200 open orders each), 40 takers long in all of them. (engine, the 80 accounts)."""
-    cfg = CoreConfig(chain_id=1, verifying_contract=b"\x42" * 20, operator=addr(0),
-                     fee_account=addr(1), oracle=OracleParams(keys=(ORACLE,), quorum=1))
     names = [f"ETH-27DEC26-{k}-{cp}" for k in range(2000, 4000, 100) for cp in "CP"]
-    st = genesis(cfg, [make_instrument(n) for n in names])
-    eng = Engine(st)
-    eng.begin_block(T0)
-    feed = Feed("ETH", 3000 * U, T0, (calendar.timegm((2026, 12, 27, 8, 0, 0)),), (700_000,))
-    eng.ctx.signers[(digests(cfg.domain, [feed])[0], SIG)] = ORACLE
-    eng.feed(feed, SIG)
+    eng = engine_at_t0(names, {DEC27: 700_000})
+    st = eng.state
     rng = random.Random(1)
     makers = [addr(100 + i) for i in range(40)]
     takers = [addr(200 + i) for i in range(40)]
@@ -281,7 +276,7 @@ def build_boundary() -> tuple[Engine, list[bytes]]:
                         nonce += 1
                         px = max(tick, mid - lvl * tick) if is_buy else mid + (lvl + 1) * tick
                         orders.append(Order(a, n, is_buy, px, 10_000, nonce, T0 + 86400, 0, False, False))
-    for o, d in zip(orders, digests(cfg.domain, orders)):
+    for o, d in zip(orders, digests(CFG.domain, orders)):
         eng.ctx.signers[(d, SIG)] = o.account
     for o in orders:
         eng.place_order(o, SIG)
