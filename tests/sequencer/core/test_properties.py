@@ -49,6 +49,12 @@ actions = st.lists(st.one_of(place, cancel, cancel_all, move, jump, withdraw, li
                    min_size=10, max_size=60)
 
 
+def exposure_sums(exps: dict) -> dict:
+    """An account's portfolio exposures per underlying as plain sums (empty ones left out)."""
+    return {u: (e.value, e.values, e.short) for u, e in exps.items()
+            if e.short or e.value or any(e.values)}
+
+
 def run(acts: list[tuple], ahead: random.Random | None = None,
         used: list[int] | None = None) -> tuple[World, list[tuple[int, list]], int]:
     """Play `acts`; with `ahead`, the engine is also asked at random moments to price a later
@@ -91,8 +97,7 @@ def run(acts: list[tuple], ahead: random.Random | None = None,
                 assert sums == fresh.positions(a, w.state.accounts[a]), a
             for a, exps in m._exp.items():
                 again = fresh.exposures(a, w.state.accounts[a])
-                assert {u: (e.value, e.values, e.short) for u, e in exps.items() if e.short or any(e.values) or e.value} \
-                    == {u: (e.value, e.values, e.short) for u, e in again.items() if e.short or any(e.values) or e.value}, a
+                assert exposure_sums(exps) == exposure_sums(again), a
 
     def next_seal(i: int) -> int:
         """The block time of the next seal the actions from `i` on will make."""
