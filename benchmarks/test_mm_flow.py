@@ -451,7 +451,7 @@ def node_stages(w: World) -> dict[str, tuple[float, float]]:
     out.update({k: (0.0, v) for k, v in values.items()
                 if k.startswith(("optrollup_log_fsync_seconds_bucket", "optrollup_gc_pause_seconds_",
                                  "optrollup_loop_lag_seconds_", "optrollup_log_queue_seconds_",
-                                 "optrollup_durable_wake_seconds_",
+                                 "optrollup_durable_wake_seconds_", "optrollup_slow_requests_total",
                                  'optrollup_http_request_seconds_bucket{le=',
                                  'optrollup_http_request_seconds_bucket{route="/v1/orders"'))})
     return out
@@ -480,6 +480,11 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
             gc_passes[gen] = {"n": int(n), "ms": round(1e3 * delta(f'optrollup_gc_pause_seconds_sum{{generation="{gen}"}}'), 1),
                               "over_10ms": int(n - quick)}
     out["gc passes (generation: n, total ms, over 10 ms)"] = gc_passes
+    # write requests over the node's slow threshold (10 ms), by the stage that took longest
+    # (sequencer/node/requesttrace.py; the node logs one such request a second with every stage)
+    out["slow requests by longest stage"] = {
+        k.split('stage="')[1].rstrip('"}'): int(n) for k in after
+        if k.startswith("optrollup_slow_requests_total{") and (n := delta(k))}
     # [samples, mean ms, samples over each bound]: the durable path's two hops, once per synced
     # batch (sequencer/node/metrics.py), and the loop's 10 ms beat (sequencer.loopwatch)
     for label, metric, digits, bounds in (

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from sequencer.api.errors import error_body, error_parts
 from sequencer.errors import OptrollupError
 from sequencer.monitor import REQUEST, IpBlocked, RequestInfo
+from sequencer.node import requesttrace
 
 if TYPE_CHECKING:
     from sequencer.api.app import Api
@@ -92,9 +93,11 @@ class FastWrites:
             return
         t0 = time.perf_counter()
         api = self.api
+        trace = requesttrace.begin()
 
         async def work() -> Answer:
             body = await api.read_body(_content_length(scope), _chunks(receive))
+            requesttrace.mark("read")
             return 200, await handler(body), {}
 
         client = scope.get("client")
@@ -107,4 +110,7 @@ class FastWrites:
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(raw)).encode()), *headers]})
         await send({"type": "http.response.body", "body": raw})
-        api.node.metrics.latency.labels(scope["path"]).observe(time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        node = api.node
+        node.metrics.latency.labels(scope["path"]).observe(t1 - t0)
+        node.slow.observe(scope["path"], t0, requesttrace.end(trace), t1)

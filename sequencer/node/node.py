@@ -53,7 +53,9 @@ from sequencer.l1.conclusions import SeenConclusion
 from sequencer.node.config import NodeConfig
 from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, L1Follower, SeenMessage
 from sequencer.node.metrics import Metrics
+from sequencer.node import requesttrace
 from sequencer.node.reads import L1MessageView, NodeReads
+from sequencer.node.requesttrace import SlowRequests
 from sequencer.node.records import (ChannelRecord, Deposit, ForcedWithdrawal, OperatorCancel,
                                     Record, Replace, Seal, Signed, decode_record, encode_record)
 from sequencer.node.snapshot import decode_core, encode_core
@@ -366,6 +368,11 @@ class Node(NodeReads, CoreApplier):
         self.clock = clock
         self.domain = cfg.genesis.config.domain
         self.metrics = Metrics()
+        self.slow = SlowRequests(self.metrics.registry, self.SLOW_REQUEST)
+        # the newest synced batches (last seq, write start, write end; perf_counter s), for
+        # the stages of a slow request (sequencer.node.requesttrace)
+        self._batches: deque[tuple[int, float, float]] = deque(maxlen=256)
+        self._synced = (0.0, 0.0)  # the latest synced write (start, end), log-writer thread
         self.listeners: list[Callable[[str, Any], None]] = []
         self._last_shortfall = 2**256  # the shortfall last announced (none while recovering)
         self._events: list[tuple[str, Any]] = []  # fired once the record that caused them is durable
@@ -494,12 +501,17 @@ class Node(NodeReads, CoreApplier):
         self.loop = loop
 
     SLOW_SYNC = 0.03  # seconds: a synced log write this slow is logged (at most once a second)
+    SLOW_REQUEST = float(os.environ.get("OPTROLLUP_SLOW_REQUEST_MS", "10")) / 1e3
+    """Seconds: a write request this slow is counted by its longest stage and logged
+    (requesttrace.SlowRequests; env OPTROLLUP_SLOW_REQUEST_MS, default 10)."""
 
     def _on_sync(self, seconds: float, records: int) -> None:
         """Log-writer thread, once per synced write: metrics, and a warning with the time for
         a slow one (to set against what else wrote to the disk then: LevelDB's own LOG, a
         snapshot being stored, other processes)."""
         self.metrics.on_sync(seconds, records)
+        end = time.perf_counter()
+        self._synced = (end - seconds, end)  # read by _on_durable, next on this thread
         if seconds >= self.SLOW_SYNC:
             now = time.monotonic()
             if now - self._slow_sync_logged >= 1.0:
@@ -511,6 +523,7 @@ class Node(NodeReads, CoreApplier):
         `last` and wake the requests waiting for them, with one wake-up of the loop per
         batch, not one per record or per request."""
         self._durable_upto = last
+        self._batches.append((last, *self._synced))
         if self._waiters:
             self._schedule_fire(last)
             return
@@ -785,6 +798,7 @@ class Node(NodeReads, CoreApplier):
         accepted record comes with its seq instead of a Future (see `_log`)."""
         self.check_alive()
         self.tick()
+        requesttrace.mark("tick")
         out: list[tuple[Any, Future[int] | int | None]] = []
         for i, rec in enumerate(records):
             head = rec.order if isinstance(rec, Replace) else rec  # charged to the order's signer
@@ -838,8 +852,12 @@ class Node(NodeReads, CoreApplier):
         every accepted one is durable. Each result is the engine's answer or the
         OptrollupError that rejected it."""
         self.check_alive()
+        requesttrace.mark("decode")
         digests, signers = await self._verify(items)
-        return await self._durable_results(self.process(items, digests, signers, admit, futures=False))
+        requesttrace.mark("verify")
+        done = self.process(items, digests, signers, admit, futures=False)
+        requesttrace.mark("apply")
+        return await self._durable_results(done)
 
     async def _verify(self, items: Sequence[tuple[Any, bytes]]) -> tuple[list[bytes], list[bytes | None]]:
         """`verify`: on the loop for up to INLINE_VERIFY signatures (~50 µs each: less than
@@ -855,10 +873,13 @@ class Node(NodeReads, CoreApplier):
         """`submit` for amends: each pair ((cancel, sig), (order, sig)) is done whole or not at
         all; one result per pair (an OrderResult or the OptrollupError, with `party`)."""
         self.check_alive()
+        requesttrace.mark("decode")
         flat = [part for pair in pairs for part in pair]
         digests, signers = await self._verify(flat)
-        return await self._durable_results(self.process_replaces(pairs, digests, signers, admit,
-                                                                 futures=False))
+        requesttrace.mark("verify")
+        done = self.process_replaces(pairs, digests, signers, admit, futures=False)
+        requesttrace.mark("apply")
+        return await self._durable_results(done)
 
     async def submit_verified(self, raws: Sequence[bytes],
                               admit: Callable[[Any, bytes | None], OptrollupError | None] | None = None,
@@ -890,6 +911,8 @@ class Node(NodeReads, CoreApplier):
                         if seq <= self._durable_upto:  # the writer got there in between
                             self._fire(self._durable_upto)
                         await waiter
+                        if requesttrace.active():
+                            self._trace_batch(seq)
                 else:
                     if isinstance(last, int):
                         last = self.committer.when_durable(last)
@@ -897,6 +920,16 @@ class Node(NodeReads, CoreApplier):
             except StoreError as exc:
                 raise StoreUnavailable(f"could not make the request durable: {exc}") from exc
         return [v for v, _ in done]
+
+    def _trace_batch(self, seq: int) -> None:
+        """Mark, on the open request trace, when the synced batch holding `seq` started and
+        ended its write, and that the loop is back on the request."""
+        for last, start, end in list(self._batches):  # oldest first
+            if last >= seq:
+                requesttrace.mark("queue", start)
+                requesttrace.mark("fsync", end)
+                break
+        requesttrace.mark("wake")
 
     def process_l1_message(self, m: SeenMessage) -> Future[int] | None:
         """Process L1 message `m` (a deposit or a forced withdrawal) once, in nonce order:

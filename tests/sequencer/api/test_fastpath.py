@@ -5,7 +5,12 @@ kind of bad one; anything else passes through to FastAPI."""
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from fastapi.testclient import TestClient
 
@@ -89,3 +94,53 @@ def test_front_charges_the_ip_budget_and_fails_safe(tmp_path: Path) -> None:
         k.node.fail("injected: the disk is gone")
         r = client.post("/v1/orders", content=b"{}")
         assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable"
+
+
+def test_a_slow_write_is_counted_and_logged_by_the_stage_that_held_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Faults injected in two stages (a 40 ms disk, a 40 ms engine): each slow order is counted
+    under the stage that took the time and logged with every stage's ms; a quick one is not."""
+    k = Kit(tmp_path)
+    k.fund(A, 50_000 * U)
+    k.feeds()
+    app = create_app(k.node, tick_seconds=3600, monotonic=k.clock)
+    reg = k.node.metrics.registry
+    count = lambda stage: reg.get_sample_value("optrollup_slow_requests_total", {"stage": stage}) or 0
+    with TestClient(app) as client, caplog.at_level(logging.WARNING, logger="optrollup.node"):
+        info = client.get("/v1/info").json()
+
+        def post(nonce: int) -> None:
+            m = order_msg(A, nonce=nonce)
+            r = client.post("/v1/orders", json={"order": m, "signature": sign(info, "Order", m, A)})
+            assert r.status_code == 200, r.text
+
+        post(1)
+        assert sum(count(s) for s in ("fsync", "apply", "answer", "verify")) == 0
+        write = k.node.log.write
+
+        def slow_write(*a: Any, **kw: Any) -> None:
+            time.sleep(0.04)
+            write(*a, **kw)
+
+        k.node.log.write = slow_write  # type: ignore[method-assign]
+        post(2)
+        assert count("fsync") == 1 and count("apply") == 0
+        k.node.log.write = write  # type: ignore[method-assign]
+        apply = k.node._apply
+
+        def slow_apply(rec: Any, **kw: Any) -> Any:
+            time.sleep(0.04)
+            return apply(rec, **kw)
+
+        k.node._apply = slow_apply  # type: ignore[method-assign]
+        k.node.slow._logged = -float("inf")  # log this one too
+        post(3)
+        assert count("apply") == 1 and count("fsync") == 1
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("slow request")]
+    assert len(lines) == 2, lines
+    for line, stage in zip(lines, ("fsync", "apply")):
+        parts = dict(p.rsplit(" ", 1) for p in line.split("(")[1].rstrip(")").split(", "))
+        assert list(parts)[:5] == ["read", "decode", "verify", "tick", "apply"], line
+        assert float(parts[stage]) >= 40, line
+        total = float(line.split(": ")[1].split(" ms")[0])
+        assert sum(map(float, parts.values())) == pytest.approx(total, abs=0.1 * len(parts))
