@@ -18,12 +18,25 @@ static void *run_job(void *arg) {
     return NULL;
 }
 
+/* The online CPU count, asked once: glibc's sysconf(_SC_NPROCESSORS_ONLN) opens and reads
+ * /sys/devices/system/cpu/online on every call, which cost more than hashing one order. */
+static long online_cores = 1;
+static pthread_once_t cores_once = PTHREAD_ONCE_INIT;
+
+static void count_cores(void) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    online_cores = c < 1 ? 1 : c;
+}
+
 int optr_threads_for(size_t n, int requested, size_t min_per_thread) {
-    long cores = requested > 0 ? requested : sysconf(_SC_NPROCESSORS_ONLN);
-    if (cores < 1) cores = 1;
-    if (cores > OPTR_MAX_THREADS) cores = OPTR_MAX_THREADS;
     size_t by_size = min_per_thread ? n / min_per_thread : n;
-    if (by_size < 1) by_size = 1;
+    if (by_size <= 1) return 1;  /* one thread whatever the machine has */
+    long cores = requested;
+    if (cores <= 0) {
+        pthread_once(&cores_once, count_cores);
+        cores = online_cores;
+    }
+    if (cores > OPTR_MAX_THREADS) cores = OPTR_MAX_THREADS;
     return (int)((size_t)cores < by_size ? (size_t)cores : by_size);
 }
 
