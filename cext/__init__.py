@@ -26,7 +26,7 @@ from cext._types import (
 
 if os.environ.get("OPTROLLUP_PUREPYTHON", "") not in ("", "0"):
     from cext._pure import (
-        keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
+        KeccakPrefix, keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
         order_digests, recover_addresses, untrack,
     )
 
@@ -34,7 +34,7 @@ if os.environ.get("OPTROLLUP_PUREPYTHON", "") not in ("", "0"):
 else:
     try:
         from cext._accel import (
-            keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
+            KeccakPrefix, keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
             order_digests, recover_addresses, untrack,
         )
 
@@ -47,7 +47,7 @@ else:
             stacklevel=2,
         )
         from cext._pure import (
-            keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
+            KeccakPrefix, keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
             order_digests, recover_addresses, untrack,
         )
 
@@ -56,6 +56,7 @@ else:
 __all__ = [
     "ACCELERATED",
     "DOMAIN_TYPE",
+    "KeccakPrefix",
     "ORDER_FIELDS",
     "ORDER_TYPE",
     "ORDER_TYPEHASH",

@@ -1,5 +1,5 @@
 # C declarations for the native primitives in cext/src (see optr.h for contracts).
-from libc.stdint cimport uint8_t
+from libc.stdint cimport uint8_t, uint64_t
 
 cdef extern from "src/optr.h" nogil:
     int OPTR_OK
@@ -8,6 +8,9 @@ cdef extern from "src/optr.h" nogil:
     int OPTR_ECONTEXT
     int OPTR_ORDER_RECORD_SIZE
     void optr_keccak256(const uint8_t *data, size_t length, uint8_t *out)
+    int OPTR_KECCAK_RATE
+    void optr_keccak_absorb(uint64_t *s, const uint8_t *data, size_t length)
+    void optr_keccak256_finish(const uint64_t *s, const uint8_t *data, size_t length, uint8_t *out)
     int optr_keccak256_many(const uint8_t *const *ptrs, const size_t *lens, size_t n,
                             uint8_t *out, int threads)
     int optr_merkle_root(const uint8_t *leaves, size_t n, uint8_t *out, int threads)

@@ -7,8 +7,9 @@ shared rules in cext._types, so errors match the pure twin exactly.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport uint8_t
+from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from cext._types import ORDER_TYPEHASH, Order, as_bytes, check_threads, normalize_order
@@ -67,6 +68,66 @@ def keccak256(data) -> bytes:
         with nogil:
             optr_keccak256(p, n, out)
     return PyBytes_FromStringAndSize(<char *>out, 32)
+
+
+cdef class KeccakPrefix:
+    """keccak256(prefix + data) for many `data` after one `prefix`: the prefix's whole
+    136-byte blocks are absorbed once, here, and each `hash` starts from that state."""
+
+    cdef uint64_t _state[25]
+    cdef bytes _rest  # the prefix's bytes after its whole blocks (< 136)
+    cdef readonly bytes prefix
+
+    def __cinit__(self, prefix):
+        cdef bytes b = _exact(prefix, "prefix", -1)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(b)
+        cdef Py_ssize_t full = n - n % OPTR_KECCAK_RATE
+        memset(self._state, 0, sizeof(self._state))
+        optr_keccak_absorb(self._state, <const uint8_t *>PyBytes_AS_STRING(b), full)
+        self._rest = b[full:]
+        self.prefix = b
+
+    def hash(self, data) -> bytes:
+        """keccak256(prefix + data)."""
+        cdef bytes tail = self._rest + _exact(data, "data", -1)
+        cdef uint8_t out[32]
+        optr_keccak256_finish(self._state, <const uint8_t *>PyBytes_AS_STRING(tail),
+                              PyBytes_GET_SIZE(tail), out)
+        return PyBytes_FromStringAndSize(<char *>out, 32)
+
+    def hash_words(self, values) -> bytes:
+        """keccak256(prefix + the 32-byte big-endian word of each int in `values`, taken
+        mod 2**256: two's complement for negatives, as abi.encode writes int256)."""
+        cdef list vals = _as_list(values)
+        cdef Py_ssize_t n = len(vals), r = PyBytes_GET_SIZE(self._rest), i, j
+        cdef bytes buf = PyBytes_FromStringAndSize(NULL, r + 32 * n)
+        cdef uint8_t *p = <uint8_t *>PyBytes_AS_STRING(buf)
+        cdef uint8_t *w
+        cdef long long v
+        cdef int overflow
+        cdef uint8_t out[32]
+        memcpy(p, PyBytes_AS_STRING(self._rest), r)
+        for i in range(n):
+            x = vals[i]
+            if not isinstance(x, int):
+                raise TypeError(f"values[{i}] must be an int, not {type(x).__name__}")
+            w = p + r + 32 * i
+            v = PyLong_AsLongLongAndOverflow(x, &overflow)
+            if overflow:
+                memcpy(w, PyBytes_AS_STRING(_word_mod(x)), 32)
+                continue
+            memset(w, 0xFF if v < 0 else 0, 24)
+            for j in range(8):
+                w[31 - j] = <uint8_t>((<unsigned long long>v >> (8 * j)) & 0xFF)
+        optr_keccak256_finish(self._state, p, r + 32 * n, out)
+        return PyBytes_FromStringAndSize(<char *>out, 32)
+
+
+cdef object _MOD256 = 1 << 256
+
+
+cdef bytes _word_mod(object x):
+    return (x % _MOD256).to_bytes(32, "big")
 
 
 def keccak256_many(items) -> list:

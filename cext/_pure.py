@@ -31,6 +31,28 @@ def keccak256(data: bytes) -> bytes:
     return keccak_bytes(as_bytes(data, "data"))
 
 
+class KeccakPrefix:
+    """keccak256(prefix + data) for many `data` after one `prefix` (the accelerated twin
+    absorbs the prefix once; here it is simply hashed again each time)."""
+
+    def __init__(self, prefix: bytes) -> None:
+        self.prefix = as_bytes(prefix, "prefix", None)
+
+    def hash(self, data: bytes) -> bytes:
+        """keccak256(prefix + data)."""
+        return keccak256(self.prefix + as_bytes(data, "data", None))
+
+    def hash_words(self, values: Sequence[int]) -> bytes:
+        """keccak256(prefix + the 32-byte big-endian word of each int in `values`, taken
+        mod 2**256: two's complement for negatives, as abi.encode writes int256)."""
+        words = []
+        for i, x in enumerate(values):
+            if not isinstance(x, int):
+                raise TypeError(f"values[{i}] must be an int, not {type(x).__name__}")
+            words.append((x % (1 << 256)).to_bytes(32, "big"))
+        return keccak256(self.prefix + b"".join(words))
+
+
 def keccak256_many(items: Sequence[bytes]) -> list[bytes]:
     """keccak256 of each item, in order."""
     return [keccak_bytes(as_bytes(x, f"items[{i}]")) for i, x in enumerate(items)]

@@ -21,14 +21,23 @@ static inline void store64_le(uint8_t *p, uint64_t v) {
     memcpy(p, &v, 8);
 }
 
-void optr_keccak256(const uint8_t *in, size_t len, uint8_t out[32]) {
-    uint64_t s[25] = {0};
+void optr_keccak_absorb(uint64_t s[25], const uint8_t *in, size_t len) {
     while (len >= RATE) {
         for (int i = 0; i < RATE / 8; i++) s[i] ^= load64_le(in + 8 * i);
         optr_keccak_f1600(s);
         in += RATE;
         len -= RATE;
     }
+}
+
+void optr_keccak256_finish(const uint64_t state[25], const uint8_t *in, size_t len,
+                           uint8_t out[32]) {
+    uint64_t s[25];
+    memcpy(s, state, sizeof s);
+    size_t full = len - len % RATE;
+    optr_keccak_absorb(s, in, full);
+    in += full;
+    len -= full;
     uint8_t last[RATE];
     memset(last, 0, RATE);
     if (len) memcpy(last, in, len);
@@ -37,6 +46,11 @@ void optr_keccak256(const uint8_t *in, size_t len, uint8_t out[32]) {
     for (int i = 0; i < RATE / 8; i++) s[i] ^= load64_le(last + 8 * i);
     optr_keccak_f1600(s);
     for (int i = 0; i < 4; i++) store64_le(out + 8 * i, s[i]);
+}
+
+void optr_keccak256(const uint8_t *in, size_t len, uint8_t out[32]) {
+    static const uint64_t zero[25] = {0};
+    optr_keccak256_finish(zero, in, len, out);
 }
 
 /* keccak256(a || b) for two 32-byte inputs: one permutation, no buffer copies. */

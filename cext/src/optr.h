@@ -14,6 +14,14 @@
 /* Keccak-256 (the original Keccak padding used by Ethereum, not SHA3-256). */
 void optr_keccak256(const uint8_t *in, size_t len, uint8_t out[32]);
 
+/* The sponge in two steps, for many inputs that share a long prefix: optr_keccak_absorb xors
+ * the len - len % 136 leading bytes of `in` into state s (start from 25 zero words), block by
+ * block; optr_keccak256_finish(s, rest, ...) then gives keccak256(what s absorbed || rest)
+ * without changing s. optr_keccak256(in, len) = finish(zero state, in, len). */
+#define OPTR_KECCAK_RATE 136
+void optr_keccak_absorb(uint64_t s[25], const uint8_t *in, size_t len);
+void optr_keccak256_finish(const uint64_t s[25], const uint8_t *in, size_t len, uint8_t out[32]);
+
 /* out[32*i .. 32*i+31] = keccak256(ptrs[i][0 .. lens[i]-1]); threads <= 0: all online cores. */
 int optr_keccak256_many(const uint8_t *const *ptrs, const size_t *lens, size_t n,
                         uint8_t *out, int threads);

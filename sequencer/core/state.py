@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import msgpack
 
-from cext import Order, keccak256, untrack
+from cext import KeccakPrefix, Order, keccak256, untrack
 from sequencer.core.channelmsg import ChannelOpen
 from sequencer.core.config import CoreConfig
 from sequencer.core.header import ACCOUNT_TAG, ZERO32, WithdrawalLeaf, abi_tail
@@ -148,14 +148,15 @@ def _word(n: int) -> bytes:
     return (n % (1 << 256)).to_bytes(32, "big")
 
 
-_HEADS: dict[tuple[str, ...], bytes] = {}
+_HEADS: dict[tuple[str, ...], KeccakPrefix] = {}
 _HEADS_MAX = 4096  # name lists kept (an account's instruments rarely change between seals)
 
 
-def _strings_head(names: tuple[str, ...]) -> bytes:
+def _strings_head(names: tuple[str, ...]) -> KeccakPrefix:
     """The bytes of abi.encode(string[] names, int256[] amounts) before the amounts' length
-    word: both offsets, then the names' array. A function of `names` alone, so cached: every
-    seal re-encodes each touched account, and its instruments rarely change."""
+    word (both offsets, then the names' array), with the hash state after them: a function
+    of `names` alone, so cached. Every seal re-encodes each touched account, its instruments
+    rarely change, and the names are most of the bytes (~3.9 KB of 5.2 KB for 40)."""
     head = _HEADS.get(names)
     if head is None:
         elems = [abi_tail(s.encode()) for s in names]
@@ -164,7 +165,7 @@ def _strings_head(names: tuple[str, ...]) -> bytes:
             offsets.append(_word(at))
             at += len(e)
         tail_a = _word(len(names)) + b"".join(offsets) + b"".join(elems)
-        head = _word(64) + _word(64 + len(tail_a)) + tail_a
+        head = KeccakPrefix(_word(64) + _word(64 + len(tail_a)) + tail_a)
         if len(_HEADS) >= _HEADS_MAX:
             del _HEADS[next(iter(_HEADS))]  # the oldest
         _HEADS[names] = head
@@ -174,17 +175,18 @@ def _strings_head(names: tuple[str, ...]) -> bytes:
 def abi_strings_ints(names: list[str] | tuple[str, ...], amounts: list[int]) -> bytes:
     """abi.encode(string[] names, int256[] amounts), written out by hand: this runs for every
     touched account at every seal, where eth_abi costs ~10x more (checked equal in tests)."""
-    return (_strings_head(tuple(names)) + _word(len(amounts))
+    return (_strings_head(tuple(names)).prefix + _word(len(amounts))
             + b"".join([_word(q) for q in amounts]))
 
 
 def positions_hash(positions: dict[str, int]) -> bytes:
     """H(abi.encode(string[] instruments, int256[] amounts)) over non-zero positions sorted by
-    name; bytes32(0) when there are none."""
+    name; bytes32(0) when there are none. The names' part is hashed once per name list
+    (`_strings_head`); the amounts are hashed on from there."""
     names = sorted([n for n, q in positions.items() if q])
     if not names:
         return ZERO32
-    return keccak256(abi_strings_ints(names, [positions[n] for n in names]))
+    return _strings_head(tuple(names)).hash_words([len(names), *[positions[n] for n in names]])
 
 
 def account_leaf(address: bytes, acct: Account) -> bytes:

@@ -124,6 +124,13 @@ def test_hand_written_leaf_encoding_equals_eth_abi(rows, address, collateral) ->
     other = [~q for q in reversed(amounts)] + [7]  # ~q = -q-1 stays within int256
     assert abi_strings_ints(names, other) == abi_encode(["string[]", "int256[]"], [names, other])
     acct = Account(collateral=collateral, positions={n: q for n, q in rows if q})
+    # positions_hash hashes on from the names' cached hash state: against eth_abi + keccak,
+    # twice per name list with different amounts (the cached state must not change)
+    for positions in (acct.positions, {n: ~q or 1 for n, q in acct.positions.items()}):
+        srt = sorted(positions)
+        assert positions_hash(positions) == (
+            keccak256(abi_encode(["string[]", "int256[]"], [srt, [positions[n] for n in srt]]))
+            if srt else b"\0" * 32)
     want = keccak256(abi_encode(["bytes32", "address", "uint256", "bytes32"],
                                 [ACCOUNT_TAG, address, collateral, positions_hash(acct.positions)]))
     assert account_leaf(address, acct) == want
