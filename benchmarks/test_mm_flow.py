@@ -452,6 +452,7 @@ def node_stages(w: World) -> dict[str, tuple[float, float]]:
                 if k.startswith(("optrollup_log_fsync_seconds_bucket", "optrollup_gc_pause_seconds_",
                                  "optrollup_loop_lag_seconds_", "optrollup_log_queue_seconds_",
                                  "optrollup_durable_wake_seconds_", "optrollup_slow_requests_total",
+                                 "optrollup_request_stage_seconds_total", "optrollup_request_traced_total",
                                  'optrollup_http_request_seconds_bucket{le=',
                                  'optrollup_http_request_seconds_bucket{route="/v1/orders"'))})
     return out
@@ -482,6 +483,11 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
     out["gc passes (generation: n, total ms, over 10 ms)"] = gc_passes
     # write requests over the node's slow threshold (10 ms), by the stage that took longest
     # (sequencer/node/requesttrace.py; the node logs one such request a second with every stage)
+    traced = delta("optrollup_request_traced_total")
+    if traced:  # where a write request's time goes on average (every request, not just slow)
+        out["mean ms per write request, by stage"] = {
+            k.split('stage="')[1].rstrip('"}'): round(1e3 * delta(k) / traced, 3)
+            for k in after if k.startswith("optrollup_request_stage_seconds_total{")}
     out["slow requests by longest stage"] = {
         k.split('stage="')[1].rstrip('"}'): int(n) for k in after
         if k.startswith("optrollup_slow_requests_total{") and (n := delta(k))}

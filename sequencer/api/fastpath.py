@@ -113,4 +113,4 @@ class FastWrites:
         t1 = time.perf_counter()
         node = api.node
         node.metrics.latency.labels(scope["path"]).observe(t1 - t0)
-        node.slow.observe(scope["path"], t0, requesttrace.end(trace), t1)
+        node.stages.observe(scope["path"], t0, requesttrace.end(trace), t1)

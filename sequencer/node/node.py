@@ -55,7 +55,7 @@ from sequencer.node.l1follower import DEPOSIT, FORCED_WITHDRAWAL, L1Follower, Se
 from sequencer.node.metrics import Metrics
 from sequencer.node import requesttrace
 from sequencer.node.reads import L1MessageView, NodeReads
-from sequencer.node.requesttrace import SlowRequests
+from sequencer.node.requesttrace import RequestStages
 from sequencer.node.records import (ChannelRecord, Deposit, ForcedWithdrawal, OperatorCancel,
                                     Record, Replace, Seal, Signed, decode_record, encode_record)
 from sequencer.node.snapshot import decode_core, encode_core
@@ -368,7 +368,7 @@ class Node(NodeReads, CoreApplier):
         self.clock = clock
         self.domain = cfg.genesis.config.domain
         self.metrics = Metrics()
-        self.slow = SlowRequests(self.metrics.registry, self.SLOW_REQUEST)
+        self.stages = RequestStages(self.metrics.registry, self.SLOW_REQUEST)
         # the newest synced batches (last seq, write start, write end; perf_counter s), for
         # the stages of a slow request (sequencer.node.requesttrace)
         self._batches: deque[tuple[int, float, float]] = deque(maxlen=256)
@@ -503,7 +503,7 @@ class Node(NodeReads, CoreApplier):
     SLOW_SYNC = 0.03  # seconds: a synced log write this slow is logged (at most once a second)
     SLOW_REQUEST = float(os.environ.get("OPTROLLUP_SLOW_REQUEST_MS", "10")) / 1e3
     """Seconds: a write request this slow is counted by its longest stage and logged
-    (requesttrace.SlowRequests; env OPTROLLUP_SLOW_REQUEST_MS, default 10)."""
+    (requesttrace.RequestStages; env OPTROLLUP_SLOW_REQUEST_MS, default 10)."""
 
     def _on_sync(self, seconds: float, records: int) -> None:
         """Log-writer thread, once per synced write: metrics, and a warning with the time for

@@ -9,9 +9,9 @@ the API and the node mark the end of each stage on it (`mark`, a no-op outside a
     fsync   the synced write of its batch       wake    the event loop back on the request
     answer  rendering and sending (the end)
 
-`SlowRequests.observe` counts a request slower than its threshold by the stage that took
-longest (`optrollup_slow_requests_total{stage}`) and logs it, every stage in ms, at most once a
-second. Times are `time.perf_counter()` seconds; `queue` and `fsync` come from the log writer's
+`RequestStages.observe` sums every request's stages (the mean of each over a run) and counts
+a request slower than its threshold by the stage that took longest
+(`optrollup_slow_requests_total{stage}`), logging it, every stage in ms, at most once a second. Times are `time.perf_counter()` seconds; `queue` and `fsync` come from the log writer's
 thread (the batch holding the request's last record) and may be absent (already durable).
 """
 
@@ -20,9 +20,10 @@ from __future__ import annotations
 import contextvars
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily
 
 log = logging.getLogger("optrollup.node")
 
@@ -68,9 +69,11 @@ def stages(start: float, marks: Marks, finish: float) -> list[tuple[str, float]]
     return list(out.items())
 
 
-class SlowRequests:
-    """Requests over `threshold` seconds: counted by their longest stage, logged with all of
-    them (at most once per `log_every` seconds)."""
+class RequestStages:
+    """Every traced request's stages summed by stage (`optrollup_request_stage_seconds_total`,
+    with `optrollup_request_traced_total` requests: the mean of each stage); a request over
+    `threshold` seconds also counted by its longest stage (`optrollup_slow_requests_total`)
+    and logged with all of them (at most once per `log_every` seconds)."""
 
     def __init__(self, registry: CollectorRegistry, threshold: float, *, log_every: float = 1.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -78,13 +81,31 @@ class SlowRequests:
         self.counter = Counter("optrollup_slow_requests_total",
                                "Write requests over the slow threshold, by their longest stage",
                                ["stage"], registry=registry)
+        self.seconds: dict[str, float] = {}  # stage -> seconds over every traced request
+        self.requests = 0
+        registry.register(self)
         self._logged = -float("inf")
 
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """For the registry: the stage sums and the number of requests they are over."""
+        c = CounterMetricFamily("optrollup_request_stage_seconds",
+                                "Seconds of traced write requests, summed by stage", labels=["stage"])
+        for stage, v in sorted(self.seconds.items()):
+            c.add_metric([stage], v)
+        yield c
+        yield CounterMetricFamily("optrollup_request_traced", "Write requests traced by stage",
+                                  value=self.requests)
+
     def observe(self, path: str, start: float, marks: Marks, finish: float) -> str | None:
-        """The longest stage of a slow request (counted, maybe logged); None if not slow."""
+        """Add a request's stages to the sums; the longest stage of a slow one (counted, maybe
+        logged), None if it was not slow."""
+        parts = stages(start, marks, finish)
+        sums = self.seconds
+        for stage, d in parts:
+            sums[stage] = sums.get(stage, 0.0) + d
+        self.requests += 1
         if finish - start < self.threshold:
             return None
-        parts = stages(start, marks, finish)
         worst = max(parts, key=lambda p: p[1])[0]
         self.counter.labels(worst).inc()
         now = self.clock()

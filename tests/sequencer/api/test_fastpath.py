@@ -133,9 +133,14 @@ def test_a_slow_write_is_counted_and_logged_by_the_stage_that_held_it(
             return apply(rec, **kw)
 
         k.node._apply = slow_apply  # type: ignore[method-assign]
-        k.node.slow._logged = -float("inf")  # log this one too
+        k.node.stages._logged = -float("inf")  # log this one too
         post(3)
         assert count("apply") == 1 and count("fsync") == 1
+    # every write request's stages are summed (the mean of each over a run)
+    assert reg.get_sample_value("optrollup_request_traced_total") == 3
+    for stage in ("read", "verify", "apply", "fsync", "answer"):
+        assert reg.get_sample_value("optrollup_request_stage_seconds_total", {"stage": stage}) > 0
+    assert reg.get_sample_value("optrollup_request_stage_seconds_total", {"stage": "fsync"}) >= 0.04
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("slow request")]
     assert len(lines) == 2, lines
     for line, stage in zip(lines, ("fsync", "apply")):

@@ -9,7 +9,7 @@ from hypothesis import given, strategies as st
 from prometheus_client import CollectorRegistry
 
 from sequencer.node import requesttrace
-from sequencer.node.requesttrace import SlowRequests, stages
+from sequencer.node.requesttrace import RequestStages, stages
 
 
 def test_stages_are_the_gaps_between_marks_in_time_order() -> None:
@@ -49,7 +49,7 @@ def test_mark_outside_a_trace_does_nothing_and_a_trace_keeps_its_own() -> None:
 
 def test_slow_requests_counted_by_longest_stage_and_logged_once_a_second(caplog: pytest.LogCaptureFixture) -> None:
     reg, now = CollectorRegistry(), [100.0]
-    slow = SlowRequests(reg, 0.010, clock=lambda: now[0])
+    slow = RequestStages(reg, 0.010, clock=lambda: now[0])
     assert slow.observe("/v1/orders", 0.0, [("verify", 0.001)], 0.0099) is None  # under: nothing
     with caplog.at_level(logging.WARNING, logger="optrollup.node"):
         assert slow.observe("/v1/orders", 0.0, [("verify", 0.001), ("queue", 0.002), ("fsync", 0.012)], 0.013) == "fsync"
@@ -62,3 +62,10 @@ def test_slow_requests_counted_by_longest_stage_and_logged_once_a_second(caplog:
                      "slow request POST /v1/orders: 30.0 ms (wake 1.0, answer 29.0)"]
     count = lambda stage: reg.get_sample_value("optrollup_slow_requests_total", {"stage": stage})
     assert (count("fsync"), count("apply"), count("answer")) == (1, 1, 1)
+    # every request's stages are summed, the quick one's too
+    total = lambda stage: reg.get_sample_value("optrollup_request_stage_seconds_total", {"stage": stage})
+    assert reg.get_sample_value("optrollup_request_traced_total") == 4
+    assert total("verify") == pytest.approx(0.001 + 0.001)
+    assert total("fsync") == pytest.approx(0.010) and total("apply") == pytest.approx(0.020)
+    assert total("answer") == pytest.approx(0.0099 - 0.001 + 0.001 + 0.001 + 0.029)
+    assert total("wake") == pytest.approx(0.001)
