@@ -155,19 +155,19 @@ def scan(state: State, marks: Marks) -> list[Tx]:
             due.append((state.index[a], [AuctionEndTx(a)]))
         elif m.equity <= 0:
             due.append((state.index[a], [TakeoverTx(a)]))
-    seen: set[bytes] = set()
-    for name, holders in state.holders.items():
-        for a in holders:
-            if a in seen or a in state.auctions or a == fund:
-                continue
-            acct = state.accounts[a]
-            if acct.positions[name] >= 0:
-                continue
-            seen.add(a)
-            m = margin(marks, acct)
-            if m is not None and m.equity < m.mm:
-                due.append((state.index[a], [AuctionStartTx(a)] + (
-                    [TakeoverTx(a)] if m.equity <= 0 else [])))
+    # every holder of a position, each once (a set union in C: walking each instrument's
+    # holders in Python visited every (instrument, holder) pair); the order does not matter,
+    # `due` is sorted by leaf index below
+    for a in set().union(*state.holders.values()):
+        if a in state.auctions or a == fund:
+            continue
+        acct = state.accounts[a]
+        if min(acct.positions.values(), default=0) >= 0:  # no short position
+            continue
+        m = margin(marks, acct)
+        if m is not None and m.equity < m.mm:
+            due.append((state.index[a], [AuctionStartTx(a)] + (
+                [TakeoverTx(a)] if m.equity <= 0 else [])))
     due.sort(key=lambda x: x[0])
     return [t for _, txs in due for t in txs]
 

@@ -6,6 +6,8 @@ its haircut, the fee share, rules version 1 without any of it, and the replay's 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sequencer.core import (
     Liquidate,
@@ -26,6 +28,7 @@ from sequencer.core.state import account_leaf
 from sequencer.core.txs import AuctionEndTx, AuctionStartTx, FillTx, TakeoverTx
 from sequencer.errors import OptrollupError
 from tests.sequencer.core.core_world import CALL, PUT, T0, USERS, Key, World, order
+from tests.sequencer.core.test_portfolio import C3100, C3200, P2800, P3100, pm_world
 
 B, C, D = USERS[1], USERS[2], USERS[3]
 U = 10**6
@@ -449,3 +452,45 @@ def test_no_bid_once_the_account_is_back_at_initial_margin_or_empty() -> None:
     assert code(f.bid, C, poor, 500_000) == "auction_over"
     assert f.block() == [AuctionEndTx(poor.address)]
     f.replay()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.dictionaries(st.sampled_from(["C", "P", "C3200", "P2800", "C3100", "P3100"]),
+                                          st.integers(-3 * 10**6, 3 * 10**6), max_size=4),
+                          st.integers(0, 2 * 10**9), st.booleans(), st.booleans()),
+                max_size=7))
+def test_the_scan_picks_exactly_the_accounts_its_definition_names(accounts) -> None:
+    """liquidation.scan against its definition written over every account (not over each
+    instrument's holders, as scan walks them): auctions end or are taken over, and every other
+    account but the fund holding a short below maintenance starts one (taken over at once when
+    its equity is <= 0), in leaf-index order. Generated books, collateral, margin modes and
+    open auctions."""
+    from sequencer.core.liquidation import margin as margin_at, scan
+    from sequencer.core.marks import Marks
+    from sequencer.core.portfolio import PORTFOLIO
+    from sequencer.core.state import account as new_account, set_position
+    names = {"C": CALL, "P": PUT, "C3200": C3200, "P2800": P2800, "C3100": C3100, "P3100": P3100}
+    w = pm_world()
+    st_ = w.state
+    fund = st_.config.insurance_fund
+    for i, (book, collateral, portfolio, in_auction) in enumerate(accounts):
+        a = USERS[i % len(USERS)].address if i < len(USERS) else bytes([0x70 + i]) * 20
+        acct = new_account(st_, a)
+        acct.collateral = collateral
+        acct.margin_mode = PORTFOLIO if portfolio else 0
+        for short, q in book.items():
+            set_position(st_, a, acct, names[short], q)
+        if in_auction:
+            st_.auctions[a] = T0
+    marks = Marks(st_, T0 + 5)
+    want = []
+    for a in sorted(st_.accounts, key=st_.index.__getitem__):
+        acct, m = st_.accounts[a], margin_at(marks, st_.accounts[a])
+        if a in st_.auctions:
+            if not acct.positions or (m is not None and m.equity >= m.im):
+                want.append(AuctionEndTx(a))
+            elif m is not None and m.equity <= 0:
+                want.append(TakeoverTx(a))
+        elif a != fund and any(q < 0 for q in acct.positions.values()) and m is not None and m.equity < m.mm:
+            want += [AuctionStartTx(a)] + ([TakeoverTx(a)] if m.equity <= 0 else [])
+    assert scan(st_, marks) == want
