@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client.core import GaugeMetricFamily
 
 from cext import to_checksum
-from sequencer.gil import GilYield
 from sequencer.api import wire
 from sequencer.api.auth import authenticate
 from sequencer.core.eip712 import Cancel, CancelAll, Feed, Listing, SessionKey, Withdraw
@@ -90,9 +89,6 @@ class NodeMonitor:
         self.withdrawals = WithdrawalSpike(self.s.withdrawals)
         self.webhook: Webhook | None = None
         self._events: deque[tuple[str, Any, float]] = deque(maxlen=MAX_QUEUED_EVENTS)
-        # a round over a second of records and trades holds the GIL for milliseconds (each
-        # trade reads both orders back from the DB): give the event loop a turn in between
-        self.gil = GilYield()
         self._seq: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -251,8 +247,6 @@ class NodeMonitor:
         events = []
         while self._events:
             events.append(self._events.popleft())
-        turn = self.gil
-        turn.restart()
         if self._seq is not None:
             n = 0
             for seq, raw in self.node.log.read(self._seq):
@@ -263,10 +257,8 @@ class NodeMonitor:
                 n += 1
                 if n >= MAX_RECORDS_PER_STEP:
                     break
-                turn.tick()
         for kind, payload, t in events:
             self._event(kind, payload, t)
-            turn.tick()
         self.fire(self.oracle.tick(now))
         if now - self._last_prune >= 60:
             self._last_prune = now

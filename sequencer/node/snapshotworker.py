@@ -79,9 +79,6 @@ log = logging.getLogger("optrollup.node")
 INIT, RECORDS, SNAPSHOT = 0, 1, 2                   # node -> worker
 READY, PROGRESS, DONE, SKIPPED, FAILED = 0, 1, 2, 3, 4  # worker -> node
 BATCH = 4096          # records per RECORDS message
-FEED_SECONDS = 0.05   # the feeder sends what the node fed at most this long ago (a snapshot
-# request is sent at once): each wake-up of the feeder thread takes the GIL from the event
-# loop, and polling every 5 ms made it the node's most frequent waker after the log writer
 _F_SETPIPE_SZ = 1031  # Linux fcntl: pipe capacity
 
 
@@ -288,7 +285,7 @@ class WorkerSnapshotter:
     def _run(self) -> None:
         backoff_until = 0.0
         while not self._closing.is_set():
-            self._wake.wait(FEED_SECONDS)
+            self._wake.wait(0.005)
             self._wake.clear()
             if self.gave_up is not None:
                 self._q.clear()

@@ -183,32 +183,3 @@ def test_shortfall_event_alerts(tmp_path: Path) -> None:
     mon.step()
     [a] = alerts(mon, "shortfall")
     assert a.severity == "critical" and "5.000000 USDC" in a.detail
-
-
-def test_a_long_round_gives_the_event_loop_turns(tmp_path: Path) -> None:
-    """A round over many records and trades pauses (releasing the GIL) after every
-    GilYield.work seconds of it, and reads everything all the same (clock and sleep faked:
-    each record or event "costs" 0.2 ms)."""
-    from sequencer.gil import GilYield
-    k = kit(tmp_path)
-    for u in (A, B, C):
-        k.fund(u, 50_000 * U)
-    k.feeds()
-    mon = NodeMonitor(k.node)
-    mon.start(thread=False)
-    now, slept = [0.0], []
-
-    def clock() -> float:
-        now[0] += 0.0002
-        return now[0]
-
-    mon.gil = GilYield(0.0005, 0.0001, clock=clock, sleep=slept.append)
-    for i in range(20):
-        trade(k, A, C, 10 + i)
-    seq0 = mon._seq
-    mon.step()
-    records = mon._seq - seq0
-    assert records >= 40  # the orders (and feeds/seals) the round read
-    items = records + 20  # and one trade event per fill
-    assert len(slept) >= items // 3 and set(slept) == {0.0001}
-    assert mon._seq == k.node.committer.next_seq  # nothing skipped
