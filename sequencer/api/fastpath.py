@@ -93,7 +93,7 @@ class FastWrites:
             return
         t0 = time.perf_counter()
         api = self.api
-        trace = requesttrace.begin()
+        trace = requesttrace.begin() if api.node.stages is not None else None
 
         async def work() -> Answer:
             body = await api.read_body(_content_length(scope), _chunks(receive))
@@ -113,4 +113,5 @@ class FastWrites:
         t1 = time.perf_counter()
         node = api.node
         node.metrics.latency.labels(scope["path"]).observe(t1 - t0)
-        node.stages.observe(scope["path"], t0, requesttrace.end(trace), t1)
+        if trace is not None:
+            node.stages.observe(scope["path"], t0, requesttrace.end(trace), t1)

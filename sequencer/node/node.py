@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from collections import deque
+from itertools import islice
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -368,7 +369,11 @@ class Node(NodeReads, CoreApplier):
         self.clock = clock
         self.domain = cfg.genesis.config.domain
         self.metrics = Metrics()
-        self.stages = RequestStages(self.metrics.registry, self.SLOW_REQUEST)
+        # where write requests' time goes, by stage (sequencer.node.requesttrace): off unless
+        # OPTROLLUP_REQUEST_STAGES=1 (on, the 400 single orders/s benchmark's p99 was 2-3x
+        # worse on a 2-vCPU VM: benchmarks/README.md, session 13)
+        self.stages = (RequestStages(self.metrics.registry, self.SLOW_REQUEST)
+                       if os.environ.get("OPTROLLUP_REQUEST_STAGES") == "1" else None)
         # the newest synced batches (last seq, write start, write end; perf_counter s), for
         # the stages of a slow request (sequencer.node.requesttrace)
         self._batches: deque[tuple[int, float, float]] = deque(maxlen=256)
@@ -510,8 +515,9 @@ class Node(NodeReads, CoreApplier):
         a slow one (to set against what else wrote to the disk then: LevelDB's own LOG, a
         snapshot being stored, other processes)."""
         self.metrics.on_sync(seconds, records)
-        end = time.perf_counter()
-        self._synced = (end - seconds, end)  # read by _on_durable, next on this thread
+        if self.stages is not None:
+            end = time.perf_counter()
+            self._synced = (end - seconds, end)  # read by _on_durable, next on this thread
         if seconds >= self.SLOW_SYNC:
             now = time.monotonic()
             if now - self._slow_sync_logged >= 1.0:
@@ -523,7 +529,8 @@ class Node(NodeReads, CoreApplier):
         `last` and wake the requests waiting for them, with one wake-up of the loop per
         batch, not one per record or per request."""
         self._durable_upto = last
-        self._batches.append((last, *self._synced))
+        if self.stages is not None:
+            self._batches.append((last, *self._synced))
         if self._waiters:
             self._schedule_fire(last)
             return
@@ -924,11 +931,16 @@ class Node(NodeReads, CoreApplier):
     def _trace_batch(self, seq: int) -> None:
         """Mark, on the open request trace, when the synced batch holding `seq` started and
         ended its write, and that the loop is back on the request."""
-        for last, start, end in list(self._batches):  # oldest first
-            if last >= seq:
-                requesttrace.mark("queue", start)
-                requesttrace.mark("fsync", end)
+        # newest first (the request's batch is one of the last few); copied in C, since the
+        # log writer appends meanwhile. Walking all 256 oldest-first cost ~60 us a request.
+        found = None
+        for batch in list(islice(reversed(self._batches), 64)):
+            if batch[0] < seq:  # the batch before the request's: `found` holds seq
+                if found is not None:
+                    requesttrace.mark("queue", found[1])
+                    requesttrace.mark("fsync", found[2])
                 break
+            found = batch
         requesttrace.mark("wake")
 
     def process_l1_message(self, m: SeenMessage) -> Future[int] | None:

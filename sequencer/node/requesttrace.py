@@ -9,7 +9,7 @@ the API and the node mark the end of each stage on it (`mark`, a no-op outside a
     fsync   the synced write of its batch       wake    the event loop back on the request
     answer  rendering and sending (the end)
 
-`RequestStages.observe` sums every request's stages (the mean of each over a run) and counts
+`RequestStages.observe` sums a sample of the requests' stages (the mean of each) and counts
 a request slower than its threshold by the stage that took longest
 (`optrollup_slow_requests_total{stage}`), logging it, every stage in ms, at most once a second. Times are `time.perf_counter()` seconds; `queue` and `fsync` come from the log writer's
 thread (the batch holding the request's last record) and may be absent (already durable).
@@ -70,19 +70,22 @@ def stages(start: float, marks: Marks, finish: float) -> list[tuple[str, float]]
 
 
 class RequestStages:
-    """Every traced request's stages summed by stage (`optrollup_request_stage_seconds_total`,
-    with `optrollup_request_traced_total` requests: the mean of each stage); a request over
+    """The stages of every `sample_every`-th traced request summed by stage
+    (`optrollup_request_stage_seconds_total`, over `optrollup_request_traced_total` requests:
+    the mean of each stage; sampled, since working them out costs ~10 us); a request over
     `threshold` seconds also counted by its longest stage (`optrollup_slow_requests_total`)
     and logged with all of them (at most once per `log_every` seconds)."""
 
     def __init__(self, registry: CollectorRegistry, threshold: float, *, log_every: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 sample_every: int = 8, clock: Callable[[], float] = time.monotonic) -> None:
         self.threshold, self.log_every, self.clock = threshold, log_every, clock
+        self.sample_every = sample_every
         self.counter = Counter("optrollup_slow_requests_total",
                                "Write requests over the slow threshold, by their longest stage",
                                ["stage"], registry=registry)
-        self.seconds: dict[str, float] = {}  # stage -> seconds over every traced request
-        self.requests = 0
+        self.seconds: dict[str, float] = {}  # stage -> seconds over the sampled requests
+        self.requests = 0  # sampled
+        self._seen = 0
         registry.register(self)
         self._logged = -float("inf")
 
@@ -93,18 +96,23 @@ class RequestStages:
         for stage, v in sorted(self.seconds.items()):
             c.add_metric([stage], v)
         yield c
-        yield CounterMetricFamily("optrollup_request_traced", "Write requests traced by stage",
+        yield CounterMetricFamily("optrollup_request_traced", "Write requests whose stages are summed",
                                   value=self.requests)
 
     def observe(self, path: str, start: float, marks: Marks, finish: float) -> str | None:
         """Add a request's stages to the sums; the longest stage of a slow one (counted, maybe
         logged), None if it was not slow."""
+        self._seen += 1
+        slow = finish - start >= self.threshold
+        if not slow and self._seen % self.sample_every:
+            return None
         parts = stages(start, marks, finish)
-        sums = self.seconds
-        for stage, d in parts:
-            sums[stage] = sums.get(stage, 0.0) + d
-        self.requests += 1
-        if finish - start < self.threshold:
+        if self._seen % self.sample_every == 0:
+            sums = self.seconds
+            for stage, d in parts:
+                sums[stage] = sums.get(stage, 0.0) + d
+            self.requests += 1
+        if not slow:
             return None
         worst = max(parts, key=lambda p: p[1])[0]
         self.counter.labels(worst).inc()

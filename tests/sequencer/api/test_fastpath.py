@@ -97,14 +97,20 @@ def test_front_charges_the_ip_budget_and_fails_safe(tmp_path: Path) -> None:
 
 
 def test_a_slow_write_is_counted_and_logged_by_the_stage_that_held_it(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Faults injected in two stages (a 40 ms disk, a 40 ms engine): each slow order is counted
-    under the stage that took the time and logged with every stage's ms; a quick one is not."""
-    k = Kit(tmp_path)
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With OPTROLLUP_REQUEST_STAGES=1, faults injected in two stages (a 40 ms disk, a 40 ms
+    engine): each slow order is counted under the stage that took the time and logged with
+    every stage's ms; a quick one is not. Without it nothing is traced."""
+    off = Kit(tmp_path / "off")
+    assert off.node.stages is None
+    off.node.close()
+    monkeypatch.setenv("OPTROLLUP_REQUEST_STAGES", "1")
+    k = Kit(tmp_path / "on")
     k.fund(A, 50_000 * U)
     k.feeds()
     app = create_app(k.node, tick_seconds=3600, monotonic=k.clock)
     reg = k.node.metrics.registry
+    k.node.stages.sample_every = 1  # sum every request's stages (the node samples 1 in 8)
     count = lambda stage: reg.get_sample_value("optrollup_slow_requests_total", {"stage": stage}) or 0
     with TestClient(app) as client, caplog.at_level(logging.WARNING, logger="optrollup.node"):
         info = client.get("/v1/info").json()

@@ -49,7 +49,7 @@ def test_mark_outside_a_trace_does_nothing_and_a_trace_keeps_its_own() -> None:
 
 def test_slow_requests_counted_by_longest_stage_and_logged_once_a_second(caplog: pytest.LogCaptureFixture) -> None:
     reg, now = CollectorRegistry(), [100.0]
-    slow = RequestStages(reg, 0.010, clock=lambda: now[0])
+    slow = RequestStages(reg, 0.010, sample_every=1, clock=lambda: now[0])
     assert slow.observe("/v1/orders", 0.0, [("verify", 0.001)], 0.0099) is None  # under: nothing
     with caplog.at_level(logging.WARNING, logger="optrollup.node"):
         assert slow.observe("/v1/orders", 0.0, [("verify", 0.001), ("queue", 0.002), ("fsync", 0.012)], 0.013) == "fsync"
@@ -69,3 +69,13 @@ def test_slow_requests_counted_by_longest_stage_and_logged_once_a_second(caplog:
     assert total("fsync") == pytest.approx(0.010) and total("apply") == pytest.approx(0.020)
     assert total("answer") == pytest.approx(0.0099 - 0.001 + 0.001 + 0.001 + 0.029)
     assert total("wake") == pytest.approx(0.001)
+
+
+def test_stage_sums_are_sampled_but_slow_requests_always_counted() -> None:
+    reg = CollectorRegistry()
+    s = RequestStages(reg, 0.010, sample_every=3, clock=lambda: 0.0)
+    for i in range(1, 10):  # the 3rd, 6th and 9th are summed; the 4th and 5th are slow
+        s.observe("/v1/orders", 0.0, [("apply", 0.001 * i)], 0.020 if i in (4, 5) else 0.002 * i)
+    assert s.requests == 3
+    assert s.seconds["apply"] == pytest.approx(0.003 + 0.006 + 0.009)
+    assert reg.get_sample_value("optrollup_slow_requests_total", {"stage": "answer"}) == 2
