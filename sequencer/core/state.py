@@ -173,8 +173,9 @@ def _strings_head(names: tuple[str, ...]) -> KeccakPrefix:
 
 
 def abi_strings_ints(names: list[str] | tuple[str, ...], amounts: list[int]) -> bytes:
-    """abi.encode(string[] names, int256[] amounts), written out by hand: this runs for every
-    touched account at every seal, where eth_abi costs ~10x more (checked equal in tests)."""
+    """abi.encode(string[] names, int256[] amounts), written out by hand: the bytes
+    `positions_hash` hashes (it never builds them: it hashes on from `_strings_head`'s state),
+    kept in this checkable form, which tests compare with eth_abi."""
     return (_strings_head(tuple(names)).prefix + _word(len(amounts))
             + b"".join([_word(q) for q in amounts]))
 

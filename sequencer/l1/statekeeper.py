@@ -13,8 +13,8 @@ has stopped (it dumps on SIGTERM). anvil rewrites the file in place, so only a f
 for a second, the same before and after the read, and whole JSON is copied (a test caught a
 copy of the empty file anvil had just truncated). The RAM file's place is a function of the
 data dir, so a run whose supervisor was killed (kill -9) leaves it for the next run, which
-takes it if it is newer than the durable copy; a machine crash loses at most the last `every` seconds of L1 (as before,
-at most 5 s). Without a usable tmpfs (another OS, or too little room) anvil dumps straight to
+takes it if it is newer than the durable copy; a machine crash loses at most the last `every`
+seconds of L1 (as before, at most 5 s). Without a usable tmpfs (another OS, or too little room) anvil dumps straight to
 `durable` as before.
 """
 

@@ -372,7 +372,8 @@ class Node(NodeReads, CoreApplier):
         # where write requests' time goes, by stage (sequencer.node.requesttrace): off unless
         # OPTROLLUP_REQUEST_STAGES=1 (on, the 400 single orders/s benchmark's p99 was 2-3x
         # worse on a 2-vCPU VM: benchmarks/README.md, session 13)
-        self.stages = (RequestStages(self.metrics.registry, self.SLOW_REQUEST)
+        self.stages = (RequestStages(self.metrics.registry,
+                                     float(os.environ.get("OPTROLLUP_SLOW_REQUEST_MS", "10")) / 1e3)
                        if os.environ.get("OPTROLLUP_REQUEST_STAGES") == "1" else None)
         # the newest synced batches (last seq, write start, write end; perf_counter s), for
         # the stages of a slow request (sequencer.node.requesttrace)
@@ -506,9 +507,6 @@ class Node(NodeReads, CoreApplier):
         self.loop = loop
 
     SLOW_SYNC = 0.03  # seconds: a synced log write this slow is logged (at most once a second)
-    SLOW_REQUEST = float(os.environ.get("OPTROLLUP_SLOW_REQUEST_MS", "10")) / 1e3
-    """Seconds: a write request this slow is counted by its longest stage and logged
-    (requesttrace.RequestStages; env OPTROLLUP_SLOW_REQUEST_MS, default 10)."""
 
     def _on_sync(self, seconds: float, records: int) -> None:
         """Log-writer thread, once per synced write: metrics, and a warning with the time for

@@ -11,8 +11,10 @@ the API and the node mark the end of each stage on it (`mark`, a no-op outside a
 
 `RequestStages.observe` sums a sample of the requests' stages (the mean of each) and counts
 a request slower than its threshold by the stage that took longest
-(`optrollup_slow_requests_total{stage}`), logging it, every stage in ms, at most once a second. Times are `time.perf_counter()` seconds; `queue` and `fsync` come from the log writer's
-thread (the batch holding the request's last record) and may be absent (already durable).
+(`optrollup_slow_requests_total{stage}`), logging it, every stage in ms, at most once a second.
+The node opens traces only with OPTROLLUP_REQUEST_STAGES=1 (slow: over OPTROLLUP_SLOW_REQUEST_MS,
+default 10). Times are `time.perf_counter()` seconds; `queue` and `fsync` come from the log
+writer's thread (the batch holding the request's last record) and may be absent (already durable).
 """
 
 from __future__ import annotations

@@ -105,7 +105,13 @@ def test_a_slow_write_is_counted_and_logged_by_the_stage_that_held_it(
     assert off.node.stages is None
     off.node.close()
     monkeypatch.setenv("OPTROLLUP_REQUEST_STAGES", "1")
+    monkeypatch.setenv("OPTROLLUP_SLOW_REQUEST_MS", "25")
+    other = Kit(tmp_path / "other")
+    assert other.node.stages.threshold == 0.025  # read when the node starts
+    other.node.close()
+    monkeypatch.delenv("OPTROLLUP_SLOW_REQUEST_MS")
     k = Kit(tmp_path / "on")
+    assert k.node.stages.threshold == 0.010
     k.fund(A, 50_000 * U)
     k.feeds()
     app = create_app(k.node, tick_seconds=3600, monotonic=k.clock)
