@@ -451,7 +451,7 @@ def node_stages(w: World) -> dict[str, tuple[float, float]]:
     out.update({k: (0.0, v) for k, v in values.items()
                 if k.startswith(("optrollup_log_fsync_seconds_bucket", "optrollup_gc_pause_seconds_",
                                  "optrollup_loop_lag_seconds_", "optrollup_log_queue_seconds_",
-                                 "optrollup_durable_wake_seconds_", "optrollup_slow_requests_total",
+                                 "optrollup_durable_wake_seconds_", "optrollup_slow_requests_total", "optrollup_seal_seconds_",
                                  "optrollup_request_stage_seconds_total", "optrollup_request_traced_total",
                                  'optrollup_http_request_seconds_bucket{le=',
                                  'optrollup_http_request_seconds_bucket{route="/v1/orders"'))})
@@ -492,11 +492,12 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
         k.split('stage="')[1].rstrip('"}'): int(n) for k in after
         if k.startswith("optrollup_slow_requests_total{") and (n := delta(k))}
     # [samples, mean ms, samples over each bound]: the durable path's two hops, once per synced
-    # batch (sequencer/node/metrics.py), and the loop's 10 ms beat (sequencer.loopwatch)
+    # batch (sequencer/node/metrics.py), the loop's 10 ms beat (sequencer.loopwatch) and its block seals
     for label, metric, digits, bounds in (
             ("log queue (batches, mean ms, over 2/5/10 ms)", "optrollup_log_queue_seconds", 3, ("0.002", "0.005", "0.01")),
             ("durable wake (batches, mean ms, over 2/5/10 ms)", "optrollup_durable_wake_seconds", 3, ("0.002", "0.005", "0.01")),
-            ("loop lag (beats, mean ms, over 5/10/20/50 ms)", "optrollup_loop_lag_seconds", 2, ("0.005", "0.01", "0.02", "0.05"))):
+            ("loop lag (beats, mean ms, over 5/10/20/50 ms)", "optrollup_loop_lag_seconds", 2, ("0.005", "0.01", "0.02", "0.05")),
+            ("seals (n, mean ms, over 2/5/10 ms)", "optrollup_seal_seconds", 2, ("0.002", "0.005", "0.01"))):
         n = delta(f"{metric}_count")
         if n:
             out[label] = [int(n), round(1e3 * delta(f"{metric}_sum") / n, digits),

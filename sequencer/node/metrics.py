@@ -62,6 +62,11 @@ class Metrics:
         self.loop_lag = Histogram("optrollup_loop_lag_seconds", "Event-loop lag (a 10 ms beat, how late)",
                                   buckets=(.001, .002, .005, .01, .02, .05, .1, .25, 1), registry=r)
 
+        # a block boundary on the event loop (Node.seal: the touched accounts' leaves, the
+        # header, the next block's start with its liquidation scan): every request waits for it
+        self.seal = Histogram("optrollup_seal_seconds", "Block seal and next block's start, on the event loop",
+                              buckets=(.001, .002, .005, .01, .02, .05, .1, .25, 1), registry=r)
+
         self._accepted: dict[str, Counter] = {}
 
     def accepted_kind(self, kind: str) -> Counter:

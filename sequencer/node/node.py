@@ -715,11 +715,13 @@ class Node(NodeReads, CoreApplier):
         eng = self.core.engine
         ts = max(int(self.clock()), eng.now) if next_ts is None else max(next_ts, eng.now)
         seq = self.committer.next_seq
+        t0 = time.perf_counter()
         try:
             _, puts = self._seal(ts, replay=False)
         except Exception as exc:
             self.fail(f"sealing raised {exc!r}")
             raise StoreUnavailable("internal error while sealing; the node stopped") from exc
+        self.metrics.seal.observe(time.perf_counter() - t0)
         due = (self._since_snapshot + 1 >= self.cfg.snapshot_every_records
                and not self.snapshotter.busy)
         if due:

@@ -62,6 +62,11 @@ def test_trading_seals_a_chained_block(tmp_path: Path) -> None:
                          node.core.tree.proof(idx))
     assert state.accounts[B.address].positions[CALL] == 30_000
     assert len(node.core.trades) == 3
+    # every seal is timed (optrollup_seal_seconds): at least one per sealed block, in seconds
+    reg = node.metrics.registry
+    seals = reg.get_sample_value("optrollup_seal_seconds_count")
+    assert seals >= head.number
+    assert 0 < reg.get_sample_value("optrollup_seal_seconds_sum") / seals < 10
     k.node.close()
 
 
