@@ -1,5 +1,5 @@
 """optrollup's hot primitives: Keccak-256, Merkle trees, EIP-712 order digests, batched
-secp256k1 address recovery, and `untrack` (keeps the engine's many small records out of the
+secp256k1 address recovery, margin sums over an account's positions, and `untrack` (keeps the engine's many small records out of the
 cyclic collector's scans).
 
 The accelerated twin (Cython + C, libsecp256k1) is used when it imports; the pure-Python twin
@@ -26,16 +26,16 @@ from cext._types import (
 
 if os.environ.get("OPTROLLUP_PUREPYTHON", "") not in ("", "0"):
     from cext._pure import (
-        KeccakPrefix, keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
-        order_digests, recover_addresses, untrack,
+        KeccakPrefix, keccak256, keccak256_many, margin_sums, merkle_proof, merkle_root,
+        merkle_verify, order_digests, recover_addresses, untrack,
     )
 
     ACCELERATED = False
 else:
     try:
         from cext._accel import (
-            KeccakPrefix, keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
-            order_digests, recover_addresses, untrack,
+            KeccakPrefix, keccak256, keccak256_many, margin_sums, merkle_proof, merkle_root,
+            merkle_verify, order_digests, recover_addresses, untrack,
         )
 
         ACCELERATED = True
@@ -47,8 +47,8 @@ else:
             stacklevel=2,
         )
         from cext._pure import (
-            KeccakPrefix, keccak256, keccak256_many, merkle_proof, merkle_root, merkle_verify,
-            order_digests, recover_addresses, untrack,
+            KeccakPrefix, keccak256, keccak256_many, margin_sums, merkle_proof, merkle_root,
+            merkle_verify, order_digests, recover_addresses, untrack,
         )
 
         ACCELERATED = False
@@ -64,6 +64,7 @@ __all__ = [
     "domain_separator",
     "keccak256",
     "keccak256_many",
+    "margin_sums",
     "merkle_proof",
     "merkle_root",
     "merkle_verify",

@@ -9,9 +9,10 @@ shared rules in cext._types, so errors match the pure twin exactly.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
+from cext import _pure
 from cext._types import ORDER_TYPEHASH, Order, as_bytes, check_threads, normalize_order
 
 cdef bytes _ZERO32 = b"\0" * 32
@@ -384,3 +385,58 @@ def untrack(obj) -> None:
     is never collected. A no-op for objects the collector does not track."""
     if PyObject_IS_GC(obj):
         PyObject_GC_UnTrack(<void *>obj)
+
+
+cdef enum:
+    _MARGIN_STACK = 64  # positions summed without a heap buffer
+
+
+cdef inline bint _int64(object x, int64_t *out):
+    """x as an int64 into *out; False when x is not an int or does not fit."""
+    cdef int overflow
+    if not isinstance(x, int):
+        return False
+    out[0] = PyLong_AsLongLongAndOverflow(x, &overflow)
+    return not overflow
+
+
+def margin_sums(collateral, amounts, rows, unit) -> tuple:
+    """(equity, initial, maintenance) of positions `amounts` with `rows[i]` = (mark_lo, mark_hi,
+    im, mm): see cext._pure.margin_sums. In C with 128-bit products when every input and
+    running sum fits int64; otherwise (or for anything unusual) the pure twin answers, so
+    results and errors are the same."""
+    cdef list qs = _as_list(amounts), rs = _as_list(rows)
+    cdef Py_ssize_t n = len(qs), i, k
+    cdef int64_t c = 0, u = 0
+    cdef int64_t out[3]
+    cdef int64_t stack_q[_MARGIN_STACK]
+    cdef int64_t stack_r[4 * _MARGIN_STACK]
+    cdef int64_t *q = stack_q
+    cdef int64_t *r = stack_r
+    cdef int rc = OPTR_ERANGE
+    if len(rs) != n or not _int64(collateral, &c) or not _int64(unit, &u) or u <= 0:
+        return _pure.margin_sums(collateral, qs, rs, unit)
+    if n > _MARGIN_STACK:
+        q = <int64_t *>PyMem_Malloc(n * 5 * sizeof(int64_t))
+        if q == NULL:
+            raise MemoryError("cext: out of memory")
+        r = q + n
+    try:
+        for i in range(n):
+            row = rs[i]
+            if not (isinstance(row, tuple) and len(<tuple>row) == 4 and _int64(qs[i], q + i)):
+                break
+            for k in range(4):
+                if not _int64((<tuple>row)[k], r + 4 * i + k):
+                    break
+            else:
+                continue
+            break
+        else:
+            rc = optr_margin_sums(c, q, r, n, u, out)
+    finally:
+        if q != stack_q:
+            PyMem_Free(q)
+    if rc != OPTR_OK:
+        return _pure.margin_sums(collateral, qs, rs, unit)
+    return (out[0], out[1], out[2])

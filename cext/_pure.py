@@ -179,3 +179,29 @@ def untrack(obj: object) -> None:
     is never collected. A no-op for objects the collector does not track."""
     if gc.is_tracked(obj):
         _GC_UNTRACK(obj)
+
+
+def margin_sums(collateral: int, amounts: Sequence[int], rows: Sequence[Sequence[int]],
+                unit: int) -> tuple[int, int, int]:
+    """(equity, initial, maintenance) of positions `amounts` (signed) with `rows[i]` =
+    (mark_lo, mark_hi, im, mm) per contract, amounts in 1/`unit` contracts, everything rounded
+    against the holder (floor division): equity = collateral + Σ floor(q·mark_lo/unit) over
+    longs and floor(q·mark_hi/unit) over shorts; im, mm = Σ over shorts of -floor(q·im/unit),
+    -floor(q·mm/unit). The rule is design.md "Risk" (sequencer/core/margin.py)."""
+    amounts, rows = list(amounts), list(rows)
+    if len(amounts) != len(rows):
+        raise ValueError(f"{len(amounts)} amounts but {len(rows)} rows")
+    for name, x in (("collateral", collateral), ("unit", unit)):
+        if not isinstance(x, int):
+            raise TypeError(f"{name} must be an int, not {type(x).__name__}")
+    e, im, mm = collateral, 0, 0
+    for i, (q, (lo, hi, r_im, r_mm)) in enumerate(zip(amounts, rows)):
+        if not all(isinstance(x, int) for x in (q, lo, hi, r_im, r_mm)):
+            raise TypeError(f"amounts[{i}] and rows[{i}] must be an int each: {q!r}, {rows[i]!r}")
+        if q >= 0:
+            e += q * lo // unit
+        else:
+            e += q * hi // unit
+            im -= q * r_im // unit
+            mm -= q * r_mm // unit
+    return e, im, mm

@@ -10,6 +10,7 @@
 #define OPTR_ENOMEM -1
 #define OPTR_ETHREAD -2
 #define OPTR_ECONTEXT -3
+#define OPTR_ERANGE -4   /* a value outside what the C path handles: use the Python twin */
 
 /* Keccak-256 (the original Keccak padding used by Ethereum, not SHA3-256). */
 void optr_keccak256(const uint8_t *in, size_t len, uint8_t out[32]);
@@ -45,6 +46,14 @@ int optr_recover_many(const uint8_t *digests, const uint8_t *sigs, size_t n,
 #define OPTR_ORDER_RECORD_SIZE (32 * OPTR_ORDER_WORDS)
 int optr_order_digests(const uint8_t domain[32], const uint8_t typehash[32],
                        const uint8_t *records, size_t n, uint8_t *out, int threads);
+
+/* Margin sums of n positions (design.md "Risk"; sequencer/core/margin.py), Python's floor
+ * division by unit > 0, every product exact in 128 bits: e = collateral + sum over i of
+ * floor(q*lo/unit) (q >= 0) or floor(q*hi/unit) (q < 0); im, mm = sum over shorts of
+ * -floor(q*im/unit), -floor(q*mm/unit); rows[4*i..4*i+3] = lo, hi, im, mm of position i.
+ * out = {e, im, mm}; OPTR_ERANGE if unit <= 0 or a running sum leaves int64. */
+int optr_margin_sums(int64_t collateral, const int64_t *q, const int64_t *rows, size_t n,
+                     int64_t unit, int64_t out[3]);
 
 /* Number of worker threads for a batch of n items given the caller's request. */
 int optr_threads_for(size_t n, int requested, size_t min_per_thread);

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from cext import margin_sums
 from sequencer.core.config import UnderlyingParams
 from sequencer.core.instruments import UNIT
 
@@ -70,16 +71,10 @@ def mm_of(q: int, row: RiskRow) -> int:
 
 
 def positions_margin(collateral: int, positions: Iterable[tuple[int, RiskRow]]) -> Margin:
-    """Margin of (q, row) positions with no open orders."""
-    e, im, mm = collateral, 0, 0
-    for q, row in positions:
-        if q >= 0:
-            e += q * row.mark_lo // UNIT
-        else:
-            e += q * row.mark_hi // UNIT
-            im -= q * row.im // UNIT
-            mm -= q * row.mm // UNIT
-    return Margin(e, im, mm)
+    """Margin of (q, row) positions with no open orders: the module docstring's sums, rounded
+    against the account (`cext.margin_sums`: in C, 128-bit, where the values fit int64)."""
+    pairs = list(positions)
+    return Margin(*margin_sums(collateral, [q for q, _ in pairs], [r for _, r in pairs], UNIT))
 
 
 def fee(premium: int, amount: int, spot: int, rate: int, cap: int) -> int:

@@ -5,6 +5,8 @@ made under."""
 
 from __future__ import annotations
 
+from cext import margin_sums
+from sequencer.core.instruments import UNIT
 from sequencer.core.margin import Margin, RiskRow, position_delta, positions_margin, short_margin
 from sequencer.core.oracle import Price, current_price
 from sequencer.core.portfolio import Exposure, ScenarioRows, exposures, scenario_rows
@@ -91,7 +93,7 @@ class Marks:
             rs = [self.row(name) for name in positions]
         if None in rs:
             return None
-        return positions_margin(collateral, zip(positions.values(), rs))  # type: ignore[arg-type]
+        return Margin(*margin_sums(collateral, list(positions.values()), rs, UNIT))
 
     def scenarios(self, name: str) -> ScenarioRows | None:
         """The 27 portfolio-margin scenario prices of a listed instrument (portfolio.py)."""
