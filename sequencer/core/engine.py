@@ -195,7 +195,8 @@ class Engine:
         True when every listed, unexpired instrument has its row."""
         m = self._next_marks
         if m is None or not m.current(self.state, timestamp):
-            m = self._next_marks = Marks(self.state, timestamp)
+            m = self._next_marks = (Marks(self.state, timestamp) if m is None
+                                    else m.successor(self.state, timestamp))
         for name, ins in self.state.instruments.items():
             if ins.expiry > timestamp and not m.has_row(name):
                 if limit <= 0:

@@ -37,6 +37,29 @@ class Marks:
         """True iff these marks are still valid for `state` at `now`."""
         return state is self.state and now == self.now and state.oracle_version == self.version
 
+    def successor(self, state: State, now: int) -> Marks:
+        """Marks of `state` at `now` that replace these once they are no longer `current`. After
+        an oracle update at the same block time they keep what was computed for each underlying
+        whose median `Price` did not change (a mark, row or scenario row is a function of that
+        price, the instrument and the rules at `now`), and the per-account caches when no priced
+        underlying changed: most accepted feeds leave the median where it was (the first of a
+        round of keys' posts), and repricing every instrument stalls the next orders."""
+        new = Marks(state, now)
+        if state is not self.state or now != self.now or not self._prices:
+            return new
+        same = {u for u, p in self._prices.items() if new.price(u) == p}
+        if not same:
+            return new
+        listed = state.instruments
+        for old, out in ((self._marks, new._marks), (self._rows, new._rows), (self._scen, new._scen)):
+            for name, v in old.items():
+                ins = listed.get(name)
+                if ins is not None and ins.underlying in same:
+                    out[name] = v
+        if len(same) == len(self._prices):  # every row the account caches used is unchanged
+            new._pos, new._exp = self._pos, self._exp
+        return new
+
     def price(self, underlying: str) -> Price | None:
         """Median oracle price of `underlying` at `now`, or None (stale / no quorum)."""
         try:

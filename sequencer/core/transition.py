@@ -56,7 +56,8 @@ class BlockContext:
         """Marks of `state` at this block's time (rebuilt after an oracle update)."""
         m = self._marks
         if m is None or not m.current(state, self.timestamp):
-            m = self._marks = Marks(state, self.timestamp)
+            m = self._marks = (Marks(state, self.timestamp) if m is None
+                               else m.successor(state, self.timestamp))
         return m
 
     def digest(self, domain: bytes, msg: Order | eip712.Message) -> bytes:

@@ -97,3 +97,67 @@ def test_a_market_wide_jump_halts_then_resumes_at_the_new_price() -> None:
         submit(k, crash, T0 + 61)
     assert eng.ctx.marks(w.state).price("ETH").spot == crash
     assert w.place(USERS[0], expiry=T0 + 3600).status == "open"
+
+
+def test_marks_after_a_feed_keep_only_what_an_unchanged_median_allows() -> None:
+    """Each key's post bumps the oracle version; the block's marks then keep the rows, marks and
+    scenario rows of an underlying whose median price did not move (the first post of a round)
+    and reprice after the one that moves it. Whatever was kept equals marks computed afresh."""
+    from sequencer.core.marks import Marks
+    from tests.sequencer.core.core_world import CALL, ORACLES, PUT, SPOT, T0, USERS, World
+
+    w = World()
+    eng, st = w.engine, w.state
+    assert w.place(USERS[0], instrument=CALL, is_buy=False, amount=2 * 10**6).status == "open"
+    m0 = eng.ctx.marks(st)
+    before = {n: (m0.row(n), m0.mark(n), m0.scenarios(n)) for n in (CALL, PUT)}
+    m0.positions(USERS[0].address, st.accounts[USERS[0].address])
+
+    def fresh_equal(m: Marks) -> None:
+        f = Marks(st, T0)
+        for n in (CALL, PUT):
+            assert (m.row(n), m.mark(n), m.scenarios(n)) == (f.row(n), f.mark(n), f.scenarios(n))
+
+    w.feed(ORACLES[0], SPOT + 50 * 10**6, T0 + 1)  # median of (new, old, old): unchanged
+    m1 = eng.ctx.marks(st)
+    assert m1 is not m0 and m1.version == st.oracle_version
+    assert {n: (m1._rows[n], m1._marks[n], m1._scen[n]) for n in (CALL, PUT)} == before  # kept
+    assert m1._pos == m0._pos  # no priced underlying moved: the account sums stay
+    fresh_equal(m1)
+
+    w.feed(ORACLES[1], SPOT + 50 * 10**6, T0 + 1)  # two of three moved: the median moves
+    m2 = eng.ctx.marks(st)
+    assert not m2._rows and not m2._marks and not m2._pos  # repriced from scratch
+    fresh_equal(m2)
+    assert m2.row(CALL) != before[CALL][0]
+
+    w.feed(ORACLES[2], SPOT + 50 * 10**6, T0 + 1)  # the third: the median stays at the new spot
+    m3 = eng.ctx.marks(st)
+    assert set(m3._rows) == {CALL, PUT}
+    fresh_equal(m3)
+    # prepared marks for the next block are carried the same way
+    assert eng.prepare_marks(T0 + 1, 10)
+    ahead = eng._next_marks
+    w.feed(ORACLES[0], SPOT + 50 * 10**6, T0 + 2)  # a repeat of the same observation: median unchanged
+    assert eng.prepare_marks(T0 + 1, 0)  # nothing left to price
+    assert eng._next_marks is not ahead
+    f = Marks(st, T0 + 1)
+    assert all(eng._next_marks.row(n) == f.row(n) for n in (CALL, PUT))
+
+
+def test_marks_are_repriced_when_feeds_moved_the_median_in_between() -> None:
+    """Two posts that move the median before anyone reads the marks: nothing stale is kept."""
+    from sequencer.core.marks import Marks
+    from tests.sequencer.core.core_world import CALL, ORACLES, PUT, SPOT, T0, World
+
+    w = World()
+    eng, st = w.engine, w.state
+    m0 = eng.ctx.marks(st)
+    old = {n: (m0.row(n), m0.scenarios(n)) for n in (CALL, PUT)}
+    for k in ORACLES[:2]:
+        w.feed(k, SPOT - 300 * 10**6, T0 + 1)
+    m = eng.ctx.marks(st)
+    f = Marks(st, T0)
+    for n in (CALL, PUT):
+        assert (m.row(n), m.mark(n), m.scenarios(n)) == (f.row(n), f.mark(n), f.scenarios(n))
+        assert (m.row(n), m.scenarios(n)) != old[n]
