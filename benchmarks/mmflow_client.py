@@ -425,11 +425,10 @@ class _Worker:
         lat_send: list[float] = []
         statuses: dict[int, int] = {}
         codes: dict[str, int] = {}
-        # requests over 10 ms by the tenth of the wall-clock second they were due in: the node
-        # seals a block right after each whole second (block time 1 s), so a seal's stall
-        # shows as a pile in the first tenths
-        # and by the second of a 10 s cycle (wall clock): what recurs every 5 s (the devnet's
-        # oracle feed) or 10 s (its poster's cron run) piles up in one or two of them
+        # requests over 10 ms by the tenth of the wall-clock second they were due in (the node
+        # seals a block right after each whole second, so a seal's stall piles up in the first
+        # tenths) and by the second of a 10 s cycle (what recurs every 5 s, the devnet's oracle
+        # feed, or 10 s, its poster's cron run, piles up in one or two of them)
         wall = time.time() - time.perf_counter()
         slow_tenths = [0] * 10
         slow_seconds = [0] * 10

@@ -193,10 +193,7 @@ class Engine:
         the time, so this only moves work out of the block boundary, where every request
         waiting behind it pays for it (the liquidation scan prices every position there).
         True when every listed, unexpired instrument has its row."""
-        m = self._next_marks
-        if m is None or not m.current(self.state, timestamp):
-            m = self._next_marks = (Marks(self.state, timestamp) if m is None
-                                    else m.successor(self.state, timestamp))
+        m = self._next_marks = Marks.refreshed(self._next_marks, self.state, timestamp)
         for name, ins in self.state.instruments.items():
             if ins.expiry > timestamp and not m.has_row(name):
                 if limit <= 0:

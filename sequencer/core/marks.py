@@ -37,6 +37,13 @@ class Marks:
         """True iff these marks are still valid for `state` at `now`."""
         return state is self.state and now == self.now and state.oracle_version == self.version
 
+    @staticmethod
+    def refreshed(m: Marks | None, state: State, now: int) -> Marks:
+        """`m` if it is still `current` for `state` at `now`, else its `successor` (or new marks)."""
+        if m is None:
+            return Marks(state, now)
+        return m if m.current(state, now) else m.successor(state, now)
+
     def successor(self, state: State, now: int) -> Marks:
         """Marks of `state` at `now` that replace these once they are no longer `current`. After
         an oracle update at the same block time they keep what was computed for each underlying

@@ -54,10 +54,7 @@ class BlockContext:
 
     def marks(self, state: State) -> Marks:
         """Marks of `state` at this block's time (rebuilt after an oracle update)."""
-        m = self._marks
-        if m is None or not m.current(state, self.timestamp):
-            m = self._marks = (Marks(state, self.timestamp) if m is None
-                               else m.successor(state, self.timestamp))
+        m = self._marks = Marks.refreshed(self._marks, state, self.timestamp)
         return m
 
     def digest(self, domain: bytes, msg: Order | eip712.Message) -> bytes:
