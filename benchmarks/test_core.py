@@ -284,24 +284,29 @@ def build_boundary() -> tuple[Engine, list[bytes]]:
     return eng, makers + takers
 
 
-@pytest.mark.parametrize("marks", ["on_the_spot", "prepared"])
+@pytest.mark.parametrize("marks", ["on_the_spot", "prepared", "seal_ahead"])
 def test_block_boundary_at_mm_flow_scale(benchmark, marks: str) -> None:  # type: ignore[no-untyped-def]
     """What one block boundary costs the loop (every request waits for it): the touched
     accounts' leaves (the seal) and `begin_block` (expiries, the liquidation scan over every
     short holder), with the block's marks priced on the spot or ahead by
-    `Engine.prepare_marks` (the node does that between seals)."""
+    `Engine.prepare_marks` (the node does that between seals); `seal_ahead`: also the leaves
+    and the scan's margins done just before (`Node.seal_ahead`) and nothing touched since,
+    i.e. the seal's floor when no account trades in its last ~10 ms."""
     eng, accounts = build_boundary()
     st = eng.state
     ts = [T0]
 
     def boundary() -> None:
-        {st.index[a]: account_leaf(a, st.accounts[a]) for a in accounts}
+        if marks != "seal_ahead":
+            {st.index[a]: account_leaf(a, st.accounts[a]) for a in accounts}
         eng.begin_block(ts[0])
 
     def setup():  # type: ignore[no-untyped-def]
         ts[0] += 1
-        if marks == "prepared":
+        if marks != "on_the_spot":
             eng.prepare_marks(ts[0], 10**6)
+        if marks == "seal_ahead":
+            assert eng.prepare_scan(ts[0])
         return (), {}
 
     benchmark.pedantic(boundary, setup=setup, rounds=15, iterations=1)

@@ -452,6 +452,7 @@ def node_stages(w: World) -> dict[str, tuple[float, float]]:
                 if k.startswith(("optrollup_log_fsync_seconds_bucket", "optrollup_gc_pause_seconds_",
                                  "optrollup_loop_lag_seconds_", "optrollup_log_queue_seconds_",
                                  "optrollup_durable_wake_seconds_", "optrollup_slow_requests_total", "optrollup_seal_seconds_",
+                                 "optrollup_seal_ahead_seconds_",
                                  "optrollup_request_stage_seconds_total", "optrollup_request_traced_total",
                                  'optrollup_http_request_seconds_bucket{le=',
                                  'optrollup_http_request_seconds_bucket{route="/v1/orders"'))})
@@ -497,7 +498,8 @@ def stage_means(before: dict[str, tuple[float, float]], after: dict[str, tuple[f
             ("log queue (batches, mean ms, over 2/5/10 ms)", "optrollup_log_queue_seconds", 3, ("0.002", "0.005", "0.01")),
             ("durable wake (batches, mean ms, over 2/5/10 ms)", "optrollup_durable_wake_seconds", 3, ("0.002", "0.005", "0.01")),
             ("loop lag (beats, mean ms, over 5/10/20/50 ms)", "optrollup_loop_lag_seconds", 2, ("0.005", "0.01", "0.02", "0.05")),
-            ("seals (n, mean ms, over 2/5/10 ms)", "optrollup_seal_seconds", 2, ("0.002", "0.005", "0.01"))):
+            ("seals (n, mean ms, over 2/5/10 ms)", "optrollup_seal_seconds", 2, ("0.002", "0.005", "0.01")),
+            ("seal work ahead (n, mean ms, over 2/5/10 ms)", "optrollup_seal_ahead_seconds", 2, ("0.002", "0.005", "0.01"))):
         n = delta(f"{metric}_count")
         if n:
             out[label] = [int(n), round(1e3 * delta(f"{metric}_sum") / n, digits),

@@ -28,19 +28,39 @@ def withdrawal_leaves(state: State) -> list[bytes]:
     return [w.leaf() for w in state.withdrawal_leaves]
 
 
+def touched_leaves(state: State) -> dict[bytes, bytes]:
+    """{address or channel id: leaf} of every account and channel in `state.touched`, which it
+    clears. A seal takes them all; a node may take them earlier in the block and hand them to
+    `seal_header` (`ahead`): every change to an account or channel adds it to `touched`
+    again, so a leaf taken earlier and not taken since is still the leaf at the seal."""
+    leaves = {k: account_leaf(k, state.accounts[k]) if len(k) == 20
+              else channel_leaf(k, state.channels[k]) for k in state.touched}
+    state.touched.clear()
+    return leaves
+
+
 def seal_header(state: State, tree: AccountTree, parent: Header, timestamp: int,
-                txs: Sequence[Tx], tx_bytes: Sequence[bytes]) -> Header:
+                txs: Sequence[Tx], tx_bytes: Sequence[bytes], *,
+                ahead: dict[bytes, bytes] | None = None,
+                tx_hashes: Sequence[bytes] | None = None) -> Header:
     """Header of the block whose transactions `txs` (canonical bytes `tx_bytes`) have just been
     applied to `state`. Updates `tree` with the touched accounts' leaves, clears `touched` and
     `withdrawal_leaves` (read them before sealing to index the block's payouts). `txs` is not
     read: the withdrawal leaves come from the state, since refunds and forced withdrawals
-    depend on it."""
-    tree.update({state.index[k]: account_leaf(k, state.accounts[k]) if len(k) == 20
-                 else channel_leaf(k, state.channels[k]) for k in sorted(state.touched)})
-    state.touched.clear()
+    depend on it. Work a node did during the block, so that the seal does not: `ahead`, the
+    `touched_leaves` it took since the last seal (oldest first: later ones win; updated in
+    place); `tx_hashes`, `tx_leaves(tx_bytes)`. The tree gets its leaves in address order
+    whatever was taken ahead (its node order is part of a snapshot's bytes)."""
+    leaves = touched_leaves(state)
+    if ahead:
+        ahead.update(leaves)
+        leaves = ahead
+    index = state.index
+    tree.update({index[k]: leaf for k, leaf in sorted(leaves.items())})
     wroot = merkle_root(withdrawal_leaves(state))
     state.withdrawal_leaves.clear()
-    return Header(parent.number + 1, parent.hash(), timestamp, tx_root(list(tx_bytes)),
+    troot = tx_root(list(tx_bytes)) if tx_hashes is None else merkle_root(list(tx_hashes))
+    return Header(parent.number + 1, parent.hash(), timestamp, troot,
                   tree.root(), wroot, state.message_cursor)
 
 

@@ -146,6 +146,8 @@ class Engine:
         self._open_totals: dict[tuple[bytes, str], OrderTotals] = {}
         self._txn: _Txn | None = None  # the request in progress, if any
         self._next_marks: Marks | None = None  # computed ahead for a later block (prepare_marks)
+        # margins the next block's liquidation scan needs, priced at `_next_marks` (prepare_scan)
+        self._next_scan: tuple[Marks, liquidation.Scanned] | None = None
 
     # -- blocks -------------------------------------------------------------------------------
 
@@ -164,6 +166,7 @@ class Engine:
                                  code="time_went_backwards")
         self.ctx = BlockContext(timestamp)
         ahead, self._next_marks = self._next_marks, None
+        scanned, self._next_scan = self._next_scan, None
         if ahead is not None and ahead.current(self.state, timestamp):
             self.ctx._marks = ahead
         self.txs = []
@@ -184,7 +187,12 @@ class Engine:
                     settled.append(self.submit(SettleTx(name)))
                 except Rejected:
                     continue
-        return settled + self._detect()
+        known = None
+        if scanned is not None and scanned[0] is self.ctx.marks(self.state):  # else other marks
+            known = scanned[1]
+            for a in self.state.touched:  # what the expiries just settled changed
+                known.pop(a, None)
+        return settled + self._detect(known)
 
     def prepare_marks(self, timestamp: int, limit: int) -> bool:
         """Compute up to `limit` instrument rows of the marks a block at `timestamp` will use,
@@ -202,11 +210,32 @@ class Engine:
                 limit -= 1
         return True
 
-    def _detect(self) -> list[Tx]:
-        """Submit the liquidation status txs due at the block's marks; an account whose auction
-        starts has its open orders cancelled; every position moved leaves the risk caches."""
+    def prepare_scan(self, timestamp: int) -> bool:
+        """Price, at the marks `prepare_marks(timestamp, ...)` made, the margin of every account
+        the liquidation scan of a block at `timestamp` prices (`liquidation.scan_margins`), so
+        the seal does not. The caller must `forget_scanned` every account touched after this
+        call and before that block begins (the node passes the seal's `touched`); begin_block
+        drops them all if the marks it uses are not those. False if the marks are not ready."""
+        m = self._next_marks
+        self._next_scan = None
+        if m is None or not m.current(self.state, timestamp) or not liquidation.risk_on(m):
+            return False
+        self._next_scan = (m, liquidation.scan_margins(self.state, m))
+        return True
+
+    def forget_scanned(self, accounts: Iterable[bytes]) -> None:
+        """Accounts changed since `prepare_scan`: their margins are priced again by the scan."""
+        if self._next_scan is not None:
+            known = self._next_scan[1]
+            for a in accounts:
+                known.pop(a, None)
+
+    def _detect(self, known: liquidation.Scanned | None = None) -> list[Tx]:
+        """Submit the liquidation status txs due at the block's marks (`known`: margins priced
+        ahead, see `prepare_scan`); an account whose auction starts has its open orders
+        cancelled; every position moved leaves the risk caches."""
         st = self.state
-        txs = liquidation.scan(st, self.ctx.marks(st))
+        txs = liquidation.scan(st, self.ctx.marks(st), known)
         for tx in txs:
             moved = list(st.accounts[tx.account].positions) if isinstance(tx, TakeoverTx) else ()
             self.submit(tx)

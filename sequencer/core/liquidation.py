@@ -137,34 +137,59 @@ def quote(state: State, marks: Marks, address: bytes) -> Quote:
 
 # -- detection ---------------------------------------------------------------------------------
 
-def scan(state: State, marks: Marks) -> list[Tx]:
-    """The liquidation status txs due at the start of a block (see the module docstring)."""
+Scanned = dict[bytes, tuple[int, int, "Margin | None"]]
+"""Margins a node priced ahead for a scan (`scan_margins`): address -> (margin mode,
+collateral, `margin`) at the scan's marks."""
+
+
+def _short_holders(state: State) -> list[bytes]:
+    """Every holder of a short position not in auction and not the fund (the order does not
+    matter: `scan` sorts what is due by leaf index)."""
+    fund, accts, auctions = state.config.insurance_fund, state.accounts, state.auctions
+    # every holder of a position, each once (a set union in C: walking each instrument's
+    # holders in Python visited every (instrument, holder) pair)
+    return [a for a in set().union(*state.holders.values())
+            if a not in auctions and a != fund and min(accts[a].positions.values(), default=0) < 0]
+
+
+def scan_margins(state: State, marks: Marks) -> Scanned:
+    """`margin` of every account `scan(state, marks)` would price, with the account's margin
+    mode and collateral: a node computes them just before a seal, between requests, and hands
+    the scan those of accounts nothing has touched since (`scan(..., known=...)`)."""
+    accts = state.accounts
+    return {a: (accts[a].margin_mode, accts[a].collateral, margin(marks, accts[a]))
+            for a in (*[a for a in state.auctions if accts[a].positions], *_short_holders(state))}
+
+
+def scan(state: State, marks: Marks, known: Scanned | None = None) -> list[Tx]:
+    """The liquidation status txs due at the start of a block (see the module docstring).
+    `known`: margins priced ahead at these same marks (`scan_margins`) of accounts whose
+    positions have not changed since (the caller drops the touched ones); an entry is used
+    only if the account's margin mode and collateral are still those it was priced with."""
     if not risk_on(marks):
         return []
-    fund = state.config.insurance_fund
+
+    def margin_at(a: bytes, acct: Account) -> Margin | None:
+        k = known.get(a) if known else None
+        if k is not None and k[0] == acct.margin_mode and k[1] == acct.collateral:
+            return k[2]
+        return margin(marks, acct)
+
     due: list[tuple[int, list[Tx]]] = []
     for a in state.auctions:
         acct = state.accounts[a]
         if not acct.positions:
             due.append((state.index[a], [AuctionEndTx(a)]))
             continue
-        m = margin(marks, acct)
+        m = margin_at(a, acct)
         if m is None:
             continue
         if m.equity >= m.im:
             due.append((state.index[a], [AuctionEndTx(a)]))
         elif m.equity <= 0:
             due.append((state.index[a], [TakeoverTx(a)]))
-    # every holder of a position, each once (a set union in C: walking each instrument's
-    # holders in Python visited every (instrument, holder) pair); the order does not matter,
-    # `due` is sorted by leaf index below
-    for a in set().union(*state.holders.values()):
-        if a in state.auctions or a == fund:
-            continue
-        acct = state.accounts[a]
-        if min(acct.positions.values(), default=0) >= 0:  # no short position
-            continue
-        m = margin(marks, acct)
+    for a in _short_holders(state):
+        m = margin_at(a, state.accounts[a])
         if m is not None and m.equity < m.mm:
             due.append((state.index[a], [AuctionStartTx(a)] + (
                 [TakeoverTx(a)] if m.equity <= 0 else [])))

@@ -38,12 +38,12 @@ import msgpack
 from cext import Order, parse_address, recover_addresses, to_checksum
 from sequencer.core import eip712
 from sequencer.core.accounttree import AccountTree
-from sequencer.core.chain import marks_root, seal_header
+from sequencer.core.chain import marks_root, seal_header, touched_leaves
 from sequencer.core.eip712 import (Cancel, CancelAll, DenyL1, Feed, FreezeAccount, Liquidate,
                                    Listing, MmpConfig, MmpReset, SessionKey, SetMarginMode,
                                    UnfreezeAccount, Withdraw)
 from sequencer.core.engine import Engine
-from sequencer.core.header import Block, Header, WithdrawalLeaf
+from sequencer.core.header import Block, Header, WithdrawalLeaf, tx_leaves
 from sequencer.core.compliance import DEPOSITOR_DENIED
 from sequencer.core.transition import FORCED_NONCE_BASE
 from sequencer.core.txs import (AuctionEndTx, AuctionStartTx, ChannelCloseTx, ChannelConcludeTx,
@@ -101,20 +101,22 @@ def genesis_core(cfg: NodeConfig) -> tuple[Core, Block]:
 
 class OpenBlockBytes:
     """Canonical bytes of the open block's txs, encoded once as they come and reused by the
-    seal: how big the block is so far (`Node._block_full`)."""
+    seal: how big the block is so far (`Node._block_full`); and their tx leaves, hashed
+    between requests (`hash`) so that the seal hashes only the newest."""
 
-    __slots__ = ("of", "encoded", "total")
+    __slots__ = ("of", "encoded", "total", "leaves")
 
     def __init__(self) -> None:
         self.of: list[Tx] | None = None  # the engine's list of the open block's txs
         self.encoded: list[bytes] = []
         self.total = 0
+        self.leaves: list[bytes] = []  # tx_leaf of encoded[:len(leaves)]
 
     def update(self, txs: list[Tx]) -> int:
         """Encode the txs added since the last call (a block's list of txs only ever grows;
         each block has its own list); the block's bytes so far."""
         if txs is not self.of:
-            self.of, self.encoded, self.total = txs, [], 0
+            self.of, self.encoded, self.total, self.leaves = txs, [], 0, []
         done = self.encoded
         for t in txs[len(done):]:
             raw = encode_tx(t)
@@ -122,12 +124,20 @@ class OpenBlockBytes:
             self.total += len(raw)
         return self.total
 
-    def take(self, txs: list[Tx]) -> list[bytes]:
-        """All of `txs` encoded (the block being sealed); empties the cache."""
+    def hash(self, txs: list[Tx]) -> list[bytes]:
+        """Encode and hash the txs added since the last call; the leaves of all of `txs`."""
         self.update(txs)
+        if len(self.leaves) < len(self.encoded):
+            self.leaves += tx_leaves(self.encoded[len(self.leaves):])
+        return self.leaves
+
+    def take(self, txs: list[Tx]) -> tuple[list[bytes], list[bytes]]:
+        """All of `txs` encoded, and their tx leaves (the block being sealed); empties the
+        cache."""
+        leaves = self.hash(txs)
         out = self.encoded
-        self.of, self.encoded, self.total = None, [], 0
-        return out
+        self.of, self.encoded, self.total, self.leaves = None, [], 0, []
+        return out, leaves
 
 
 class CoreApplier:
@@ -324,10 +334,15 @@ class CoreApplier:
         core, eng = self.core, self.core.engine
         txs = eng.end_block()
         block, puts = None, []
-        tx_bytes = self._open_bytes().take(txs)
+        tx_bytes, tx_hashes = self._open_bytes().take(txs)
+        ahead = self.__dict__.pop("_leaves_ahead", None)  # Node.seal_ahead
+        if ahead and not txs:  # no header to take them: touched again, as if never taken
+            eng.state.touched.update(ahead)
+        eng.forget_scanned(eng.state.touched)  # changed since Node.seal_ahead priced them
         if txs:
             leaves = list(eng.state.withdrawal_leaves)  # seal_header empties the list
-            header = seal_header(eng.state, core.tree, core.head, eng.now, txs, tx_bytes)
+            header = seal_header(eng.state, core.tree, core.head, eng.now, txs, tx_bytes,
+                                 ahead=ahead, tx_hashes=tx_hashes)
             block = Block(header, tuple(tx_bytes))
             core.head = header
             puts = self._sealed(block, leaves, replay=replay)
@@ -759,6 +774,39 @@ class Node(NodeReads, CoreApplier):
             if time.perf_counter() >= end:
                 return False
         return True
+
+    def hash_ahead(self) -> None:
+        """Between requests (NodeRunner, every tick): encode and hash the open block's new txs,
+        so the seal hashes only those that came after."""
+        if self.failed is None:
+            self._open_bytes().hash(self.core.engine.txs)
+
+    def seal_due(self) -> float | None:
+        """Clock time (unix s) from which `tick` seals the open block (None once failed)."""
+        if self.failed is not None:
+            return None
+        return self.core.engine.now + math.ceil(max(1.0, self.cfg.block_time))
+
+    def seal_ahead(self) -> None:
+        """Just before a seal (NodeRunner calls it `SEAL_AHEAD_SECONDS` before `seal_due`), do
+        what the seal would, so that the seal, which every waiting request waits for, does it
+        only for what changes in between: the open block's tx leaves (`hash_ahead`), the leaves
+        of the accounts touched so far (`chain.touched_leaves`), and the margins the next
+        block's liquidation scan prices (`Engine.prepare_scan`, at the marks priced ahead). The
+        seal takes the leaves, and forgets the margins of the accounts touched since. Called
+        too early it only wastes work: an account touched again is hashed and priced again."""
+        if self.failed is not None:
+            return
+        t0 = time.perf_counter()
+        eng = self.core.engine
+        self.hash_ahead()
+        if eng.txs:
+            ahead = self.__dict__.setdefault("_leaves_ahead", {})
+            ahead.update(touched_leaves(eng.state))
+        ts = max(eng.now + math.ceil(max(1.0, self.cfg.block_time)), int(self.clock()) + 1)
+        if eng.prepare_marks(ts, 10**6):
+            eng.prepare_scan(ts)
+        self.metrics.seal_ahead.observe(time.perf_counter() - t0)
 
     def _block_full(self) -> bool:
         """The open block has `max_block_txs` txs or `max_block_bytes` of them: seal it."""

@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 
 from sequencer.core import encode_tx, genesis, make_instrument
 from sequencer.core.accounttree import AccountTree
-from sequencer.core.chain import BadBlock, replay_block, seal_header
-from sequencer.core.header import Header
+from sequencer.core.chain import BadBlock, replay_block, seal_header, touched_leaves
+from sequencer.core.header import Header, tx_leaves
 from sequencer.core.state import account_leaf
+from sequencer.core.transition import apply, prepare_block
 from sequencer.errors import Rejected
 from tests.sequencer.core.core_world import CALL, PUT, T0, USERS, World, make_config
 from tests.sequencer.core.test_properties import random_flow, run
@@ -41,6 +42,28 @@ def test_incremental_root_equals_full_recompute_after_every_block(seed: int, n: 
         head = replay_block(state, tree, head, ts, [encode_tx(t) for t in txs])
         assert head.state_root == full_root(state)
         assert not state.touched
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32), st.integers(50, 200), st.data())
+def test_leaves_taken_during_the_block_seal_the_same_header(seed: int, n: int, data) -> None:
+    """A node takes touched leaves (and tx leaves) during the block, at any points between
+    txs, and hands them to the seal; the header equals the verifier's replay of the block."""
+    _, blocks, _ = run(random_flow(seed, n))
+    s1, t1, h1 = genesis_world()
+    s2, t2, h2 = genesis_world()
+    for ts, txs in blocks:
+        raw = [encode_tx(t) for t in txs]
+        h1 = replay_block(s1, t1, h1, ts, raw)
+        ctx = prepare_block(s2.config.domain, ts, txs)
+        ahead: dict[bytes, bytes] = {}
+        for tx in txs:
+            apply(s2, tx, ctx)
+            if data.draw(st.booleans()):
+                ahead.update(touched_leaves(s2))
+        h2 = seal_header(s2, t2, h2, ts, txs, raw, ahead=ahead, tx_hashes=tx_leaves(raw))
+        assert h2 == h1
+        assert not s2.touched
 
 
 def sequencer_blocks():

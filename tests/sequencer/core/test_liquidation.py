@@ -21,10 +21,10 @@ from sequencer.core import (
     make_instrument,
 )
 from sequencer.core.accounttree import AccountTree
-from sequencer.core.chain import BadBlock, replay_block
+from sequencer.core.chain import BadBlock, replay_block, touched_leaves
 from sequencer.core.header import ZERO32, Header
 from sequencer.core.margin import value
-from sequencer.core.state import account_leaf
+from sequencer.core.state import account_leaf, set_position
 from sequencer.core.txs import AuctionEndTx, AuctionStartTx, FillTx, TakeoverTx
 from sequencer.errors import OptrollupError
 from tests.sequencer.core.core_world import CALL, PUT, T0, USERS, Key, World, order
@@ -494,3 +494,86 @@ def test_the_scan_picks_exactly_the_accounts_its_definition_names(accounts) -> N
         elif a != fund and any(q < 0 for q in acct.positions.values()) and m is not None and m.equity < m.mm:
             want += [AuctionStartTx(a)] + ([TakeoverTx(a)] if m.equity <= 0 else [])
     assert scan(st_, marks) == want
+    # the same with every margin priced ahead (a node's `Engine.prepare_scan`), and with
+    # entries priced at other collateral, which must not be used
+    from sequencer.core.liquidation import scan_margins
+    known = scan_margins(st_, marks)
+    assert scan(st_, marks, known) == want
+    stale = {a: (mode, c + 1, m) for a, (mode, c, m) in known.items()}
+    assert scan(st_, marks, stale) == want
+
+
+def _ready_to_start(f: Flow) -> Key:
+    """A short account whose auction the next block's detection starts; then what a node
+    does just before a seal: the touched leaves taken (`touched` emptied) and the next
+    block's marks and scan priced ahead (`Engine.prepare_scan`)."""
+    poor = short_account(f)
+    f.block(3300 * U)
+    f.block(3600 * U)
+    m = f.margin(poor)
+    assert 0 < m.equity < m.mm
+    eng = f.w.engine
+    touched_leaves(f.w.state)
+    assert eng.prepare_marks(f.t + 1, 10**6) and eng.prepare_scan(f.t + 1)
+    marks, known = eng._next_scan
+    assert known[poor.address][2] == liquidation.margin(marks, f.w.state.accounts[poor.address])
+    return poor
+
+
+def _healthy(f: Flow, poor: Key) -> None:
+    """Doctor the margin priced ahead for `poor` to one above maintenance (mode and collateral
+    kept): the detection then shows whether it used it."""
+    known = f.w.engine._next_scan[1]
+    mode, c, m = known[poor.address]
+    known[poor.address] = (mode, c, m._replace(equity=m.mm + 1))
+
+
+def test_margins_priced_ahead_start_the_same_auctions() -> None:
+    """Nothing changed after `prepare_scan`: the detection starts the same auction as without
+    it, and the blocks replay with the verifier's code."""
+    f = Flow()
+    poor = _ready_to_start(f)
+    assert f.block() == [AuctionStartTx(poor.address)]
+    f.replay()
+
+
+def test_margins_priced_ahead_are_used_for_accounts_unchanged_since() -> None:
+    f = Flow()
+    poor = _ready_to_start(f)
+    _healthy(f, poor)
+    assert f.block() == []  # the doctored entry was used (a real one equals a fresh pricing)
+
+
+def test_margins_priced_ahead_are_dropped_for_accounts_touched_since() -> None:
+    """An account touched after `prepare_scan` (the node passes the seal's `touched` to
+    `forget_scanned`; begin_block drops those its expiries touch) is priced again."""
+    f = Flow()
+    poor = _ready_to_start(f)
+    _healthy(f, poor)
+    st_, eng = f.w.state, f.w.engine
+    st_.touched.add(poor.address)
+    eng.forget_scanned(st_.touched)
+    st_.touched.clear()
+    assert f.block() == [AuctionStartTx(poor.address)]
+    f2 = Flow()
+    poor = _ready_to_start(f2)
+    _healthy(f2, poor)
+    f2.w.state.touched.add(poor.address)  # as a settlement at the block start would
+    assert f2.block() == [AuctionStartTx(poor.address)]
+
+
+def test_margins_priced_ahead_are_not_used_once_the_collateral_moved() -> None:
+    """Belt and braces: an entry priced with other collateral (or another margin mode) is not
+    used even if the account was somehow not reported as touched."""
+    f = Flow()
+    poor = _ready_to_start(f)
+    _healthy(f, poor)
+    f.w.state.accounts[poor.address].collateral -= 1
+    assert f.block() == [AuctionStartTx(poor.address)]
+
+
+def test_margins_priced_ahead_for_another_block_time_are_not_used() -> None:
+    f = Flow()
+    poor = _ready_to_start(f)
+    _healthy(f, poor)
+    assert f.block(dt=2) == [AuctionStartTx(poor.address)]

@@ -599,6 +599,17 @@ class NodeModel(RuleBasedStateMachine):
         r = self.send(f, self.sign(STRANGER if stranger else ORACLES[0], f))
         assert isinstance(r, OptrollupError)
 
+    @rule(full=st.booleans())
+    def seal_ahead(self, full: bool) -> None:
+        """The runner's calls between requests: tx leaves hashed (every tick), or the seal's
+        work done ahead (touched leaves taken, the next scan's margins priced); the seals
+        after it must be those of the fresh replay (which never does this) and of the
+        reopened node's replay."""
+        if full:
+            self.node.seal_ahead()
+        else:
+            self.node.hash_ahead()
+
     @rule(dt=st.sampled_from([0, 1, 2, 5, 61]))
     def seal(self, dt: int) -> None:
         self.clock.t += dt

@@ -1,0 +1,64 @@
+"""NodeRunner's ticker: the seal's work split in two, the part done just before it and the
+seal at its time (sequencer.node.runner)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from sequencer.node.runner import NodeRunner
+from tests.sequencer.node.kit import CALL, T0, USERS, Kit
+
+A, B = USERS[:2]
+U = 10**6
+
+
+def test_the_ticker_takes_each_seals_leaves_just_before_it(tmp_path: Path) -> None:
+    """Blocks with trades every second on a clock that runs: before each seal the runner has
+    called `seal_ahead` (the leaves the seal got were taken ahead), each seal follows the one
+    `seal_ahead` of its block, and the blocks replay (the reopened node checks each)."""
+    k = Kit(tmp_path)
+    for u in (A, B):
+        k.fund(u, 100_000 * U)
+    k.feeds()
+    node = k.node
+    t0 = time.monotonic()
+    node.clock = lambda: T0 + 0.5 + (time.monotonic() - t0)  # type: ignore[method-assign]
+    calls: list[tuple[str, Any]] = []
+    real_ahead, real_seal = node.seal_ahead, node._seal
+
+    def seal_ahead() -> None:
+        real_ahead()
+        calls.append(("ahead", len(node.__dict__.get("_leaves_ahead", ()))))
+
+    def seal(next_ts: int, *, replay: bool) -> Any:
+        calls.append(("seal", len(node.core.engine.txs)))
+        return real_seal(next_ts, replay=replay)
+
+    node.seal_ahead = seal_ahead  # type: ignore[method-assign]
+    node._seal = seal  # type: ignore[method-assign]
+
+    async def run() -> None:
+        async with NodeRunner(node, tick_seconds=0.2):
+            for i in range(7):  # a trade every ~0.4 s for ~2.8 s
+                k.clock.t = node.clock()
+                r = k.place(A, instrument=CALL, is_buy=False, price=100 * U, amount=10_000,
+                            nonce=2 * i, expiry=T0 + 3600)
+                assert r.status == "open"
+                r = k.place(B, instrument=CALL, is_buy=True, price=100 * U, amount=10_000,
+                            nonce=2 * i + 1, expiry=T0 + 3600, tif=1)
+                assert r.filledAmount == 10_000
+                await asyncio.sleep(0.4)
+
+    asyncio.run(run())
+    seals = [i for i, (what, _) in enumerate(calls) if what == "seal"]
+    assert len(seals) >= 2, calls
+    for i in seals[1:]:  # (the first may come before the runner's first look ahead)
+        assert calls[i - 1][0] == "ahead", calls
+    assert any(what == "ahead" and n > 0 for what, n in calls), calls  # leaves were taken
+    head = node.core.head
+    node.seal_ahead, node._seal = real_ahead, real_seal  # type: ignore[method-assign]
+    assert k.reopen().core.head == head
+    k.node.close()
