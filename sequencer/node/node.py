@@ -794,7 +794,9 @@ class Node(NodeReads, CoreApplier):
         of the accounts touched so far (`chain.touched_leaves`), and the margins the next
         block's liquidation scan prices (`Engine.prepare_scan`, at the marks priced ahead). The
         seal takes the leaves, and forgets the margins of the accounts touched since. Called
-        too early it only wastes work: an account touched again is hashed and priced again."""
+        too early it only wastes work: an account touched again is hashed and priced again.
+        (Until that seal `state.touched` lacks the accounts whose leaves are held here: the
+        node encodes its core for a snapshot only right after a seal, when none are.)"""
         if self.failed is not None:
             return
         t0 = time.perf_counter()

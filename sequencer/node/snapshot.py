@@ -154,7 +154,7 @@ _CORE_FIELDS = ("engine", "tree", "head", "trades", "book_seq", "l1_block", "pen
 _ENGINE_STORED = frozenset({"state", "books", "open", "by_account", "seen", "expiring",
                             "last_cancel_all", "ctx", "txs", "mmp"})
 # caches that rebuild lazily from the stored fields
-_ENGINE_DERIVED = frozenset({"_risk", "_open_totals", "_next_marks"})
+_ENGINE_DERIVED = frozenset({"_risk", "_open_totals", "_next_marks", "_next_scan"})
 _TREE_ATTRS = frozenset({"depth", "_zeros", "_levels"})
 
 
