@@ -12,8 +12,9 @@ PY=.venv/bin/python
 work=$(mktemp -d "${TMPDIR:-/tmp}/optrollup-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-pass1() { OPTROLLUP_REQUIRE_ACCEL=1 $PY -m pytest -p no:cacheprovider --basetemp="$work/accel" "$@"; }
-pass2() { OPTROLLUP_PUREPYTHON=1 $PY -m pytest -p no:cacheprovider --basetemp="$work/pure" "$@"; }
+# --durations: the slowest tests of each pass in the log, for keeping the suite's time in check
+pass1() { OPTROLLUP_REQUIRE_ACCEL=1 $PY -m pytest -p no:cacheprovider --durations=15 --basetemp="$work/accel" "$@"; }
+pass2() { OPTROLLUP_PUREPYTHON=1 $PY -m pytest -p no:cacheprovider --durations=15 --basetemp="$work/pure" "$@"; }
 
 if [ "${OPTROLLUP_TEST_SERIAL:-0}" = 1 ]; then
     echo "=== pass 1/2: accelerated cext ==="
