@@ -13,8 +13,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/optrollup-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 # --durations: the slowest tests of each pass in the log, for keeping the suite's time in check
-pass1() { OPTROLLUP_REQUIRE_ACCEL=1 $PY -m pytest -p no:cacheprovider --durations=15 --basetemp="$work/accel" "$@"; }
-pass2() { OPTROLLUP_PUREPYTHON=1 $PY -m pytest -p no:cacheprovider --durations=15 --basetemp="$work/pure" "$@"; }
+# OPTROLLUP_TEST_PASS: which pass runs the tests marked one_pass (they never touch cext), so
+# that the two passes take about as long (tests/conftest.py)
+pass1() { OPTROLLUP_TEST_PASS=accel OPTROLLUP_REQUIRE_ACCEL=1 $PY -m pytest -p no:cacheprovider --durations=15 --basetemp="$work/accel" "$@"; }
+pass2() { OPTROLLUP_TEST_PASS=pure OPTROLLUP_PUREPYTHON=1 $PY -m pytest -p no:cacheprovider --durations=15 --basetemp="$work/pure" "$@"; }
 
 if [ "${OPTROLLUP_TEST_SERIAL:-0}" = 1 ]; then
     echo "=== pass 1/2: accelerated cext ==="

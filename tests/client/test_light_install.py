@@ -8,7 +8,6 @@ Does not touch cext, so the pure-twin pass skips it (it installs from the networ
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from sequencer.node import Limits
 from tests.sequencer.client.live import live_node
 from tests.sequencer.node.kit import CALL, PUT, USERS
 
-pytestmark = pytest.mark.skipif(os.environ.get("OPTROLLUP_PUREPYTHON") == "1",
-                                reason="packaging test: never touches cext (run in the accelerated pass)")
+pytestmark = pytest.mark.one_pass()  # a packaging test: never touches cext
 
 NODE_ONLY = ["sequencer", "cext", "prover", "channels", "plyvel", "fastapi", "uvicorn", "coincurve",
              "Cython", "websockets"]  # (py_ecc comes with eth-account)

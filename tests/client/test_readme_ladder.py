@@ -21,8 +21,7 @@ from tests.sequencer.node.kit import CALL, USERS
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.skipif(os.environ.get("OPTROLLUP_PUREPYTHON") == "1",
-                                reason="packaging test: never touches cext (run in the accelerated pass)")
+pytestmark = pytest.mark.one_pass()  # a packaging test: never touches cext
 
 # The node under test runs at a fixed test time; the client's default clock is pointed at it.
 PRELUDE = """

@@ -36,13 +36,10 @@ TOOLS = REPO / ".venv" / "analysis" / "bin"
 FUZZ_SEED = os.environ.get("OPTROLLUP_FUZZ_SEED", "0x6f707472")
 GATED = ("High", "Medium")
 
-pytestmark = [
-    pytest.mark.skipif(
-        os.environ.get("OPTROLLUP_PUREPYTHON") == "1",
-        reason="contract analysers do not depend on cext: run once, in the accelerated pass",
-    ),
-    pytest.mark.timeout(900),
-]
+# the contract analysers do not depend on cext: one pass of make test runs them (halmos, the
+# longest, in the pure pass: the two passes run side by side and take about as long then)
+pytestmark = [pytest.mark.one_pass(), pytest.mark.timeout(900)]
+HALMOS_PASS = pytest.mark.one_pass(run_in="pure")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -387,6 +384,7 @@ def _assert_proved(results: dict[str, dict], contract: str, expected: set[str]) 
     assert not partial, f"{contract}: paths cut by the loop bound (raise --loop): {partial}"
 
 
+@HALMOS_PASS
 def test_halmos_merkle_lib_proofs(halmos_results):
     _assert_proved(halmos_results, "MerkleLibProofs", {
         "check_root_equals_spec_1to8", "check_complete_2", "check_complete_4", "check_complete_8",
@@ -395,12 +393,14 @@ def test_halmos_merkle_lib_proofs(halmos_results):
     })
 
 
+@HALMOS_PASS
 def test_halmos_rollup_finality_proofs(halmos_results):
     _assert_proved(halmos_results, "RollupFinalityProofs", {
         "check_final_batches_are_a_prefix", "check_final_exactly_after_the_window", "check_pause_gives_time_back",
     })
 
 
+@HALMOS_PASS
 def test_halmos_rollup_freeze_proofs(halmos_results):
     _assert_proved(halmos_results, "RollupFreezeProofs", {
         "check_freeze_iff_spec_and_keeps_exactly_the_final_prefix",
@@ -409,6 +409,7 @@ def test_halmos_rollup_freeze_proofs(halmos_results):
     })
 
 
+@HALMOS_PASS
 def test_halmos_controls_fail_with_a_counterexample(halmos_results):
     for contract, expected in {
         "MerkleLibControls": 4,
