@@ -768,7 +768,7 @@ class Node(NodeReads, CoreApplier):
         if self.failed is not None:
             return False
         eng = self.core.engine
-        ts = max(eng.now + math.ceil(max(1.0, self.cfg.block_time)), int(self.clock()) + 1)
+        ts = self._next_block_time()
         end = time.perf_counter() + self.MARKS_AHEAD_SECONDS
         while not eng.prepare_marks(ts, 4):
             if time.perf_counter() >= end:
@@ -783,9 +783,15 @@ class Node(NodeReads, CoreApplier):
 
     def seal_due(self) -> float | None:
         """Clock time (unix s) from which `tick` seals the open block (None once failed)."""
-        if self.failed is not None:
-            return None
+        return None if self.failed is not None else self._due()
+
+    def _due(self) -> int:
         return self.core.engine.now + math.ceil(max(1.0, self.cfg.block_time))
+
+    def _next_block_time(self) -> int:
+        """The block time (unix s) the next block will most likely get: when the open one is
+        due, or the next whole second if that has passed (what work done ahead prices for)."""
+        return max(self._due(), int(self.clock()) + 1)
 
     def seal_ahead(self) -> None:
         """Just before a seal (NodeRunner calls it `SEAL_AHEAD_SECONDS` before `seal_due`), do
@@ -805,7 +811,7 @@ class Node(NodeReads, CoreApplier):
         if eng.txs:
             ahead = self.__dict__.setdefault("_leaves_ahead", {})
             ahead.update(touched_leaves(eng.state))
-        ts = max(eng.now + math.ceil(max(1.0, self.cfg.block_time)), int(self.clock()) + 1)
+        ts = self._next_block_time()
         if eng.prepare_marks(ts, 10**6):
             eng.prepare_scan(ts)
         self.metrics.seal_ahead.observe(time.perf_counter() - t0)
