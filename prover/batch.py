@@ -26,6 +26,11 @@ from sequencer.core.header import Block
 from sequencer.core.txs import FillTx, SignedOrder, decode_tx, encode_tx
 
 VERSION = 1
+# zstd level batches are posted at by default (`post-batches --zstd-level`; any level decodes).
+# Batch bodies are mostly signatures and digests: on the mm-flow benchmark's 40 blocks (2.56 MB
+# body) level 19 came to 0.508 of the body in 1.24 s, level 6 to 0.519 in 48 ms, level 3 to
+# 0.534 in 20 ms. Level 19 saves the most calldata where the poster has a core to itself; the
+# devnet, which shares two cores with the node, posts at 3.
 ZSTD_LEVEL = 19
 MAX_DECOMPRESSED = 64 << 20  # a batch never expands past 64 MiB
 

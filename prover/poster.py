@@ -44,7 +44,7 @@ from sequencer.l1 import (
     TxManager,
 )
 
-from prover.batch import BlockData
+from prover.batch import ZSTD_LEVEL, BlockData
 from prover.plan import fit_batch, missing_range
 from prover.source import BlockSource
 
@@ -105,8 +105,9 @@ class Poster:
 
     def __init__(self, client: L1Client, rollup_address: str, source: BlockSource, sender: TxManager,
                  *, max_blocks: int = 1000, max_bytes: int = 120_000, retry_pause: float = 1.0,
-                 log: Callable[[str], None] | None = None) -> None:
+                 zstd_level: int = ZSTD_LEVEL, log: Callable[[str], None] | None = None) -> None:
         self.client, self.source, self.sender = client, source, sender
+        self.zstd_level = zstd_level
         self.rollup = Contract.at(client, "Rollup", rollup_address)
         self.max_blocks, self.max_bytes = max_blocks, max_bytes
         self.retry_pause = retry_pause
@@ -139,7 +140,7 @@ class Poster:
             return None
         self._check_link(nxt, tip_hash)
         blocks = _Fetched(self.source, rng)  # read as far as the batch reaches
-        count, data = fit_batch(blocks, self.domain, self.max_bytes)
+        count, data = fit_batch(blocks, self.domain, self.max_bytes, level=self.zstd_level)
         headers = [self.source.header(n) for n in rng[:count]]
         parent = tip_hash
         for h, b in zip(headers, blocks):
@@ -244,7 +245,8 @@ def run_cli(args: argparse.Namespace) -> int:
                                                      resubmit_after=args.fee_bump_after, label="poster"),
                            log=log)
         poster = Poster(client, rollup.address, source, sender, max_blocks=args.max_blocks,
-                        max_bytes=args.max_bytes, log=log)
+                        max_bytes=args.max_bytes, zstd_level=ZSTD_LEVEL if args.zstd_level is None else args.zstd_level,
+                        log=log)
         try:
             posted = run(poster, lock_path(args.lock_dir, rollup.address), once=args.once,
                          poll=args.poll, log=log)

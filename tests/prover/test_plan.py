@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from prover.batch import BatchPacker, BlockData, compress, encode_batch
+from prover.batch import BatchPacker, BlockData, compress, decode_batch, encode_batch
 from prover.plan import BatchTooLarge, fit_batch, longest_fitting, missing_range
 from tests.prover.test_batch import DOMAIN, blocks_with_flow
 
@@ -74,6 +74,17 @@ def test_fit_batch_with_the_batch_encoding_is_the_longest_prefix(max_bytes: int)
     n, data = fit_batch(blocks, DOMAIN, max_bytes)
     assert n == want
     assert data == encode_batch(blocks[:n], DOMAIN)  # exactly what is posted for that prefix
+
+
+def test_fit_batch_at_another_level_posts_that_level() -> None:
+    """The poster's --zstd-level: the prefix is the longest whose level-3 data fits, and the
+    data is the level-3 compression of its body (it decodes like any other)."""
+    blocks = blocks_with_flow(n_blocks=12, fills=15)
+    budget = len(compress(BatchPacker(blocks, DOMAIN).body(7), 3)) + 5
+    n, data = fit_batch(blocks, DOMAIN, budget, level=3)
+    assert n == max(k for k in range(1, 13) if len(compress(BatchPacker(blocks, DOMAIN).body(k), 3)) <= budget)
+    assert data == compress(BatchPacker(blocks, DOMAIN).body(n), 3) != encode_batch(blocks[:n], DOMAIN)
+    assert decode_batch(data, DOMAIN) == blocks[:n]
 
 
 class CountingBlocks(list):

@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+import zstandard
 from eth_account import Account
 from filelock import FileLock
 
+from prover.batch import compress
 from prover.poster import PosterError, Poster, lock_path, run
 from prover.source import HttpBlockSource
 from prover.verifier import verify
@@ -225,6 +227,17 @@ def test_http_source_speaks_the_sequencer_json(world: World) -> None:
             src.block(ch.head() + 1)
 
 
+def _batch_data(world: World) -> list[bytes]:
+    """The data argument of every submitBatch the poster sent so far, from L1."""
+    c, addr, rollup = world.client, world.system.poster.address.lower(), world.system.rollup
+    out = []
+    for n in range(c.block_number() + 1):
+        for tx in c.rpc("eth_getBlockByNumber", [hex(n), True])["transactions"]:
+            if tx["from"].lower() == addr and (tx.get("to") or "").lower() == rollup.address.lower():
+                out.append(rollup.decode_input(bytes.fromhex(tx["input"][2:]))["data"])
+    return out
+
+
 def test_cli_post_batches_once_from_http_keystore(world: World, tmp_path, monkeypatch, capsys) -> None:
     n0 = nonce(world)
     ks = tmp_path / "poster.json"
@@ -244,7 +257,13 @@ def test_cli_post_batches_once_from_http_keystore(world: World, tmp_path, monkey
         assert optrollup(argv) == 2
         assert "error [bad_password]" in capsys.readouterr().err
         monkeypatch.setenv("POSTER_PW", "s3cret")  # a named variable wins over OPTROLLUP_PASSWORD
-        assert optrollup([*argv, "--password-env", "POSTER_PW"]) == 0
+        with pytest.raises(SystemExit):
+            optrollup([*argv, "--password-env", "POSTER_PW", "--zstd-level", "23"])
+        assert "--zstd-level must be a whole number from 1 to 22, not '23'" in capsys.readouterr().err
+        assert batches(world) == 0
+        assert optrollup([*argv, "--password-env", "POSTER_PW", "--zstd-level", "3"]) == 0
+        data = _batch_data(world)  # what the level-3 run sent decodes as level 3 compressed it
+        assert data and all(compress(zstandard.ZstdDecompressor().decompress(d), 3) == d for d in data)
         assert optrollup([*argv, "--password-file", str(pw)]) == 0
         assert optrollup([*argv, "--password-file", str(pw)]) == 0  # second cron run: nothing to do
     out = capsys.readouterr().out.splitlines()
