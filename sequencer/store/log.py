@@ -48,7 +48,9 @@ def unpack_group(value: bytes) -> list[bytes]:
     """The records of a value stored under one key: a group's, or a legacy single record."""
     if not value or value[0] != GROUP:
         return [value]
-    (n,) = _U32.unpack_from(value, 1)
+    n = _U32.unpack_from(value, 1)[0] if len(value) >= 5 else 0
+    if len(value) < 5 + 4 * n or n == 0:
+        raise StoreError(f"input log group of {len(value)} bytes is cut short or empty")
     lengths = struct.unpack_from(f">{n}I", value, 5)
     out, at = [], 5 + 4 * n
     for length in lengths:

@@ -79,6 +79,9 @@ def test_one_put_per_group_and_damaged_groups_are_refused(tmp_path: Path) -> Non
     assert unpack_group(pack_group([b"", b"ab", b"\xc1"])) == [b"", b"ab", b"\xc1"]
     with pytest.raises(StoreError, match="group of 2 records"):
         unpack_group(pack_group([b"a", b"bc"])[:-1])
+    for cut in (b"\xc1", b"\xc1\0\0\0\3\0\0", pack_group([]), pack_group([b"a", b"b"])[:8]):
+        with pytest.raises(StoreError, match="cut short or empty"):
+            unpack_group(cut)
     db.close()
 
 
