@@ -159,6 +159,7 @@ def timed_open(path: Path, cfg) -> tuple[float, int, int]:
 
 
 @pytest.mark.benchmark(group="node-restart")
+@pytest.mark.timeout(3600)  # builds a 1M-order log and replays it whole: minutes on a slow VM
 def test_restart_time(benchmark, tmp_path: Path) -> None:
     n = env_int("OPTROLLUP_BENCH_RESTART_ORDERS", 1_000_000)
     w = make_world(1000)
