@@ -17,7 +17,8 @@ from sequencer.core.state import account_leaf
 from sequencer.errors import OptrollupError
 from sequencer.node import NodeConfig
 from sequencer.node.node import Node
-from sequencer.store import DataDirLocked, StoreError
+from sequencer.store import DataDirLocked, StoreError, open_db
+from sequencer.store import log as log_store
 from tests.sequencer.node.kit import CALL, T0, USERS, Kit, order
 
 A, B, C = USERS[:3]
@@ -142,6 +143,42 @@ def test_restart_replays_log_to_the_same_state(tmp_path: Path) -> None:
     k.place(C, instrument=CALL, is_buy=True, price=90 * U, amount=10_000, nonce=7, expiry=T0 + 3600)
     restart_matches(k)   # open block with pending state, resting orders
     # and the node keeps working after the restart
+    r = k.place(C, instrument=CALL, is_buy=True, price=104 * U, amount=10_000, nonce=8,
+                expiry=T0 + 3600)
+    assert r.filledAmount == 10_000
+    seal(k)
+    restart_matches(k)
+    k.node.close()
+
+
+def test_a_log_written_a_value_per_record_still_replays(tmp_path: Path) -> None:
+    """Data dirs from before the grouped log (sequencer/store/log.py) kept one LevelDB value per
+    record: a node reopened on one replays to the same state, logs on after it in groups, and
+    replays the mix."""
+    k = Kit(tmp_path)
+    trade_some(k)
+    seal(k)
+    k.place(C, instrument=CALL, is_buy=True, price=90 * U, amount=10_000, nonce=7, expiry=T0 + 3600)
+    node = k.node
+    want = (state_bytes(node.core.engine.state), node.core.head, node.core.tree.root(),
+            set(node.core.engine.open), list(node.core.trades))
+    n = node.log.next_seq
+    node.close()
+    db = open_db(tmp_path / "db")  # rewrite the log as the old layout had it
+    groups = list(db.iterator(prefix=log_store.PREFIX))
+    assert len(groups) < n  # it was written in groups
+    with db.write_batch(sync=True) as wb:
+        for key, value in groups:
+            wb.delete(key)
+            first = int.from_bytes(key[len(log_store.PREFIX):], "big")
+            for i, rec in enumerate(log_store.unpack_group(value)):
+                wb.put(log_store.PREFIX + (first + i).to_bytes(8, "big"), rec)
+    assert sum(1 for _ in db.iterator(prefix=log_store.PREFIX)) == n
+    db.close()
+    k.node = node = Node(tmp_path, k.cfg, clock=k.clock)
+    assert node.log.next_seq == n
+    assert (state_bytes(node.core.engine.state), node.core.head, node.core.tree.root(),
+            set(node.core.engine.open), list(node.core.trades)) == want
     r = k.place(C, instrument=CALL, is_buy=True, price=104 * U, amount=10_000, nonce=8,
                 expiry=T0 + 3600)
     assert r.filledAmount == 10_000
