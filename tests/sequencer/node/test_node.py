@@ -126,14 +126,25 @@ def test_rejected_requests_are_not_logged(tmp_path: Path) -> None:
     k.node.close()
 
 
-def restart_matches(k: Kit) -> None:
-    node = k.node
-    want = (state_bytes(node.core.engine.state), node.core.head, node.core.tree.root(),
+def served(node: Node) -> tuple:
+    """What a node serves that a restart must reproduce: state, head, tree root, open orders,
+    time and trades."""
+    return (state_bytes(node.core.engine.state), node.core.head, node.core.tree.root(),
             set(node.core.engine.open), node.core.engine.now, list(node.core.trades))
-    node = k.reopen()
-    got = (state_bytes(node.core.engine.state), node.core.head, node.core.tree.root(),
-           set(node.core.engine.open), node.core.engine.now, list(node.core.trades))
-    assert got == want
+
+
+def restart_matches(k: Kit) -> None:
+    want = served(k.node)
+    assert served(k.reopen()) == want
+
+
+def trades_on_and_replays(k: Kit) -> None:
+    """After a restart the node keeps working: C's bid fills, the block seals, it replays."""
+    r = k.place(C, instrument=CALL, is_buy=True, price=104 * U, amount=10_000, nonce=8,
+                expiry=T0 + 3600)
+    assert r.filledAmount == 10_000
+    seal(k)
+    restart_matches(k)
 
 
 def test_restart_replays_log_to_the_same_state(tmp_path: Path) -> None:
@@ -142,12 +153,7 @@ def test_restart_replays_log_to_the_same_state(tmp_path: Path) -> None:
     seal(k)
     k.place(C, instrument=CALL, is_buy=True, price=90 * U, amount=10_000, nonce=7, expiry=T0 + 3600)
     restart_matches(k)   # open block with pending state, resting orders
-    # and the node keeps working after the restart
-    r = k.place(C, instrument=CALL, is_buy=True, price=104 * U, amount=10_000, nonce=8,
-                expiry=T0 + 3600)
-    assert r.filledAmount == 10_000
-    seal(k)
-    restart_matches(k)
+    trades_on_and_replays(k)
     k.node.close()
 
 
@@ -159,11 +165,8 @@ def test_a_log_written_a_value_per_record_still_replays(tmp_path: Path) -> None:
     trade_some(k)
     seal(k)
     k.place(C, instrument=CALL, is_buy=True, price=90 * U, amount=10_000, nonce=7, expiry=T0 + 3600)
-    node = k.node
-    want = (state_bytes(node.core.engine.state), node.core.head, node.core.tree.root(),
-            set(node.core.engine.open), list(node.core.trades))
-    n = node.log.next_seq
-    node.close()
+    want, n = served(k.node), k.node.log.next_seq
+    k.node.close()
     db = open_db(tmp_path / "db")  # rewrite the log as the old layout had it
     groups = list(db.iterator(prefix=log_store.PREFIX))
     assert len(groups) < n  # it was written in groups
@@ -175,15 +178,10 @@ def test_a_log_written_a_value_per_record_still_replays(tmp_path: Path) -> None:
                 wb.put(log_store.PREFIX + (first + i).to_bytes(8, "big"), rec)
     assert sum(1 for _ in db.iterator(prefix=log_store.PREFIX)) == n
     db.close()
-    k.node = node = Node(tmp_path, k.cfg, clock=k.clock)
-    assert node.log.next_seq == n
-    assert (state_bytes(node.core.engine.state), node.core.head, node.core.tree.root(),
-            set(node.core.engine.open), list(node.core.trades)) == want
-    r = k.place(C, instrument=CALL, is_buy=True, price=104 * U, amount=10_000, nonce=8,
-                expiry=T0 + 3600)
-    assert r.filledAmount == 10_000
-    seal(k)
-    restart_matches(k)
+    k.node = Node(tmp_path, k.cfg, clock=k.clock)
+    assert k.node.log.next_seq == n
+    assert served(k.node) == want
+    trades_on_and_replays(k)
     k.node.close()
 
 
