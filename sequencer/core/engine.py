@@ -376,19 +376,22 @@ class Engine:
 
     # -- orders -------------------------------------------------------------------------------
 
-    def place_order(self, order: Order, signature: bytes) -> OrderResult:
+    def place_order(self, order: Order, signature: bytes, *, logged: bool = False) -> OrderResult:
         """Validate, margin-check and match one order; raises OptrollupError (with a code) if it is
-        rejected, and then nothing of it remains (see `_Txn`)."""
+        rejected, and then nothing of it remains (see `_Txn`). `logged`: the order was accepted
+        before and is replayed from the log: the open-order margin check, an admission rule that
+        changes nothing when it passes (sequencer.core.openorders), is not done again; every
+        fill is still checked by the state transition."""
         txn = self._begin()
         try:
-            result = self._place(order, signature, txn)
+            result = self._place(order, signature, txn, logged)
         except BaseException:
             self._rollback(txn)
             raise
         self._commit(txn)
         return result
 
-    def _place(self, order: Order, signature: bytes, txn: _Txn) -> OrderResult:
+    def _place(self, order: Order, signature: bytes, txn: _Txn, logged: bool = False) -> OrderResult:
         st, now = self.state, self.ctx.timestamp
         ins = check_order(st, order, now)
         d = self.ctx.digest(st.config.domain, order)
@@ -404,7 +407,9 @@ class Engine:
                            code="oracle_stale")
         name, is_buy, amount = ins.name, order.isBuy, order.amount
         q = acct.positions.get(name, 0)
-        same_side = self._side_total(order.account, name, is_buy)
+        # besides reduce-only sizing, the same side's total only decides the margin check
+        same_side = (self._side_total(order.account, name, is_buy)
+                     if order.reduceOnly or not logged else 0)
         closing = -q if is_buy else q
         if order.reduceOnly:
             room = max(0, closing - same_side)
@@ -423,7 +428,9 @@ class Engine:
             if order.account in st.auctions:
                 raise Rejected("the account is in liquidation: only orders that reduce its "
                                "positions", code="account_in_liquidation")
-            if acct.margin_mode == PORTFOLIO:
+            if logged:
+                pass  # passed when it was accepted (the same state: the log is replayed in order)
+            elif acct.margin_mode == PORTFOLIO:
                 # what fills is margined as positions (portfolio), what rests as an open order
                 # (standard add-on): checked once the match is known (a failure rolls it back)
                 post_check = True
@@ -599,7 +606,7 @@ class Engine:
         return r
 
     def replace_order(self, cancel: Cancel, cancel_signature: bytes, order: Order,
-                      order_signature: bytes) -> OrderResult:
+                      order_signature: bytes, *, logged: bool = False) -> OrderResult:
         """Amend (design.md): cancel `cancel.orderHash` and place `order`, both or neither. The
         new order is margin-checked without the cancelled one and gets no time priority from
         it. If either is rejected, nothing changes (the old order keeps its place in the
@@ -616,7 +623,7 @@ class Engine:
         queue = list((book.bids if r.order.isBuy else book.asks)[r.order.price])  # its level, in order
         self._drop(r)
         try:
-            return self.place_order(order, order_signature)
+            return self.place_order(order, order_signature, logged=logged)
         except BaseException as exc:
             self._rest(r, book)
             queue_pos = queue.index(r.digest)  # searched only here: a level may hold hundreds

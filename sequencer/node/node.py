@@ -161,7 +161,8 @@ class CoreApplier:
     def _apply(self, rec: Record, *, replay: bool = False) -> Any:
         """Apply one record to `core`; raises OptrollupError if the request is rejected (live
         only: a logged record never fails on replay). `replay`: the record is from the log
-        (recipient checks are skipped, a re-sealed block is checked against the stored one)."""
+        (recipient checks and the open-order margin check are skipped, a re-sealed block is
+        checked against the stored one)."""
         core, eng = self.core, self.core.engine
         if isinstance(rec, Seal):
             return self._seal(rec.next_timestamp, replay=replay)
@@ -211,7 +212,7 @@ class CoreApplier:
                 eng.ctx.signers[(part.digest, part.signature)] = part.signer
             old = eng.open.get(rec.cancel.msg.orderHash)
             result = eng.replace_order(rec.cancel.msg, rec.cancel.signature, rec.order.msg,
-                                       rec.order.signature)
+                                       rec.order.signature, logged=replay)
             for name in sorted({rec.order.msg.instrument} | ({old.order.instrument} if old else set())):
                 self._bump(name)
             for fill in result.fills:
@@ -222,7 +223,7 @@ class CoreApplier:
         eng.ctx.digests[msg] = rec.digest
         eng.ctx.signers[(rec.digest, rec.signature)] = rec.signer
         if isinstance(msg, Order):
-            result = eng.place_order(msg, rec.signature)
+            result = eng.place_order(msg, rec.signature, logged=replay)
             self._bump(msg.instrument)
             for fill in result.fills:
                 self._record_trade(fill, msg)

@@ -315,3 +315,64 @@ def test_one_order_fills_at_most_max_fills_makers(world: World) -> None:
     assert (r.status, r.filledAmount) == ("cancelled", CAP * U)
     assert len(w.engine.open) == 16
     assert A.address not in {o.order.account for o in w.engine.open.values()}  # did not rest
+
+
+def test_a_logged_order_skips_only_the_open_order_margin_check(world: World) -> None:
+    """Replaying the log (`logged=True`) does not redo the open-order margin check, an admission
+    rule: an order the log holds was accepted. Every other rule still applies, and reduce-only
+    sizing (which needs the same side's open total the check also uses) is unchanged."""
+    w = world
+    big = order(A, is_buy=False, amount=10**6 * 10**6)
+    assert code(w.engine.place_order, big, w.sign(A, big)) == "insufficient_margin"
+    for kw, want in [(dict(price=100 * U + 1), "price_not_on_tick"),
+                     (dict(reduce_only=True), "reduce_only_nothing"),
+                     (dict(expiry=T0), "order_expired")]:
+        o = order(A, nonce=7, **kw)
+        assert code(w.engine.place_order, o, w.sign(A, o), logged=True) == want
+    o = order(A, nonce=8)
+    assert code(w.engine.place_order, o, w.sign(B, o), logged=True) == "signer_mismatch"
+    assert w.engine.place_order(big, w.sign(A, big), logged=True).status == "open"
+    assert code(w.engine.place_order, big, w.sign(A, big), logged=True) == "duplicate_order"
+
+
+def test_logged_replay_of_accepted_orders_equals_the_live_engine() -> None:
+    """Two engines: one takes a flow live (some orders refused), the other only the accepted
+    ones as a replay does (`logged=True`, amends too); books, positions, collateral and fills
+    are the same. Reduce-only orders are clipped by the same side's open orders in both."""
+    live, replay = World(), World()
+    flow = [
+        (A, dict(is_buy=False, price=110 * U, amount=U)),
+        (B, dict(price=110 * U, amount=U)),                                   # B long 1
+        (B, dict(is_buy=False, price=130 * U, amount=U // 2, nonce=1)),        # B asks 0.5 (rests)
+        (C, dict(price=100 * U, amount=3 * U)),                               # bid for 3
+        (B, dict(is_buy=False, price=100 * U, amount=3 * U, reduce_only=True, nonce=2)),  # clipped to 0.5
+        (D, dict(is_buy=False, price=100 * U, amount=10**6 * 10**6)),         # refused: margin
+        (E, dict(is_buy=False, price=105 * U, amount=2 * U, tif=1)),          # IOC into C's bid
+        (A, dict(price=90 * U, amount=U, nonce=1)),
+    ]
+    results = []
+    for key, kw in flow:
+        o = order(key, **kw)  # type: ignore[arg-type]
+        sig = live.sign(key, o)
+        try:
+            r = live.engine.place_order(o, sig)
+        except OptrollupError as exc:
+            results.append(exc.code)
+            continue
+        results.append((r.status, r.filledAmount))
+        assert replay.engine.place_order(o, sig, logged=True) == r
+    assert results[4] == ("filled", U // 2) and results[5] == "insufficient_margin"
+    # an amend of A's bid, replayed as logged
+    old = order(A, price=90 * U, amount=U, nonce=1)
+    new = order(A, price=95 * U, amount=U, nonce=2)
+    c = Cancel(A.address, live.engine.ctx.digest(live.config.domain, old))
+    ra = live.engine.replace_order(c, live.sign(A, c), new, live.sign(A, new))
+    assert replay.engine.replace_order(c, live.sign(A, c), new, live.sign(A, new), logged=True) == ra
+    for w in (live, replay):
+        w.engine.end_block()
+    for name in (CALL, PUT):
+        for side in (True, False):
+            assert live.engine.books[name].depth(side) == replay.engine.books[name].depth(side)
+    assert {a: (x.collateral, dict(x.positions)) for a, x in live.state.accounts.items()} == \
+        {a: (x.collateral, dict(x.positions)) for a, x in replay.state.accounts.items()}
+    assert set(live.engine.open) == set(replay.engine.open)
