@@ -100,10 +100,9 @@ def _signed_body(rec: Signed) -> list[Any]:
     return [KINDS[type(rec.msg)], [_plain(v) for v in rec.msg], rec.signature, rec.digest, rec.signer]
 
 
-def _signed_from(raw: list[Any]) -> Signed:
-    kind, fields, sig, digest, signer = raw
-    msg = _BY_KIND[kind](*[tuple(v) if isinstance(v, list) else v for v in fields])
-    return Signed(msg, sig, digest, signer)
+def _signed_from(raw: tuple[Any, ...]) -> Signed:
+    kind, fields, sig, digest, signer = raw  # arrays arrive as tuples (use_list=False)
+    return Signed(_BY_KIND[kind](*fields), sig, digest, signer)
 
 
 def encode_record(rec: Record) -> bytes:
@@ -126,7 +125,7 @@ def encode_record(rec: Record) -> bytes:
 
 def decode_record(data: bytes) -> Record:
     try:
-        raw = msgpack.unpackb(data, raw=False)
+        raw = msgpack.unpackb(data, raw=False, use_list=False)
         kind = raw[0]
         if kind == SEAL:
             return Seal(raw[1])

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
+import msgpack
 import pytest
 
 from cext import Order
 from sequencer.core.eip712 import (Cancel, CancelAll, Feed, Listing, MmpConfig, MmpReset,
                                    SessionKey, Withdraw)
 from sequencer.errors import InvalidRequest
-from sequencer.node.records import (Deposit, ForcedWithdrawal, Seal, Signed, decode_record,
-                                    encode_record)
+from sequencer.node.records import (KINDS, REPLACE, Deposit, ForcedWithdrawal, Replace, Seal,
+                                    Signed, decode_record, encode_record)
 
 A = b"\x01" * 20
 SIG, D = b"\x02" * 65, b"\x03" * 32
@@ -38,6 +39,20 @@ def test_l1_messages_and_seal() -> None:
 
 
 def test_corrupt() -> None:
-    for bad in (b"\x93\x63\x01\x02", b"\x91\x01", b""):
-        with pytest.raises(InvalidRequest):
+    kind = KINDS[Order]
+    shaped = [msgpack.packb(b, use_bin_type=True) for b in (
+        [kind, 5, SIG, D, A],                                  # fields not an array
+        [kind, [A, "x"], SIG, D, A],                           # too few fields
+        [kind, {"account": A}, SIG, D, A],                     # a map, not an array
+        [REPLACE, [kind, [A, D], SIG, D, A], [kind, [A, D], SIG, D, A]],  # not a Cancel + an Order
+    )]
+    for bad in (b"\x93\x63\x01\x02", b"\x91\x01", b"", *shaped):
+        with pytest.raises(InvalidRequest, match="corrupt input-log record"):
             decode_record(bad)
+
+
+def test_replace_round_trip() -> None:
+    rec = Replace(Signed(Cancel(A, D), SIG, D, A),
+                  Signed(Order(A, "ETH-27DEC26-3000-C", False, 100_000, 10_000, 3, 4, 0, True, False), SIG, D, None))
+    out = decode_record(encode_record(rec))
+    assert out == rec and type(out.order.msg) is Order and type(out.cancel.msg) is Cancel
