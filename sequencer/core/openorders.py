@@ -5,9 +5,12 @@ An account's open orders count in its initial requirement as if all filled at th
 against the mark, gains never credited. Computed from scratch that walks every open order of the
 account in the instrument, so a market maker with a deep ladder paid for its whole ladder on each
 new order. `OrderTotals` keeps, per side, the total remaining and per price level the sums
-`Σ a` and `Σ p·a`, so adding or removing an order is O(1) (O(log levels) for a new level) and the
-requirement costs O(levels on the losing side of the mark), which is zero or a few for a quoting
-market maker.
+`Σ a` and `Σ p·a`, so adding or removing an order is O(1) (O(log levels) for a new level). Each
+side also keeps the sums over its levels on the losing side of a mark (bids above `lo`, asks below
+`hi`) for the last mark it was asked about, updated by every add and remove there: the
+requirement is O(1) while the marks stay, and a mark that moved costs one walk of the levels on
+the losing side (a quoting market maker's jittered ladder puts dozens of price levels between
+its best quote and the low mark, walked on every order before).
 
 Rounding (against the account, once per side): the buy-side loss is
 `ceil((Σ_{p > lo} p·a − lo·Σ_{p > lo} a) / 10^6)`, the sell-side loss
@@ -47,14 +50,22 @@ def requirement(q: int, orders: Iterable[tuple[bool, int, int]], row: RiskRow) -
 
 
 class _Side:
-    """One side's open orders: total remaining, and per price level [Σ a, Σ p·a]."""
+    """One side's open orders: total remaining, per price level [Σ a, Σ p·a], and the sums over
+    the levels on the losing side of `bound` (bids: price > bound; asks: price < bound)."""
 
-    __slots__ = ("total", "levels", "prices")
+    __slots__ = ("total", "levels", "prices", "is_bid", "bound", "cut_a", "cut_pa")
 
-    def __init__(self) -> None:
+    def __init__(self, is_bid: bool) -> None:
         self.total = 0
         self.levels: dict[int, list[int]] = {}
         self.prices: list[int] = []  # ascending
+        self.is_bid = is_bid
+        self.bound: int | None = None  # the mark cut_a/cut_pa are for (None: not computed)
+        self.cut_a = self.cut_pa = 0
+
+    def _losing(self, price: int) -> bool:
+        b = self.bound
+        return b is not None and (price > b if self.is_bid else price < b)
 
     def add(self, price: int, amount: int) -> None:
         self.total += amount
@@ -65,6 +76,9 @@ class _Side:
         else:
             lv[0] += amount
             lv[1] += price * amount
+        if self._losing(price):
+            self.cut_a += amount
+            self.cut_pa += price * amount
 
     def remove(self, price: int, amount: int) -> None:
         self.total -= amount
@@ -74,6 +88,21 @@ class _Side:
         if not lv[0]:
             del self.levels[price]
             del self.prices[bisect_left(self.prices, price)]
+        if self._losing(price):
+            self.cut_a -= amount
+            self.cut_pa -= price * amount
+
+    def losing(self, bound: int) -> tuple[int, int]:
+        """(Σ a, Σ p·a) over the levels on the losing side of `bound`: kept from the last call
+        with the same bound, else summed once over those levels."""
+        if bound != self.bound:
+            ps, levels, a_sum, pa_sum = self.prices, self.levels, 0, 0
+            for p in (ps[bisect_right(ps, bound):] if self.is_bid else ps[:bisect_left(ps, bound)]):
+                a, pa = levels[p]
+                a_sum += a
+                pa_sum += pa
+            self.bound, self.cut_a, self.cut_pa = bound, a_sum, pa_sum
+        return self.cut_a, self.cut_pa
 
 
 class OrderTotals:
@@ -82,7 +111,7 @@ class OrderTotals:
     __slots__ = ("bids", "asks")
 
     def __init__(self, orders: Iterable[tuple[bool, int, int]] = ()) -> None:
-        self.bids, self.asks = _Side(), _Side()
+        self.bids, self.asks = _Side(True), _Side(False)
         for is_buy, price, amount in orders:
             self.add(is_buy, price, amount)
 
@@ -103,21 +132,8 @@ class OrderTotals:
         """`requirement(q, orders + [extra], row)`, without walking the orders."""
         lo, hi = row.mark_lo, row.mark_hi
         bids, asks = self.bids.total, self.asks.total
-        buy_a = buy_pa = sell_a = sell_pa = 0
-        bp = self.bids.prices
-        if bp and bp[-1] > lo:  # some bid above the low mark (rare for a quoting maker)
-            levels = self.bids.levels
-            for i in range(len(bp) - 1, bisect_right(bp, lo) - 1, -1):
-                a, pa = levels[bp[i]]
-                buy_a += a
-                buy_pa += pa
-        sp = self.asks.prices
-        if sp and sp[0] < hi:  # some ask below the high mark
-            levels = self.asks.levels
-            for i in range(bisect_left(sp, hi)):
-                a, pa = levels[sp[i]]
-                sell_a += a
-                sell_pa += pa
+        buy_a, buy_pa = self.bids.losing(lo) if bids else (0, 0)
+        sell_a, sell_pa = self.asks.losing(hi) if asks else (0, 0)
         if extra is not None:
             is_buy, price, amount = extra
             if is_buy:

@@ -65,6 +65,62 @@ def test_incremental_equals_from_scratch(seq, row, q, extra) -> None:
     assert not any(lv[0] == 0 for lv in (*ot.bids.levels.values(), *ot.asks.levels.values()))
 
 
+# marks on the orders' price grid (so orders lie between them), that come back: kept sums reused
+few_rows = st.lists(st.builds(lambda lo, spread, im: RiskRow(lo, lo + spread, im, im // 2),
+                              prices, st.integers(0, 3 * U), st.integers(0, 600 * U)),
+                    min_size=2, max_size=3)
+steps = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["add", "fill", "cancel"]), st.booleans(), prices, amounts,
+              st.integers(0, 10**6)),
+    st.tuples(st.just("check"), st.integers(0, 2), st.integers(-5 * U, 5 * U))), max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps, few_rows)
+def test_kept_losing_side_sums_follow_every_change_and_every_mark(seq, marks) -> None:
+    """Requirements asked between adds, fills and cancels, at marks that move and come back:
+    each equals the from-scratch one and the exact formula (the sums kept for the last mark
+    are updated by every change on the losing side of it and recomputed when the mark moves)."""
+    live: list[list] = []
+    ot = OrderTotals()
+    for step in seq:
+        if step[0] == "check":
+            row, q = marks[step[1] % len(marks)], step[2]
+            orders = [tuple(o) for o in live]
+            assert ot.requirement(q, row) == requirement(q, orders, row) == exact(q, orders, row)
+            continue
+        op, is_buy, price, amount, pick = step
+        if op == "add" or not live:
+            live.append([is_buy, price, amount])
+            ot.add(is_buy, price, amount)
+            continue
+        o = live[pick % len(live)]
+        take = o[2] if op == "cancel" else min(o[2], amount)
+        ot.remove(o[0], o[1], take)
+        o[2] -= take
+        if not o[2]:
+            live.remove(o)
+    for side, is_buy in ((ot.bids, True), (ot.asks, False)):
+        if side.bound is not None:  # what is kept is what a walk gives
+            cut = [(p, a) for b, p, a in (tuple(o) for o in live) if b == is_buy
+                   and (p > side.bound if is_buy else p < side.bound)]
+            assert (side.cut_a, side.cut_pa) == (sum(a for _, a in cut), sum(p * a for p, a in cut))
+
+
+def test_a_mark_that_moves_and_comes_back() -> None:
+    """Bids at 10, 20 and 30 against a low mark at 5, then 25, then 5 again: all three, then one
+    (the other two now gain, never credited), then all three book their loss."""
+    ot, bids = OrderTotals(), [(True, p * U, U) for p in (10, 20, 30)]
+    for b in bids:
+        ot.add(*b)
+    got = []
+    for lo in (5, 25, 5):
+        row = RiskRow(lo * U, lo * U + U, 400 * U, 200 * U)
+        got.append(ot.requirement(0, row))
+        assert got[-1] == requirement(0, bids, row)
+    assert got == [45 * U, 5 * U, 45 * U]
+
+
 def test_hand_computed_figures() -> None:
     row = RiskRow(100 * U, 101 * U, 450 * U, 225 * U)
     # two bids 0.1 above the mark on 0.5 contracts each: one ceil over the side, not one per order
