@@ -40,22 +40,29 @@ ops = st.lists(st.tuples(st.sampled_from(["add", "fill", "cancel"]), st.booleans
                          st.integers(0, 10**6)), max_size=60)
 
 
+def apply_op(ot: OrderTotals, live: list[list], op: str, is_buy: bool, price: int, amount: int,
+             pick: int) -> None:
+    """One step on both `ot` and the model `live` ([is_buy, price, remaining]): add an order, or
+    fill part of / cancel the `pick`-th live one (an add when none is live)."""
+    if op == "add" or not live:
+        live.append([is_buy, price, amount])
+        ot.add(is_buy, price, amount)
+        return
+    o = live[pick % len(live)]
+    take = o[2] if op == "cancel" else min(o[2], amount)
+    ot.remove(o[0], o[1], take)
+    o[2] -= take
+    if not o[2]:
+        live.remove(o)
+
+
 @settings(max_examples=300, deadline=None)
 @given(ops, rows, st.integers(-5 * U, 5 * U), st.none() | st.tuples(st.booleans(), prices, amounts))
 def test_incremental_equals_from_scratch(seq, row, q, extra) -> None:
     live: list[list] = []  # [is_buy, price, remaining]
     ot = OrderTotals()
     for op, is_buy, price, amount, pick in seq:
-        if op == "add" or not live:
-            live.append([is_buy, price, amount])
-            ot.add(is_buy, price, amount)
-            continue
-        o = live[pick % len(live)]
-        take = o[2] if op == "cancel" else min(o[2], amount)
-        ot.remove(o[0], o[1], take)
-        o[2] -= take
-        if not o[2]:
-            live.remove(o)
+        apply_op(ot, live, op, is_buy, price, amount, pick)
     orders = [tuple(o) for o in live] + ([extra] if extra else [])
     want = requirement(q, orders, row)
     assert ot.requirement(q, row, extra) == want == exact(q, orders, row)
@@ -89,17 +96,7 @@ def test_kept_losing_side_sums_follow_every_change_and_every_mark(seq, marks) ->
             orders = [tuple(o) for o in live]
             assert ot.requirement(q, row) == requirement(q, orders, row) == exact(q, orders, row)
             continue
-        op, is_buy, price, amount, pick = step
-        if op == "add" or not live:
-            live.append([is_buy, price, amount])
-            ot.add(is_buy, price, amount)
-            continue
-        o = live[pick % len(live)]
-        take = o[2] if op == "cancel" else min(o[2], amount)
-        ot.remove(o[0], o[1], take)
-        o[2] -= take
-        if not o[2]:
-            live.remove(o)
+        apply_op(ot, live, *step)
     for side, is_buy in ((ot.bids, True), (ot.asks, False)):
         if side.bound is not None:  # what is kept is what a walk gives
             cut = [(p, a) for b, p, a in (tuple(o) for o in live) if b == is_buy
