@@ -99,7 +99,7 @@ def test_kept_losing_side_sums_follow_every_change_and_every_mark(seq, marks) ->
         apply_op(ot, live, *step)
     for side, is_buy in ((ot.bids, True), (ot.asks, False)):
         if side.bound is not None:  # what is kept is what a walk gives
-            cut = [(p, a) for b, p, a in (tuple(o) for o in live) if b == is_buy
+            cut = [(p, a) for b, p, a in live if b == is_buy
                    and (p > side.bound if is_buy else p < side.bound)]
             assert (side.cut_a, side.cut_pa) == (sum(a for _, a in cut), sum(p * a for p, a in cut))
 
